@@ -1,0 +1,1 @@
+"""assistants-api: manage AI assistants over GraphQL and REST."""

@@ -1,0 +1,112 @@
+"""The one patch model of an assistant (CONTRACT section 4) and its mapping to columns.
+
+Absent, null and a value stay three things: fields default to an unset sentinel that pydantic
+never validates, `exclude_unset` reads only what was sent, `NotNull` refuses null where a
+field may not be cleared, and nested objects merge because each leaf maps to its own column.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from app.domain.fields import (
+    Identifier,
+    Input,
+    Instructions,
+    KnowledgeScope,
+    Language,
+    ModelName,
+    Name,
+    NotNull,
+    ShortMessage,
+    SuggestedMessage,
+    ThreadMode,
+    TimeZone,
+)
+
+UNSET: Any = None  # default of every patch field; never validated, dropped by exclude_unset
+
+
+class SttPatch(Input):
+    model: ModelName | None = UNSET
+
+
+class TtsPatch(Input):
+    model: ModelName | None = UNSET
+    voice_id: ModelName | None = UNSET
+
+
+class ConversationPatch(Input):
+    thread_mode: Annotated[ThreadMode, NotNull] = UNSET
+    enable_memories: Annotated[bool, NotNull] = UNSET
+    enable_transfer_to_human_tool: Annotated[bool, NotNull] = UNSET
+    welcome_banner: ShortMessage | None = UNSET
+    suggested_messages: Annotated[list[SuggestedMessage], NotNull, Field(max_length=20)] = UNSET
+    auto_intro_message: ShortMessage | None = UNSET
+    enable_end_conversation_tool: Annotated[bool, NotNull] = UNSET
+    enable_block_contact_tool: Annotated[bool, NotNull] = UNSET
+    enable_private_chats: Annotated[bool, NotNull] = UNSET
+    enable_auto_resolve: Annotated[bool, NotNull] = UNSET
+    enable_auto_follow_ups: Annotated[bool, NotNull] = UNSET
+    enable_auto_csat: Annotated[bool, NotNull] = UNSET
+    enable_update_contact_tool: Annotated[bool, NotNull] = UNSET
+
+
+class ConfigPatch(Input):
+    language: Annotated[Language, NotNull] = UNSET
+    model: Annotated[ModelName, NotNull] = UNSET
+    instructions: Annotated[Instructions, NotNull] = UNSET
+    knowledge_scope: Annotated[KnowledgeScope, NotNull] = UNSET
+    timezone: Annotated[TimeZone, NotNull] = UNSET
+    stt: Annotated[SttPatch, NotNull] = UNSET
+    tts: Annotated[TtsPatch, NotNull] = UNSET
+    conversation: Annotated[ConversationPatch, NotNull] = UNSET
+
+
+class AssistantPatch(Input):
+    """Body of `PATCH /orgs/{org_id}/assistants/{id}` and of `UpdateAssistantInput`."""
+
+    name: Annotated[Name, NotNull] = UNSET
+    enabled: Annotated[bool, NotNull] = UNSET
+    avatar_id: Identifier | None = UNSET
+    config: Annotated[ConfigPatch, NotNull] = UNSET
+
+
+class AssistantCreate(AssistantPatch):
+    """Body of `POST /orgs/{org_id}/assistants`: only `name` is required."""
+
+    name: Annotated[Name, NotNull]
+    generate_secret_key: Annotated[bool, NotNull] = False
+
+
+# Every leaf of the assistant: its path in the API and its column in the table.
+LEAVES: dict[tuple[str, ...], str] = {
+    ("name",): "name",
+    ("enabled",): "enabled",
+    ("avatar_id",): "avatar_id",
+    ("config", "language"): "language",
+    ("config", "model"): "model",
+    ("config", "instructions"): "instructions",
+    ("config", "knowledge_scope"): "knowledge_scope",
+    ("config", "timezone"): "timezone",
+    ("config", "stt", "model"): "stt_model",
+    ("config", "tts", "model"): "tts_model",
+    ("config", "tts", "voice_id"): "tts_voice_id",
+    **{("config", "conversation", name): name for name in ConversationPatch.model_fields},
+}
+COLUMN_PATHS: dict[str, tuple[str, ...]] = {column: path for path, column in LEAVES.items()}
+
+
+def column_values(sent: dict[str, Any], prefix: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Flattens the keys a client sent into {column: value}: the merge of rules 1 to 3."""
+    values: dict[str, Any] = {}
+    for key, value in sent.items():
+        path = (*prefix, key)
+        column = LEAVES.get(path)
+        if column is not None:
+            values[column] = value
+        elif isinstance(value, dict):
+            values.update(column_values(value, path))
+    return values

@@ -1,0 +1,147 @@
+"""Assistant use cases: create, read, update (the heart of the API)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain.assistant_input import AssistantCreate, AssistantPatch, column_values
+from app.domain.errors import (
+    BadRequest,
+    FieldError,
+    NotFound,
+    PreconditionFailed,
+    ValidationFailed,
+    validation_failed,
+)
+from app.models import Assistant, Avatar, new_id, utcnow
+
+M = TypeVar("M", bound=AssistantPatch)
+
+
+def _parse(model: type[M], body: Any) -> tuple[M | None, list[FieldError]]:
+    if not isinstance(body, Mapping):
+        raise BadRequest("the body must be a JSON object")
+    try:
+        return model.model_validate(body), []
+    except ValidationError as exc:
+        return None, validation_failed(exc).fields
+
+
+async def _check_avatar(
+    session: AsyncSession, org_id: str, body: Mapping[str, Any]
+) -> list[FieldError]:
+    avatar_id = body.get("avatar_id")
+    if not isinstance(avatar_id, str) or not avatar_id or "\x00" in avatar_id:
+        return []
+    found = await session.scalar(
+        select(Avatar.id).where(Avatar.id == avatar_id, Avatar.org_id == org_id)
+    )
+    return [] if found else [FieldError(("avatar_id",), "no such avatar in this organisation")]
+
+
+async def _validated(session: AsyncSession, model: type[M], org_id: str, body: Any) -> M:
+    """The whole body checked at once: every offending field is reported, none is stored."""
+    parsed, errors = _parse(model, body)
+    avatar_paths = {e.path for e in errors}
+    if ("avatar_id",) not in avatar_paths:
+        errors += await _check_avatar(session, org_id, body)
+    if errors or parsed is None:
+        names = ", ".join(".".join(str(p) for p in e.path) for e in errors)
+        raise ValidationFailed(f"invalid input: {names}", errors)
+    return parsed
+
+
+def new_secret_key() -> str:
+    """48 random bytes from the OS's CSPRNG, URL-safe base64."""
+    return secrets.token_urlsafe(48)
+
+
+def _next_instant(previous: datetime) -> datetime:
+    """Now, but strictly after `previous` (clocks may stall or step back)."""
+    now = utcnow()
+    return now if now > previous else previous + timedelta(microseconds=1)
+
+
+async def create_assistant(
+    session: AsyncSession, *, org_id: str, body: Any, default_model: str
+) -> Assistant:
+    data = await _validated(session, AssistantCreate, org_id, body)
+    now = utcnow()
+    assistant = Assistant(
+        id=new_id(),
+        org_id=org_id,
+        name=data.name,
+        model=default_model,
+        created_at=now,
+        updated_at=now,
+        suggested_messages=[],
+    )
+    for column, value in column_values(data.set_fields()).items():
+        setattr(assistant, column, value)
+    if data.generate_secret_key:
+        assistant.secret_key = new_secret_key()
+    session.add(assistant)
+    await session.flush()
+    return assistant
+
+
+async def get_assistant(
+    session: AsyncSession, *, org_id: str, assistant_id: str, for_update: bool = False
+) -> Assistant:
+    stmt = select(Assistant).where(
+        Assistant.org_id == org_id,
+        Assistant.id == assistant_id,
+        Assistant.deleted.is_(False),  # type: ignore[attr-defined]
+    )
+    if for_update:
+        stmt = stmt.with_for_update()
+    assistant = await session.scalar(stmt)
+    if assistant is None:
+        raise NotFound(f"no assistant '{assistant_id}' in this organisation")
+    return assistant
+
+
+def check_version(assistant: Assistant, expected_versions: Sequence[int] | None) -> None:
+    if expected_versions is not None and assistant.version not in expected_versions:
+        raise PreconditionFailed(
+            f"the assistant is at version {assistant.version}, not the one expected"
+        )
+
+
+async def update_assistant(
+    session: AsyncSession,
+    *,
+    org_id: str,
+    assistant_id: str,
+    patch: Any,
+    expected_versions: Sequence[int] | None = None,
+) -> Assistant:
+    """Partial update (CONTRACT section 4): merge what was sent, store only real changes.
+
+    The row is locked first (FOR UPDATE on PostgreSQL; the write transaction already holds
+    SQLite's write lock), so concurrent updates of one assistant run one after another.
+    """
+    assistant = await get_assistant(
+        session, org_id=org_id, assistant_id=assistant_id, for_update=True
+    )
+    check_version(assistant, expected_versions)
+    data = await _validated(session, AssistantPatch, org_id, patch)
+    changed = {
+        column: value
+        for column, value in column_values(data.set_fields()).items()
+        if getattr(assistant, column) != value
+    }
+    if changed:
+        for column, value in changed.items():
+            setattr(assistant, column, value)
+        assistant.version += 1
+        assistant.updated_at = _next_instant(assistant.updated_at)
+        await session.flush()
+    return assistant

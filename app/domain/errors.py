@@ -1,0 +1,110 @@
+"""Domain errors: a code, an HTTP status, a message and the offending fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import ValidationError
+
+Path = tuple[str | int, ...]
+
+READ_ONLY_KEYS = frozenset(
+    {
+        "id",
+        "secret_key",
+        "avatar_url",
+        "deleted",
+        "version",
+        "integrations",
+        "actions",
+        "created_at",
+        "updated_at",
+        "error",
+        "assistant_id",
+        "position",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    path: Path
+    message: str
+
+
+class DomainError(Exception):
+    code: ClassVar[str] = "INTERNAL_SERVER_ERROR"
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal Server Error"
+    graphql_code: ClassVar[str | None] = None  # when GraphQL names the case differently
+
+    def __init__(self, message: str, fields: list[FieldError] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or []
+
+    @property
+    def extension_code(self) -> str:
+        return self.graphql_code or self.code
+
+
+class BadRequest(DomainError):
+    code, status, title = "BAD_REQUEST", 400, "Bad Request"
+
+
+class ValidationFailed(DomainError):
+    code, status, title = "VALIDATION_FAILED", 400, "Validation Failed"
+    graphql_code = "BAD_USER_INPUT"
+
+
+class Unauthenticated(DomainError):
+    code, status, title = "UNAUTHENTICATED", 401, "Unauthorized"
+
+
+class Forbidden(DomainError):
+    code, status, title = "FORBIDDEN", 403, "Forbidden"
+
+
+class NotFound(DomainError):
+    code, status, title = "NOT_FOUND", 404, "Not Found"
+
+
+class PreconditionFailed(DomainError):
+    code, status, title = "PRECONDITION_FAILED", 412, "Precondition Failed"
+    graphql_code = "CONFLICT"
+
+
+class PayloadTooLarge(DomainError):
+    code, status, title = "PAYLOAD_TOO_LARGE", 413, "Content Too Large"
+
+
+class UnsupportedMediaType(DomainError):
+    code, status, title = "UNSUPPORTED_MEDIA_TYPE", 415, "Unsupported Media Type"
+
+
+class RateLimited(DomainError):
+    code, status, title = "RATE_LIMITED", 429, "Too Many Requests"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _message(error: Any) -> str:
+    loc = error["loc"]
+    if error["type"] == "extra_forbidden":
+        key = loc[-1] if loc else ""
+        if key in READ_ONLY_KEYS:
+            return f"'{key}' is read-only"
+        return f"unknown field '{key}'"
+    if error["type"] == "missing":
+        return "field required"
+    return str(error["msg"])
+
+
+def validation_failed(exc: ValidationError, prefix: Path = ()) -> ValidationFailed:
+    """Every offending field of a pydantic error, by its snake_case path."""
+    fields = [FieldError(prefix + tuple(error["loc"]), _message(error)) for error in exc.errors()]
+    names = ", ".join(".".join(str(p) for p in f.path) or "(body)" for f in fields)
+    return ValidationFailed(f"invalid input: {names}", fields)

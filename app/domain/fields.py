@@ -1,0 +1,100 @@
+"""Field types shared by every input model: the validation list of CONTRACT section 4."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import zoneinfo
+from functools import cache
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StringConstraints
+from pydantic_core import PydanticCustomError
+
+ThreadMode = Literal["new", "continue"]
+KnowledgeScope = Literal["all", "assistant", "none"]
+
+_BCP47 = re.compile(
+    r"^[A-Za-z]{2,3}(-[A-Za-z]{3}){0,3}(-[A-Za-z]{4})?(-([A-Za-z]{2}|[0-9]{3}))?"
+    r"(-([A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*(-[A-WY-Za-wy-z0-9](-[A-Za-z0-9]{2,8})+)*"
+    r"(-[xX](-[A-Za-z0-9]{1,8})+)?$"
+)
+
+
+def _reject_null(value: Any) -> Any:
+    if value is None:
+        raise PydanticCustomError("null_not_allowed", "may not be null")
+    return value
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise PydanticCustomError("nul_character", "may not contain U+0000")
+    return value
+
+
+def _no_control(value: str) -> str:
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise PydanticCustomError("control_character", "may not contain control characters")
+    return value
+
+
+def _language(value: str) -> str:
+    if value != "auto" and not _BCP47.match(value):
+        raise PydanticCustomError(
+            "language", "must be 'auto' or a BCP 47 language tag such as 'en' or 'pt-BR'"
+        )
+    return value
+
+
+@cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones()) | {"UTC"}
+
+
+def _timezone(value: str) -> str:
+    if value not in _zones():
+        raise PydanticCustomError(
+            "timezone", "must be an IANA time zone name such as 'Europe/Paris'"
+        )
+    return value
+
+
+def _slug(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9]+(?:[_-][a-z0-9]+)*", value):
+        raise PydanticCustomError("slug", "must be a lower-case slug such as 'whatsapp'")
+    return value
+
+
+NotNull = BeforeValidator(_reject_null)
+Text = Annotated[str, AfterValidator(_no_nul)]
+
+
+def text(min_length: int = 0, max_length: int | None = None, *, strip: bool = False) -> Any:
+    """A string with the given limits that never holds U+0000."""
+    return Annotated[
+        str,
+        StringConstraints(strip_whitespace=strip, min_length=min_length, max_length=max_length),
+        AfterValidator(_no_nul),
+    ]
+
+
+Name = Annotated[text(1, 1024, strip=True), AfterValidator(_no_control)]
+ModelName = text(1, 200)
+Language = Annotated[text(1, 64), AfterValidator(_language)]
+TimeZone = Annotated[text(1, 64), AfterValidator(_timezone)]
+Instructions = text(0, 100_000)
+ShortMessage = text(0, 2000)
+SuggestedMessage = text(1, 500)
+Identifier = text(1, 64)
+Slug = Annotated[text(1, 64), AfterValidator(_slug)]
+
+
+class Input(BaseModel):
+    """Base of every request body: unknown keys refused, no type coercion."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    def set_fields(self) -> dict[str, Any]:
+        """The keys the client sent, nested, as plain values (absent stays absent)."""
+        return self.model_dump(exclude_unset=True)

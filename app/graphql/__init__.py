@@ -1,0 +1,1 @@
+"""The GraphQL transport: translates names and errors, holds no business logic."""

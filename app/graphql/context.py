@@ -1,0 +1,41 @@
+"""The per-request context: database, settings, loaders and the caller's API key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from strawberry.types import Info as StrawberryInfo
+
+from app.auth import Principal, authenticate, authorize
+from app.db import Database
+from app.graphql.loaders import Loaders
+from app.settings import Settings
+
+
+@dataclass
+class Context:
+    db: Database
+    settings: Settings
+    authorization: str | None
+    request: Any = None
+    response: Any = None
+    loaders: Loaders = field(init=False)
+    _principal: Principal | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(self.db)
+
+    async def org(self, session: AsyncSession, org_id: str) -> str:
+        """The organisation this request may act on (401/403 otherwise)."""
+        if self._principal is None:
+            self._principal = await authenticate(session, self.authorization)
+        return authorize(self._principal, org_id)
+
+    @property
+    def principal(self) -> Principal | None:
+        return self._principal
+
+
+Info = StrawberryInfo[Context, None]

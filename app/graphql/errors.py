@@ -1,0 +1,80 @@
+"""Every GraphQL error gets `extensions.code`; domain errors keep theirs, the rest are masked."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+from strawberry.utils.str_converters import to_camel_case
+
+from app.domain.errors import DomainError
+
+logger = logging.getLogger("app.errors")
+
+
+def _field_path(path: tuple[str | int, ...]) -> list[str | int]:
+    return [to_camel_case(p) if isinstance(p, str) else p for p in path]
+
+
+def domain_extensions(error: DomainError) -> dict[str, Any]:
+    extensions: dict[str, Any] = {"code": error.extension_code}
+    if error.fields:
+        extensions["fields"] = [
+            {"path": _field_path(f.path), "message": f.message} for f in error.fields
+        ]
+    return extensions
+
+
+def mask_unexpected(error: GraphQLError) -> None:
+    """Log the traceback under an id; tell the client only the id."""
+    error_id = uuid.uuid4().hex
+    original = error.original_error
+    logger.error(
+        "unexpected error %s in GraphQL field %s",
+        error_id,
+        error.path,
+        exc_info=(type(original), original, original.__traceback__) if original else None,
+    )
+    error.message = f"Internal server error (error id {error_id})"
+    error.extensions = {"code": "INTERNAL_SERVER_ERROR", "errorId": error_id}
+
+
+class ErrorCodes(SchemaExtension):
+    """Gives each error its code once the operation is over (one place for every resolver)."""
+
+    def __init__(self) -> None:
+        self._phase = "execution"
+
+    def on_parse(self) -> Iterator[None]:
+        yield
+        if self.execution_context.graphql_document is None:
+            self._phase = "parse"
+
+    def on_validate(self) -> Iterator[None]:
+        yield
+        if self.execution_context.pre_execution_errors:
+            self._phase = "validation"
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        for error in (result.errors if result else None) or []:
+            self._annotate(error)
+
+    def _annotate(self, error: GraphQLError) -> None:
+        original = error.original_error
+        if isinstance(original, DomainError):
+            error.message = original.message
+            error.extensions = domain_extensions(original)
+        elif self._phase == "parse":
+            error.extensions = {"code": "GRAPHQL_PARSE_FAILED"}
+        elif self._phase == "validation":
+            error.extensions = {"code": "GRAPHQL_VALIDATION_FAILED"}
+        elif original is None or isinstance(original, GraphQLError):
+            error.extensions = {"code": "BAD_USER_INPUT", **(error.extensions or {})}
+        else:
+            mask_unexpected(error)

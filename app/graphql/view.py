@@ -1,0 +1,56 @@
+"""The Strawberry ASGI view: context per request, JSON error bodies for HTTP-level failures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from cross_web import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from app.graphql.context import Context
+from app.settings import Settings
+
+
+def graphql_error_response(status: int, code: str, message: str) -> Response:
+    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
+    return JSONResponse(body, status_code=status)
+
+
+class GraphQLView(GraphQL[Context, None]):
+    def __init__(self, schema: Any, *, settings: Settings) -> None:
+        super().__init__(schema, multipart_uploads_enabled=False)
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope=scope, receive=receive)
+        try:
+            response = await self.run(request)
+        except HTTPException as exc:
+            code = "BAD_REQUEST" if exc.status_code == 400 else "METHOD_NOT_ALLOWED"
+            if exc.status_code == 404:
+                code = "NOT_FOUND"
+            response = graphql_error_response(exc.status_code, code, exc.reason)
+        await response(scope, receive, send)
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        return Context(
+            db=request.app.state.db,
+            settings=self.settings,
+            authorization=request.headers.get("authorization"),
+            request=request,
+            response=response,
+        )
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+    def decode_json(self, data: str | bytes) -> object:
+        return orjson.loads(data)

@@ -1,0 +1,80 @@
+"""create_app(settings): routes, middleware, lifespan and exception handlers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from app.db import Database, create_engine
+from app.domain.errors import DomainError
+from app.graphql.schema import schema
+from app.graphql.view import GraphQLView
+from app.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from app.rest import assistants
+from app.rest.errors import handle_domain_error, handle_http_error, handle_unexpected
+from app.settings import Settings
+
+logger = logging.getLogger("app")
+
+
+async def healthz(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    db: Database = request.app.state.db
+    try:
+        async with db.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001  (any failure means "not ready")
+        logger.warning("readiness check failed: %s", exc.__class__.__name__)
+        return JSONResponse({"status": "unavailable"}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.db = Database(create_engine(settings))
+        try:
+            yield
+        finally:
+            await app.state.db.dispose()
+
+    graphql = GraphQLView(schema, settings=settings)
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        *assistants.routes,
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(
+                BodyLimitMiddleware,
+                max_bytes=settings.max_body_bytes,
+                max_avatar_bytes=settings.max_avatar_bytes,
+            ),
+        ],
+        exception_handlers={
+            DomainError: handle_domain_error,
+            HTTPException: handle_http_error,
+            Exception: handle_unexpected,
+        },
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    return app

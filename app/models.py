@@ -1,0 +1,148 @@
+"""SQLModel tables. Imports nothing else from the app."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, TypeDecorator
+from sqlalchemy.engine import Dialect
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC instants; always hands back an aware UTC datetime (SQLite drops zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _time(nullable: bool = False) -> Any:
+    return Field(sa_column=Column(UTCDateTime(), nullable=nullable))
+
+
+class Organisation(SQLModel, table=True):
+    __tablename__ = "organisations"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=1024)
+    created_at: datetime = _time()
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_keys"
+
+    id: str = Field(primary_key=True, max_length=64)
+    org_id: str = Field(foreign_key="organisations.id", index=True, max_length=64)
+    key_hash: str = Field(unique=True, max_length=64)
+    created_at: datetime = _time()
+    revoked_at: datetime | None = _time(nullable=True)
+
+
+class Avatar(SQLModel, table=True):
+    __tablename__ = "avatars"
+
+    id: str = Field(primary_key=True, max_length=64)
+    org_id: str = Field(foreign_key="organisations.id", index=True, max_length=64)
+    content_type: str = Field(max_length=64)
+    size: int
+    sha256: str = Field(max_length=64)
+    created_at: datetime = _time()
+
+
+class Assistant(SQLModel, table=True):
+    """One row per assistant; every config leaf is its own column, so merges are per column."""
+
+    __tablename__ = "assistants"
+    __table_args__ = (Index("ix_assistants_org_deleted_seq", "org_id", "deleted", "seq"),)
+
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, max_length=64)
+    org_id: str = Field(foreign_key="organisations.id", max_length=64)
+    name: str = Field(max_length=1024)
+    enabled: bool = True
+    deleted: bool = False
+    version: int = 1
+    secret_key: str | None = Field(default=None, max_length=128)
+    avatar_id: str | None = Field(default=None, foreign_key="avatars.id", max_length=64)
+
+    language: str = Field(default="auto", max_length=64)
+    model: str = Field(max_length=200)
+    instructions: str = ""
+    knowledge_scope: str = Field(default="all", max_length=16)
+    timezone: str = Field(default="UTC", max_length=64)
+    stt_model: str | None = Field(default=None, max_length=200)
+    tts_model: str | None = Field(default=None, max_length=200)
+    tts_voice_id: str | None = Field(default=None, max_length=200)
+
+    thread_mode: str = Field(default="new", max_length=16)
+    enable_memories: bool = False
+    enable_transfer_to_human_tool: bool = False
+    welcome_banner: str | None = None
+    suggested_messages: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    auto_intro_message: str | None = None
+    enable_end_conversation_tool: bool = False
+    enable_block_contact_tool: bool = False
+    enable_private_chats: bool = False
+    enable_auto_resolve: bool = False
+    enable_auto_follow_ups: bool = False
+    enable_auto_csat: bool = False
+    enable_update_contact_tool: bool = False
+
+    created_at: datetime = _time()
+    updated_at: datetime = _time()
+
+
+class Integration(SQLModel, table=True):
+    __tablename__ = "integrations"
+
+    id: str = Field(primary_key=True, max_length=64)
+    org_id: str = Field(foreign_key="organisations.id", max_length=64)
+    assistant_id: str = Field(foreign_key="assistants.id", index=True, max_length=64)
+    integration_id: str = Field(max_length=64)
+    enabled: bool = True
+    connection_id: str | None = Field(default=None, max_length=200)
+    config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    error: str | None = None
+    created_at: datetime = _time()
+    updated_at: datetime = _time()
+
+
+class Action(SQLModel, table=True):
+    __tablename__ = "actions"
+    __table_args__ = (Index("ix_actions_assistant_position", "assistant_id", "position"),)
+
+    id: str = Field(primary_key=True, max_length=64)
+    org_id: str = Field(foreign_key="organisations.id", max_length=64)
+    assistant_id: str = Field(foreign_key="assistants.id", max_length=64)
+    action_id: str = Field(max_length=128)
+    enabled: bool = True
+    name: str = Field(max_length=64)
+    instructions: str = Field(default="", max_length=2048)
+    connection_id: str | None = Field(default=None, max_length=200)
+    config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    position: int
+    created_at: datetime = _time()
+    updated_at: datetime = _time()

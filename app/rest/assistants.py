@@ -1,0 +1,60 @@
+"""`/orgs/{org_id}/assistants`: create, read and the documented PATCH."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.domain.assistants import create_assistant, get_assistant, update_assistant
+from app.rest.common import (
+    PATCH_TYPES,
+    assistant_documents,
+    etag,
+    if_match_versions,
+    json_response,
+    org_session,
+    read_json,
+    settings_of,
+)
+
+
+async def create(request: Request) -> Response:
+    settings = settings_of(request)
+    async with org_session(request, write=True) as (session, org_id):
+        body = await read_json(request)
+        row = await create_assistant(
+            session, org_id=org_id, body=body, default_model=settings.default_model
+        )
+        [document] = await assistant_documents(session, [row], settings.base_url)
+    return json_response(document, 201, {"ETag": etag(row)})
+
+
+async def read(request: Request) -> Response:
+    async with org_session(request, write=False) as (session, org_id):
+        row = await get_assistant(
+            session, org_id=org_id, assistant_id=request.path_params["assistant_id"]
+        )
+        [document] = await assistant_documents(session, [row], settings_of(request).base_url)
+    return json_response(document, headers={"ETag": etag(row)})
+
+
+async def patch(request: Request) -> Response:
+    async with org_session(request, write=True) as (session, org_id):
+        body = await read_json(request, PATCH_TYPES)
+        row = await update_assistant(
+            session,
+            org_id=org_id,
+            assistant_id=request.path_params["assistant_id"],
+            patch=body,
+            expected_versions=if_match_versions(request),
+        )
+        [document] = await assistant_documents(session, [row], settings_of(request).base_url)
+    return json_response(document, headers={"ETag": etag(row)})
+
+
+routes = [
+    Route("/orgs/{org_id}/assistants", create, methods=["POST"]),
+    Route("/orgs/{org_id}/assistants/{assistant_id}", read, methods=["GET"]),
+    Route("/orgs/{org_id}/assistants/{assistant_id}", patch, methods=["PATCH"]),
+]

@@ -1,0 +1,105 @@
+"""What every REST route shares: the JSON body, the caller's organisation, the JSON answer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.auth import authenticate, authorize
+from app.db import Database
+from app.domain.actions import actions_by_assistant
+from app.domain.documents import assistant_document
+from app.domain.errors import BadRequest, UnsupportedMediaType
+from app.domain.integrations import integrations_by_assistant
+from app.models import Assistant
+from app.settings import Settings
+
+JSON_TYPES = ("application/json",)
+PATCH_TYPES = ("application/json", "application/merge-patch+json")
+
+
+def settings_of(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def db_of(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+async def read_json(request: Request, accepted: Sequence[str] = JSON_TYPES) -> Any:
+    """The body as JSON; 415 for another content type, 400 when it does not parse."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in accepted:
+        raise UnsupportedMediaType(
+            f"send the body as {' or '.join(accepted)}, not '{media_type or 'nothing'}'"
+        )
+    raw = await request.body()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+
+
+@asynccontextmanager
+async def org_session(request: Request, *, write: bool) -> AsyncIterator[tuple[AsyncSession, str]]:
+    """One transaction for the request, and the organisation its API key may act on."""
+    db = db_of(request)
+    transaction = db.write() if write else db.read()
+    async with transaction as session:
+        principal = await authenticate(session, request.headers.get("authorization"))
+        request.state.principal = principal
+        yield session, authorize(principal, request.path_params["org_id"])
+
+
+def json_response(
+    content: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        orjson.dumps(content),
+        status_code=status_code,
+        headers=headers,
+        media_type="application/json",
+    )
+
+
+async def assistant_documents(
+    session: AsyncSession, assistants: Sequence[Assistant], base_url: str
+) -> list[dict[str, Any]]:
+    """The documented JSON of many assistants; their children cost two statements in all."""
+    ids = [a.id for a in assistants]
+    integrations = await integrations_by_assistant(session, ids)
+    actions = await actions_by_assistant(session, ids)
+    return [
+        assistant_document(
+            a,
+            base_url=base_url,
+            integrations=integrations.get(a.id, []),
+            actions=actions.get(a.id, []),
+        )
+        for a in assistants
+    ]
+
+
+def etag(assistant: Assistant) -> str:
+    return f'"{assistant.version}"'
+
+
+def if_match_versions(request: Request) -> list[int] | None:
+    """The versions an `If-Match` header accepts; None when absent or `*`."""
+    header = request.headers.get("if-match")
+    if header is None or header.strip() == "*":
+        return None
+    versions = []
+    for tag in header.split(","):
+        tag = tag.strip()
+        if tag.startswith('"') and tag.endswith('"') and tag[1:-1].isdigit():
+            versions.append(int(tag[1:-1]))
+    return versions

@@ -1,0 +1,88 @@
+"""RFC 9457 problem details: the one place a domain error becomes an HTTP response."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.domain.errors import DomainError, RateLimited, Unauthenticated
+
+logger = logging.getLogger("app.errors")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem_response(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": f"https://errors.assistants-api.dev/{code.lower().replace('_', '-')}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "errors": errors or [],
+        **extra,
+    }
+    return Response(
+        orjson.dumps(body), status_code=status, headers=headers, media_type=PROBLEM_JSON
+    )
+
+
+def domain_error_response(error: DomainError) -> Response:
+    headers: dict[str, str] = {}
+    if isinstance(error, Unauthenticated):
+        headers["WWW-Authenticate"] = 'Bearer realm="assistants-api"'
+    if isinstance(error, RateLimited):
+        headers["Retry-After"] = str(error.retry_after)
+    errors = [
+        {"path": ".".join(str(p) for p in f.path), "message": f.message} for f in error.fields
+    ]
+    return problem_response(
+        error.status, error.code, error.title, error.message, errors, headers or None
+    )
+
+
+async def handle_domain_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    return domain_error_response(exc)
+
+
+_HTTP_CODES = {
+    404: ("NOT_FOUND", "Not Found"),
+    405: ("METHOD_NOT_ALLOWED", "Method Not Allowed"),
+    400: ("BAD_REQUEST", "Bad Request"),
+}
+
+
+async def handle_http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code, title = _HTTP_CODES.get(exc.status_code, ("HTTP_ERROR", "HTTP Error"))
+    return problem_response(exc.status_code, code, title, str(exc.detail), headers=exc.headers)
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    """Masks the failure; the id appears both in the answer and beside the traceback in the log."""
+    error_id = uuid.uuid4().hex
+    logger.error(
+        "unexpected error %s on %s %s", error_id, request.method, request.url.path, exc_info=exc
+    )
+    return problem_response(
+        500,
+        "INTERNAL_SERVER_ERROR",
+        "Internal Server Error",
+        f"an unexpected error occurred (error id {error_id})",
+        error_id=error_id,
+    )

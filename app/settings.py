@@ -1,0 +1,43 @@
+"""Settings, read once from the environment (and `.env`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./data/assistants.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = None
+    log_level: str = "INFO"
+    demo: bool = False
+
+    default_model: str = "gpt-4o-mini"
+    avatars_dir: Path = Path("./data/avatars")
+    max_body_bytes: int = 1024 * 1024
+    max_avatar_bytes: int = 2 * 1024 * 1024
+
+    # SQLite durability: NORMAL in WAL mode never corrupts; FULL also survives power loss.
+    sqlite_synchronous: str = "FULL"
+    sqlite_busy_timeout_ms: int = 30_000
+
+    graphql_introspection: bool = True
+    graphql_max_depth: int = 10
+    graphql_max_aliases: int = 15
+    graphql_max_tokens: int = 2000
+    graphql_max_root_fields: int = 10
+
+    rate_limit: str = "500/minute"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
