@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -27,6 +28,25 @@ def domain_extensions(error: DomainError) -> dict[str, Any]:
             {"path": _field_path(f.path), "message": f.message} for f in error.fields
         ]
     return extensions
+
+
+_VARIABLE_ERROR = re.compile(r"^Variable '\$[^']+' has invalid value(?: at ([^:]+))?: (.+)$", re.S)
+_SEGMENT = re.compile(r"\.([_A-Za-z][_0-9A-Za-z]*)|\[(\d+)\]")
+_NAMED_KEY = re.compile(r"unknown field '([^']+)'|^Field '([^']+)' of required type")
+
+
+def variable_fields(message: str) -> list[dict[str, Any]]:
+    """The offending input field of a variable that failed GraphQL coercion (wrong type,
+    unknown key, bad enum value), as `extensions.fields` (empty when the message is another)."""
+    match = _VARIABLE_ERROR.match(message)
+    if match is None:
+        return []
+    at, detail = match.groups()
+    path: list[str | int] = [name or int(index) for name, index in _SEGMENT.findall(at or "")]
+    named = _NAMED_KEY.search(detail)
+    if named:
+        path.append(named.group(1) or named.group(2))
+    return [{"path": path, "message": detail}]
 
 
 def mask_unexpected(error: GraphQLError) -> None:
@@ -75,6 +95,8 @@ class ErrorCodes(SchemaExtension):
         elif self._phase == "validation":
             error.extensions = {"code": "GRAPHQL_VALIDATION_FAILED"}
         elif original is None or isinstance(original, GraphQLError):
-            error.extensions = {"code": "BAD_USER_INPUT", **(error.extensions or {})}
+            fields = variable_fields(error.message)
+            extensions = {"code": "BAD_USER_INPUT", **(error.extensions or {})}
+            error.extensions = {**extensions, "fields": fields} if fields else extensions
         else:
             mask_unexpected(error)

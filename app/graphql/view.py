@@ -54,3 +54,10 @@ class GraphQLView(GraphQL[Context, None]):
 
     def decode_json(self, data: str | bytes) -> object:
         return orjson.loads(data)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """A JSON object (or a batch, which Strawberry refuses); any other JSON is a 400."""
+        parsed = super().parse_json(data)
+        if not isinstance(parsed, dict | list):
+            raise HTTPException(400, "the body must be a JSON object")
+        return parsed
