@@ -32,7 +32,7 @@ def domain_extensions(error: DomainError) -> dict[str, Any]:
 
 _VARIABLE_ERROR = re.compile(r"^Variable '\$[^']+' has invalid value(?: at ([^:]+))?: (.+)$", re.S)
 _SEGMENT = re.compile(r"\.([_A-Za-z][_0-9A-Za-z]*)|\[(\d+)\]")
-_NAMED_KEY = re.compile(r"unknown field '([^']+)'|^Field '([^']+)' of required type")
+_NAMED_KEY = re.compile(r"(?:unknown|required) field '([^']+)'")
 
 
 def variable_fields(message: str) -> list[dict[str, Any]]:
@@ -45,7 +45,7 @@ def variable_fields(message: str) -> list[dict[str, Any]]:
     path: list[str | int] = [name or int(index) for name, index in _SEGMENT.findall(at or "")]
     named = _NAMED_KEY.search(detail)
     if named:
-        path.append(named.group(1) or named.group(2))
+        path.append(named.group(1))
     return [{"path": path, "message": detail}]
 
 
@@ -91,7 +91,7 @@ class ErrorCodes(SchemaExtension):
             error.message = original.message
             error.extensions = domain_extensions(original)
         elif self._phase == "parse":
-            error.extensions = {"code": "GRAPHQL_PARSE_FAILED"}
+            error.extensions = {"code": "GRAPHQL_PARSE_FAILED", **(error.extensions or {})}
         elif self._phase == "validation":
             error.extensions = {"code": "GRAPHQL_VALIDATION_FAILED"}
         elif original is None or isinstance(original, GraphQLError):
