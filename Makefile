@@ -2,10 +2,24 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+ASSETS_STAMP := ide/node_modules/.installed
 
-.PHONY: install run test lint schema migrate clean
+.PHONY: install assets run test lint schema migrate clean
 
-install: $(STAMP)
+install: $(STAMP) $(ASSETS_STAMP)
+
+# GraphiQL's browser assets, pinned by ide/package-lock.json and served from ide/node_modules.
+# Without npm (or when it fails) the app still works: the GraphiQL page then uses a CDN.
+assets: $(ASSETS_STAMP)
+
+$(ASSETS_STAMP): ide/package.json ide/package-lock.json
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  echo "npm not found: GraphiQL will load its assets from a CDN" >&2; \
+	elif (cd ide && npm ci --no-audit --no-fund --loglevel=error); then \
+	  touch $@; \
+	else \
+	  echo "npm ci failed: GraphiQL will load its assets from a CDN" >&2; \
+	fi
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,4 +45,4 @@ migrate: install
 	$(PY) -m app migrate
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .ruff_cache
+	rm -rf $(VENV) data .pytest_cache .ruff_cache ide/node_modules

@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from app.db import Database, create_engine
 from app.domain.errors import DomainError
+from app.graphql import ide
 from app.graphql.schema import schema
 from app.graphql.view import GraphQLView
 from app.middleware import BodyLimitMiddleware, RequestIdMiddleware
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
+        *ide.routes,
         *assistants.routes,
     ]
     app = Starlette(

@@ -7,12 +7,13 @@ from typing import Any
 import orjson
 from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from app.graphql.context import Context
+from app.graphql.ide import render_page
 from app.settings import Settings
 
 
@@ -48,6 +49,11 @@ class GraphQLView(GraphQL[Context, None]):
             request=request,
             response=response,
         )
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """GraphiQL from the pinned local assets, opening on a runnable example."""
+        page = render_page(self.settings, request.url.path)
+        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)

@@ -1,0 +1,204 @@
+"""GraphiQL at `GET /graphql`: the page, its example, and the pinned browser assets.
+
+The assets (React, ReactDOM and GraphiQL's self-contained UMD build) are npm packages pinned in
+`ide/package.json` and installed into `ide/node_modules` by `make install`; the app serves the
+few files the page needs under `/graphiql-assets/{package}@{version}/{file}`, the same shape as
+the CDN the page falls back to when they are missing. With local assets, loading the page makes
+no request outside this server.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route
+
+from app.settings import Settings
+
+IDE_DIR = Path(__file__).resolve().parents[2] / "ide"
+ASSETS_PREFIX = "/graphiql-assets"
+CDN = "https://cdn.jsdelivr.net/npm"
+DEMO_FILE = Path("data/demo.json")  # written by `python -m app demo`, relative to the cwd
+SCRIPTS = (
+    ("react", "umd/react.production.min.js"),
+    ("react-dom", "umd/react-dom.production.min.js"),
+    ("graphiql", "graphiql.min.js"),
+)
+STYLES = (("graphiql", "graphiql.min.css"),)
+
+EXAMPLE_QUERY = """\
+# Welcome to the assistants API.
+#
+# 1. Paste your API key in the Headers tab below:
+#      {"Authorization": "Bearer <your API key>"}
+#    (`python -m app orgs create NAME` makes one.)
+# 2. Put an assistant's id in the Variables tab;
+#    orgId "c" is your key's own organisation.
+# 3. Run with the ▶ button or Ctrl+Enter.
+#    The book icon (Docs) explains every field.
+
+mutation UpdateAssistant(
+  $orgId: ID!
+  $assistantId: ID!
+  $input: UpdateAssistantInput!
+) {
+  updateAssistant(orgId: $orgId, assistantId: $assistantId, input: $input) {
+    id
+    name
+    version
+    updatedAt
+    config {
+      language
+      model
+      tts { model voiceId }
+      conversation { threadMode welcomeBanner suggestedMessages }
+    }
+    integrations { id integrationId enabled config }
+    actions { id actionId name position }
+  }
+}
+"""
+DEMO_NOTE = """\
+# Demo mode: the demo organisation's id, assistant
+# and API key are already in the Variables and
+# Headers tabs, so this example runs as it is.
+#
+"""
+EXAMPLE_INPUT = {
+    "config": {
+        "tts": {"voiceId": "v2"},
+        "conversation": {"welcomeBanner": "Hi! How can I help?"},
+    }
+}
+PLACEHOLDER_ASSISTANT = "PASTE-AN-ASSISTANT-ID"
+PLACEHOLDER_KEY = "PASTE-YOUR-API-KEY-HERE"
+
+
+@cache
+def pinned_versions() -> dict[str, str]:
+    """The exact versions of `ide/package.json`: what `npm ci` installs and the CDN serves."""
+    package = json.loads((IDE_DIR / "package.json").read_text())
+    return dict(package["dependencies"])
+
+
+def installed_file(package: str, file: str) -> Path | None:
+    """The local copy of one asset, when the pinned version is installed."""
+    root = IDE_DIR / "node_modules" / package
+    try:
+        installed = json.loads((root / "package.json").read_text())["version"]
+    except (OSError, ValueError, KeyError):
+        return None
+    path = root / file
+    return path if installed == pinned_versions()[package] and path.is_file() else None
+
+
+def local_assets_available() -> bool:
+    return all(installed_file(package, file) for package, file in (*SCRIPTS, *STYLES))
+
+
+def asset_urls(*, local: bool) -> tuple[list[str], list[str]]:
+    """(scripts, stylesheets): served by this app when `local`, else by the CDN."""
+    base = ASSETS_PREFIX if local else CDN
+    versions = pinned_versions()
+
+    def url(package: str, file: str) -> str:
+        return f"{base}/{package}@{versions[package]}/{file}"
+
+    return [url(*asset) for asset in SCRIPTS], [url(*asset) for asset in STYLES]
+
+
+async def serve_asset(request: Request) -> Response:
+    """One of the page's pinned files; anything else under the prefix is a 404."""
+    wanted = request.path_params["path"]
+    for package, file in (*SCRIPTS, *STYLES):
+        if wanted == f"{package}@{pinned_versions()[package]}/{file}":
+            path = installed_file(package, file)
+            if path is not None:
+                headers = {"Cache-Control": "public, max-age=31536000, immutable"}
+                return FileResponse(path, headers=headers)
+    raise HTTPException(404, "no such GraphiQL asset")
+
+
+routes = [Route(ASSETS_PREFIX + "/{path:path}", serve_asset, methods=["GET", "HEAD"])]
+
+
+def read_demo() -> dict[str, Any] | None:
+    """The demo organisation written by `python -m app demo`, if any."""
+    try:
+        demo = json.loads(DEMO_FILE.read_text())
+    except (OSError, ValueError):
+        return None
+    wanted = ("org_id", "assistant_id", "api_key")
+    if not isinstance(demo, dict) or not all(isinstance(demo.get(k), str) for k in wanted):
+        return None
+    return demo
+
+
+def example(settings: Settings) -> dict[str, str]:
+    """The opening document, variables and headers; secrets only in demo mode."""
+    demo = read_demo() if settings.demo else None
+    variables = {
+        "orgId": demo["org_id"] if demo else "c",
+        "assistantId": demo["assistant_id"] if demo else PLACEHOLDER_ASSISTANT,
+        "input": EXAMPLE_INPUT,
+    }
+    headers = {"Authorization": f"Bearer {demo['api_key'] if demo else PLACEHOLDER_KEY}"}
+    return {
+        "query": (DEMO_NOTE if demo else "") + EXAMPLE_QUERY,
+        "variables": json.dumps(variables, indent=2),
+        "headers": json.dumps(headers, indent=2),
+    }
+
+
+def render_page(settings: Settings, endpoint: str) -> str:
+    local = local_assets_available()
+    scripts, styles = asset_urls(local=local)
+    config = {"url": endpoint, **example(settings)}
+    # `<` escaped so no value can close the script element that carries the JSON.
+    config_json = json.dumps(config).replace("<", "\\u003c")
+    return PAGE.format(
+        styles="\n".join(f'<link rel="stylesheet" href="{html.escape(u)}">' for u in styles),
+        scripts="\n".join(f'<script src="{html.escape(u)}"></script>' for u in scripts),
+        config=config_json,
+        source="local" if local else "cdn",
+    )
+
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="graphiql-assets" content="{source}">
+<title>GraphiQL · assistants API</title>
+<link rel="icon" href="data:,">
+<style>html, body, #graphiql {{ height: 100%; margin: 0; }}</style>
+{styles}
+</head>
+<body>
+<div id="graphiql">Loading GraphiQL…</div>
+<script id="graphiql-config" type="application/json">{config}</script>
+{scripts}
+<script>
+  const config = JSON.parse(document.getElementById("graphiql-config").textContent);
+  const root = ReactDOM.createRoot(document.getElementById("graphiql"));
+  root.render(React.createElement(GraphiQL, {{
+    fetcher: GraphiQL.createFetcher({{ url: config.url }}),
+    query: config.query,
+    variables: config.variables,
+    headers: config.headers,
+    isHeadersEditorEnabled: true,
+    shouldPersistHeaders: false,
+    defaultEditorToolsVisibility: "headers",
+  }}));
+</script>
+</body>
+</html>
+"""
