@@ -1,4 +1,4 @@
-"""Assistant use cases: create, read, update (the heart of the API)."""
+"""Assistant use cases: create, read, list, update, delete, rotate the secret key."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.assistant_input import AssistantCreate, AssistantPatch, column_values
@@ -20,7 +20,7 @@ from app.domain.errors import (
     ValidationFailed,
     validation_failed,
 )
-from app.models import Assistant, Avatar, new_id, utcnow
+from app.models import Action, Assistant, Avatar, Integration, new_id, utcnow
 
 M = TypeVar("M", bound=AssistantPatch)
 
@@ -144,4 +144,71 @@ async def update_assistant(
         assistant.version += 1
         assistant.updated_at = _next_instant(assistant.updated_at)
         await session.flush()
+    return assistant
+
+
+MAX_PAGE_SIZE = 100
+
+
+def check_page_size(value: int, name: str) -> int:
+    """A page size of 1 to MAX_PAGE_SIZE, or a validation error naming the parameter."""
+    if not 1 <= value <= MAX_PAGE_SIZE:
+        raise ValidationFailed(
+            f"'{name}' must be between 1 and {MAX_PAGE_SIZE}",
+            [FieldError((name,), f"must be between 1 and {MAX_PAGE_SIZE}")],
+        )
+    return value
+
+
+def _visible(org_id: str) -> Any:
+    return (Assistant.org_id == org_id) & Assistant.deleted.is_(False)  # type: ignore[attr-defined]
+
+
+async def list_assistants(
+    session: AsyncSession,
+    *,
+    org_id: str,
+    limit: int,
+    offset: int = 0,
+    after_seq: int | None = None,
+) -> list[Assistant]:
+    """The organisation's assistants, oldest first (by `seq`, which only grows): a window
+    after a row (`after_seq`, for cursors) or at an `offset` (for pages)."""
+    stmt = select(Assistant).where(_visible(org_id))
+    if after_seq is not None:
+        stmt = stmt.where(Assistant.seq > after_seq)  # type: ignore[operator]
+    stmt = stmt.order_by(Assistant.seq).offset(offset).limit(limit)  # type: ignore[arg-type]
+    return list(await session.scalars(stmt))
+
+
+async def count_assistants(session: AsyncSession, *, org_id: str) -> int:
+    total = await session.scalar(
+        select(func.count()).select_from(Assistant).where(_visible(org_id))
+    )
+    return int(total or 0)
+
+
+async def delete_assistant(session: AsyncSession, *, org_id: str, assistant_id: str) -> Assistant:
+    """Soft-deletes the assistant (it answers 404 from now on) and removes its children."""
+    assistant = await get_assistant(
+        session, org_id=org_id, assistant_id=assistant_id, for_update=True
+    )
+    await session.execute(delete(Integration).where(Integration.assistant_id == assistant.id))  # type: ignore[arg-type]
+    await session.execute(delete(Action).where(Action.assistant_id == assistant.id))  # type: ignore[arg-type]
+    assistant.deleted = True
+    assistant.version += 1
+    assistant.updated_at = _next_instant(assistant.updated_at)
+    await session.flush()
+    return assistant
+
+
+async def rotate_secret_key(session: AsyncSession, *, org_id: str, assistant_id: str) -> Assistant:
+    """A fresh secret key from the OS's CSPRNG; the old one stops being the assistant's."""
+    assistant = await get_assistant(
+        session, org_id=org_id, assistant_id=assistant_id, for_update=True
+    )
+    assistant.secret_key = new_secret_key()
+    assistant.version += 1
+    assistant.updated_at = _next_instant(assistant.updated_at)
+    await session.flush()
     return assistant

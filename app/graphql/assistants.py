@@ -1,4 +1,4 @@
-"""`assistant`, `createAssistant`, `updateAssistant`: translation to the domain use cases."""
+"""Assistant queries and mutations: translation to the domain use cases."""
 
 from __future__ import annotations
 
@@ -6,11 +6,46 @@ from typing import Annotated
 
 import strawberry
 
-from app.domain.assistants import create_assistant, get_assistant, update_assistant
+from app.domain.assistants import (
+    check_page_size,
+    count_assistants,
+    create_assistant,
+    delete_assistant,
+    get_assistant,
+    list_assistants,
+    rotate_secret_key,
+    update_assistant,
+)
 from app.graphql.args import AssistantId, OrgId
 from app.graphql.context import Info
 from app.graphql.inputs import CreateAssistantInput, UpdateAssistantInput, sent_fields
-from app.graphql.types import Assistant
+from app.graphql.pagination import PageInfo, decode_cursor, encode_cursor
+from app.graphql.types import Assistant, AssistantConnection, AssistantEdge
+from app.models import Assistant as AssistantRow
+
+CURSOR_KIND = "assistant"
+DEFAULT_FIRST = 20
+
+
+def assistant_connection(
+    rows: list[AssistantRow], first: int, total: int, base_url: str
+) -> AssistantConnection:
+    """A page of `first` rows; one row more than asked says that another page follows."""
+    edges = [
+        AssistantEdge(
+            cursor=encode_cursor(CURSOR_KIND, row.seq or 0), node=Assistant.from_row(row, base_url)
+        )
+        for row in rows[:first]
+    ]
+    return AssistantConnection(
+        edges=edges,
+        nodes=[edge.node for edge in edges],
+        page_info=PageInfo(
+            has_next_page=len(rows) > first,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        total_count=total,
+    )
 
 
 @strawberry.type
@@ -22,6 +57,31 @@ class AssistantQuery:
             org = await ctx.org(session, org_id)
             row = await get_assistant(session, org_id=org, assistant_id=id)
         return Assistant.from_row(row, ctx.settings.base_url)
+
+    @strawberry.field(
+        description="The organisation's assistants, oldest first, as a Relay connection."
+    )
+    async def assistants(
+        self,
+        info: Info,
+        org_id: OrgId,
+        first: Annotated[
+            int | None,
+            strawberry.argument(description="How many to return, 1-100 (null means 20)."),
+        ] = DEFAULT_FIRST,
+        after: Annotated[
+            str | None,
+            strawberry.argument(description="Return the assistants after this cursor."),
+        ] = None,
+    ) -> AssistantConnection:
+        ctx = info.context
+        async with ctx.db.read() as session:
+            org = await ctx.org(session, org_id)
+            size = check_page_size(DEFAULT_FIRST if first is None else first, "first")
+            after_seq = None if after is None else decode_cursor(CURSOR_KIND, after)
+            rows = await list_assistants(session, org_id=org, after_seq=after_seq, limit=size + 1)
+            total = await count_assistants(session, org_id=org)
+        return assistant_connection(rows, size, total, ctx.settings.base_url)
 
 
 @strawberry.type
@@ -78,4 +138,31 @@ class AssistantMutation:
                 patch=sent_fields(input),
                 expected_versions=None if expected_version is None else [expected_version],
             )
+        return Assistant.from_row(row, ctx.settings.base_url)
+
+    @strawberry.mutation(
+        description=(
+            "Delete an assistant with its integrations and actions; answers its id. "
+            "Afterwards it is NOT_FOUND everywhere."
+        )
+    )
+    async def delete_assistant(
+        self, info: Info, org_id: OrgId, assistant_id: AssistantId
+    ) -> strawberry.ID:
+        ctx = info.context
+        async with ctx.db.write() as session:
+            org = await ctx.org(session, org_id)
+            row = await delete_assistant(session, org_id=org, assistant_id=assistant_id)
+        return strawberry.ID(row.id)
+
+    @strawberry.mutation(
+        description="Give the assistant a new random `secretKey`; the old one stops being valid."
+    )
+    async def rotate_assistant_secret_key(
+        self, info: Info, org_id: OrgId, assistant_id: AssistantId
+    ) -> Assistant:
+        ctx = info.context
+        async with ctx.db.write() as session:
+            org = await ctx.org(session, org_id)
+            row = await rotate_secret_key(session, org_id=org, assistant_id=assistant_id)
         return Assistant.from_row(row, ctx.settings.base_url)

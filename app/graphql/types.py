@@ -11,6 +11,7 @@ from strawberry.scalars import JSON
 
 from app.domain.documents import avatar_url
 from app.graphql.context import Info  # noqa: TC001  (strawberry resolves it at runtime)
+from app.graphql.pagination import PageInfo
 from app.models import Action as ActionRow
 from app.models import Assistant as AssistantRow
 from app.models import Integration as IntegrationRow
@@ -222,3 +223,17 @@ class Assistant:
     async def actions(self, info: Info) -> list[Action]:
         rows = await info.context.loaders.actions.load(str(self.id))
         return [Action.from_row(row) for row in rows]
+
+
+@strawberry.type(description="An assistant and its cursor in a connection.")
+class AssistantEdge:
+    cursor: str = strawberry.field(description="Opaque position of the assistant; pass as `after`.")
+    node: Assistant = strawberry.field(description="The assistant.")
+
+
+@strawberry.type(description="A page of the organisation's assistants, oldest first.")
+class AssistantConnection:
+    edges: list[AssistantEdge] = strawberry.field(description="The assistants with their cursors.")
+    nodes: list[Assistant] = strawberry.field(description="The assistants of this page.")
+    page_info: PageInfo = strawberry.field(description="Whether more follow, and where.")
+    total_count: int = strawberry.field(description="How many assistants the organisation has.")

@@ -1,4 +1,4 @@
-"""`/orgs/{org_id}/assistants`: create, read and the documented PATCH."""
+"""`/orgs/{org_id}/assistants`: create, list, read, PATCH, delete, rotate-secret-key."""
 
 from __future__ import annotations
 
@@ -6,7 +6,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.domain.assistants import create_assistant, get_assistant, update_assistant
+from app.domain.assistants import (
+    count_assistants,
+    create_assistant,
+    delete_assistant,
+    get_assistant,
+    list_assistants,
+    rotate_secret_key,
+    update_assistant,
+)
 from app.rest.common import (
     PATCH_TYPES,
     assistant_documents,
@@ -14,6 +22,8 @@ from app.rest.common import (
     if_match_versions,
     json_response,
     org_session,
+    page_params,
+    pagination_headers,
     read_json,
     settings_of,
 )
@@ -53,8 +63,37 @@ async def patch(request: Request) -> Response:
     return json_response(document, headers={"ETag": etag(row)})
 
 
+async def list_(request: Request) -> Response:
+    page, take = page_params(request)
+    async with org_session(request, write=False) as (session, org_id):
+        total = await count_assistants(session, org_id=org_id)
+        rows = await list_assistants(session, org_id=org_id, offset=(page - 1) * take, limit=take)
+        documents = await assistant_documents(session, rows, settings_of(request).base_url)
+    return json_response(documents, headers=pagination_headers(total, page, take))
+
+
+async def delete(request: Request) -> Response:
+    async with org_session(request, write=True) as (session, org_id):
+        await delete_assistant(
+            session, org_id=org_id, assistant_id=request.path_params["assistant_id"]
+        )
+    return Response(status_code=204)
+
+
+async def rotate(request: Request) -> Response:
+    async with org_session(request, write=True) as (session, org_id):
+        row = await rotate_secret_key(
+            session, org_id=org_id, assistant_id=request.path_params["assistant_id"]
+        )
+        [document] = await assistant_documents(session, [row], settings_of(request).base_url)
+    return json_response(document, headers={"ETag": etag(row)})
+
+
 routes = [
     Route("/orgs/{org_id}/assistants", create, methods=["POST"]),
+    Route("/orgs/{org_id}/assistants", list_, methods=["GET"]),
     Route("/orgs/{org_id}/assistants/{assistant_id}", read, methods=["GET"]),
     Route("/orgs/{org_id}/assistants/{assistant_id}", patch, methods=["PATCH"]),
+    Route("/orgs/{org_id}/assistants/{assistant_id}", delete, methods=["DELETE"]),
+    Route("/orgs/{org_id}/assistants/{assistant_id}/rotate-secret-key", rotate, methods=["POST"]),
 ]

@@ -14,13 +14,15 @@ from starlette.responses import Response
 from app.auth import authenticate, authorize
 from app.db import Database
 from app.domain.actions import actions_by_assistant
+from app.domain.assistants import MAX_PAGE_SIZE
 from app.domain.documents import assistant_document
-from app.domain.errors import BadRequest, UnsupportedMediaType
+from app.domain.errors import BadRequest, FieldError, UnsupportedMediaType, ValidationFailed
 from app.domain.integrations import integrations_by_assistant
 from app.models import Assistant
 from app.settings import Settings
 
 JSON_TYPES = ("application/json",)
+MAX_PAGE = 1_000_000_000
 PATCH_TYPES = ("application/json", "application/merge-patch+json")
 
 
@@ -103,3 +105,32 @@ def if_match_versions(request: Request) -> list[int] | None:
         if tag.startswith('"') and tag.endswith('"') and tag[1:-1].isdigit():
             versions.append(int(tag[1:-1]))
     return versions
+
+
+def _int_param(
+    request: Request, name: str, default: int, high: int
+) -> tuple[int, list[FieldError]]:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default, []
+    if raw.isascii() and raw.isdigit() and len(raw) <= 10 and 1 <= int(raw) <= high:
+        return int(raw), []
+    return default, [FieldError((name,), f"must be an integer from 1 to {high}")]
+
+
+def page_params(request: Request, default_take: int = MAX_PAGE_SIZE) -> tuple[int, int]:
+    """`?page=` (from 1) and `?take=` (1-100): 400 naming each offending parameter otherwise."""
+    page, page_errors = _int_param(request, "page", 1, MAX_PAGE)
+    take, take_errors = _int_param(request, "take", default_take, MAX_PAGE_SIZE)
+    if errors := page_errors + take_errors:
+        names = ", ".join(str(e.path[0]) for e in errors)
+        raise ValidationFailed(f"invalid query parameters: {names}", errors)
+    return page, take
+
+
+def pagination_headers(count: int, page: int, take: int) -> dict[str, str]:
+    return {
+        "pagination-count": str(count),
+        "pagination-page": str(page),
+        "pagination-take": str(take),
+    }
