@@ -14,6 +14,15 @@ from app.graphql.scalars import SCALAR_MAP
 Query = merge_types("Query", (AssistantQuery,))
 Mutation = merge_types("Mutation", (AssistantMutation,))
 
+# merge_types takes no description: these are what GraphiQL's documentation explorer shows.
+Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
+    "Reads. Each needs `Authorization: Bearer <API key>` (introspection does not); "
+    "`orgId` is the key's own organisation, or `c` for short."
+)
+Mutation.__strawberry_definition__.description = (  # type: ignore[attr-defined]
+    "Writes. Each needs `Authorization: Bearer <API key>` and is all or nothing: "
+    "when anything in it is invalid, nothing is stored."
+)
 
 class Schema(strawberry.Schema):
     def process_errors(self, errors: list, execution_context: object = None) -> None:  # type: ignore[override]
