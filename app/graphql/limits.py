@@ -1,0 +1,208 @@
+"""Limits on a GraphQL document, all checked before any resolver runs.
+
+- tokens: the parser's own `max_tokens` (Strawberry's `MaxTokensLimiter`), so parsing stops early;
+- depth, aliases (counted through fragment spreads) and root fields per operation: one validation
+  rule that walks each selection set and each fragment once. Strawberry's `QueryDepthLimiter` and
+  `MaxAliasesLimiter` re-walk a fragment at every spread, which is exponential for fragments that
+  spread the next one twice, and the depth limiter fails with a KeyError on an unknown fragment;
+  here a fragment's totals are computed once (iteratively, in dependency order), and unknown or
+  cyclic spreads count as nothing (graphql-core's own rules refuse them).
+
+Every refusal is a validation error: `extensions.code` GRAPHQL_VALIDATION_FAILED.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    ValidationContext,
+    ValidationRule,
+)
+from strawberry.extensions import MaxTokensLimiter, ParserCache, SchemaExtension
+
+TOKENS_EXCEEDED = "tokens. Parsing aborted."
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_depth: int
+    max_aliases: int
+    max_root_fields: int
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """What a selection set costs: its deepest field nesting (introspection fields exempt), its
+    aliases (through fragment spreads) and its top-level fields."""
+
+    depth: int = 0
+    aliases: int = 0
+    root_fields: int = 0
+
+
+NOTHING = Totals()
+
+
+def spread_names(selection_set: SelectionSetNode) -> Iterator[str]:
+    """The names of every fragment spread anywhere inside, without recursion."""
+    stack = [selection_set]
+    while stack:
+        for selection in stack.pop().selections:
+            if isinstance(selection, FragmentSpreadNode):
+                yield selection.name.value
+            elif selection.selection_set is not None:  # type: ignore[attr-defined]
+                stack.append(selection.selection_set)  # type: ignore[attr-defined]
+
+
+def dependency_order(fragments: dict[str, FragmentDefinitionNode]) -> list[str]:
+    """Fragments, each after the fragments it spreads (cycles broken anywhere); iterative DFS."""
+    order: list[str] = []
+    seen: set[str] = set()
+    for root in fragments:
+        if root in seen:
+            continue
+        seen.add(root)
+        stack = [(root, iter(spread_names(fragments[root].selection_set)))]
+        while stack:
+            name, children = stack[-1]
+            child = next((c for c in children if c in fragments and c not in seen), None)
+            if child is None:
+                order.append(name)
+                stack.pop()
+            else:
+                seen.add(child)
+                stack.append((child, iter(spread_names(fragments[child].selection_set))))
+    return order
+
+
+def totals(selection_set: SelectionSetNode, known: dict[str, Totals]) -> Totals:
+    """The totals of one selection set; spreads use the totals already known (else nothing)."""
+    depth = aliases = root_fields = 0
+    # (selection set, field depth above it, inside an introspection field, at the top level)
+    stack = [(selection_set, 0, False, True)]
+    while stack:
+        current, level, introspective, top = stack.pop()
+        for selection in current.selections:
+            if isinstance(selection, FieldNode):
+                aliases += selection.alias is not None
+                root_fields += top
+                inside = introspective or selection.name.value.startswith("__")
+                here = level if inside else level + 1
+                depth = max(depth, here)
+                if selection.selection_set is not None:
+                    stack.append((selection.selection_set, here, inside, False))
+            elif isinstance(selection, InlineFragmentNode):
+                stack.append((selection.selection_set, level, introspective, top))
+            elif isinstance(selection, FragmentSpreadNode):
+                spread = known.get(selection.name.value, NOTHING)
+                aliases += spread.aliases
+                root_fields += spread.root_fields if top else 0
+                depth = max(depth, level if introspective else level + spread.depth)
+    return Totals(depth, aliases, root_fields)
+
+
+def operation_totals(
+    document_definitions: tuple[object, ...] | list[object],
+) -> Iterator[tuple[OperationDefinitionNode, Totals]]:
+    fragments = {
+        d.name.value: d for d in document_definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    known: dict[str, Totals] = {}
+    for name in dependency_order(fragments):
+        known[name] = totals(fragments[name].selection_set, known)
+    for definition in document_definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            yield definition, totals(definition.selection_set, known)
+
+
+def limit_errors(context: ValidationContext, limits: Limits) -> Iterator[GraphQLError]:
+    aliases = 0
+    for operation, total in operation_totals(context.document.definitions):
+        name = f"'{operation.name.value}'" if operation.name else "the operation"
+        aliases += total.aliases
+        if total.depth > limits.max_depth:
+            yield GraphQLError(
+                f"{name} is {total.depth} fields deep; at most {limits.max_depth} are allowed",
+                operation,
+            )
+        if total.root_fields > limits.max_root_fields:
+            yield GraphQLError(
+                f"{name} selects {total.root_fields} root fields; "
+                f"at most {limits.max_root_fields} are allowed",
+                operation,
+            )
+    if aliases > limits.max_aliases:
+        yield GraphQLError(
+            f"the document uses {aliases} aliases (counted through fragment spreads); "
+            f"at most {limits.max_aliases} are allowed"
+        )
+
+
+def limits_rule(limits: Limits) -> type[ValidationRule]:
+    """A graphql-core validation rule enforcing `limits` (one class per schema, so Strawberry's
+    validation cache sees the same rules on every request)."""
+
+    class DocumentLimitsRule(ValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            for error in limit_errors(context, limits):
+                context.report_error(error)
+
+    return DocumentLimitsRule
+
+
+class TokenLimit(MaxTokensLimiter):
+    """The parser stops after `max_token_count` tokens; the refusal reads as a validation error."""
+
+    def on_parse(self) -> Iterator[None]:
+        yield
+        context = self.execution_context
+        for error in context.pre_execution_errors or []:
+            if TOKENS_EXCEEDED in error.message:
+                error.message = (
+                    f"the document has more than {self.max_token_count} tokens; "
+                    f"at most {self.max_token_count} are allowed"
+                )
+                error.extensions = {"code": "GRAPHQL_VALIDATION_FAILED"}
+
+
+class SafeParserCache(ParserCache):
+    """Strawberry's bounded parser cache, except that a document that does not parse is left to
+    Strawberry's own parse step (an exception raised in an extension hook would skip the
+    error-code extension); such documents are never cached anyway."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        try:
+            context.graphql_document = self.cached_parse_document(
+                context.query, **context.parse_options
+            )
+        except Exception:  # noqa: BLE001, S110  (parsed again, and reported, by Strawberry)
+            context.graphql_document = None
+        yield
+
+
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+
+
+class HideSuggestions(SchemaExtension):
+    """With introspection off, no "Did you mean …?" in any error names a type, field, argument
+    or enum value the client did not already send (StrawberryConfig's `disable_field_suggestions`
+    covers unknown fields only). Listed after ErrorCodes, so it runs before codes are assigned."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        context = self.execution_context
+        result = context.result
+        for error in [*(context.pre_execution_errors or []), *((result and result.errors) or [])]:
+            error.message = _SUGGESTION.sub("", error.message)
