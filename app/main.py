@@ -17,7 +17,7 @@ from starlette.routing import Route
 from app.db import Database, create_engine
 from app.domain.errors import DomainError
 from app.graphql import ide
-from app.graphql.schema import build_schema
+from app.graphql.schema import schema
 from app.graphql.view import GraphQLView
 from app.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from app.rest import assistants
@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await app.state.db.dispose()
 
-    graphql = GraphQLView(build_schema(settings), settings=settings)
+    graphql = GraphQLView(schema, settings=settings)
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

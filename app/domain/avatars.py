@@ -1,0 +1,89 @@
+"""Avatar use cases: store an uploaded image (checked by its bytes), read it back."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain.errors import FieldError, NotFound, PayloadTooLarge, ValidationFailed
+from app.models import Avatar, new_id, utcnow
+
+ACCEPTED = "PNG, JPEG, WebP or GIF"
+
+
+def image_type(data: bytes) -> str | None:
+    """The media type the magic number at the start of `data` names, if it is an accepted one."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def _write_atomically(directory: Path, name: str, data: bytes) -> None:
+    """The file appears whole or not at all (written beside it, then renamed over)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, directory / name)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _check_image(data: bytes, max_bytes: int) -> str:
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"an avatar may be at most {max_bytes} bytes")
+    content_type = image_type(data)
+    if content_type is None:
+        message = f"not a {ACCEPTED} image" if data else "the image is empty"
+        raise ValidationFailed(f"invalid input: file: {message}", [FieldError(("file",), message)])
+    return content_type
+
+
+async def create_avatar(
+    session: AsyncSession, *, org_id: str, data: bytes, directory: Path, max_bytes: int
+) -> Avatar:
+    """Stores the bytes under `directory` (named by the new id) and the metadata in the table."""
+    avatar = Avatar(
+        id=new_id(),
+        org_id=org_id,
+        content_type=_check_image(data, max_bytes),
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        created_at=utcnow(),
+    )
+    session.add(avatar)
+    await session.flush()
+    await asyncio.to_thread(_write_atomically, directory, avatar.id, data)
+    return avatar
+
+
+async def get_avatar(session: AsyncSession, *, avatar_id: str) -> Avatar:
+    avatar = None
+    if len(avatar_id) <= 64 and "\x00" not in avatar_id:
+        avatar = await session.get(Avatar, avatar_id)
+    if avatar is None:
+        raise NotFound(f"no avatar '{avatar_id}'")
+    return avatar
+
+
+async def read_avatar(avatar: Avatar, directory: Path) -> bytes:
+    path = directory / avatar.id
+    try:
+        return await asyncio.to_thread(path.read_bytes)
+    except FileNotFoundError:
+        raise NotFound(f"no avatar '{avatar.id}'") from None

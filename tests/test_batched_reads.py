@@ -1,0 +1,82 @@
+"""A list with nested integrations and actions costs the same number of SQL statements for one
+assistant as for fifty (children are loaded in batches, never one query per assistant)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+
+from tests.children import insert_children
+
+GRAPHQL_LIST = """
+{ assistants(orgId: "c", first: 100) {
+    totalCount
+    nodes { id name integrations { id integrationId } actions { id name position } }
+} }
+"""
+
+
+@contextmanager
+def statements(db: Any) -> Iterator[list[str]]:
+    """The SQL statements run on the engine while the block runs."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    engine = db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+async def make_assistants(client, db, org, count: int) -> None:
+    for n in range(count):
+        response = await client.post(
+            "/orgs/c/assistants", json={"name": f"a{n}"}, headers=org.headers
+        )
+        assert response.status_code == 201
+        await insert_children(db, org.org_id, response.json()["id"])
+
+
+async def rest_cost(client, db, org, expected: int) -> int:
+    with statements(db) as seen:
+        response = await client.get("/orgs/c/assistants", headers=org.headers)
+    assert response.status_code == 200
+    listed = response.json()
+    assert len(listed) == expected
+    assert all(len(a["integrations"]) == 2 and len(a["actions"]) == 2 for a in listed)
+    return len(seen)
+
+
+async def graphql_cost(client, db, org, expected: int) -> int:
+    with statements(db) as seen:
+        response = await client.post("/graphql", json={"query": GRAPHQL_LIST}, headers=org.headers)
+    body = response.json()
+    assert "errors" not in body, body
+    nodes = body["data"]["assistants"]["nodes"]
+    assert len(nodes) == expected
+    assert all(len(a["integrations"]) == 2 and len(a["actions"]) == 2 for a in nodes)
+    return len(seen)
+
+
+async def test_list_cost_does_not_grow_with_assistants(client, db, make_org):
+    small, large = await make_org("one"), await make_org("fifty")
+    await make_assistants(client, db, small, 1)
+    await make_assistants(client, db, large, 50)
+
+    rest = (await rest_cost(client, db, small, 1), await rest_cost(client, db, large, 50))
+    graphql = (
+        await graphql_cost(client, db, small, 1),
+        await graphql_cost(client, db, large, 50),
+    )
+    print(f"\nSQL statements for a list of 1 / 50 assistants: REST {rest}, GraphQL {graphql}")
+    assert rest[0] == rest[1]
+    assert graphql[0] == graphql[1]
+    assert rest[1] < 50
+    assert graphql[1] < 50
