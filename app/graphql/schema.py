@@ -7,12 +7,14 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from app.graphql.actions import ActionMutation
 from app.graphql.assistants import AssistantMutation, AssistantQuery
 from app.graphql.errors import ErrorCodes
+from app.graphql.integrations import IntegrationMutation
 from app.graphql.scalars import SCALAR_MAP
 
 Query = merge_types("Query", (AssistantQuery,))
-Mutation = merge_types("Mutation", (AssistantMutation,))
+Mutation = merge_types("Mutation", (AssistantMutation, IntegrationMutation, ActionMutation))
 
 # merge_types takes no description: these are what GraphiQL's documentation explorer shows.
 Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
@@ -23,6 +25,7 @@ Mutation.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "Writes. Each needs `Authorization: Bearer <API key>` and is all or nothing: "
     "when anything in it is invalid, nothing is stored."
 )
+
 
 class Schema(strawberry.Schema):
     def process_errors(self, errors: list, execution_context: object = None) -> None:  # type: ignore[override]

@@ -1,0 +1,164 @@
+"""Input models of an assistant's children: integrations and actions (CONTRACT section 3).
+
+Create models carry the defaults; patch models default every field to an unset sentinel that
+`exclude_unset` drops, so absent, null and a value stay three things. `config` is replaced as
+a whole. Keys fixed at creation (`integration_id`, `action_id`) and the server's keys (`id`,
+`error`, `position`, …) are refused by name.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+from typing import Annotated, Any, TypeVar
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationError
+from pydantic_core import PydanticCustomError
+
+from app.domain.errors import BadRequest, FieldError, ValidationFailed, validation_failed
+from app.domain.fields import Identifier, Input, NotNull, Slug, text
+
+UNSET: Any = None  # default of every patch field; never validated, dropped by exclude_unset
+MAX_POSITION = 1_000_000_000
+MAX_REORDER = 25
+FIXED_KEYS = frozenset({"integration_id", "action_id"})
+
+_ACTION_KIND = re.compile(r"[A-Z0-9_]+(?::[A-Z0-9_]+)*")
+
+
+def _no_nul_anywhere(value: Any) -> Any:
+    """No key or string at any depth of a JSON value holds U+0000."""
+    if isinstance(value, str) and "\x00" in value:
+        raise PydanticCustomError("nul_character", "may not contain U+0000")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _no_nul_anywhere(key)
+            _no_nul_anywhere(item)
+    elif isinstance(value, list):
+        for item in value:
+            _no_nul_anywhere(item)
+    return value
+
+
+def _json_object(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise PydanticCustomError("json_object", "must be a JSON object")
+    return value
+
+
+def _action_kind(value: str) -> str:
+    if not _ACTION_KIND.fullmatch(value):
+        raise PydanticCustomError(
+            "action_id", "must be upper-case words joined by ':' such as 'TOOLS:HTTP_REQUEST'"
+        )
+    return value
+
+
+def _no_control(value: str) -> str:
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise PydanticCustomError("control_character", "may not contain control characters")
+    return value
+
+
+JsonObject = Annotated[
+    dict[str, Any], BeforeValidator(_json_object), AfterValidator(_no_nul_anywhere)
+]
+ConnectionId = text(1, 200)
+ActionKind = Annotated[text(1, 128), AfterValidator(_action_kind)]
+ActionName = Annotated[text(1, 64, strip=True), AfterValidator(_no_control)]
+ActionInstructions = text(0, 2048)
+
+
+class IntegrationCreate(Input):
+    """Body of `POST …/integrations` and of `CreateIntegrationInput`."""
+
+    integration_id: Annotated[Slug, NotNull]
+    enabled: Annotated[bool, NotNull] = True
+    connection_id: ConnectionId | None = None
+    config: Annotated[JsonObject, NotNull] = Field(default_factory=dict)
+
+
+class IntegrationPatch(Input):
+    """Body of `PATCH …/integrations/{id}` and of `UpdateIntegrationInput`."""
+
+    enabled: Annotated[bool, NotNull] = UNSET
+    connection_id: ConnectionId | None = UNSET
+    config: Annotated[JsonObject, NotNull] = UNSET
+
+
+class ActionDefinitionInput(Input):
+    path: Annotated[text(1, 1024), NotNull]
+    definition: Annotated[JsonObject, NotNull]
+
+
+class ActionConfigInput(Input):
+    """An action's whole configuration: absent keys take their defaults, never old values."""
+
+    input: Annotated[JsonObject, NotNull] = Field(default_factory=dict)
+    definitions: Annotated[list[ActionDefinitionInput], NotNull, Field(max_length=100)] = Field(
+        default_factory=list
+    )
+
+
+class ActionCreate(Input):
+    """Body of `POST …/actions` and of `CreateActionInput`."""
+
+    action_id: Annotated[ActionKind, NotNull]
+    enabled: Annotated[bool, NotNull] = True
+    name: Annotated[ActionName, NotNull]
+    instructions: Annotated[ActionInstructions, NotNull] = ""
+    connection_id: ConnectionId | None = None
+    config: Annotated[ActionConfigInput, NotNull] = Field(default_factory=ActionConfigInput)
+
+
+class ActionPatch(Input):
+    """Body of `PATCH …/actions/{id}` and of `UpdateActionInput`."""
+
+    enabled: Annotated[bool, NotNull] = UNSET
+    name: Annotated[ActionName, NotNull] = UNSET
+    instructions: Annotated[ActionInstructions, NotNull] = UNSET
+    connection_id: ConnectionId | None = UNSET
+    config: Annotated[ActionConfigInput, NotNull] = UNSET
+
+
+class ActionPosition(Input):
+    id: Annotated[Identifier, NotNull]
+    position: Annotated[int, NotNull, Field(ge=0, le=MAX_POSITION)]
+
+
+class ActionReorder(Input):
+    """Body of `PATCH …/actions/reorder` and the `positions` of `reorderActions`."""
+
+    positions: Annotated[list[ActionPosition], NotNull, Field(min_length=1, max_length=MAX_REORDER)]
+
+    def duplicate_ids(self) -> list[FieldError]:
+        """Each repeated id, named by its path (`positions.N.id`)."""
+        seen: set[str] = set()
+        errors = []
+        for index, pair in enumerate(self.positions):
+            if pair.id in seen:
+                errors.append(FieldError(("positions", index, "id"), "appears more than once"))
+            seen.add(pair.id)
+        return errors
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _fixed_key_message(error: FieldError) -> FieldError:
+    if len(error.path) == 1 and error.path[0] in FIXED_KEYS:
+        return FieldError(error.path, f"'{error.path[0]}' is fixed at creation")
+    return error
+
+
+def parse_body(model: type[M], body: Any) -> M:
+    """The body validated as a whole: every offending field is reported by its path."""
+    if not isinstance(body, Mapping):
+        raise BadRequest("the body must be a JSON object")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        failed = validation_failed(exc)
+        fields = [_fixed_key_message(f) for f in failed.fields]
+        raise ValidationFailed(failed.message, fields) from None

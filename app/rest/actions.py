@@ -1,0 +1,104 @@
+"""`/orgs/{org_id}/assistants/{assistant_id}/actions`: the actions of one assistant, in order."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.domain.actions import (
+    create_action,
+    delete_action,
+    get_action,
+    list_actions,
+    reorder_actions,
+    update_action,
+)
+from app.domain.documents import action_document
+from app.rest.common import PATCH_TYPES, json_response, org_session, read_json
+
+COLLECTION = "/orgs/{org_id}/assistants/{assistant_id}/actions"
+REORDER = COLLECTION + "/reorder"
+ITEM = COLLECTION + "/{action_id}"
+
+
+async def create(request: Request) -> Response:
+    async with org_session(request, write=True) as (session, org_id):
+        body = await read_json(request)
+        row = await create_action(
+            session,
+            org_id=org_id,
+            assistant_id=request.path_params["assistant_id"],
+            body=body,
+        )
+        document = action_document(row)
+    return json_response(document, 201)
+
+
+async def list_all(request: Request) -> Response:
+    async with org_session(request, write=False) as (session, org_id):
+        rows = await list_actions(
+            session, org_id=org_id, assistant_id=request.path_params["assistant_id"]
+        )
+        documents = [action_document(row) for row in rows]
+    return json_response(documents)
+
+
+async def read(request: Request) -> Response:
+    async with org_session(request, write=False) as (session, org_id):
+        row = await get_action(
+            session,
+            org_id=org_id,
+            assistant_id=request.path_params["assistant_id"],
+            action_id=request.path_params["action_id"],
+        )
+        document = action_document(row)
+    return json_response(document)
+
+
+async def patch(request: Request) -> Response:
+    async with org_session(request, write=True) as (session, org_id):
+        body = await read_json(request, PATCH_TYPES)
+        row = await update_action(
+            session,
+            org_id=org_id,
+            assistant_id=request.path_params["assistant_id"],
+            action_id=request.path_params["action_id"],
+            patch=body,
+        )
+        document = action_document(row)
+    return json_response(document)
+
+
+async def delete(request: Request) -> Response:
+    async with org_session(request, write=True) as (session, org_id):
+        await delete_action(
+            session,
+            org_id=org_id,
+            assistant_id=request.path_params["assistant_id"],
+            action_id=request.path_params["action_id"],
+        )
+    return Response(status_code=204)
+
+
+async def reorder(request: Request) -> Response:
+    async with org_session(request, write=True) as (session, org_id):
+        body = await read_json(request, PATCH_TYPES)
+        rows = await reorder_actions(
+            session,
+            org_id=org_id,
+            assistant_id=request.path_params["assistant_id"],
+            body=body,
+        )
+        documents = [action_document(row) for row in rows]
+    return json_response(documents)
+
+
+routes = [
+    Route(COLLECTION, create, methods=["POST"]),
+    Route(COLLECTION, list_all, methods=["GET"]),
+    Route(REORDER, reorder, methods=["PATCH"]),  # before ITEM, which would match "reorder"
+    Route(ITEM, read, methods=["GET"]),
+    Route(ITEM, patch, methods=["PATCH"]),
+    Route(ITEM, delete, methods=["DELETE"]),
+]

@@ -1,0 +1,88 @@
+"""`/orgs/{org_id}/assistants/{assistant_id}/integrations`: the integrations of one assistant."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.domain.documents import integration_document
+from app.domain.integrations import (
+    create_integration,
+    delete_integration,
+    get_integration,
+    list_integrations,
+    update_integration,
+)
+from app.rest.common import PATCH_TYPES, json_response, org_session, read_json
+
+COLLECTION = "/orgs/{org_id}/assistants/{assistant_id}/integrations"
+ITEM = COLLECTION + "/{integration_id}"
+
+
+async def create(request: Request) -> Response:
+    async with org_session(request, write=True) as (session, org_id):
+        body = await read_json(request)
+        row = await create_integration(
+            session,
+            org_id=org_id,
+            assistant_id=request.path_params["assistant_id"],
+            body=body,
+        )
+        document = integration_document(row)
+    return json_response(document, 201)
+
+
+async def list_all(request: Request) -> Response:
+    async with org_session(request, write=False) as (session, org_id):
+        rows = await list_integrations(
+            session, org_id=org_id, assistant_id=request.path_params["assistant_id"]
+        )
+        documents = [integration_document(row) for row in rows]
+    return json_response(documents)
+
+
+async def read(request: Request) -> Response:
+    async with org_session(request, write=False) as (session, org_id):
+        row = await get_integration(
+            session,
+            org_id=org_id,
+            assistant_id=request.path_params["assistant_id"],
+            integration_id=request.path_params["integration_id"],
+        )
+        document = integration_document(row)
+    return json_response(document)
+
+
+async def patch(request: Request) -> Response:
+    async with org_session(request, write=True) as (session, org_id):
+        body = await read_json(request, PATCH_TYPES)
+        row = await update_integration(
+            session,
+            org_id=org_id,
+            assistant_id=request.path_params["assistant_id"],
+            integration_id=request.path_params["integration_id"],
+            patch=body,
+        )
+        document = integration_document(row)
+    return json_response(document)
+
+
+async def delete(request: Request) -> Response:
+    async with org_session(request, write=True) as (session, org_id):
+        await delete_integration(
+            session,
+            org_id=org_id,
+            assistant_id=request.path_params["assistant_id"],
+            integration_id=request.path_params["integration_id"],
+        )
+    return Response(status_code=204)
+
+
+routes = [
+    Route(COLLECTION, create, methods=["POST"]),
+    Route(COLLECTION, list_all, methods=["GET"]),
+    Route(ITEM, read, methods=["GET"]),
+    Route(ITEM, patch, methods=["PATCH"]),
+    Route(ITEM, delete, methods=["DELETE"]),
+]
