@@ -157,6 +157,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from app.domain.errors import DomainError
     from app.logs import configure_logging
 
@@ -167,6 +169,12 @@ def main(argv: list[str] | None = None) -> int:
         args.func(settings, args)
     except DomainError as exc:
         sys.stderr.write(f"error: {exc.code}: {exc.message}\n")
+        return 1
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        sys.stderr.write(
+            f"error: DATABASE_ERROR: {reason} (is the database migrated? run 'migrate')\n"
+        )
         return 1
     except KeyboardInterrupt:
         return 130

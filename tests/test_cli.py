@@ -122,3 +122,12 @@ def test_errors_go_to_stderr_with_a_non_zero_exit(cli, args):
     assert done.stdout == ""
     assert done.stderr.strip()
     assert "Traceback" not in done.stderr
+
+
+def test_unmigrated_database_is_a_clean_error(tmp_path):
+    fresh = Cli(f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}")
+    done = fresh.run("orgs", "create", "Too early")
+    assert done.returncode != 0
+    assert done.stdout == ""
+    assert "migrate" in done.stderr
+    assert "Traceback" not in done.stderr
