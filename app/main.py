@@ -20,7 +20,7 @@ from app.graphql import ide
 from app.graphql.schema import schema
 from app.graphql.view import GraphQLView
 from app.middleware import BodyLimitMiddleware, RequestIdMiddleware
-from app.rest import assistants, avatars
+from app.rest import actions, assistants, avatars, integrations
 from app.rest.errors import handle_domain_error, handle_http_error, handle_unexpected
 from app.settings import Settings
 
@@ -60,6 +60,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/graphql", graphql, methods=["GET", "POST"]),
         *ide.routes,
         *assistants.routes,
+        *integrations.routes,
+        *actions.routes,
         *avatars.routes,
     ]
     app = Starlette(
