@@ -231,9 +231,12 @@ async def test_rest_unexpected_error_is_masked(client, org, mine, monkeypatch, c
     monkeypatch.setattr("app.rest.assistants.update_assistant", explode)
     with caplog.at_level(logging.ERROR):
         response = await client.patch(
-            f"/orgs/c/assistants/{mine['id']}", json={"name": "x"}, headers=org.headers
+            f"/orgs/c/assistants/{mine['id']}",
+            json={"name": "x"},
+            headers={**org.headers, "X-Request-ID": "req-42"},
         )
     body = assert_problem(response, 500, "INTERNAL_SERVER_ERROR")
+    assert response.headers["x-request-id"] == "req-42"
     assert "secret internals" not in response.text
     assert body["error_id"] in body["detail"]
     assert body["error_id"] in caplog.text
