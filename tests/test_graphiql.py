@@ -131,7 +131,7 @@ async def test_outside_demo_mode_the_page_holds_no_secret(client, org, make_assi
         assert secret not in str(response.url)
         assert all(secret not in value for value in response.headers.values())
     config = page_config(response.text)
-    assert json.loads(config["headers"]) == {"Authorization": "Bearer PASTE-YOUR-API-KEY-HERE"}
+    assert json.loads(config["headers"]) == {"authorization": "Bearer PASTE-YOUR-API-KEY-HERE"}
     assert json.loads(config["variables"]) == {
         "orgId": "c",
         "assistantId": "PASTE-AN-ASSISTANT-ID",
@@ -166,7 +166,7 @@ async def test_in_demo_mode_the_example_runs_as_it_is(
     assistant = await make_assistant(org)
     demo_file({"org_id": org.org_id, "assistant_id": assistant["id"], "api_key": org.api_key})
     config = page_config((await demo_client.get("/graphql", headers=HTML)).text)
-    assert json.loads(config["headers"]) == {"Authorization": f"Bearer {org.api_key}"}
+    assert json.loads(config["headers"]) == {"authorization": f"Bearer {org.api_key}"}
     assert json.loads(config["variables"]) == {
         "orgId": org.org_id,
         "assistantId": assistant["id"],
@@ -182,7 +182,7 @@ async def test_in_demo_mode_the_example_runs_as_it_is(
 
 async def test_demo_mode_without_a_demo_file_shows_placeholders(demo_client, demo_file):
     config = page_config((await demo_client.get("/graphql", headers=HTML)).text)
-    assert json.loads(config["headers"]) == {"Authorization": "Bearer PASTE-YOUR-API-KEY-HERE"}
+    assert json.loads(config["headers"]) == {"authorization": "Bearer PASTE-YOUR-API-KEY-HERE"}
     assert json.loads(config["variables"])["assistantId"] == "PASTE-AN-ASSISTANT-ID"
 
 
@@ -191,4 +191,4 @@ async def test_values_cannot_close_the_configuration_script(demo_client, demo_fi
     demo_file({"org_id": "o", "assistant_id": "a", "api_key": evil})
     page = (await demo_client.get("/graphql", headers=HTML)).text
     assert evil not in page
-    assert json.loads(page_config(page)["headers"]) == {"Authorization": f"Bearer {evil}"}
+    assert json.loads(page_config(page)["headers"]) == {"authorization": f"Bearer {evil}"}

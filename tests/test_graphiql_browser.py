@@ -131,6 +131,8 @@ def test_the_example_runs_in_chromium_without_leaving_the_machine(server: Server
             page.on("request", lambda request: requested.append(request.url))
             page.goto(f"{server.url}/graphql", wait_until="networkidle")
             assert page.get_attribute('meta[name="graphiql-assets"]', "content") == "local"
+            headers_editor = page.locator(".graphiql-editor-tool .graphiql-editor:visible")
+            assert server.demo["api_key"] in headers_editor.inner_text()
             page.click(".graphiql-execute-button")
             shown = result_text(page, [server.demo["assistant_id"], '"voiceId": "v2"'])
             SCREENSHOT.parent.mkdir(exist_ok=True)

@@ -37,7 +37,7 @@ EXAMPLE_QUERY = """\
 # Welcome to the assistants API.
 #
 # 1. Paste your API key in the Headers tab below:
-#      {"Authorization": "Bearer <your API key>"}
+#      {"authorization": "Bearer <your API key>"}
 #    (`python -m app orgs create NAME` makes one.)
 # 2. Put an assistant's id in the Variables tab;
 #    orgId "c" is your key's own organisation.
@@ -149,7 +149,7 @@ def example(settings: Settings) -> dict[str, str]:
         "assistantId": demo["assistant_id"] if demo else PLACEHOLDER_ASSISTANT,
         "input": EXAMPLE_INPUT,
     }
-    headers = {"Authorization": f"Bearer {demo['api_key'] if demo else PLACEHOLDER_KEY}"}
+    headers = {"authorization": f"Bearer {demo['api_key'] if demo else PLACEHOLDER_KEY}"}
     return {
         "query": (DEMO_NOTE if demo else "") + EXAMPLE_QUERY,
         "variables": json.dumps(variables, indent=2),
@@ -190,7 +190,11 @@ PAGE = """<!doctype html>
   const config = JSON.parse(document.getElementById("graphiql-config").textContent);
   const root = ReactDOM.createRoot(document.getElementById("graphiql"));
   root.render(React.createElement(GraphiQL, {{
-    fetcher: GraphiQL.createFetcher({{ url: config.url }}),
+    fetcher: GraphiQL.createFetcher({{
+      url: config.url,
+      // graphql-transport-ws; the headers become the connection_init payload
+      subscriptionUrl: location.origin.replace(/^http/, "ws") + config.url,
+    }}),
     query: config.query,
     variables: config.variables,
     headers: config.headers,
