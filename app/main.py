@@ -10,6 +10,7 @@ from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -17,9 +18,17 @@ from starlette.routing import Route
 from app.db import Database, create_engine
 from app.domain.errors import DomainError
 from app.graphql import ide
-from app.graphql.schema import schema
+from app.graphql.schema import build_schema
 from app.graphql.view import GraphQLView
-from app.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from app.logs import configure_logging
+from app.middleware import (
+    AccessLogMiddleware,
+    BodyLimitMiddleware,
+    RequestIdMiddleware,
+    UnexpectedErrorMiddleware,
+    cors_options,
+)
+from app.ratelimit import RateLimitMiddleware
 from app.rest import actions, assistants, avatars, integrations
 from app.rest.errors import handle_domain_error, handle_http_error, handle_unexpected
 from app.settings import Settings
@@ -42,8 +51,31 @@ async def readyz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+def middleware(settings: Settings) -> list[Middleware]:
+    """Outermost first: every answer (even a masked 500 or a 429) gets its request id and its
+    access-log line; CORS (when origins are configured) answers preflights before the rate
+    limiter counts anything; the rate limiter refuses before a body is read."""
+    stack = [
+        Middleware(RequestIdMiddleware),
+        Middleware(AccessLogMiddleware),
+        Middleware(UnexpectedErrorMiddleware),
+    ]
+    if settings.cors_origins:
+        stack.append(Middleware(CORSMiddleware, **cors_options(settings.cors_origins)))
+    return [
+        *stack,
+        Middleware(RateLimitMiddleware, limit=settings.rate_limit),
+        Middleware(
+            BodyLimitMiddleware,
+            max_bytes=settings.max_body_bytes,
+            max_avatar_bytes=settings.max_avatar_bytes,
+        ),
+    ]
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
+    configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -53,7 +85,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await app.state.db.dispose()
 
-    graphql = GraphQLView(schema, settings=settings)
+    graphql = GraphQLView(build_schema(settings), settings=settings)
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
@@ -66,14 +98,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        middleware=[
-            Middleware(RequestIdMiddleware),
-            Middleware(
-                BodyLimitMiddleware,
-                max_bytes=settings.max_body_bytes,
-                max_avatar_bytes=settings.max_avatar_bytes,
-            ),
-        ],
+        middleware=middleware(settings),
         exception_handlers={
             DomainError: handle_domain_error,
             HTTPException: handle_http_error,

@@ -1,15 +1,25 @@
-"""Pure ASGI middleware: request ids and body size limits (checked before the body is read)."""
+"""Pure ASGI middleware: request ids, the access log, masking of unexpected errors, and body
+size limits (checked before the body is read)."""
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 import uuid
+from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.domain.errors import PayloadTooLarge
-from app.rest.errors import domain_error_response
+from app.domain.errors import DomainError, PayloadTooLarge
+from app.graphql.view import graphql_error_response
+from app.rest.errors import domain_error_response, handle_unexpected
+
+access_logger = logging.getLogger("app.access")
+GRAPHQL_PATH = "/graphql"
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 AVATAR_UPLOAD = re.compile(r"^/orgs/[^/]+/avatars/?$")
@@ -67,3 +77,117 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+def error_response(scope: Scope, error: DomainError) -> Response:
+    """A refusal made outside any endpoint: GraphQL-shaped on /graphql, else problem details."""
+    response = domain_error_response(error)
+    if scope["path"] != GRAPHQL_PATH:
+        return response
+    graphql = graphql_error_response(error.status, error.code, error.message)
+    for name in ("retry-after", "www-authenticate"):
+        if name in response.headers:
+            graphql.headers[name] = response.headers[name]
+    return graphql
+
+
+def request_state(scope: Scope) -> dict[str, Any]:
+    """The per-request state (`request.state` of Starlette): request id and, once
+    authenticated, the `principal` (set by the REST helper and the GraphQL context)."""
+    state: dict[str, Any] = scope.setdefault("state", {})
+    return state
+
+
+class AccessLogMiddleware:
+    """One structured line per request on the `app.access` logger: request id, organisation and
+    key id (when authenticated), method, route, path, status and duration. Never a header
+    value, a query string or a body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            fields = access_fields(scope, status, time.perf_counter() - started)
+            access_logger.info("%s %s %s", scope["method"], scope["path"], status, extra=fields)
+
+
+def access_fields(scope: Scope, status: int, seconds: float) -> dict[str, Any]:
+    state = request_state(scope)
+    principal = state.get("principal")
+    route = scope.get("route")
+    return {
+        "request_id": state.get("request_id"),
+        "org_id": getattr(principal, "org_id", None),
+        "key_id": getattr(principal, "key_id", None),
+        "method": scope["method"],
+        "route": getattr(route, "path", None),
+        "path": scope["path"],
+        "status": status,
+        "duration_ms": round(seconds * 1000, 3),
+    }
+
+
+class UnexpectedErrorMiddleware:
+    """An exception no handler took becomes the masked 500 (its id in the answer and, with the
+    traceback, in the log), inside the request-id and access-log middleware so that answer
+    carries `X-Request-ID` and is logged like any other."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        except Exception as exc:
+            if started:
+                raise
+            response = await handle_unexpected(Request(scope), exc)
+            await response(scope, receive, send)
+
+
+def cors_options(origins: list[str]) -> dict[str, Any]:
+    """Starlette's CORSMiddleware for an allow-list of origins (no credentials: the API key is
+    a header the page sends itself)."""
+    return {
+        "allow_origins": origins,
+        "allow_methods": ["GET", "POST", "PATCH", "DELETE"],
+        "allow_headers": ["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
+        "expose_headers": [
+            "ETag",
+            "X-Request-ID",
+            "Retry-After",
+            "RateLimit-Limit",
+            "RateLimit-Remaining",
+            "RateLimit-Reset",
+            "RateLimit-Policy",
+            "pagination-count",
+            "pagination-page",
+            "pagination-take",
+        ],
+        "max_age": 600,
+    }

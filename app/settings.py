@@ -32,11 +32,17 @@ class Settings(BaseSettings):
     graphql_max_tokens: int = 2000
     graphql_max_root_fields: int = 10
 
-    rate_limit: str = "500/minute"
+    rate_limit: str = "500/minute"  # per API key (or client address), per process
+    # Origins allowed to call the API from a browser, comma-separated; empty: CORS closed.
+    cors_allow_origins: str = ""
 
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_allow_origins.split(",") if origin.strip()]
 
     @property
     def is_sqlite(self) -> bool:

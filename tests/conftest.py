@@ -151,3 +151,21 @@ def gql(client: httpx.AsyncClient) -> Any:
 
 def postgres_url() -> str | None:
     return os.environ.get("TEST_POSTGRES_URL")
+
+
+@pytest.fixture
+async def make_client(settings: Settings) -> AsyncIterator[Any]:
+    """`await make_client(rate_limit="5/minute")`: a client of another app on the same database,
+    built with some settings changed (closed with the test)."""
+    from contextlib import AsyncExitStack
+
+    async with AsyncExitStack() as stack:
+
+        async def make(**overrides: Any) -> httpx.AsyncClient:
+            application = create_app(settings.model_copy(update=overrides))
+            await stack.enter_async_context(application.router.lifespan_context(application))
+            transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
+            http = httpx.AsyncClient(transport=transport, base_url="http://test")
+            return await stack.enter_async_context(http)
+
+        yield make

@@ -31,6 +31,8 @@ class Context:
         """The organisation this request may act on (401/403 otherwise)."""
         if self._principal is None:
             self._principal = await authenticate(session, self.authorization)
+            if self.request is not None:  # for the access log and the rate limiter
+                self.request.state.principal = self._principal
         return authorize(self._principal, org_id)
 
     @property

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import strawberry
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import (
+    AddValidationRules,
+    DisableIntrospection,
+    SchemaExtension,
+    ValidationCache,
+)
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
@@ -11,7 +18,9 @@ from app.graphql.actions import ActionMutation
 from app.graphql.assistants import AssistantMutation, AssistantQuery
 from app.graphql.errors import ErrorCodes
 from app.graphql.integrations import IntegrationMutation
+from app.graphql.limits import HideSuggestions, Limits, SafeParserCache, TokenLimit, limits_rule
 from app.graphql.scalars import SCALAR_MAP
+from app.settings import Settings
 
 Query = merge_types("Query", (AssistantQuery,))
 Mutation = merge_types("Mutation", (AssistantMutation, IntegrationMutation, ActionMutation))
@@ -32,12 +41,42 @@ class Schema(strawberry.Schema):
         """Errors are logged (unexpected ones only) by the ErrorCodes extension."""
 
 
-def build_schema(extensions: list[type[SchemaExtension] | SchemaExtension] | None = None) -> Schema:
+PARSER_CACHE_SIZE = 1024
+VALIDATION_CACHE_SIZE = 1024
+
+
+def protective_extensions(settings: Settings) -> list[Callable[[], SchemaExtension]]:
+    """Limits checked before any resolver runs, bounded parse and validation caches, and (when
+    introspection is off) no introspection and no "Did you mean" hints. ErrorCodes comes first,
+    so it sees the errors last, after every other extension has shaped them."""
+    rule = limits_rule(
+        Limits(
+            max_depth=settings.graphql_max_depth,
+            max_aliases=settings.graphql_max_aliases,
+            max_root_fields=settings.graphql_max_root_fields,
+        )
+    )
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: TokenLimit(max_token_count=settings.graphql_max_tokens),
+        lambda: SafeParserCache(maxsize=PARSER_CACHE_SIZE),
+        lambda: AddValidationRules([rule]),
+        lambda: ValidationCache(maxsize=VALIDATION_CACHE_SIZE),
+    ]
+    if not settings.graphql_introspection:
+        extensions += [DisableIntrospection, HideSuggestions]
+    return extensions
+
+
+def build_schema(settings: Settings | None = None) -> Schema:
+    """The schema served by `create_app(settings)`; without settings, the bare schema (the
+    export target: extensions and settings never change the SDL)."""
+    extensions = protective_extensions(settings) if settings else []
+    introspection = settings.graphql_introspection if settings else True
     return Schema(
         query=Query,
         mutation=Mutation,
-        extensions=[ErrorCodes, *(extensions or [])],
-        config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        extensions=[ErrorCodes, *extensions],
+        config=StrawberryConfig(scalar_map=SCALAR_MAP, disable_field_suggestions=not introspection),
     )
 
 

@@ -32,6 +32,13 @@ class GraphQLView(GraphQL[Context, None]):
             await super().__call__(scope, receive, send)
             return
         request = Request(scope=scope, receive=receive)
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if request.method == "POST" and media_type != "application/json":
+            # No form, multipart or text/plain POST (what a cross-site form can send) executes.
+            message = f"send the request as application/json, not '{media_type or 'nothing'}'"
+            response = graphql_error_response(415, "UNSUPPORTED_MEDIA_TYPE", message)
+            await response(scope, receive, send)
+            return
         try:
             response = await self.run(request)
         except HTTPException as exc:

@@ -1,0 +1,124 @@
+"""Rate limits (CONTRACT section 6): per API key, per client address without a proven key;
+429 RATE_LIMITED with Retry-After and RateLimit-* headers on both transports."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from app.models import Assistant
+from app.settings import Settings
+
+LIMIT = "5/minute"
+
+
+async def count_assistants(db) -> int:
+    async with db.read() as session:
+        return int(await session.scalar(select(func.count()).select_from(Assistant)) or 0)
+
+
+@pytest.fixture
+async def limited(make_client):
+    return await make_client(rate_limit=LIMIT)
+
+
+def assert_limited(response) -> None:
+    assert response.status_code == 429
+    retry_after = int(response.headers["retry-after"])
+    assert 1 <= retry_after <= 60
+    assert response.headers["ratelimit-limit"] == "5"
+    assert response.headers["ratelimit-remaining"] == "0"
+    assert 1 <= int(response.headers["ratelimit-reset"]) <= 60
+
+
+async def test_a_key_gets_its_limit_then_429(limited, org, db):
+    for remaining in [4, 3, 2, 1, 0]:
+        response = await limited.get("/orgs/c/assistants", headers=org.headers)
+        assert response.status_code == 200
+        assert response.headers["ratelimit-limit"] == "5"
+        assert response.headers["ratelimit-remaining"] == str(remaining)
+        assert response.headers["ratelimit-policy"] == "5;w=60"
+    response = await limited.post("/orgs/c/assistants", json={"name": "x"}, headers=org.headers)
+    assert_limited(response)
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert (body["status"], body["code"], body["title"]) == (
+        429,
+        "RATE_LIMITED",
+        "Too Many Requests",
+    )
+    assert body["detail"].startswith("too many requests: at most 5 per 60 seconds")
+    assert await count_assistants(db) == 0
+
+
+async def test_each_key_has_its_own_bucket(limited, org, new_key):
+    second = await new_key(org)
+    for _ in range(5):
+        assert (await limited.get("/orgs/c/assistants", headers=org.headers)).status_code == 200
+    assert_limited(await limited.get("/orgs/c/assistants", headers=org.headers))
+    response = await limited.get("/orgs/c/assistants", headers=second.headers)
+    assert response.status_code == 200
+
+
+async def test_graphql_is_limited_with_a_json_error(limited, org, db):
+    query = {"query": '{ assistants(orgId: "c") { totalCount } }'}
+    for _ in range(5):
+        response = await limited.post("/graphql", json=query, headers=org.headers)
+        assert response.status_code == 200
+        assert "ratelimit-remaining" in response.headers
+    mutation = {"query": 'mutation { createAssistant(orgId: "c", input: {name: "x"}) { id } }'}
+    response = await limited.post("/graphql", json=mutation, headers=org.headers)
+    assert_limited(response)
+    [error] = response.json()["errors"]
+    assert error["extensions"] == {"code": "RATE_LIMITED"}
+    assert await count_assistants(db) == 0
+
+
+async def test_requests_without_a_key_count_per_address(limited):
+    for _ in range(5):
+        response = await limited.get("/orgs/c/assistants")
+        assert response.status_code == 401
+        assert "ratelimit-remaining" in response.headers
+    response = await limited.get("/orgs/c/assistants")
+    assert_limited(response)
+    assert response.json()["code"] == "RATE_LIMITED"
+
+
+async def test_invented_keys_buy_no_extra_requests(limited):
+    for i in range(5):
+        headers = {"Authorization": f"Bearer ak_invented_{i}"}
+        assert (await limited.get("/orgs/c/assistants", headers=headers)).status_code == 401
+    response = await limited.get("/orgs/c/assistants", headers={"Authorization": "Bearer ak_new"})
+    assert_limited(response)
+
+
+async def test_a_proven_key_is_not_held_back_by_its_address(limited, org):
+    assert (await limited.get("/orgs/c/assistants", headers=org.headers)).status_code == 200
+    for _ in range(5):
+        await limited.get("/orgs/c/assistants")
+    assert_limited(await limited.get("/orgs/c/assistants"))
+    response = await limited.get("/orgs/c/assistants", headers=org.headers)
+    assert response.status_code == 200
+    assert response.headers["ratelimit-remaining"] == "3"
+
+
+async def test_errors_carry_the_headers_too(limited, org):
+    response = await limited.get("/orgs/c/assistants/nope", headers=org.headers)
+    assert response.status_code == 404
+    assert response.headers["ratelimit-remaining"] == "4"
+
+
+async def test_health_and_public_avatars_are_exempt(limited):
+    for _ in range(8):
+        response = await limited.get("/healthz")
+        assert response.status_code == 200
+        assert "ratelimit-limit" not in response.headers
+        assert (await limited.get("/readyz")).status_code == 200
+        assert (await limited.get("/avatars/unknown")).status_code == 404
+
+
+async def test_the_default_is_500_per_minute(client, org):
+    assert Settings(_env_file=None).rate_limit == "500/minute"  # type: ignore[call-arg]
+    response = await client.get("/orgs/c/assistants", headers=org.headers)
+    assert response.headers["ratelimit-limit"] == "500"
+    assert response.headers["ratelimit-remaining"] == "499"
