@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ASSETS_STAMP := ide/node_modules/.installed
 
-.PHONY: install assets run test lint schema migrate clean
+.PHONY: install assets run test lint schema migrate bench clean
 
 install: $(STAMP) $(ASSETS_STAMP)
 
@@ -43,6 +43,10 @@ schema: install
 
 migrate: install
 	$(PY) -m app migrate
+
+# needs wrk for the load (apt-get install -y wrk), else a slower Python generator is used
+bench: install
+	$(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache ide/node_modules

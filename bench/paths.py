@@ -1,0 +1,117 @@
+"""The measured paths: the GraphQL full selection (read from the live schema) and templates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from load import Template
+
+INTROSPECTION = """
+query {
+  __schema {
+    queryType { fields { name } }
+    types { name kind fields { name args { name } type { ...T } } }
+  }
+}
+fragment T on __Type { kind name ofType { kind name ofType { kind name ofType { kind name } } } }
+"""
+
+
+def named(kind: dict[str, Any]) -> dict[str, Any]:
+    while kind.get("ofType"):
+        kind = kind["ofType"]
+    return kind
+
+
+def selection(types: dict[str, Any], type_name: str, depth: int = 0) -> str:
+    """Every field of the type that takes no argument, nested objects expanded."""
+    parts = []
+    for field in types[type_name]["fields"]:
+        if field["args"] or field["name"].startswith("__"):
+            continue  # fields with arguments (connections such as revisions) are not selected
+        inner = named(field["type"])
+        if inner["kind"] in ("OBJECT", "INTERFACE") and depth < 6:
+            parts.append(f"{field['name']} {{ {selection(types, inner['name'], depth + 1)} }}")
+        elif inner["kind"] not in ("OBJECT", "INTERFACE", "UNION"):
+            parts.append(field["name"])
+    return " ".join(parts)
+
+
+def parse_schema(body: dict[str, Any]) -> tuple[str, bool]:
+    """(the full selection of Assistant, whether Query.assistants exists)."""
+    schema = body["data"]["__schema"]
+    types = {t["name"]: t for t in schema["types"] if t["fields"]}
+    queries = {f["name"] for f in schema["queryType"]["fields"]}
+    return selection(types, "Assistant"), "assistants" in queries
+
+
+def discover(url: str) -> tuple[str, bool]:
+    response = httpx.post(f"{url}/graphql", json={"query": INTROSPECTION}, timeout=30)
+    return parse_schema(response.json())
+
+
+async def discover_schema(http: httpx.AsyncClient) -> tuple[str, bool]:
+    response = await http.post("/graphql", json={"query": INTROSPECTION})
+    return parse_schema(response.json())
+
+
+def update_mutation(org: str, fields: str, alias: str = "") -> str:
+    return (
+        "mutation Update($id: ID!, $name: String!, $voice: String!) { "
+        f'{alias}updateAssistant(orgId: "{org}", assistantId: $id, '
+        "input: {name: $name, config: {tts: {voiceId: $voice}}}) "
+        f"{{ {fields} }} }}"
+    )
+
+
+def list_query(org: str, fields: str) -> str:
+    return (
+        f'query List {{ assistants(orgId: "{org}", first: 100) {{ totalCount '
+        f"pageInfo {{ hasNextPage endCursor }} nodes {{ {fields} }} }} }}"
+    )
+
+
+def one_query(org: str, fields: str, alias: str) -> str:
+    return f'query One($id: ID!) {{ {alias}assistant(orgId: "{org}", id: $id) {{ {fields} }} }}'
+
+
+def templates(org: str, fields: str) -> dict[str, list[Template]]:
+    """Every path by name; the floor serves the REST ones."""
+    one = f"/orgs/{org}/assistants/@ID@"
+    update_vars = {"id": "@ID@", "name": "Bench @N@", "voice": "voice-@N@"}
+    rest_patch = Template(
+        "PATCH", one, {"name": "Bench @N@", "config": {"tts": {"voice_id": "v@N@"}}}
+    )
+    gql_update = Template(
+        "POST", "/graphql", {"query": update_mutation(org, fields), "variables": update_vars}
+    )
+    rest_get = Template("GET", one)
+    # unique texts (an alias no request used before) so parse/validation caches see new keys
+    unique_read = Template(
+        "POST", "/graphql", {"query": one_query(org, fields, "u@U@: "), "variables": {"id": "@ID@"}}
+    )
+    unique_update = Template(
+        "POST",
+        "/graphql",
+        {"query": update_mutation(org, fields, "u@U@: "), "variables": update_vars},
+    )
+    return {
+        "graphql_update": [gql_update],
+        "rest_update": [rest_patch],
+        "rest_get": [rest_get],
+        "graphql_list": [
+            Template("POST", "/graphql", {"query": list_query(org, fields), "variables": {}})
+        ],
+        "rest_list": [Template("GET", f"/orgs/{org}/assistants?take=100")],
+        "leak_mix": [unique_read, rest_get, unique_update, rest_patch, gql_update],
+    }
+
+
+def shape(value: Any) -> Any:
+    """The keys of a JSON document, recursively (to compare the floor's with the server's)."""
+    if isinstance(value, dict):
+        return {k: shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [shape(value[0])] if value else []
+    return None
