@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import create_organisation, hash_key
 from app.domain.assistants import create_assistant
+from app.domain.revisions import CLI_WRITER
 from app.models import ApiKey, Assistant
 from app.settings import Settings
 
@@ -42,6 +43,7 @@ async def ensure_demo(session: AsyncSession, settings: Settings, path: Path) -> 
         org_id=org.id,
         body={"name": "Demo assistant", "config": {"tts": {"voice_id": "v1"}}},
         default_model=settings.default_model,
+        writer=CLI_WRITER,
     )
     demo = {"org_id": org.id, "assistant_id": assistant.id, "key_id": key_id, "api_key": token}
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -146,3 +146,29 @@ class Action(SQLModel, table=True):
     position: int
     created_at: datetime = _time()
     updated_at: datetime = _time()
+
+
+class AssistantRevision(SQLModel, table=True):
+    """One row per real change of an assistant, written in the same transaction as the change.
+
+    `seq` orders every revision of the database (the event id of the change streams).
+    """
+
+    __tablename__ = "assistant_revisions"
+    __table_args__ = (
+        Index("ux_revisions_assistant_version", "assistant_id", "version", unique=True),
+        Index("ix_revisions_org_seq", "org_id", "seq"),
+    )
+
+    seq: int | None = Field(default=None, primary_key=True)
+    org_id: str = Field(foreign_key="organisations.id", max_length=64)
+    assistant_id: str = Field(foreign_key="assistants.id", max_length=64)
+    version: int
+    changed_at: datetime = _time()
+    change_type: str = Field(max_length=32)
+    actor_key_id: str | None = Field(default=None, max_length=64)
+    source: str = Field(max_length=16)
+    changes: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    snapshot: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

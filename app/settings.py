@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     graphql_max_tokens: int = 2000
     graphql_max_root_fields: int = 10
 
+    revisions_keep: int | None = None  # REVISIONS_KEEP=N keeps the newest N per assistant
     rate_limit: str = "500/minute"  # per API key (or client address), per process
     # Origins allowed to call the API from a browser, comma-separated; empty: CORS closed.
     cors_allow_origins: str = ""

@@ -20,6 +20,19 @@ from app.domain.errors import (
     ValidationFailed,
     validation_failed,
 )
+from app.domain.revisions import (
+    CREATED,
+    DELETED,
+    RESTORED,
+    SECRET_KEY_ROTATED,
+    UPDATED,
+    Writer,
+    get_revision,
+    leaf_change,
+    leaf_values,
+    record_revision,
+    snapshot_columns,
+)
 from app.models import Action, Assistant, Avatar, Integration, new_id, utcnow
 
 M = TypeVar("M", bound=AssistantPatch)
@@ -69,8 +82,52 @@ def _next_instant(previous: datetime) -> datetime:
     return now if now > previous else previous + timedelta(microseconds=1)
 
 
+async def _commit_change(
+    session: AsyncSession,
+    assistant: Assistant,
+    *,
+    change_type: str,
+    changes: list[dict[str, Any]],
+    writer: Writer,
+) -> None:
+    """A real change: the next version, a later `updated_at`, and its revision, all at once."""
+    assistant.version += 1
+    assistant.updated_at = _next_instant(assistant.updated_at)
+    await session.flush()
+    await record_revision(
+        session,
+        assistant,
+        change_type=change_type,
+        changes=changes,
+        writer=writer,
+        changed_at=assistant.updated_at,
+    )
+
+
+def _column_changes(assistant: Assistant, values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        column: value for column, value in values.items() if getattr(assistant, column) != value
+    }
+
+
+async def _apply(
+    session: AsyncSession,
+    assistant: Assistant,
+    changed: dict[str, Any],
+    *,
+    change_type: str,
+    writer: Writer,
+) -> None:
+    changes = [leaf_change(c, getattr(assistant, c), value) for c, value in changed.items()]
+    for column, value in changed.items():
+        setattr(assistant, column, value)
+    await _commit_change(
+        session, assistant, change_type=change_type, changes=changes, writer=writer
+    )
+
+
 async def create_assistant(
-    session: AsyncSession, *, org_id: str, body: Any, default_model: str
+    session: AsyncSession, *, org_id: str, body: Any, default_model: str, writer: Writer
 ) -> Assistant:
     data = await _validated(session, AssistantCreate, org_id, body)
     now = utcnow()
@@ -89,6 +146,10 @@ async def create_assistant(
         assistant.secret_key = new_secret_key()
     session.add(assistant)
     await session.flush()
+    changes = [{"path": p, "from": None, "to": v} for p, v in leaf_values(assistant).items()]
+    await record_revision(
+        session, assistant, change_type=CREATED, changes=changes, writer=writer, changed_at=now
+    )
     return assistant
 
 
@@ -121,29 +182,51 @@ async def update_assistant(
     org_id: str,
     assistant_id: str,
     patch: Any,
+    writer: Writer,
     expected_versions: Sequence[int] | None = None,
+    dry_run: bool = False,
 ) -> Assistant:
     """Partial update (CONTRACT section 4): merge what was sent, store only real changes.
 
     The row is locked first (FOR UPDATE on PostgreSQL; the write transaction already holds
     SQLite's write lock), so concurrent updates of one assistant run one after another.
+    A dry run goes through the very same steps and answers an unsaved copy.
     """
     assistant = await get_assistant(
         session, org_id=org_id, assistant_id=assistant_id, for_update=True
     )
     check_version(assistant, expected_versions)
     data = await _validated(session, AssistantPatch, org_id, patch)
-    changed = {
-        column: value
-        for column, value in column_values(data.set_fields()).items()
-        if getattr(assistant, column) != value
-    }
-    if changed:
+    changed = _column_changes(assistant, column_values(data.set_fields()))
+    if dry_run:
+        preview = Assistant(**assistant.model_dump())
         for column, value in changed.items():
-            setattr(assistant, column, value)
-        assistant.version += 1
-        assistant.updated_at = _next_instant(assistant.updated_at)
-        await session.flush()
+            setattr(preview, column, value)
+        return preview
+    if changed:
+        await _apply(session, assistant, changed, change_type=UPDATED, writer=writer)
+    return assistant
+
+
+async def restore_revision(
+    session: AsyncSession,
+    *,
+    org_id: str,
+    assistant_id: str,
+    version: int,
+    writer: Writer,
+    expected_versions: Sequence[int] | None = None,
+) -> Assistant:
+    """Name, enabled, avatar and config become those of `version` (a new `restored` revision);
+    integrations, actions and the secret key are left alone."""
+    assistant = await get_assistant(
+        session, org_id=org_id, assistant_id=assistant_id, for_update=True
+    )
+    check_version(assistant, expected_versions)
+    revision = await get_revision(session, assistant=assistant, version=version)
+    changed = _column_changes(assistant, snapshot_columns(revision.snapshot))
+    if changed:
+        await _apply(session, assistant, changed, change_type=RESTORED, writer=writer)
     return assistant
 
 
@@ -188,7 +271,9 @@ async def count_assistants(session: AsyncSession, *, org_id: str) -> int:
     return int(total or 0)
 
 
-async def delete_assistant(session: AsyncSession, *, org_id: str, assistant_id: str) -> Assistant:
+async def delete_assistant(
+    session: AsyncSession, *, org_id: str, assistant_id: str, writer: Writer
+) -> Assistant:
     """Soft-deletes the assistant (it answers 404 from now on) and removes its children."""
     assistant = await get_assistant(
         session, org_id=org_id, assistant_id=assistant_id, for_update=True
@@ -196,19 +281,21 @@ async def delete_assistant(session: AsyncSession, *, org_id: str, assistant_id: 
     await session.execute(delete(Integration).where(Integration.assistant_id == assistant.id))  # type: ignore[arg-type]
     await session.execute(delete(Action).where(Action.assistant_id == assistant.id))  # type: ignore[arg-type]
     assistant.deleted = True
-    assistant.version += 1
-    assistant.updated_at = _next_instant(assistant.updated_at)
-    await session.flush()
+    changes = [{"path": "deleted", "from": False, "to": True}]
+    await _commit_change(session, assistant, change_type=DELETED, changes=changes, writer=writer)
     return assistant
 
 
-async def rotate_secret_key(session: AsyncSession, *, org_id: str, assistant_id: str) -> Assistant:
+async def rotate_secret_key(
+    session: AsyncSession, *, org_id: str, assistant_id: str, writer: Writer
+) -> Assistant:
     """A fresh secret key from the OS's CSPRNG; the old one stops being the assistant's."""
     assistant = await get_assistant(
         session, org_id=org_id, assistant_id=assistant_id, for_update=True
     )
     assistant.secret_key = new_secret_key()
-    assistant.version += 1
-    assistant.updated_at = _next_instant(assistant.updated_at)
-    await session.flush()
+    changes = [{"path": "secret_key", "from": None, "to": None}]  # values never recorded
+    await _commit_change(
+        session, assistant, change_type=SECRET_KEY_ROTATED, changes=changes, writer=writer
+    )
     return assistant

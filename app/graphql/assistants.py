@@ -103,6 +103,7 @@ class AssistantMutation:
                 org_id=org,
                 body=sent_fields(input),
                 default_model=ctx.settings.default_model,
+                writer=ctx.writer,
             )
         return Assistant.from_row(row, ctx.settings.base_url)
 
@@ -127,6 +128,15 @@ class AssistantMutation:
                 description="Refuse the update (CONFLICT) unless the assistant is at this version."
             ),
         ] = None,
+        dry_run: Annotated[
+            bool,
+            strawberry.argument(
+                description=(
+                    "Validate and merge exactly as a real update and answer the assistant as it "
+                    "would be, with `version` unchanged; nothing is stored."
+                )
+            ),
+        ] = False,
     ) -> Assistant:
         ctx = info.context
         async with ctx.db.write() as session:
@@ -136,7 +146,9 @@ class AssistantMutation:
                 org_id=org,
                 assistant_id=assistant_id,
                 patch=sent_fields(input),
+                writer=ctx.writer,
                 expected_versions=None if expected_version is None else [expected_version],
+                dry_run=dry_run,
             )
         return Assistant.from_row(row, ctx.settings.base_url)
 
@@ -152,7 +164,9 @@ class AssistantMutation:
         ctx = info.context
         async with ctx.db.write() as session:
             org = await ctx.org(session, org_id)
-            row = await delete_assistant(session, org_id=org, assistant_id=assistant_id)
+            row = await delete_assistant(
+                session, org_id=org, assistant_id=assistant_id, writer=ctx.writer
+            )
         return strawberry.ID(row.id)
 
     @strawberry.mutation(
@@ -164,5 +178,7 @@ class AssistantMutation:
         ctx = info.context
         async with ctx.db.write() as session:
             org = await ctx.org(session, org_id)
-            row = await rotate_secret_key(session, org_id=org, assistant_id=assistant_id)
+            row = await rotate_secret_key(
+                session, org_id=org, assistant_id=assistant_id, writer=ctx.writer
+            )
         return Assistant.from_row(row, ctx.settings.base_url)

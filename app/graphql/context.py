@@ -10,6 +10,7 @@ from strawberry.types import Info as StrawberryInfo
 
 from app.auth import Principal, authenticate, authorize
 from app.db import Database
+from app.domain.revisions import Writer
 from app.graphql.loaders import Loaders
 from app.settings import Settings
 
@@ -38,6 +39,12 @@ class Context:
     @property
     def principal(self) -> Principal | None:
         return self._principal
+
+    @property
+    def writer(self) -> Writer:
+        """Who writes, for the revisions (call after `org()` has authenticated)."""
+        assert self._principal is not None
+        return Writer(self._principal.key_id, "graphql", self.settings.revisions_keep)
 
 
 Info = StrawberryInfo[Context, None]

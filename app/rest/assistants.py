@@ -18,6 +18,7 @@ from app.domain.assistants import (
 from app.rest.common import (
     PATCH_TYPES,
     assistant_documents,
+    bool_param,
     etag,
     if_match_versions,
     json_response,
@@ -26,6 +27,7 @@ from app.rest.common import (
     pagination_headers,
     read_json,
     settings_of,
+    writer_of,
 )
 
 
@@ -34,7 +36,11 @@ async def create(request: Request) -> Response:
     async with org_session(request, write=True) as (session, org_id):
         body = await read_json(request)
         row = await create_assistant(
-            session, org_id=org_id, body=body, default_model=settings.default_model
+            session,
+            org_id=org_id,
+            body=body,
+            default_model=settings.default_model,
+            writer=writer_of(request),
         )
         [document] = await assistant_documents(session, [row], settings.base_url)
     return json_response(document, 201, {"ETag": etag(row)})
@@ -50,6 +56,7 @@ async def read(request: Request) -> Response:
 
 
 async def patch(request: Request) -> Response:
+    dry_run = bool_param(request, "dry_run")
     async with org_session(request, write=True) as (session, org_id):
         body = await read_json(request, PATCH_TYPES)
         row = await update_assistant(
@@ -57,7 +64,9 @@ async def patch(request: Request) -> Response:
             org_id=org_id,
             assistant_id=request.path_params["assistant_id"],
             patch=body,
+            writer=writer_of(request),
             expected_versions=if_match_versions(request),
+            dry_run=dry_run,
         )
         [document] = await assistant_documents(session, [row], settings_of(request).base_url)
     return json_response(document, headers={"ETag": etag(row)})
@@ -75,7 +84,10 @@ async def list_(request: Request) -> Response:
 async def delete(request: Request) -> Response:
     async with org_session(request, write=True) as (session, org_id):
         await delete_assistant(
-            session, org_id=org_id, assistant_id=request.path_params["assistant_id"]
+            session,
+            org_id=org_id,
+            assistant_id=request.path_params["assistant_id"],
+            writer=writer_of(request),
         )
     return Response(status_code=204)
 
@@ -83,7 +95,10 @@ async def delete(request: Request) -> Response:
 async def rotate(request: Request) -> Response:
     async with org_session(request, write=True) as (session, org_id):
         row = await rotate_secret_key(
-            session, org_id=org_id, assistant_id=request.path_params["assistant_id"]
+            session,
+            org_id=org_id,
+            assistant_id=request.path_params["assistant_id"],
+            writer=writer_of(request),
         )
         [document] = await assistant_documents(session, [row], settings_of(request).base_url)
     return json_response(document, headers={"ETag": etag(row)})

@@ -11,13 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.auth import authenticate, authorize
+from app.auth import Principal, authenticate, authorize
 from app.db import Database
 from app.domain.actions import actions_by_assistant
 from app.domain.assistants import MAX_PAGE_SIZE
 from app.domain.documents import assistant_document
 from app.domain.errors import BadRequest, FieldError, UnsupportedMediaType, ValidationFailed
 from app.domain.integrations import integrations_by_assistant
+from app.domain.revisions import Writer
 from app.models import Assistant
 from app.settings import Settings
 
@@ -54,11 +55,31 @@ async def read_json(request: Request, accepted: Sequence[str] = JSON_TYPES) -> A
 async def org_session(request: Request, *, write: bool) -> AsyncIterator[tuple[AsyncSession, str]]:
     """One transaction for the request, and the organisation its API key may act on."""
     db = db_of(request)
+    if write:
+        await request.body()  # read before the write lock is taken; cached for read_json
     transaction = db.write() if write else db.read()
     async with transaction as session:
         principal = await authenticate(session, request.headers.get("authorization"))
         request.state.principal = principal
         yield session, authorize(principal, request.path_params["org_id"])
+
+
+def bool_param(request: Request, name: str) -> bool:
+    """A boolean query parameter (`true`/`false`/`1`/`0`, absent is false); 400 otherwise."""
+    value = request.query_params.get(name)
+    if value is None or value.lower() in ("false", "0"):
+        return False
+    if value.lower() in ("true", "1", ""):
+        return True
+    raise ValidationFailed(
+        f"'{name}' must be true or false", [FieldError((name,), "must be true or false")]
+    )
+
+
+def writer_of(request: Request) -> Writer:
+    """Who writes, for the revisions (inside `org_session`, once the key is known)."""
+    principal: Principal = request.state.principal
+    return Writer(principal.key_id, "rest", settings_of(request).revisions_keep)
 
 
 def json_response(

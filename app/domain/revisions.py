@@ -1,0 +1,178 @@
+"""Revisions: every real change of an assistant, with its leaf-level diff and a snapshot.
+
+Written by the use cases that change an assistant, in their transaction, never by a transport.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain.assistant_input import COLUMN_PATHS, LEAVES
+from app.domain.documents import avatar_url, config_document, rfc3339
+from app.domain.errors import NotFound
+from app.models import Assistant, AssistantRevision
+
+CREATED, UPDATED, SECRET_KEY_ROTATED, RESTORED, DELETED = (
+    "created",
+    "updated",
+    "secret_key_rotated",
+    "restored",
+    "deleted",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Writer:
+    """Who writes (the API key's id, or None for the CLI), through what, and the history kept."""
+
+    key_id: str | None
+    source: str  # "rest" | "graphql" | "cli"
+    revisions_keep: int | None = None
+
+
+CLI_WRITER = Writer(key_id=None, source="cli")
+
+
+def leaf_values(assistant: Assistant) -> dict[str, Any]:
+    """{"config.tts.voice_id": "v1", …}: every leaf of the assistant by its dotted path."""
+    return {".".join(path): _plain(getattr(assistant, column)) for path, column in LEAVES.items()}
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value
+
+
+def leaf_change(column: str, before: Any, after: Any) -> dict[str, Any]:
+    """One entry of `changes`: the leaf's dotted path, its value before and after."""
+    return {"path": ".".join(COLUMN_PATHS[column]), "from": _plain(before), "to": _plain(after)}
+
+
+def snapshot_of(assistant: Assistant) -> dict[str, Any]:
+    """The assistant as it is now, without its secret key (avatar as an id: URLs are rendered)."""
+    return {
+        "id": assistant.id,
+        "version": assistant.version,
+        "name": assistant.name,
+        "enabled": assistant.enabled,
+        "avatar_id": assistant.avatar_id,
+        "config": config_document(assistant),
+        "created_at": rfc3339(assistant.created_at),
+        "updated_at": rfc3339(assistant.updated_at),
+    }
+
+
+async def record_revision(
+    session: AsyncSession,
+    assistant: Assistant,
+    *,
+    change_type: str,
+    changes: list[dict[str, Any]],
+    writer: Writer,
+    changed_at: datetime,
+) -> AssistantRevision:
+    revision = AssistantRevision(
+        org_id=assistant.org_id,
+        assistant_id=assistant.id,
+        version=assistant.version,
+        changed_at=changed_at,
+        change_type=change_type,
+        actor_key_id=writer.key_id,
+        source=writer.source,
+        changes=changes,
+        snapshot=snapshot_of(assistant),
+    )
+    session.add(revision)
+    await session.flush()
+    if writer.revisions_keep is not None:
+        await session.execute(
+            delete(AssistantRevision).where(
+                AssistantRevision.assistant_id == assistant.id,
+                AssistantRevision.version <= assistant.version - writer.revisions_keep,
+            )
+        )
+    return revision
+
+
+async def list_revisions(
+    session: AsyncSession, *, assistant: Assistant, offset: int, limit: int
+) -> tuple[list[AssistantRevision], int]:
+    """Newest first, and how many there are in all."""
+    where = AssistantRevision.assistant_id == assistant.id
+    total = await session.scalar(select(func.count()).select_from(AssistantRevision).where(where))
+    rows = await session.scalars(
+        select(AssistantRevision)
+        .where(where)
+        .order_by(AssistantRevision.version.desc())  # type: ignore[attr-defined]
+        .offset(offset)
+        .limit(limit)
+    )
+    return list(rows), int(total or 0)
+
+
+async def get_revision(
+    session: AsyncSession, *, assistant: Assistant, version: int
+) -> AssistantRevision:
+    revision = await session.scalar(
+        select(AssistantRevision).where(
+            AssistantRevision.assistant_id == assistant.id, AssistantRevision.version == version
+        )
+    )
+    if revision is None:
+        raise NotFound(f"assistant '{assistant.id}' has no revision {version}")
+    return revision
+
+
+def revision_document(
+    revision: AssistantRevision, *, base_url: str, with_snapshot: bool = False
+) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "assistant_id": revision.assistant_id,
+        "version": revision.version,
+        "changed_at": rfc3339(revision.changed_at),
+        "change_type": revision.change_type,
+        "actor_key_id": revision.actor_key_id,
+        "source": revision.source,
+        "changes": revision.changes,
+    }
+    if with_snapshot:
+        snapshot = dict(revision.snapshot)
+        snapshot["avatar_url"] = avatar_url(base_url, snapshot.get("avatar_id"))
+        document["snapshot"] = snapshot
+    return document
+
+
+def snapshot_columns(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """{column: value} of every leaf a snapshot holds (what a restore writes back)."""
+    values: dict[str, Any] = {}
+    for path, column in LEAVES.items():
+        node: Any = snapshot
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        values[column] = node
+    return values
+
+
+def assistant_from_snapshot(snapshot: dict[str, Any], org_id: str) -> Assistant:
+    """An unsaved assistant as it was (no secret key: snapshots never hold one)."""
+    assistant = Assistant(
+        id=snapshot["id"],
+        org_id=org_id,
+        version=snapshot["version"],
+        created_at=_parse_time(snapshot["created_at"]),
+        updated_at=_parse_time(snapshot["updated_at"]),
+        name=snapshot["name"],
+        model="",
+        suggested_messages=[],
+    )
+    for column, value in snapshot_columns(snapshot).items():
+        setattr(assistant, column, value)
+    return assistant
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
