@@ -3,6 +3,8 @@ the demo organisation filled in only in demo mode, and never a secret outside it
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 from collections.abc import AsyncIterator
@@ -82,6 +84,13 @@ async def test_the_page_loads_the_pinned_assets_from_this_server(client):
         f"/graphiql-assets/graphiql@{versions['graphiql']}/graphiql.min.js",
     ]
     assert "https://" not in response.text
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'none'" in policy
+    assert "connect-src 'self';" in policy
+    inline = re.search(r"<script>(.*?)</script>", response.text, re.S)
+    assert inline
+    digest = base64.b64encode(hashlib.sha256(inline.group(1).encode()).digest()).decode()
+    assert f"script-src 'self' 'sha256-{digest}';" in policy
     for url in asset_urls(response.text):
         asset = await client.get(url)
         assert asset.status_code == 200, url
@@ -117,6 +126,10 @@ async def test_without_local_assets_the_page_falls_back_to_the_cdn(client, tmp_p
     assert len(urls) == 4
     assert all(url.startswith("https://cdn.jsdelivr.net/npm/") for url in urls)
     assert 'name="graphiql-assets" content="cdn"' in response.text
+    assert (
+        "script-src 'self' https://cdn.jsdelivr.net 'sha256-"
+        in (response.headers["content-security-policy"])
+    )
     pinned = ide.pinned_versions()
     assert f"https://cdn.jsdelivr.net/npm/graphiql@{pinned['graphiql']}/graphiql.min.js" in urls
 

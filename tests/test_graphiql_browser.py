@@ -122,6 +122,7 @@ def result_text(page: object, expected: list[str]) -> str:
 def test_the_example_runs_in_chromium_without_leaving_the_machine(server: Server):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
     requested: list[str] = []
+    errors: list[str] = []
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
@@ -129,6 +130,7 @@ def test_the_example_runs_in_chromium_without_leaving_the_machine(server: Server
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.on("request", lambda request: requested.append(request.url))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.goto(f"{server.url}/graphql", wait_until="networkidle")
             assert page.get_attribute('meta[name="graphiql-assets"]', "content") == "local"
             headers_editor = page.locator(".graphiql-editor-tool .graphiql-editor:visible")
@@ -141,6 +143,7 @@ def test_the_example_runs_in_chromium_without_leaving_the_machine(server: Server
             browser.close()
 
     assert '"errors"' not in shown
+    assert errors == [], "the browser console reported errors (a CSP violation?)"
     assert '"welcomeBanner": "Hi! How can I help?"' in shown
     left = [url for url in requested if leaves_the_machine(url)]
     assert left == [], f"requests left the machine: {left}"

@@ -9,6 +9,8 @@ no request outside this server.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 from functools import cache
@@ -17,7 +19,7 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Route
 
 from app.settings import Settings
@@ -157,8 +159,7 @@ def example(settings: Settings) -> dict[str, str]:
     }
 
 
-def render_page(settings: Settings, endpoint: str) -> str:
-    local = local_assets_available()
+def render_page(settings: Settings, endpoint: str, *, local: bool) -> str:
     scripts, styles = asset_urls(local=local)
     config = {"url": endpoint, **example(settings)}
     # `<` escaped so no value can close the script element that carries the JSON.
@@ -167,9 +168,58 @@ def render_page(settings: Settings, endpoint: str) -> str:
         styles="\n".join(f'<link rel="stylesheet" href="{html.escape(u)}">' for u in styles),
         scripts="\n".join(f'<script src="{html.escape(u)}"></script>' for u in scripts),
         config=config_json,
+        bootstrap=BOOTSTRAP,
         source="local" if local else "cdn",
     )
 
+
+def content_security_policy(*, local: bool) -> str:
+    """Scripts, styles and fonts only from here (or the CDN when falling back); requests only to
+    this server, so the browser itself enforces that the page never calls anything else."""
+    sources = "'self'" if local else f"'self' {CDN.rsplit('/', 1)[0]}"
+    return "; ".join(
+        [
+            "default-src 'none'",
+            f"script-src {sources} 'sha256-{BOOTSTRAP_HASH}'",
+            f"style-src {sources} 'unsafe-inline'",
+            f"font-src {sources} data:",
+            f"img-src {sources} data:",
+            "connect-src 'self'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+def page_response(settings: Settings, endpoint: str) -> Response:
+    """The page, never cached (in demo mode it carries a key), under its CSP."""
+    local = local_assets_available()
+    headers = {
+        "Cache-Control": "no-store",
+        "Content-Security-Policy": content_security_policy(local=local),
+    }
+    return HTMLResponse(render_page(settings, endpoint, local=local), headers=headers)
+
+
+BOOTSTRAP = """\
+  const config = JSON.parse(document.getElementById("graphiql-config").textContent);
+  const root = ReactDOM.createRoot(document.getElementById("graphiql"));
+  root.render(React.createElement(GraphiQL, {
+    fetcher: GraphiQL.createFetcher({
+      url: config.url,
+      // graphql-transport-ws; the headers become the connection_init payload
+      subscriptionUrl: location.origin.replace(/^http/, "ws") + config.url,
+    }),
+    query: config.query,
+    variables: config.variables,
+    headers: config.headers,
+    isHeadersEditorEnabled: true,
+    shouldPersistHeaders: false,
+    defaultEditorToolsVisibility: "headers",
+  }));
+"""
+BOOTSTRAP_HASH = base64.b64encode(hashlib.sha256(BOOTSTRAP.encode()).digest()).decode()
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -186,23 +236,7 @@ PAGE = """<!doctype html>
 <div id="graphiql">Loading GraphiQL…</div>
 <script id="graphiql-config" type="application/json">{config}</script>
 {scripts}
-<script>
-  const config = JSON.parse(document.getElementById("graphiql-config").textContent);
-  const root = ReactDOM.createRoot(document.getElementById("graphiql"));
-  root.render(React.createElement(GraphiQL, {{
-    fetcher: GraphiQL.createFetcher({{
-      url: config.url,
-      // graphql-transport-ws; the headers become the connection_init payload
-      subscriptionUrl: location.origin.replace(/^http/, "ws") + config.url,
-    }}),
-    query: config.query,
-    variables: config.variables,
-    headers: config.headers,
-    isHeadersEditorEnabled: true,
-    shouldPersistHeaders: false,
-    defaultEditorToolsVisibility: "headers",
-  }}));
-</script>
+<script>{bootstrap}</script>
 </body>
 </html>
 """

@@ -7,13 +7,13 @@ from typing import Any
 import orjson
 from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from app.graphql.context import Context
-from app.graphql.ide import render_page
+from app.graphql.ide import page_response
 from app.settings import Settings
 
 
@@ -59,8 +59,7 @@ class GraphQLView(GraphQL[Context, None]):
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL from the pinned local assets, opening on a runnable example."""
-        page = render_page(self.settings, request.url.path)
-        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+        return page_response(self.settings, request.url.path)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
