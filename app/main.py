@@ -29,7 +29,7 @@ from app.middleware import (
     cors_options,
 )
 from app.ratelimit import RateLimitMiddleware
-from app.rest import actions, assistants, avatars, integrations
+from app.rest import actions, assistants, avatars, integrations, revisions
 from app.rest.errors import handle_domain_error, handle_http_error, handle_unexpected
 from app.settings import Settings
 
@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *integrations.routes,
         *actions.routes,
         *avatars.routes,
+        *revisions.routes,
     ]
     app = Starlette(
         routes=routes,

@@ -223,7 +223,7 @@ async def restore_revision(
         session, org_id=org_id, assistant_id=assistant_id, for_update=True
     )
     check_version(assistant, expected_versions)
-    revision = await get_revision(session, assistant=assistant, version=version)
+    revision = await get_revision(session, assistant_id=assistant.id, version=version)
     changed = _column_changes(assistant, snapshot_columns(revision.snapshot))
     if changed:
         await _apply(session, assistant, changed, change_type=RESTORED, writer=writer)

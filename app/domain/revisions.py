@@ -98,32 +98,47 @@ async def record_revision(
     return revision
 
 
-async def list_revisions(
-    session: AsyncSession, *, assistant: Assistant, offset: int, limit: int
-) -> tuple[list[AssistantRevision], int]:
-    """Newest first, and how many there are in all."""
-    where = AssistantRevision.assistant_id == assistant.id
-    total = await session.scalar(select(func.count()).select_from(AssistantRevision).where(where))
-    rows = await session.scalars(
-        select(AssistantRevision)
-        .where(where)
-        .order_by(AssistantRevision.version.desc())  # type: ignore[attr-defined]
-        .offset(offset)
-        .limit(limit)
+async def count_revisions(session: AsyncSession, *, assistant_id: str) -> int:
+    total = await session.scalar(
+        select(func.count())
+        .select_from(AssistantRevision)
+        .where(AssistantRevision.assistant_id == assistant_id)
     )
-    return list(rows), int(total or 0)
+    return int(total or 0)
+
+
+async def list_revisions(
+    session: AsyncSession,
+    *,
+    assistant_id: str,
+    limit: int,
+    offset: int = 0,
+    before_version: int | None = None,
+) -> list[AssistantRevision]:
+    """Newest first: a window at an `offset` (pages) or below a version (cursors)."""
+    stmt = select(AssistantRevision).where(AssistantRevision.assistant_id == assistant_id)
+    if before_version is not None:
+        stmt = stmt.where(AssistantRevision.version < before_version)
+    stmt = stmt.order_by(AssistantRevision.version.desc())  # type: ignore[attr-defined]
+    return list(await session.scalars(stmt.offset(offset).limit(limit)))
+
+
+MAX_VERSION = 2**31 - 1
 
 
 async def get_revision(
-    session: AsyncSession, *, assistant: Assistant, version: int
+    session: AsyncSession, *, assistant_id: str, version: int
 ) -> AssistantRevision:
-    revision = await session.scalar(
-        select(AssistantRevision).where(
-            AssistantRevision.assistant_id == assistant.id, AssistantRevision.version == version
+    revision = None
+    if 1 <= version <= MAX_VERSION:
+        revision = await session.scalar(
+            select(AssistantRevision).where(
+                AssistantRevision.assistant_id == assistant_id,
+                AssistantRevision.version == version,
+            )
         )
-    )
     if revision is None:
-        raise NotFound(f"assistant '{assistant.id}' has no revision {version}")
+        raise NotFound(f"assistant '{assistant_id}' has no revision {version}")
     return revision
 
 

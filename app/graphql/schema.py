@@ -19,11 +19,14 @@ from app.graphql.assistants import AssistantMutation, AssistantQuery
 from app.graphql.errors import ErrorCodes
 from app.graphql.integrations import IntegrationMutation
 from app.graphql.limits import HideSuggestions, Limits, SafeParserCache, TokenLimit, limits_rule
+from app.graphql.revisions import RevisionMutation
 from app.graphql.scalars import SCALAR_MAP
 from app.settings import Settings
 
 Query = merge_types("Query", (AssistantQuery,))
-Mutation = merge_types("Mutation", (AssistantMutation, IntegrationMutation, ActionMutation))
+Mutation = merge_types(
+    "Mutation", (AssistantMutation, IntegrationMutation, ActionMutation, RevisionMutation)
+)
 
 # merge_types takes no description: these are what GraphiQL's documentation explorer shows.
 Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -15,6 +15,9 @@ from app.graphql.pagination import PageInfo
 from app.models import Action as ActionRow
 from app.models import Assistant as AssistantRow
 from app.models import Integration as IntegrationRow
+
+if TYPE_CHECKING:
+    from app.graphql.revisions import AssistantRevisionConnection
 
 
 @strawberry.enum(description="How a returning contact's conversation continues.")
@@ -223,6 +226,21 @@ class Assistant:
     async def actions(self, info: Info) -> list[Action]:
         rows = await info.context.loaders.actions.load(str(self.id))
         return [Action.from_row(row) for row in rows]
+
+    @strawberry.field(description="The assistant's history, newest first.")
+    async def revisions(
+        self,
+        info: Info,
+        first: Annotated[
+            int | None, strawberry.argument(description="How many, 1-100 (null means 20).")
+        ] = 20,
+        after: Annotated[
+            str | None, strawberry.argument(description="Return the revisions after this cursor.")
+        ] = None,
+    ) -> Annotated[AssistantRevisionConnection, strawberry.lazy("app.graphql.revisions")]:
+        from app.graphql.revisions import revisions_of
+
+        return await revisions_of(info, str(self.id), first, after)
 
 
 @strawberry.type(description="An assistant and its cursor in a connection.")
