@@ -3,16 +3,22 @@ driven through httpx, and small factories for organisations, keys and assistants
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 
 from app.auth import create_key, create_organisation
@@ -21,6 +27,97 @@ from app.main import create_app
 from app.migrate import upgrade
 from app.models import Assistant
 from app.settings import Settings
+
+POSTGRES_SKIP = "TEST_POSTGRES_URL not set: PostgreSQL tests skipped"
+DATABASES = ["sqlite", "postgres"]
+
+
+def postgres_url() -> str | None:
+    return os.environ.get("TEST_POSTGRES_URL") or None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class PostgresServer:
+    """The server of TEST_POSTGRES_URL and this session's migrated template database.
+
+    Admin statements run on their own loop and thread (never the test's loop) over two
+    connections: one creates databases, the other drops the finished ones in the background.
+    """
+
+    MAX_PENDING_DROPS = 4
+
+    def __init__(self, url: str) -> None:
+        self.url = make_url(url)
+        self.template = self.new_name("tmpl")
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._connections: dict[str, asyncpg.Connection[Any]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._drops: list[Future[Any]] = []
+
+    @staticmethod
+    def new_name(kind: str) -> str:
+        """`assistants_<kind>_<pid>_<random>`: the pid lets a later session drop orphans."""
+        return f"assistants_{kind}_{os.getpid()}_{uuid.uuid4().hex[:12]}"
+
+    def url_for(self, database: str) -> str:
+        return self.url.set(database=database).render_as_string(hide_password=False)
+
+    async def _run(self, channel: str, statement: str) -> list[Any]:
+        lock = self._locks.setdefault(channel, asyncio.Lock())
+        async with lock:
+            if channel not in self._connections:
+                dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+                self._connections[channel] = await asyncpg.connect(dsn, timeout=10)
+            return list(await self._connections[channel].fetch(statement))
+
+    def _submit(self, channel: str, statement: str) -> Future[list[Any]]:
+        return asyncio.run_coroutine_threadsafe(self._run(channel, statement), self._loop)
+
+    def execute(self, statement: str) -> list[Any]:
+        return self._submit("admin", statement).result(timeout=120)
+
+    def drop_orphans(self) -> None:
+        """Drops the databases of earlier sessions on this machine that died (pid gone)."""
+        pattern = "^assistants_(tmpl|test)_[0-9]+_"
+        for row in self.execute(f"SELECT datname FROM pg_database WHERE datname ~ '{pattern}'"):
+            pid = int(row["datname"].split("_")[2])
+            if pid != os.getpid() and not _alive(pid):
+                self.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
+
+    def drop_later(self, database: str) -> None:
+        """Drops a finished test's database while the next one runs (a few at most pending)."""
+        statement = f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'
+        self._drops = [drop for drop in self._drops if not drop.done()]
+        while len(self._drops) >= self.MAX_PENDING_DROPS:
+            self._drops.pop(0).result(timeout=120)
+        self._drops.append(self._submit("drop", statement))
+
+    def finish(self) -> None:
+        """Waits for the pending drops, drops the template and closes the connections."""
+        for drop in self._drops:
+            drop.result(timeout=120)
+        self.execute(f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)')
+        self.close()
+
+    def close(self) -> None:
+        for drop in self._drops:
+            drop.result(timeout=120)
+        for connection in self._connections.values():
+            asyncio.run_coroutine_threadsafe(connection.close(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self._loop.close()
 
 
 @pytest.fixture(scope="session")
@@ -31,16 +128,59 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture
-def settings(tmp_path: Path, sqlite_template: Path) -> Settings:
-    db_file = tmp_path / "assistants.db"
-    shutil.copy(sqlite_template, db_file)
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[PostgresServer]:
+    """A database migrated once per session; every test gets a copy (CREATE … TEMPLATE).
+
+    Skips when TEST_POSTGRES_URL is unset or the server does not answer; with
+    REQUIRE_POSTGRES=1 (set by .ci/run) an unreachable server fails instead.
+    """
+    url = postgres_url()
+    if url is None:
+        pytest.skip(POSTGRES_SKIP)
+    server = PostgresServer(url)
+    try:
+        server.execute("SELECT 1")
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        server.close()
+        reason = f"PostgreSQL at TEST_POSTGRES_URL does not answer ({exc!r}): tests skipped"
+        if os.environ.get("REQUIRE_POSTGRES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    server.drop_orphans()
+    server.execute(f'CREATE DATABASE "{server.template}"')
+    try:
+        upgrade(Settings(database_url=server.url_for(server.template)))
+        yield server
+    finally:
+        server.finish()
+
+
+def _settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(
-        database_url=f"sqlite+aiosqlite:///{db_file}",
+        database_url=database_url,
         avatars_dir=tmp_path / "avatars",
         public_url="https://api.test",
         _env_file=None,  # type: ignore[call-arg]
     )
+
+
+@pytest.fixture(params=DATABASES)
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """A fresh migrated database per test, on SQLite and on PostgreSQL (ids [sqlite]/[postgres])."""
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        db_file = tmp_path / "assistants.db"
+        shutil.copy(template, db_file)
+        yield _settings(f"sqlite+aiosqlite:///{db_file}", tmp_path)
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_template")
+    name = server.new_name("test")
+    server.execute(f'CREATE DATABASE "{name}" TEMPLATE "{server.template}"')
+    try:
+        yield _settings(server.url_for(name), tmp_path)
+    finally:
+        server.drop_later(name)
 
 
 @pytest.fixture
@@ -147,10 +287,6 @@ def gql(client: httpx.AsyncClient) -> Any:
         return body
 
     return run
-
-
-def postgres_url() -> str | None:
-    return os.environ.get("TEST_POSTGRES_URL")
 
 
 @pytest.fixture
