@@ -10,7 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth import create_organisation, hash_key
+from app.domain.actions import create_action
 from app.domain.assistants import create_assistant
+from app.domain.integrations import create_integration
 from app.domain.revisions import CLI_WRITER
 from app.models import ApiKey, Assistant
 from app.settings import Settings
@@ -44,6 +46,20 @@ async def ensure_demo(session: AsyncSession, settings: Settings, path: Path) -> 
         body={"name": "Demo assistant", "config": {"tts": {"voice_id": "v1"}}},
         default_model=settings.default_model,
         writer=CLI_WRITER,
+    )
+    await create_integration(
+        session, org_id=org.id, assistant_id=assistant.id, body={"integration_id": "whatsapp"}
+    )
+    await create_action(
+        session,
+        org_id=org.id,
+        assistant_id=assistant.id,
+        body={
+            "action_id": "TOOLS:HTTP_REQUEST",
+            "name": "Order status",
+            "instructions": "Look up an order when the customer gives its number.",
+            "config": {"input": {"method": "GET"}, "definitions": []},
+        },
     )
     demo = {"org_id": org.id, "assistant_id": assistant.id, "key_id": key_id, "api_key": token}
     path.parent.mkdir(parents=True, exist_ok=True)
