@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from app.domain.errors import NotFound
 from app.settings import Settings
 
 WRITE_OPTION = "assistants_write"
@@ -34,10 +35,28 @@ def _ensure_sqlite_dir(url: str) -> None:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
+def _holds_nul(parameters: Any) -> bool:
+    rows = parameters if isinstance(parameters, list) else [parameters]
+    for row in rows:
+        values = row.values() if isinstance(row, dict) else row or ()
+        if any(isinstance(value, str) and "\x00" in value for value in values):
+            return True
+    return False
+
+
+def _refuse_nul(_conn: Any, _cursor: Any, _sql: str, parameters: Any, *_args: Any) -> None:
+    """PostgreSQL refuses U+0000 in text (a 500 otherwise). Nothing stored contains it (input
+    validation refuses it), so a lookup by such an id finds nothing."""
+    if _holds_nul(parameters):
+        raise NotFound("no such resource (an id never contains U+0000)")
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.database_url
     if not url.startswith("sqlite"):
-        return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        engine = create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        event.listen(engine.sync_engine, "before_cursor_execute", _refuse_nul)
+        return engine
 
     _ensure_sqlite_dir(url)
     engine = create_async_engine(

@@ -103,8 +103,16 @@ def _message(error: Any) -> str:
     return str(error["msg"])
 
 
+MAX_REPORTED_FIELDS = 50  # so a 100,000-item array of wrong items is not echoed back item by item
+
+
 def validation_failed(exc: ValidationError, prefix: Path = ()) -> ValidationFailed:
-    """Every offending field of a pydantic error, by its snake_case path."""
-    fields = [FieldError(prefix + tuple(error["loc"]), _message(error)) for error in exc.errors()]
+    """Every offending field of a pydantic error (the first 50), by its snake_case path."""
+    errors = exc.errors()
+    fields = [
+        FieldError(prefix + tuple(error["loc"]), _message(error))
+        for error in errors[:MAX_REPORTED_FIELDS]
+    ]
     names = ", ".join(".".join(str(p) for p in f.path) or "(body)" for f in fields)
-    return ValidationFailed(f"invalid input: {names}", fields)
+    more = len(errors) - len(fields)
+    return ValidationFailed(f"invalid input: {names}{f' and {more} more' if more else ''}", fields)

@@ -31,6 +31,7 @@ from graphql import (
 from strawberry.extensions import MaxTokensLimiter, ParserCache, SchemaExtension
 
 TOKENS_EXCEEDED = "tokens. Parsing aborted."
+NESTED_TOO_DEEPLY = "nested too deeply. Parsing aborted."
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +163,8 @@ def limits_rule(limits: Limits) -> type[ValidationRule]:
 
 
 class TokenLimit(MaxTokensLimiter):
-    """The parser stops after `max_token_count` tokens; the refusal reads as a validation error."""
+    """The parser stops after `max_token_count` tokens (or when the document nests deeper than
+    the interpreter's recursion allows); either refusal reads as a validation error."""
 
     def on_parse(self) -> Iterator[None]:
         yield
@@ -173,7 +175,11 @@ class TokenLimit(MaxTokensLimiter):
                     f"the document has more than {self.max_token_count} tokens; "
                     f"at most {self.max_token_count} are allowed"
                 )
-                error.extensions = {"code": "GRAPHQL_VALIDATION_FAILED"}
+            elif NESTED_TOO_DEEPLY in error.message:
+                error.message = "the document is nested too deeply to be parsed"
+            else:
+                continue
+            error.extensions = {"code": "GRAPHQL_VALIDATION_FAILED"}
 
 
 class SafeParserCache(ParserCache):

@@ -12,6 +12,8 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from app.domain.errors import BadRequest
+from app.domain.json_input import parse_json_body
 from app.graphql.context import Context
 from app.graphql.ide import page_response
 from app.settings import Settings
@@ -69,7 +71,10 @@ class GraphQLView(GraphQL[Context, None]):
 
     def parse_json(self, data: str | bytes) -> Any:
         """A JSON object (or a batch, which Strawberry refuses); any other JSON is a 400."""
-        parsed = super().parse_json(data)
+        try:
+            parsed = parse_json_body(data)  # also refuses a key repeated within an object
+        except BadRequest as exc:
+            raise HTTPException(400, exc.message) from None
         if not isinstance(parsed, dict | list):
             raise HTTPException(400, "the body must be a JSON object")
         return parsed

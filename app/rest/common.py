@@ -16,8 +16,9 @@ from app.db import Database
 from app.domain.actions import actions_by_assistant
 from app.domain.assistants import MAX_PAGE_SIZE
 from app.domain.documents import assistant_document
-from app.domain.errors import BadRequest, FieldError, UnsupportedMediaType, ValidationFailed
+from app.domain.errors import FieldError, UnsupportedMediaType, ValidationFailed
 from app.domain.integrations import integrations_by_assistant
+from app.domain.json_input import parse_json_body
 from app.domain.revisions import Writer
 from app.models import Assistant
 from app.settings import Settings
@@ -44,11 +45,7 @@ async def read_json(request: Request, accepted: Sequence[str] = JSON_TYPES) -> A
         raise UnsupportedMediaType(
             f"send the body as {' or '.join(accepted)}, not '{media_type or 'nothing'}'"
         )
-    raw = await request.body()
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    return parse_json_body(await request.body())
 
 
 @asynccontextmanager
