@@ -2,18 +2,21 @@
 
 SQLite: WAL journal, `synchronous` from settings, a busy timeout, and SQLAlchemy emitting BEGIN
 itself so that write transactions start with `BEGIN IMMEDIATE` (they take the write lock before
-reading, which serialises every read-merge-write). PostgreSQL serialises per row with
-`SELECT … FOR UPDATE` in the domain.
+reading, which serialises every read-merge-write across threads and processes). PostgreSQL
+(asyncpg) serialises per row with `SELECT … FOR UPDATE` in the domain; its pool checks a
+connection before lending it, so the app recovers by itself when the server comes back.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.ext.asyncio import (
@@ -27,12 +30,20 @@ from app.domain.errors import NotFound
 from app.settings import Settings
 
 WRITE_OPTION = "assistants_write"
+READY_TIMEOUT_SECONDS = 2.0  # /readyz answers 503 rather than hang on a silent database
+PG_CONNECT_TIMEOUT_SECONDS = 5.0
+PG_POOL = {"pool_size": 10, "max_overflow": 10, "pool_timeout": 30, "pool_recycle": 1800}
+
+logger = logging.getLogger("app.db")
 
 
 def _ensure_sqlite_dir(url: str) -> None:
     database = make_url(url).database
     if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # the server still starts; /readyz reports 503 until it exists
+            logger.warning("cannot create the directory of the SQLite database: %s", exc)
 
 
 def _holds_nul(parameters: Any) -> bool:
@@ -54,7 +65,12 @@ def _refuse_nul(_conn: Any, _cursor: Any, _sql: str, parameters: Any, *_args: An
 def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.database_url
     if not url.startswith("sqlite"):
-        engine = create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        engine = create_async_engine(
+            url,
+            pool_pre_ping=True,
+            connect_args={"timeout": PG_CONNECT_TIMEOUT_SECONDS},
+            **PG_POOL,
+        )
         event.listen(engine.sync_engine, "before_cursor_execute", _refuse_nul)
         return engine
 
@@ -69,9 +85,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself
         cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={busy}")  # first: the next pragmas may wait
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
-        cursor.execute(f"PRAGMA busy_timeout={busy}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -102,6 +118,22 @@ class Database:
     async def write(self) -> AsyncIterator[AsyncSession]:
         async with self._write.begin() as session:
             yield session
+
+    async def ping(self) -> bool:
+        """Whether the database answers a query within READY_TIMEOUT_SECONDS (for /readyz)."""
+        probe = "SELECT count(*) FROM sqlite_master" if self.is_sqlite else "SELECT 1"
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+                async with self.engine.connect() as connection:
+                    await connection.execute(text(probe))
+        except Exception as exc:  # noqa: BLE001  (any failure means "not ready")
+            logger.warning("readiness check failed: %s: %s", type(exc).__name__, exc)
+            return False
+        return True
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -42,11 +41,7 @@ async def healthz(_request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     db: Database = request.app.state.db
-    try:
-        async with db.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001  (any failure means "not ready")
-        logger.warning("readiness check failed: %s", exc.__class__.__name__)
+    if not await db.ping():
         return JSONResponse({"status": "unavailable"}, status_code=503)
     return JSONResponse({"status": "ok"})
 

@@ -89,8 +89,10 @@ class PostgresServer:
 
     def drop_orphans(self) -> None:
         """Drops the databases of earlier sessions on this machine that died (pid gone)."""
-        pattern = "^assistants_(tmpl|test)_[0-9]+_"
-        for row in self.execute(f"SELECT datname FROM pg_database WHERE datname ~ '{pattern}'"):
+        for row in self.execute(
+            "SELECT datname FROM pg_database WHERE datname ~ '^assistants_(tmpl|test)_[0-9]+_'"
+            " AND pg_get_userbyid(datdba) = current_user"
+        ):
             pid = int(row["datname"].split("_")[2])
             if pid != os.getpid() and not _alive(pid):
                 self.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')

@@ -1,0 +1,175 @@
+"""`/readyz`: 200 when the database answers, 503 when it does not, and back to 200 by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+from starlette.applications import Starlette
+
+from app.main import create_app
+from app.settings import Settings
+
+READY = {"status": "ok"}
+UNAVAILABLE = {"status": "unavailable"}
+
+
+@asynccontextmanager
+async def served(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    application: Starlette = create_app(settings)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            yield http
+
+
+async def readiness(http: httpx.AsyncClient) -> tuple[int, Any]:
+    response = await http.get("/readyz")
+    return response.status_code, response.json()
+
+
+class Proxy:
+    """A TCP relay in front of PostgreSQL that can go down (refuse), hang (accept and stay
+    silent) or come back, on the same port."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = 0
+        self.mode = "up"
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Refuses new connections and cuts the open ones (the server went away)."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        if self.mode == "hang":
+            return
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self._writers.add(up_writer)
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.transport.abort()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+class Outage:
+    """A database that is first missing, then appears (`repair`), on SQLite or PostgreSQL."""
+
+    def __init__(self, settings: Settings, tmp_path: Path) -> None:
+        url = make_url(settings.database_url)
+        self.proxy: Proxy | None = None
+        if settings.is_sqlite:
+            self.migrated = Path(url.database or "")
+            self.blocker = tmp_path / "gone"  # a file where the database's directory should be
+            self.blocker.write_text("not a directory")
+            url = url.set(database=str(self.blocker / "assistants.db"))
+        else:
+            self.proxy = Proxy(url.host or "127.0.0.1", url.port or 5432)
+            self.proxy.port = free_port()  # nothing listens there yet
+            url = url.set(host="127.0.0.1", port=self.proxy.port)
+        self.settings = settings.model_copy(
+            update={"database_url": url.render_as_string(hide_password=False)}
+        )
+
+    async def repair(self) -> None:
+        if self.proxy is not None:
+            await self.proxy.start()
+            return
+        self.blocker.unlink()
+        self.blocker.mkdir()
+        shutil.copy(self.migrated, self.blocker / "assistants.db")
+
+    async def close(self) -> None:
+        if self.proxy is not None:
+            await self.proxy.stop()
+
+
+async def test_ready_when_the_database_answers(client):
+    assert await readiness(client) == (200, READY)
+
+
+async def test_not_ready_until_the_database_answers(settings: Settings, tmp_path: Path):
+    outage = Outage(settings, tmp_path)
+    try:
+        async with served(outage.settings) as http:
+            assert await readiness(http) == (503, UNAVAILABLE)
+            assert await readiness(http) == (503, UNAVAILABLE)
+            await outage.repair()
+            assert await readiness(http) == (200, READY)
+            assert await readiness(http) == (200, READY)
+    finally:
+        await outage.close()
+
+
+@pytest.fixture
+def postgres_settings(postgres_template: Any, tmp_path: Path) -> Iterator[Settings]:
+    """A fresh PostgreSQL database only (no SQLite variant of the tests that use it)."""
+    name = postgres_template.new_name("test")
+    postgres_template.execute(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template.template}"')
+    try:
+        yield Settings(
+            database_url=postgres_template.url_for(name),
+            avatars_dir=tmp_path / "avatars",
+            _env_file=None,  # type: ignore[call-arg]
+        )
+    finally:
+        postgres_template.drop_later(name)
+
+
+async def test_postgres_going_away_or_hanging_is_503_then_recovers(postgres_settings: Settings):
+    url = make_url(postgres_settings.database_url)
+    proxy = Proxy(url.host or "127.0.0.1", url.port or 5432)
+    await proxy.start()
+    through_proxy = url.set(host="127.0.0.1", port=proxy.port)
+    proxied = postgres_settings.model_copy(
+        update={"database_url": through_proxy.render_as_string(hide_password=False)}
+    )
+    try:
+        async with served(proxied) as http:
+            assert await readiness(http) == (200, READY)
+            await proxy.stop()  # the server goes away: the pooled connection dies with it
+            assert await readiness(http) == (503, UNAVAILABLE)
+            proxy.mode = "hang"  # a server that accepts but never answers: the timeout
+            await proxy.start()
+            assert await readiness(http) == (503, UNAVAILABLE)
+            await proxy.stop()
+            proxy.mode = "up"
+            await proxy.start()  # back on the same port: ready again without a restart
+            assert await readiness(http) == (200, READY)
+    finally:
+        await proxy.stop()
