@@ -7,7 +7,7 @@ bench/load.py) on core 1 at concurrency 16 and 64, measures the scale of data an
 after many unique GraphQL texts, prints the table and writes bench/results.json.
 
 Environment: BENCH_SECONDS (each measurement, whole seconds, default 4), BENCH_LEAK_REQUESTS
-(default 10000; the issue's check is 100000), BENCH_LOADGEN=python (the Python generator even
+(default 5000; the issue's check is 100000), BENCH_LOADGEN=python (the Python generator even
 where wrk exists), BENCH_RESEED=1 (seed the 200,000-assistant database even if one is kept).
 """
 
@@ -32,7 +32,7 @@ from procs import ROOT, Server
 BENCH = Path(__file__).resolve().parent
 DATA = ROOT / "data" / "bench"
 SECONDS = max(1, round(float(os.environ.get("BENCH_SECONDS", "4"))))
-LEAK_REQUESTS = int(os.environ.get("BENCH_LEAK_REQUESTS", "10000"))
+LEAK_REQUESTS = int(os.environ.get("BENCH_LEAK_REQUESTS", "5000"))
 CONCURRENCY = (16, 64)
 PUBLIC_URL = "http://127.0.0.1:8000"
 # the contract's per-key rate limit would cap any benchmark: lifted for the measured server
