@@ -12,10 +12,11 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from app.db import Database, create_engine
 from app.domain.errors import DomainError
+from app.events import Broker, close_streams_on_exit, install_revision_notices
 from app.graphql import ide
 from app.graphql.schema import build_schema
 from app.graphql.view import GraphQLView
@@ -28,7 +29,7 @@ from app.middleware import (
     cors_options,
 )
 from app.ratelimit import RateLimitMiddleware
-from app.rest import actions, assistants, avatars, integrations, revisions
+from app.rest import actions, assistants, avatars, events, integrations, revisions
 from app.rest.errors import handle_domain_error, handle_http_error, handle_unexpected
 from app.settings import Settings
 
@@ -71,13 +72,18 @@ def middleware(settings: Settings) -> list[Middleware]:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     configure_logging(settings.log_level)
+    install_revision_notices()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.db = Database(create_engine(settings))
+        app.state.broker = Broker(app.state.db, settings)
+        restore_signals = close_streams_on_exit(app.state.broker)
         try:
             yield
         finally:
+            restore_signals()
+            await app.state.broker.stop()
             await app.state.db.dispose()
 
     graphql = GraphQLView(build_schema(settings), settings=settings)
@@ -85,12 +91,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
         *ide.routes,
         *assistants.routes,
         *integrations.routes,
         *actions.routes,
         *avatars.routes,
         *revisions.routes,
+        *events.routes,
     ]
     app = Starlette(
         routes=routes,

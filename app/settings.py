@@ -37,6 +37,14 @@ class Settings(BaseSettings):
     # Origins allowed to call the API from a browser, comma-separated; empty: CORS closed.
     cors_allow_origins: str = ""
 
+    # Live changes (GET /orgs/{org_id}/events and the assistantChanged subscription).
+    events_poll_interval: float = 0.2  # SQLite: seconds between polls of assistant_revisions
+    events_heartbeat_seconds: float = 15.0  # an SSE comment when nothing else was sent
+    events_key_check_seconds: float = 2.0  # how often open streams re-check their API key
+    events_max_streams: int = 1000  # open streams (SSE and subscriptions) per process
+    events_queue_size: int = 1000  # events waiting for one slow subscriber before it is dropped
+    graphql_max_subscriptions: int = 20  # operations per websocket connection
+
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

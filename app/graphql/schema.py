@@ -16,17 +16,18 @@ from strawberry.tools import merge_types
 
 from app.graphql.actions import ActionMutation
 from app.graphql.assistants import AssistantMutation, AssistantQuery
-from app.graphql.errors import ErrorCodes
 from app.graphql.integrations import IntegrationMutation
 from app.graphql.limits import HideSuggestions, Limits, SafeParserCache, TokenLimit, limits_rule
 from app.graphql.revisions import RevisionMutation
 from app.graphql.scalars import SCALAR_MAP
+from app.graphql.subscriptions import AssistantSubscription, StreamErrorCodes
 from app.settings import Settings
 
 Query = merge_types("Query", (AssistantQuery,))
 Mutation = merge_types(
     "Mutation", (AssistantMutation, IntegrationMutation, ActionMutation, RevisionMutation)
 )
+Subscription = merge_types("Subscription", (AssistantSubscription,))
 
 # merge_types takes no description: these are what GraphiQL's documentation explorer shows.
 Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
@@ -36,6 +37,10 @@ Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
 Mutation.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "Writes. Each needs `Authorization: Bearer <API key>` and is all or nothing: "
     "when anything in it is invalid, nothing is stored."
+)
+Subscription.__strawberry_definition__.description = (  # type: ignore[attr-defined]
+    "Live changes over graphql-transport-ws on `/graphql`; the socket authenticates with "
+    '`{"authorization": "Bearer <API key>"}` in its `connection_init` payload.'
 )
 
 
@@ -78,7 +83,8 @@ def build_schema(settings: Settings | None = None) -> Schema:
     return Schema(
         query=Query,
         mutation=Mutation,
-        extensions=[ErrorCodes, *extensions],
+        subscription=Subscription,
+        extensions=[StreamErrorCodes, *extensions],
         config=StrawberryConfig(scalar_map=SCALAR_MAP, disable_field_suggestions=not introspection),
     )
 

@@ -9,13 +9,16 @@ from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.types.unset import UNSET, UnsetType
 
 from app.domain.errors import BadRequest
 from app.domain.json_input import parse_json_body
 from app.graphql.context import Context
 from app.graphql.ide import page_response
+from app.graphql.subscriptions import SocketContext, accept_connection
 from app.settings import Settings
 
 
@@ -24,10 +27,23 @@ def graphql_error_response(status: int, code: str, message: str) -> Response:
     return JSONResponse(body, status_code=status)
 
 
+class TextWebSocketAdapter(ASGIWebSocketAdapter):
+    """graphql-transport-ws messages as text frames (browser clients parse text only)."""
+
+    async def send_json(self, message: Any) -> None:
+        try:
+            await self.ws.send_text(orjson.dumps(message).decode())
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
 class GraphQLView(GraphQL[Context, None]):
+    websocket_adapter_class = TextWebSocketAdapter
+
     def __init__(self, schema: Any, *, settings: Settings) -> None:
         super().__init__(schema, multipart_uploads_enabled=False)
         self.settings = settings
+        self.max_subscriptions_per_connection = settings.graphql_max_subscriptions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,13 +67,19 @@ class GraphQLView(GraphQL[Context, None]):
         await response(scope, receive, send)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        return Context(
+        make = SocketContext if isinstance(request, WebSocket) else Context
+        return make(
             db=request.app.state.db,
             settings=self.settings,
             authorization=request.headers.get("authorization"),
             request=request,
             response=response,
         )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """`connection_init` must carry `{"authorization": "Bearer <key>"}` (else 4403)."""
+        await accept_connection(context)
+        return UNSET
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL from the pinned local assets, opening on a runnable example."""

@@ -1,0 +1,339 @@
+"""Live change events: one broker per process fans revisions out to its open streams.
+
+Where the revisions come from (only while at least one stream is open):
+
+- PostgreSQL: every inserted revision sends `pg_notify('assistant_changes', '<org_id>:<seq>')`
+  in its own transaction (a mapper event, so the domain knows nothing of it); PostgreSQL
+  delivers notifications after COMMIT, in commit order, to every listening process on every
+  machine. Each process keeps one asyncpg LISTEN connection and reads the rows by seq.
+- SQLite: each process polls `assistant_revisions WHERE seq > last_seen ORDER BY seq` every
+  `events_poll_interval` seconds. Writers are serialised (BEGIN IMMEDIATE), so seqs commit in
+  order and a reader never sees a later seq before an earlier one.
+
+Each stream has a bounded queue: a subscriber that falls `events_queue_size` events behind is
+dropped (SLOW_CONSUMER), never buffered without bound. Every `events_key_check_seconds` one
+query re-checks the API keys of all open streams; a revoked key's streams close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Callable
+from types import FrameType
+from typing import Any
+
+import asyncpg
+from sqlalchemy import event, func, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine.url import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Mapper
+
+from app.db import Database
+from app.domain.errors import DomainError, RateLimited, Unauthenticated
+from app.domain.events import last_revision_seq, live_key_ids, revisions_after, revisions_by_seq
+from app.models import AssistantRevision
+from app.settings import Settings
+
+logger = logging.getLogger("app.events")
+
+CHANNEL = "assistant_changes"
+READY_TIMEOUT = 10.0
+RETRY_SECONDS = 1.0
+LISTEN_HEALTH_SECONDS = 5.0
+RECENT_SEQS = 10_000
+CATCH_UP_WINDOW = 1_000  # PostgreSQL seqs may commit out of order: look back this far
+
+
+class SlowConsumer(DomainError):
+    code, status, title = "SLOW_CONSUMER", 503, "Service Unavailable"
+
+
+class ShuttingDown(DomainError):
+    code, status, title = "SHUTTING_DOWN", 503, "Service Unavailable"
+
+
+class TooManyStreams(RateLimited):
+    code, status, title = "TOO_MANY_STREAMS", 503, "Service Unavailable"
+
+
+class EventsUnavailable(DomainError):
+    code, status, title = "EVENTS_UNAVAILABLE", 503, "Service Unavailable"
+
+
+def _notify_revision(_mapper: Mapper[Any], connection: Connection, target: Any) -> None:
+    if connection.dialect.name == "postgresql":
+        payload = f"{target.org_id}:{target.seq}"
+        connection.execute(select(func.pg_notify(CHANNEL, payload)))
+
+
+def install_revision_notices() -> None:
+    """Every revision inserted in this process notifies the listeners (PostgreSQL only)."""
+    if not event.contains(AssistantRevision, "after_insert", _notify_revision):
+        event.listen(AssistantRevision, "after_insert", _notify_revision)
+
+
+class Stream:
+    """One subscriber: the revisions of one organisation (and maybe one assistant), in order."""
+
+    def __init__(self, *, org_id: str, assistant_id: str | None, key_id: str, size: int) -> None:
+        self.org_id = org_id
+        self.assistant_id = assistant_id
+        self.key_id = key_id
+        self._size = size
+        self._queue: deque[AssistantRevision] = deque()
+        self._wake = asyncio.Event()
+        self.closed: DomainError | None = None
+
+    def push(self, revision: AssistantRevision) -> None:
+        if self.closed is not None:
+            return
+        if self.assistant_id is not None and revision.assistant_id != self.assistant_id:
+            return
+        if len(self._queue) >= self._size:
+            self.close(SlowConsumer(f"more than {self._size} events waited: the stream is closed"))
+            return
+        self._queue.append(revision)
+        self._wake.set()
+
+    def close(self, reason: DomainError) -> None:
+        if self.closed is None:
+            self.closed = reason
+            self._queue.clear()
+            self._wake.set()
+
+    async def next(self, wait: float | None = None) -> AssistantRevision | None:
+        """The next revision; None after `wait` seconds without one; raises the close reason."""
+        while True:
+            if self.closed is not None:
+                raise self.closed
+            if self._queue:
+                return self._queue.popleft()
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), wait)
+            except TimeoutError:
+                return None
+
+
+class Broker:
+    """The open streams of this process and the one task that feeds them."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self._streams: dict[str, set[Stream]] = defaultdict(set)
+        self._count = 0
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._recent: deque[int] = deque(maxlen=RECENT_SEQS)
+        self._recent_set: set[int] = set()
+        self._floor = 0  # the newest seq when the source started: nothing older is sent
+        self._last_seq: int | None = None
+        self._stopping = False
+
+    @property
+    def open_streams(self) -> int:
+        return self._count
+
+    async def open(self, *, org_id: str, assistant_id: str | None, key_id: str) -> Stream:
+        """A new stream, once the source listens (so nothing committed after this is missed)."""
+        if self._stopping:
+            raise ShuttingDown("the server is shutting down")
+        if self._count >= self.settings.events_max_streams:
+            raise TooManyStreams("too many open event streams on this server", retry_after=5)
+        stream = Stream(
+            org_id=org_id,
+            assistant_id=assistant_id,
+            key_id=key_id,
+            size=self.settings.events_queue_size,
+        )
+        self._streams[org_id].add(stream)
+        self._count += 1
+        try:
+            await self._running()
+        except BaseException:
+            self.release(stream)
+            raise
+        return stream
+
+    def release(self, stream: Stream) -> None:
+        """Forgets a stream (idempotent); the source stops with the last one."""
+        streams = self._streams.get(stream.org_id)
+        if streams is None or stream not in streams:
+            return
+        streams.discard(stream)
+        self._count -= 1
+        if not streams:
+            del self._streams[stream.org_id]
+        if self._count == 0 and self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, *, org_id: str, assistant_id: str | None, key_id: str
+    ) -> AsyncIterator[Stream]:
+        stream = await self.open(org_id=org_id, assistant_id=assistant_id, key_id=key_id)
+        try:
+            yield stream
+        finally:
+            self.release(stream)
+
+    def close_all(self, reason: DomainError) -> None:
+        for streams in list(self._streams.values()):
+            for stream in list(streams):
+                stream.close(reason)
+
+    def shutting_down(self) -> None:
+        """Refuses new streams and closes the open ones (their clients resume elsewhere)."""
+        self._stopping = True
+        self.close_all(ShuttingDown("the server is shutting down"))
+
+    async def stop(self) -> None:
+        self.shutting_down()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _running(self) -> None:
+        if self._task is None or self._task.done():
+            self._ready = asyncio.Event()
+            self._last_seq = None
+            self._task = asyncio.create_task(self._run(self._ready), name="events-broker")
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ready.wait()), READY_TIMEOUT)
+        except TimeoutError:
+            raise EventsUnavailable("live changes are unavailable: try again later") from None
+
+    async def _run(self, ready: asyncio.Event) -> None:
+        source = self._listen if not self.settings.is_sqlite else self._poll
+        while True:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(source(ready))
+                    group.create_task(self._check_keys())
+            except Exception:  # a bug, not a lost connection: log it and start again
+                logger.exception("events: the broker failed; restarting")
+                await asyncio.sleep(RETRY_SECONDS)
+
+    async def _catch_up(self) -> None:
+        """The first time, where the stream starts; afterwards, what was not yet sent."""
+        async with self.db.read() as session:
+            if self._last_seq is None:
+                self._floor = self._last_seq = await last_revision_seq(session)
+                return
+            window = 0 if self.settings.is_sqlite else CATCH_UP_WINDOW
+            after = max(self._floor, self._last_seq - window)
+            while rows := await revisions_after(session, after_seq=after):
+                self._dispatch(rows)
+                after = rows[-1].seq or after
+
+    def _dispatch(self, revisions: list[AssistantRevision]) -> None:
+        for revision in revisions:
+            seq = revision.seq or 0
+            if seq in self._recent_set:
+                continue
+            if len(self._recent) == self._recent.maxlen:
+                self._recent_set.discard(self._recent[0])
+            self._recent.append(seq)
+            self._recent_set.add(seq)
+            self._last_seq = max(self._last_seq or 0, seq)
+            for stream in list(self._streams.get(revision.org_id, ())):
+                stream.push(revision)
+
+    async def _poll(self, ready: asyncio.Event) -> None:
+        """SQLite: read what was committed since the last poll, in seq (= commit) order."""
+        while True:
+            try:
+                await self._catch_up()
+            except (SQLAlchemyError, OSError) as exc:
+                logger.warning("events: cannot read revisions (%s); retrying", exc)
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
+            ready.set()
+            await asyncio.sleep(self.settings.events_poll_interval)
+
+    async def _listen(self, ready: asyncio.Event) -> None:
+        """PostgreSQL: one LISTEN connection; after a reconnect, what committed meanwhile."""
+        dsn = make_url(self.settings.database_url).set(drivername="postgresql")
+        while True:
+            try:
+                connection = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+            except (OSError, asyncpg.PostgresError) as exc:
+                logger.warning("events: cannot LISTEN (%s); retrying", exc)
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
+            try:
+                await self._listen_on(connection, ready)
+            except (OSError, asyncpg.PostgresError, SQLAlchemyError) as exc:
+                logger.warning("events: LISTEN connection lost (%s); reconnecting", exc)
+                await asyncio.sleep(RETRY_SECONDS)
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(connection.close(), 2)
+
+    async def _listen_on(self, connection: asyncpg.Connection[Any], ready: asyncio.Event) -> None:
+        payloads: asyncio.Queue[str] = asyncio.Queue()
+        await connection.add_listener(CHANNEL, lambda *args: payloads.put_nowait(args[-1]))
+        await self._catch_up()  # after a reconnect: what committed while nobody listened
+        ready.set()
+        while True:
+            try:
+                first = await asyncio.wait_for(payloads.get(), LISTEN_HEALTH_SECONDS)
+            except TimeoutError:
+                await connection.execute("SELECT 1")  # a dead connection raises here
+                continue
+            batch = [first]
+            while not payloads.empty():
+                batch.append(payloads.get_nowait())
+            seqs = [int(payload.rpartition(":")[2]) for payload in batch]
+            async with self.db.read() as session:
+                self._dispatch(await revisions_by_seq(session, seqs))
+
+    async def _check_keys(self) -> None:
+        """Closes, within `events_key_check_seconds`, the streams whose API key was revoked."""
+        while True:
+            await asyncio.sleep(self.settings.events_key_check_seconds)
+            streams = [s for group in list(self._streams.values()) for s in group]
+            keys = {stream.key_id for stream in streams}
+            try:
+                async with self.db.read() as session:
+                    live = await live_key_ids(session, keys)
+            except (SQLAlchemyError, OSError) as exc:
+                logger.warning("events: cannot check API keys (%s)", exc)
+                continue
+            for stream in streams:
+                if stream.key_id not in live:
+                    stream.close(Unauthenticated("the API key was revoked"))
+
+
+def close_streams_on_exit(broker: Broker) -> Callable[[], None]:
+    """uvicorn waits for open responses before it shuts down, and an event stream never ends
+    by itself: so the server's SIGTERM/SIGINT handler first closes every stream. Only a handler
+    installed by uvicorn is wrapped; returns what puts the previous handlers back."""
+    loop = asyncio.get_running_loop()
+    restore: list[tuple[int, Any]] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(signum)
+        if not callable(previous) or "uvicorn" not in getattr(previous, "__module__", ""):
+            continue
+
+        def handler(number: int, frame: FrameType | None, previous: Any = previous) -> None:
+            loop.call_soon_threadsafe(broker.shutting_down)
+            previous(number, frame)
+
+        signal.signal(signum, handler)
+        restore.append((signum, previous))
+
+    def undo() -> None:
+        for signum, previous in restore:
+            signal.signal(signum, previous)
+
+    return undo

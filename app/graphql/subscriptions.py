@@ -1,0 +1,144 @@
+"""`assistantChanged`: live change events over graphql-transport-ws on `/graphql`.
+
+The socket authenticates once, with `{"authorization": "Bearer <key>"}` in its
+`connection_init` payload; a missing, unknown or revoked key closes it (4403). Each
+subscription is one stream of the process's broker (app/events.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Iterator
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.exceptions import ConnectionRejectionError
+
+from app.domain.errors import Unauthenticated
+from app.domain.revisions import DELETED, assistant_from_snapshot
+from app.events import Broker
+from app.graphql.args import OrgId
+from app.graphql.context import Context, Info
+from app.graphql.errors import ErrorCodes
+from app.graphql.loaders import Loaders
+from app.graphql.revisions import ChangeType, RevisionChange, revision_changes
+from app.graphql.types import Assistant
+from app.models import AssistantRevision as RevisionRow
+
+REVOKED_CLOSE = 4403
+
+
+@dataclass
+class SocketContext(Context):
+    """The context of one websocket: Strawberry fills `connection_params` from
+    `connection_init`; it lives as long as the socket."""
+
+    connection_params: dict[str, Any] | None = field(default=None)
+
+
+async def accept_connection(context: Context) -> None:
+    """`on_ws_connect`: the key of the `connection_init` payload must open its organisation."""
+    params = getattr(context, "connection_params", None) or {}
+    header = next((value for key, value in params.items() if key.lower() == "authorization"), None)
+    context.authorization = header if isinstance(header, str) else None
+    try:
+        async with context.db.read() as session:
+            await context.org(session, "c")
+    except Unauthenticated:
+        raise ConnectionRejectionError from None
+
+
+@strawberry.type(description="A change of an assistant, sent to subscribers once it is committed.")
+class AssistantChangeEvent:
+    id: strawberry.ID = strawberry.field(
+        description="Id of the event: the revision's place in the history of every change "
+        "(the `id` of the same event on `GET /orgs/{org_id}/events`)."
+    )
+    org_id: strawberry.ID = strawberry.field(description="The organisation of the assistant.")
+    assistant_id: strawberry.ID = strawberry.field(description="The assistant that changed.")
+    version: int = strawberry.field(description="The version the change produced.")
+    change_type: ChangeType = strawberry.field(description="What kind of change it was.")
+    changes: list[RevisionChange] = strawberry.field(description="The changed leaves.")
+    assistant: Assistant | None = strawberry.field(
+        description="The assistant as it was at this version (its secret key never shows; "
+        "integrations and actions are the current ones); null for a DELETED change."
+    )
+
+    @classmethod
+    def from_row(cls, row: RevisionRow, base_url: str) -> AssistantChangeEvent:
+        assistant = None
+        if row.change_type != DELETED:
+            was = assistant_from_snapshot(row.snapshot, row.org_id)
+            assistant = Assistant.from_row(was, base_url)
+        return cls(
+            id=strawberry.ID(str(row.seq)),
+            org_id=strawberry.ID(row.org_id),
+            assistant_id=strawberry.ID(row.assistant_id),
+            version=row.version,
+            change_type=ChangeType(row.change_type),
+            changes=revision_changes(row.changes),
+            assistant=assistant,
+        )
+
+
+async def close_socket(context: Context, reason: str) -> None:
+    """Closes the websocket of a revoked key, then waits to be cancelled with the socket."""
+    await context.request.close(code=REVOKED_CLOSE, reason=reason)
+    await asyncio.Event().wait()
+
+
+@strawberry.type
+class AssistantSubscription:
+    @strawberry.subscription(
+        description="Every change of the organisation's assistants (or of one), in version "
+        "order per assistant, from whichever process or server made it. A slow subscriber is "
+        "dropped (SLOW_CONSUMER); a revoked key closes the socket."
+    )
+    async def assistant_changed(
+        self,
+        info: Info,
+        org_id: OrgId,
+        assistant_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(
+                description="Only this assistant's changes; without it, every assistant's."
+            ),
+        ] = None,
+    ) -> AsyncGenerator[AssistantChangeEvent, None]:
+        ctx = info.context
+        async with ctx.db.read() as session:
+            org = await ctx.org(session, org_id)
+        assert ctx.principal is not None
+        broker: Broker = ctx.request.app.state.broker
+        key_id = ctx.principal.key_id
+        async with broker.stream(org_id=org, assistant_id=assistant_id, key_id=key_id) as stream:
+            while True:
+                try:
+                    row = await stream.next()
+                except Unauthenticated as exc:
+                    await close_socket(ctx, exc.message)
+                    raise
+                assert row is not None
+                ctx.loaders = Loaders(ctx.db)  # integrations and actions as they are now
+                yield AssistantChangeEvent.from_row(row, ctx.settings.base_url)
+
+
+class StreamErrorCodes(ErrorCodes):
+    """ErrorCodes, also for each result a websocket sends as it comes (a subscription's
+    results are sent before its operation ends); each error is coded once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._coded: set[int] = set()
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        for error in getattr(result, "errors", None) or []:
+            self._annotate(error)
+        yield
+
+    def _annotate(self, error: GraphQLError) -> None:
+        if id(error) not in self._coded:
+            self._coded.add(id(error))
+            super()._annotate(error)

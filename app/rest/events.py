@@ -1,0 +1,106 @@
+"""`GET /orgs/{org_id}/events`: the organisation's change events as server-sent events.
+
+Each revision is one event: `id: <seq>`, `event: <change_type>`, `data: <event JSON>`. A client
+that reconnects with `Last-Event-ID` (or `?last_event_id=`) first receives the revisions it
+missed, read from the table, then the live stream, without a gap or a duplicate: the live
+stream is opened before the table is read, and what both hold is sent once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import orjson
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from app.db import Database
+from app.domain.errors import DomainError
+from app.domain.events import event_document, parse_event_id, revisions_after
+from app.events import Broker, Stream
+from app.models import AssistantRevision
+from app.rest.common import db_of, org_session, settings_of
+
+HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+CONNECTED = b": connected\n\n"
+KEEPALIVE = b": keepalive\n\n"
+
+
+def event_frame(revision: AssistantRevision) -> bytes:
+    data = orjson.dumps(event_document(revision))
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (
+        revision.seq or 0,
+        revision.change_type.encode(),
+        data,
+    )
+
+
+def error_frame(error: DomainError) -> bytes:
+    """The last frame of a stream the server closes (no `id`: resuming starts after the last
+    event received)."""
+    data = orjson.dumps({"code": error.code, "detail": error.message})
+    return b"event: error\ndata: %s\n\n" % data
+
+
+async def replay(db: Database, stream: Stream, after_seq: int) -> AsyncIterator[AssistantRevision]:
+    """The stream's revisions with a seq above `after_seq`, from the table, oldest first."""
+    while True:
+        async with db.read() as session:
+            rows = await revisions_after(
+                session, after_seq=after_seq, org_id=stream.org_id, assistant_id=stream.assistant_id
+            )
+        for row in rows:
+            yield row
+        if not rows:
+            return
+        after_seq = rows[-1].seq or after_seq
+
+
+async def event_stream(
+    db: Database, broker: Broker, stream: Stream, last_id: int | None, heartbeat: float
+) -> AsyncIterator[bytes]:
+    try:
+        yield CONNECTED
+        replayed: set[int] = set()
+        if last_id is not None:
+            async for row in replay(db, stream, last_id):
+                replayed.add(row.seq or 0)
+                yield event_frame(row)
+        while True:
+            try:
+                row = await stream.next(heartbeat)
+            except DomainError as exc:
+                yield error_frame(exc)
+                return
+            if row is None:
+                yield KEEPALIVE
+            elif row.seq not in replayed:
+                yield event_frame(row)
+    finally:
+        broker.release(stream)
+
+
+async def events(request: Request) -> Response:
+    last_id = parse_event_id(request.headers.get("last-event-id"), "Last-Event-ID")
+    if last_id is None:
+        last_id = parse_event_id(request.query_params.get("last_event_id"))
+    async with org_session(request, write=False) as (_session, org_id):
+        key_id = request.state.principal.key_id
+    broker: Broker = request.app.state.broker
+    stream = await broker.open(
+        org_id=org_id, assistant_id=request.query_params.get("assistant_id"), key_id=key_id
+    )
+    heartbeat = settings_of(request).events_heartbeat_seconds
+    body = event_stream(db_of(request), broker, stream, last_id, heartbeat)
+
+    async def release() -> None:  # also when the body never started
+        broker.release(stream)
+
+    return StreamingResponse(
+        body, media_type="text/event-stream", headers=HEADERS, background=BackgroundTask(release)
+    )
+
+
+routes = [Route("/orgs/{org_id}/events", events, methods=["GET"])]
