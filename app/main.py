@@ -28,6 +28,7 @@ from app.middleware import (
     UnexpectedErrorMiddleware,
     cors_options,
 )
+from app.openapi import openapi_json
 from app.ratelimit import RateLimitMiddleware
 from app.rest import actions, assistants, avatars, events, integrations, revisions
 from app.rest.errors import handle_domain_error, handle_http_error, handle_unexpected
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         *ide.routes,

@@ -1,0 +1,115 @@
+"""GET /openapi.json: a valid OpenAPI 3.1 document for every REST route, whose bodies are the
+schemas of the validating models and whose response schemas fit real answers."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate
+from starlette.routing import Route
+
+from app.domain.assistant_input import AssistantCreate, AssistantPatch
+from app.domain.child_input import (
+    ActionCreate,
+    ActionPatch,
+    ActionReorder,
+    IntegrationCreate,
+    IntegrationPatch,
+)
+from app.openapi import _drop_unset_defaults
+
+NOT_REST = {"/graphql", "/graphiql-assets/{path:path}", "/openapi.json"}
+
+
+@pytest.fixture
+async def document(client) -> dict[str, Any]:
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def check(document: dict[str, Any], schema_name: str, instance: Any) -> None:
+    schema = {"$ref": f"#/components/schemas/{schema_name}", "components": document["components"]}
+    errors = [e.message for e in Draft202012Validator(schema).iter_errors(instance)]
+    assert errors == [], (schema_name, errors)
+
+
+async def test_the_document_is_valid_openapi_3_1(document):
+    assert document["openapi"] == "3.1.0"
+    validate(document)
+
+
+async def test_every_rest_route_is_documented_and_nothing_else(app, document):
+    served = set()
+    for route in app.routes:
+        if isinstance(route, Route) and route.path not in NOT_REST:
+            path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)
+            served |= {(m.lower(), path) for m in route.methods or () if m != "HEAD"}
+    documented = {(m, p) for p, item in document["paths"].items() for m in item}
+    assert documented == served
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        AssistantCreate,
+        AssistantPatch,
+        IntegrationCreate,
+        IntegrationPatch,
+        ActionCreate,
+        ActionPatch,
+        ActionReorder,
+    ],
+)
+async def test_bodies_are_the_schemas_of_the_validating_models(document, model):
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    definitions = _drop_unset_defaults(schema.pop("$defs", {}))
+    components = document["components"]["schemas"]
+    assert components[model.__name__] == _drop_unset_defaults(schema)
+    for name, definition in definitions.items():
+        assert components[name] == definition
+    assert components[model.__name__]["additionalProperties"] is False
+
+
+async def test_name_limits_come_from_the_model(document):
+    name = document["components"]["schemas"]["AssistantPatch"]["properties"]["name"]
+    assert (name["minLength"], name["maxLength"]) == (1, 1024)
+
+
+async def test_real_answers_fit_the_response_schemas(client, org, make_assistant, document):
+    created = await make_assistant(org, generate_secret_key=True)
+    base = f"/orgs/c/assistants/{created['id']}"
+    integration = await client.post(
+        f"{base}/integrations", json={"integration_id": "whatsapp"}, headers=org.headers
+    )
+    action = await client.post(
+        f"{base}/actions",
+        json={"action_id": "TOOLS:HTTP_REQUEST", "name": "call", "config": {"definitions": [
+            {"path": "url", "definition": {"type": "string"}}]}},
+        headers=org.headers,
+    )  # fmt: skip
+    patched = await client.patch(base, json={"name": "renamed"}, headers=org.headers)
+    assert (integration.status_code, action.status_code, patched.status_code) == (201, 201, 200)
+    check(document, "Integration", integration.json())
+    check(document, "Action", action.json())
+    assistant = (await client.get(base, headers=org.headers)).json()
+    assert assistant["integrations"]
+    assert assistant["actions"]
+    check(document, "Assistant", assistant)
+    revisions = (await client.get(f"{base}/revisions", headers=org.headers)).json()
+    for revision in revisions:
+        check(document, "Revision", revision)
+    one = await client.get(f"{base}/revisions/1", headers=org.headers)
+    check(document, "RevisionWithSnapshot", one.json())
+    missing = await client.get("/orgs/c/assistants/nope", headers=org.headers)
+    check(document, "Problem", missing.json())
+
+
+async def test_the_schemas_catch_a_wrong_answer(document):
+    with pytest.raises(AssertionError):
+        check(document, "Integration", {"id": "x", "enabled": "yes"})
