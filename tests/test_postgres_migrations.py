@@ -1,0 +1,107 @@
+"""The same Alembic migrations on both databases: from an empty database to the models' schema,
+down to nothing and up again, and `python -m app migrate` (what the README tells operators)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+from sqlmodel import SQLModel
+
+import app.models  # noqa: F401  (registers the tables)
+from app.db import create_engine
+from app.migrate import alembic_config, upgrade
+from app.settings import Settings
+from tests.server import ROOT
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def empty(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """Settings for a database with nothing in it (not even the migrations)."""
+    if request.param == "sqlite":
+        yield Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")
+        return
+    server = request.getfixturevalue("postgres_template")
+    name = server.new_name("test")
+    server.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+    try:
+        yield Settings(database_url=server.url_for(name))
+    finally:
+        server.drop_later(name)
+
+
+def inspect_db(settings: Settings, work: Any) -> Any:
+    """Runs `work(sync_connection)` on the database (on a loop of its own: upgrade is sync)."""
+
+    async def main() -> Any:
+        engine = create_engine(settings)
+        try:
+            async with engine.connect() as connection:
+                return await connection.run_sync(work)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+def tables(connection: Connection) -> set[str]:
+    return set(inspect(connection).get_table_names())
+
+
+def schema_differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return list(compare_metadata(context, SQLModel.metadata))
+
+
+def current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def head(settings: Settings) -> str | None:
+    return ScriptDirectory.from_config(alembic_config(settings)).get_current_head()
+
+
+def test_upgrade_builds_the_models_schema(empty: Settings):
+    assert inspect_db(empty, tables) == set()
+    upgrade(empty)
+    assert inspect_db(empty, tables) == {*SQLModel.metadata.tables, "alembic_version"}
+    assert inspect_db(empty, schema_differences) == []
+    assert inspect_db(empty, current_revision) == head(empty)
+    upgrade(empty)  # a second run changes nothing
+    assert inspect_db(empty, current_revision) == head(empty)
+
+
+def test_downgrade_to_nothing_and_up_again(empty: Settings):
+    upgrade(empty)
+    command.downgrade(alembic_config(empty), "base")
+    assert inspect_db(empty, tables) == {"alembic_version"}
+    assert inspect_db(empty, current_revision) is None
+    upgrade(empty)
+    assert inspect_db(empty, schema_differences) == []
+
+
+def test_the_migrate_command(empty: Settings):
+    result = subprocess.run(  # noqa: S603  (our own command line)
+        [sys.executable, "-m", "app", "migrate"],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": empty.database_url},
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"migrated": True}
+    assert inspect_db(empty, current_revision) == head(empty)
