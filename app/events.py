@@ -120,6 +120,29 @@ class Stream:
                 return None
 
 
+class _Source:
+    """One run of the task that feeds the streams: from the first open stream to the last."""
+
+    def __init__(self) -> None:
+        self.ready = asyncio.Event()
+        self.stop = asyncio.Event()
+        self.payloads: asyncio.Queue[str] = asyncio.Queue()  # PostgreSQL notifications
+        self.task: asyncio.Task[None] | None = None
+        self.floor = 0  # the newest seq when it started: nothing older is sent
+        self.last_seq: int | None = None
+
+    def retire(self) -> None:
+        """Stops at the next wait (never in the middle of a query)."""
+        self.stop.set()
+        self.payloads.put_nowait("")
+
+    async def pause(self, seconds: float) -> bool:
+        """Waits `seconds`; True when told to stop meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), seconds)
+        return self.stop.is_set()
+
+
 class Broker:
     """The open streams of this process and the one task that feeds them."""
 
@@ -128,12 +151,10 @@ class Broker:
         self.settings = settings
         self._streams: dict[str, set[Stream]] = defaultdict(set)
         self._count = 0
-        self._task: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
+        self._source: _Source | None = None
+        self._retired: set[asyncio.Task[None]] = set()
         self._recent: deque[int] = deque(maxlen=RECENT_SEQS)
         self._recent_set: set[int] = set()
-        self._floor = 0  # the newest seq when the source started: nothing older is sent
-        self._last_seq: int | None = None
         self._stopping = False
 
     @property
@@ -170,9 +191,8 @@ class Broker:
         self._count -= 1
         if not streams:
             del self._streams[stream.org_id]
-        if self._count == 0 and self._task is not None:
-            self._task.cancel()
-            self._task = None
+        if self._count == 0:
+            self._retire()
 
     @contextlib.asynccontextmanager
     async def stream(
@@ -196,111 +216,117 @@ class Broker:
 
     async def stop(self) -> None:
         self.shutting_down()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        self._retire()
+        if self._retired:
+            _done, pending = await asyncio.wait(self._retired, timeout=READY_TIMEOUT)
+            for task in pending:
+                task.cancel()
+
+    def _retire(self) -> None:
+        source, self._source = self._source, None
+        if source is not None and source.task is not None:
+            source.retire()
+            self._retired.add(source.task)
+            source.task.add_done_callback(self._retired.discard)
 
     async def _running(self) -> None:
-        if self._task is None or self._task.done():
-            self._ready = asyncio.Event()
-            self._last_seq = None
-            self._task = asyncio.create_task(self._run(self._ready), name="events-broker")
+        if self._source is None or self._source.task is None or self._source.task.done():
+            self._source = _Source()
+            self._source.task = asyncio.create_task(self._run(self._source), name="events")
+        ready = self._source.ready
         try:
-            await asyncio.wait_for(asyncio.shield(self._ready.wait()), READY_TIMEOUT)
+            await asyncio.wait_for(asyncio.shield(ready.wait()), READY_TIMEOUT)
         except TimeoutError:
             raise EventsUnavailable("live changes are unavailable: try again later") from None
 
-    async def _run(self, ready: asyncio.Event) -> None:
-        source = self._listen if not self.settings.is_sqlite else self._poll
-        while True:
+    async def _run(self, source: _Source) -> None:
+        feed = self._listen if not self.settings.is_sqlite else self._poll
+        while not source.stop.is_set():
             try:
                 async with asyncio.TaskGroup() as group:
-                    group.create_task(source(ready))
-                    group.create_task(self._check_keys())
+                    group.create_task(feed(source))
+                    group.create_task(self._check_keys(source))
             except Exception:  # a bug, not a lost connection: log it and start again
                 logger.exception("events: the broker failed; restarting")
-                await asyncio.sleep(RETRY_SECONDS)
+                await source.pause(RETRY_SECONDS)
 
-    async def _catch_up(self) -> None:
+    async def _catch_up(self, source: _Source) -> None:
         """The first time, where the stream starts; afterwards, what was not yet sent."""
         async with self.db.read() as session:
-            if self._last_seq is None:
-                self._floor = self._last_seq = await last_revision_seq(session)
+            if source.last_seq is None:
+                source.floor = source.last_seq = await last_revision_seq(session)
                 return
             window = 0 if self.settings.is_sqlite else CATCH_UP_WINDOW
-            after = max(self._floor, self._last_seq - window)
+            after = max(source.floor, source.last_seq - window)
             while rows := await revisions_after(session, after_seq=after):
-                self._dispatch(rows)
+                self._dispatch(source, rows)
                 after = rows[-1].seq or after
 
-    def _dispatch(self, revisions: list[AssistantRevision]) -> None:
+    def _dispatch(self, source: _Source, revisions: list[AssistantRevision]) -> None:
+        if source.stop.is_set():  # a newer source may be running: never both
+            return
         for revision in revisions:
             seq = revision.seq or 0
+            source.last_seq = max(source.last_seq or 0, seq)
             if seq in self._recent_set:
                 continue
             if len(self._recent) == self._recent.maxlen:
                 self._recent_set.discard(self._recent[0])
             self._recent.append(seq)
             self._recent_set.add(seq)
-            self._last_seq = max(self._last_seq or 0, seq)
             for stream in list(self._streams.get(revision.org_id, ())):
                 stream.push(revision)
 
-    async def _poll(self, ready: asyncio.Event) -> None:
+    async def _poll(self, source: _Source) -> None:
         """SQLite: read what was committed since the last poll, in seq (= commit) order."""
-        while True:
+        while not source.stop.is_set():
             try:
-                await self._catch_up()
+                await self._catch_up(source)
+                source.ready.set()
             except (SQLAlchemyError, OSError) as exc:
                 logger.warning("events: cannot read revisions (%s); retrying", exc)
-                await asyncio.sleep(RETRY_SECONDS)
-                continue
-            ready.set()
-            await asyncio.sleep(self.settings.events_poll_interval)
+            await source.pause(self.settings.events_poll_interval)
 
-    async def _listen(self, ready: asyncio.Event) -> None:
+    async def _listen(self, source: _Source) -> None:
         """PostgreSQL: one LISTEN connection; after a reconnect, what committed meanwhile."""
         dsn = make_url(self.settings.database_url).set(drivername="postgresql")
-        while True:
+        while not source.stop.is_set():
             try:
                 connection = await asyncpg.connect(dsn.render_as_string(hide_password=False))
             except (OSError, asyncpg.PostgresError) as exc:
                 logger.warning("events: cannot LISTEN (%s); retrying", exc)
-                await asyncio.sleep(RETRY_SECONDS)
+                await source.pause(RETRY_SECONDS)
                 continue
             try:
-                await self._listen_on(connection, ready)
+                await self._listen_on(connection, source)
             except (OSError, asyncpg.PostgresError, SQLAlchemyError) as exc:
                 logger.warning("events: LISTEN connection lost (%s); reconnecting", exc)
-                await asyncio.sleep(RETRY_SECONDS)
+                await source.pause(RETRY_SECONDS)
             finally:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(connection.close(), 2)
 
-    async def _listen_on(self, connection: asyncpg.Connection[Any], ready: asyncio.Event) -> None:
-        payloads: asyncio.Queue[str] = asyncio.Queue()
-        await connection.add_listener(CHANNEL, lambda *args: payloads.put_nowait(args[-1]))
-        await self._catch_up()  # after a reconnect: what committed while nobody listened
-        ready.set()
-        while True:
+    async def _listen_on(self, connection: asyncpg.Connection[Any], source: _Source) -> None:
+        await connection.add_listener(CHANNEL, lambda *args: source.payloads.put_nowait(args[-1]))
+        await self._catch_up(source)  # after a reconnect: what committed while nobody listened
+        source.ready.set()
+        while not source.stop.is_set():
             try:
-                first = await asyncio.wait_for(payloads.get(), LISTEN_HEALTH_SECONDS)
+                batch = [await asyncio.wait_for(source.payloads.get(), LISTEN_HEALTH_SECONDS)]
             except TimeoutError:
                 await connection.execute("SELECT 1")  # a dead connection raises here
                 continue
-            batch = [first]
-            while not payloads.empty():
-                batch.append(payloads.get_nowait())
-            seqs = [int(payload.rpartition(":")[2]) for payload in batch]
-            async with self.db.read() as session:
-                self._dispatch(await revisions_by_seq(session, seqs))
+            while not source.payloads.empty():
+                batch.append(source.payloads.get_nowait())
+            seqs = [int(p.rpartition(":")[2]) for p in batch if p]
+            if seqs:
+                async with self.db.read() as session:
+                    rows = await revisions_by_seq(session, seqs)
+                self._dispatch(source, rows)
 
-    async def _check_keys(self) -> None:
+    async def _check_keys(self, source: _Source) -> None:
         """Closes, within `events_key_check_seconds`, the streams whose API key was revoked."""
-        while True:
-            await asyncio.sleep(self.settings.events_key_check_seconds)
+        while not await source.pause(self.settings.events_key_check_seconds):
             streams = [s for group in list(self._streams.values()) for s in group]
             keys = {stream.key_id for stream in streams}
             try:

@@ -15,6 +15,10 @@ from typing import Annotated, Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 
 from app.domain.errors import Unauthenticated
 from app.domain.revisions import DELETED, assistant_from_snapshot
@@ -123,6 +127,26 @@ class AssistantSubscription:
                 assert row is not None
                 ctx.loaders = Loaders(ctx.db)  # integrations and actions as they are now
                 yield AssistantChangeEvent.from_row(row, ctx.settings.base_url)
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """Strawberry's handler, with the error of the subscription limit coded like any other."""
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        limit = self.max_subscriptions_per_connection
+        if (
+            self.connection_acknowledged
+            and limit is not None
+            and len(self.operations) >= limit
+            and message["id"] not in self.operations
+        ):
+            error = {
+                "message": f"at most {limit} subscriptions per connection",
+                "extensions": {"code": "TOO_MANY_SUBSCRIPTIONS"},
+            }
+            await self.send_message({"id": message["id"], "type": "error", "payload": [error]})
+            return
+        await super().handle_subscribe(message)
 
 
 class StreamErrorCodes(ErrorCodes):

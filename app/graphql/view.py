@@ -12,13 +12,14 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
 from app.domain.errors import BadRequest
 from app.domain.json_input import parse_json_body
 from app.graphql.context import Context
 from app.graphql.ide import page_response
-from app.graphql.subscriptions import SocketContext, accept_connection
+from app.graphql.subscriptions import SocketContext, TransportWSHandler, accept_connection
 from app.settings import Settings
 
 
@@ -39,9 +40,14 @@ class TextWebSocketAdapter(ASGIWebSocketAdapter):
 
 class GraphQLView(GraphQL[Context, None]):
     websocket_adapter_class = TextWebSocketAdapter
+    graphql_transport_ws_handler_class = TransportWSHandler
 
     def __init__(self, schema: Any, *, settings: Settings) -> None:
-        super().__init__(schema, multipart_uploads_enabled=False)
+        super().__init__(
+            schema,
+            multipart_uploads_enabled=False,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        )
         self.settings = settings
         self.max_subscriptions_per_connection = settings.graphql_max_subscriptions
 

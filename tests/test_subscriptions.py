@@ -1,0 +1,242 @@
+"""`assistantChanged` over graphql-transport-ws, in process: event shapes, filters, auth, guards."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from starlette.applications import Starlette
+
+from app.auth import create_organisation, revoke_key
+from app.db import Database
+from app.events import Broker
+from app.main import create_app
+from app.models import AssistantRevision
+from app.settings import Settings
+from tests.conftest import Org
+from tests.event_clients import AsgiWebSocket, Closed, GraphQLSocket, until
+
+FAST = {"events_poll_interval": 0.05, "events_key_check_seconds": 0.2}
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Starlette]:
+    """The app with short poll and key-check intervals (the tests wait less)."""
+    application = create_app(settings.model_copy(update=FAST))
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+def broker_of(app: Starlette) -> Broker:
+    broker: Broker = app.state.broker
+    return broker
+
+
+async def open_subscription(
+    app: Starlette, socket: GraphQLSocket, org: Org, assistant_id: str | None = None
+) -> None:
+    assert await socket.init(f"Bearer {org.api_key}") == {"type": "connection_ack"}
+    before = broker_of(app).open_streams
+    await socket.subscribe("1", "c", assistant_id)
+    await until(lambda: broker_of(app).open_streams == before + 1)
+
+
+async def revisions(db: Database, assistant_id: str) -> list[AssistantRevision]:
+    async with db.read() as session:
+        rows = await session.scalars(
+            select(AssistantRevision)
+            .where(AssistantRevision.assistant_id == assistant_id)
+            .order_by(AssistantRevision.version)  # type: ignore[arg-type]
+        )
+        return list(rows)
+
+
+async def test_each_change_is_one_event_with_the_assistant_as_it_was(
+    app: Starlette, client: httpx.AsyncClient, org: Org, make_assistant: Any, db: Database
+) -> None:
+    async with AsgiWebSocket(app) as socket:
+        await open_subscription(app, socket, org)
+        created = await make_assistant(org, name="Bot", config={"model": "gpt-4o"})
+        url = f"/orgs/c/assistants/{created['id']}"
+        assert (await client.patch(url, json={"name": "Bot 2"}, headers=org.headers)).is_success
+        assert (await client.post(f"{url}/rotate-secret-key", headers=org.headers)).is_success
+        assert (await client.delete(url, headers=org.headers)).status_code == 204
+        messages = [await socket.receive() for _ in range(4)]
+
+    rows = await revisions(db, created["id"])
+    assert [m["payload"]["data"]["assistantChanged"]["id"] for m in messages] == [
+        str(row.seq) for row in rows
+    ]
+    events = [m["payload"]["data"]["assistantChanged"] for m in messages]
+    assert all(m["id"] == "1" and m["type"] == "next" for m in messages)
+    common = {"orgId": org.org_id, "assistantId": created["id"]}
+    assert events[1:] == [
+        {
+            **common,
+            "id": str(rows[1].seq),
+            "version": 2,
+            "changeType": "UPDATED",
+            "changes": [{"path": "name", "from": "Bot", "to": "Bot 2"}],
+            "assistant": {
+                "id": created["id"],
+                "name": "Bot 2",
+                "version": 2,
+                "config": {"model": "gpt-4o"},
+            },
+        },
+        {
+            **common,
+            "id": str(rows[2].seq),
+            "version": 3,
+            "changeType": "SECRET_KEY_ROTATED",
+            "changes": [{"path": "secretKey", "from": None, "to": None}],
+            "assistant": {
+                "id": created["id"],
+                "name": "Bot 2",
+                "version": 3,
+                "config": {"model": "gpt-4o"},
+            },
+        },
+        {**common, "id": str(rows[3].seq), "version": 4, "changeType": "DELETED",
+         "changes": events[3]["changes"], "assistant": None},
+    ]  # fmt: skip
+    first = events[0]
+    assert (first["version"], first["changeType"], first["assistant"]["name"]) == (
+        1,
+        "CREATED",
+        "Bot",
+    )
+    assert {"path": "config.tts.voiceId", "from": None, "to": None} in first["changes"]
+    assert {"path": "config.model", "from": None, "to": "gpt-4o"} in first["changes"]
+
+
+async def test_an_assistant_filter_sends_only_that_assistants_events(
+    app: Starlette, client: httpx.AsyncClient, org: Org, make_assistant: Any
+) -> None:
+    watched = await make_assistant(org, name="Watched")
+    other = await make_assistant(org, name="Other")
+    async with AsgiWebSocket(app) as socket:
+        await open_subscription(app, socket, org, watched["id"])
+        for assistant in (other, watched):
+            url = f"/orgs/c/assistants/{assistant['id']}"
+            patched = await client.patch(url, json={"enabled": False}, headers=org.headers)
+            assert patched.is_success
+        message = await socket.receive()
+    event = message["payload"]["data"]["assistantChanged"]
+    assert (event["assistantId"], event["version"]) == (watched["id"], 2)
+
+
+async def test_another_organisations_changes_never_arrive(
+    app: Starlette, client: httpx.AsyncClient, org: Org, other_org: Org, make_assistant: Any
+) -> None:
+    async with AsgiWebSocket(app) as socket:
+        await open_subscription(app, socket, org)
+        await make_assistant(other_org, name="Theirs")
+        mine = await make_assistant(org, name="Mine")
+        message = await socket.receive()
+    assert message["payload"]["data"]["assistantChanged"]["assistantId"] == mine["id"]
+
+
+async def test_another_organisations_id_is_forbidden(
+    app: Starlette, org: Org, other_org: Org
+) -> None:
+    async with AsgiWebSocket(app) as socket:
+        assert await socket.init(f"Bearer {org.api_key}") == {"type": "connection_ack"}
+        await socket.subscribe("7", other_org.org_id)
+        error, complete = await socket.receive(), await socket.receive()
+    assert error == {
+        "id": "7",
+        "type": "next",
+        "payload": {
+            "data": None,
+            "errors": [
+                {
+                    "message": "this API key does not open that organisation",
+                    "extensions": {"code": "FORBIDDEN"},
+                }
+            ],
+        },
+    }
+    assert complete == {"id": "7", "type": "complete"}
+    assert broker_of(app).open_streams == 0
+
+
+@pytest.mark.parametrize(
+    "authorization", [None, "Bearer ak_not-a-key", "Basic abc", "Bearer "], ids=repr
+)
+async def test_a_bad_or_missing_key_closes_the_socket(
+    app: Starlette, authorization: str | None
+) -> None:
+    async with AsgiWebSocket(app) as socket:
+        with pytest.raises(Closed) as closed:
+            await socket.init(authorization)
+    assert closed.value == Closed(4403, "Forbidden")
+
+
+async def test_subscribing_before_connection_init_closes_the_socket(
+    app: Starlette, org: Org
+) -> None:
+    async with AsgiWebSocket(app) as socket:
+        await socket.subscribe("1", "c")
+        with pytest.raises(Closed) as closed:
+            await socket.receive()
+    assert closed.value == Closed(4401, "Unauthorized")
+
+
+async def test_a_revoked_key_closes_the_socket(app: Starlette, org: Org, db: Database) -> None:
+    async with AsgiWebSocket(app) as socket:
+        await open_subscription(app, socket, org)
+        async with db.write() as session:
+            await revoke_key(session, key_id=org.key_id)
+        with pytest.raises(Closed) as closed:
+            await socket.receive()
+    assert closed.value == Closed(4403, "the API key was revoked")
+    await until(lambda: broker_of(app).open_streams == 0)
+
+
+async def test_at_most_twenty_subscriptions_per_connection(app: Starlette, org: Org) -> None:
+    async with AsgiWebSocket(app) as socket:
+        assert await socket.init(f"Bearer {org.api_key}") == {"type": "connection_ack"}
+        for n in range(20):
+            await socket.subscribe(str(n), "c")
+        await until(lambda: broker_of(app).open_streams == 20)
+        await socket.subscribe("20", "c")
+        refused = await socket.receive()
+    assert refused == {
+        "id": "20",
+        "type": "error",
+        "payload": [
+            {
+                "message": "at most 20 subscriptions per connection",
+                "extensions": {"code": "TOO_MANY_SUBSCRIPTIONS"},
+            }
+        ],
+    }
+    await until(lambda: broker_of(app).open_streams == 0)
+
+
+async def test_the_process_wide_stream_limit_refuses_with_a_code(
+    settings: Settings, make_org: Any
+) -> None:
+    application = create_app(settings.model_copy(update={"events_max_streams": 1}))
+    async with application.router.lifespan_context(application):
+        async with application.state.db.write() as session:
+            _, _, key = await create_organisation(session, name="Acme")
+        async with AsgiWebSocket(application) as socket:
+            assert await socket.init(f"Bearer {key}") == {"type": "connection_ack"}
+            await socket.subscribe("1", "c")
+            await until(lambda: broker_of(application).open_streams == 1)
+            await socket.subscribe("2", "c")
+            refused = await socket.receive()
+    assert refused["id"] == "2"
+    assert refused["payload"]["errors"][0]["extensions"] == {"code": "TOO_MANY_STREAMS"}
+
+
+async def test_completing_a_subscription_releases_its_stream(app: Starlette, org: Org) -> None:
+    async with AsgiWebSocket(app) as socket:
+        await open_subscription(app, socket, org)
+        await socket.send({"id": "1", "type": "complete"})
+        await until(lambda: broker_of(app).open_streams == 0)
