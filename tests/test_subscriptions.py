@@ -12,7 +12,8 @@ from starlette.applications import Starlette
 
 from app.auth import create_organisation, revoke_key
 from app.db import Database
-from app.events import Broker
+from app.domain.errors import DomainError
+from app.events import Broker, ShuttingDown, SlowConsumer
 from app.main import create_app
 from app.models import AssistantRevision
 from app.settings import Settings
@@ -240,3 +241,23 @@ async def test_completing_a_subscription_releases_its_stream(app: Starlette, org
         await open_subscription(app, socket, org)
         await socket.send({"id": "1", "type": "complete"})
         await until(lambda: broker_of(app).open_streams == 0)
+
+
+@pytest.mark.parametrize("reason", [SlowConsumer("too slow"), ShuttingDown("going away")])
+async def test_a_dropped_subscription_ends_with_its_reason(
+    app: Starlette, org: Org, reason: DomainError
+) -> None:
+    async with AsgiWebSocket(app) as socket:
+        await open_subscription(app, socket, org)
+        broker_of(app).close_all(reason)
+        error, complete = await socket.receive(), await socket.receive()
+    assert error == {
+        "id": "1",
+        "type": "next",
+        "payload": {
+            "data": None,
+            "errors": [{"message": reason.message, "extensions": {"code": reason.code}}],
+        },
+    }
+    assert complete == {"id": "1", "type": "complete"}
+    await until(lambda: broker_of(app).open_streams == 0)
