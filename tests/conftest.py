@@ -49,11 +49,13 @@ def _alive(pid: int) -> bool:
 class PostgresServer:
     """The server of TEST_POSTGRES_URL and this session's migrated template database.
 
-    Admin statements run on their own loop and thread (never the test's loop) over two
-    connections: one creates databases, the other drops the finished ones in the background.
+    Admin statements run on their own loop and thread (never the test's loop) over three
+    connections: one prepares the next tests' databases while a test runs, one drops the
+    finished ones in the background, one for everything else.
     """
 
     MAX_PENDING_DROPS = 4
+    PREPARED = 2
 
     def __init__(self, url: str) -> None:
         self.url = make_url(url)
@@ -64,6 +66,7 @@ class PostgresServer:
         self._connections: dict[str, asyncpg.Connection[Any]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._drops: list[Future[Any]] = []
+        self._prepared: list[tuple[str, Future[Any]]] = []
 
     @staticmethod
     def new_name(kind: str) -> str:
@@ -97,6 +100,16 @@ class PostgresServer:
             if pid != os.getpid() and not _alive(pid):
                 self.execute(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)')
 
+    def take(self) -> str:
+        """A fresh copy of the template (prepared ahead, so a test seldom waits for it)."""
+        while len(self._prepared) <= self.PREPARED:
+            name = self.new_name("test")
+            statement = f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"'
+            self._prepared.append((name, self._submit("create", statement)))
+        name, created = self._prepared.pop(0)
+        created.result(timeout=120)
+        return name
+
     def drop_later(self, database: str) -> None:
         """Drops a finished test's database while the next one runs (a few at most pending)."""
         statement = f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'
@@ -107,6 +120,9 @@ class PostgresServer:
 
     def finish(self) -> None:
         """Waits for the pending drops, drops the template and closes the connections."""
+        for name, created in self._prepared:
+            created.result(timeout=120)
+            self.drop_later(name)
         for drop in self._drops:
             drop.result(timeout=120)
         self.execute(f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)')
@@ -177,8 +193,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
         yield _settings(f"sqlite+aiosqlite:///{db_file}", tmp_path)
         return
     server: PostgresServer = request.getfixturevalue("postgres_template")
-    name = server.new_name("test")
-    server.execute(f'CREATE DATABASE "{name}" TEMPLATE "{server.template}"')
+    name = server.take()
     try:
         yield _settings(server.url_for(name), tmp_path)
     finally:

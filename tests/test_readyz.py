@@ -139,8 +139,7 @@ async def test_not_ready_until_the_database_answers(settings: Settings, tmp_path
 @pytest.fixture
 def postgres_settings(postgres_template: Any, tmp_path: Path) -> Iterator[Settings]:
     """A fresh PostgreSQL database only (no SQLite variant of the tests that use it)."""
-    name = postgres_template.new_name("test")
-    postgres_template.execute(f'CREATE DATABASE "{name}" TEMPLATE "{postgres_template.template}"')
+    name = postgres_template.take()
     try:
         yield Settings(
             database_url=postgres_template.url_for(name),
