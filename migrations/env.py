@@ -9,11 +9,12 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import app.models  # noqa: F401  (registers the tables)
-from app.db import create_engine
+from app.db import WRITE_OPTION, create_engine
 from app.settings import Settings
 
 config = context.config
 target_metadata = SQLModel.metadata
+MIGRATION_LOCK = 0x61737369  # any constant shared by every process of this app
 
 
 def _settings() -> Settings:
@@ -29,6 +30,9 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Servers starting at once on several machines migrate one after another.
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         context.run_migrations()
 
 
@@ -36,6 +40,8 @@ async def _run_async() -> None:
     engine = create_engine(_settings())
     try:
         async with engine.connect() as connection:
+            # On SQLite this makes the migration transaction BEGIN IMMEDIATE (one at a time).
+            await connection.execution_options(**{WRITE_OPTION: True})
             await connection.run_sync(_run)
             await connection.commit()
     finally:

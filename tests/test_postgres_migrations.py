@@ -105,3 +105,21 @@ def test_the_migrate_command(empty: Settings):
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"migrated": True}
     assert inspect_db(empty, current_revision) == head(empty)
+
+
+def test_servers_starting_at_once_migrate_one_after_another(empty: Settings):
+    """Three `migrate` processes on one empty database: all succeed, the schema is built once."""
+    env = {**os.environ, "DATABASE_URL": empty.database_url}
+    processes = [
+        subprocess.Popen(  # noqa: S603  (our own command line)
+            [sys.executable, "-m", "app", "migrate"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(3)
+    ]
+    outcomes = [(p.wait(timeout=120), p.stderr.read() if p.stderr else b"") for p in processes]
+    assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
+    assert inspect_db(empty, current_revision) == head(empty)
