@@ -33,6 +33,8 @@ WRITE_OPTION = "assistants_write"
 READY_TIMEOUT_SECONDS = 2.0  # /readyz answers 503 rather than hang on a silent database
 PG_CONNECT_TIMEOUT_SECONDS = 5.0
 PG_POOL = {"pool_size": 10, "max_overflow": 10, "pool_timeout": 30, "pool_recycle": 1800}
+# SQLite has one writer (serialised in-process by Database.write()); a few readers suffice.
+SQLITE_POOL = {"pool_size": 8, "max_overflow": 0, "pool_timeout": 30}
 
 logger = logging.getLogger("app.db")
 
@@ -76,7 +78,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
     _ensure_sqlite_dir(url)
     engine = create_async_engine(
-        url, connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000}
+        url, connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000}, **SQLITE_POOL
     )
     synchronous = settings.sqlite_synchronous
     busy = settings.sqlite_busy_timeout_ms
@@ -100,10 +102,16 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
 
 class Database:
-    """One engine, a read and a write session factory; transactions open at the edge."""
+    """One engine, a read and a write session factory; transactions open at the edge.
+
+    On SQLite the write transactions of this process take turns on an asyncio lock before they
+    take a connection: SQLite has one writer anyway, and its busy handler (which sleeps with
+    back-off) then only arbitrates between processes, so the latency tail stays short.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         self._read = async_sessionmaker(engine, expire_on_commit=False)
         self._write = async_sessionmaker(
             engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
@@ -116,7 +124,11 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        async with self._write.begin() as session:
+        if self._write_lock is None:
+            async with self._write.begin() as session:
+                yield session
+            return
+        async with self._write_lock, self._write.begin() as session:
             yield session
 
     async def ping(self) -> bool:

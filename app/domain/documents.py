@@ -10,7 +10,9 @@ from app.models import Action, Assistant, Integration
 
 def rfc3339(moment: datetime) -> str:
     """RFC 3339 in UTC with a `Z`, microseconds kept so that ordering survives a round trip."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def avatar_url(base_url: str, avatar_id: str | None) -> str | None:

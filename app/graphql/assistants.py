@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterable, Sequence
+from typing import Annotated, Any
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.assistants import (
     check_page_size,
@@ -16,6 +18,7 @@ from app.domain.assistants import (
     rotate_secret_key,
     update_assistant,
 )
+from app.domain.family import Children, children_by_assistant
 from app.graphql.args import AssistantId, OrgId
 from app.graphql.context import Info
 from app.graphql.inputs import CreateAssistantInput, UpdateAssistantInput, sent_fields
@@ -27,13 +30,45 @@ CURSOR_KIND = "assistant"
 DEFAULT_FIRST = 20
 
 
+CHILD_FIELDS = frozenset({"integrations", "actions"})
+
+
+def _asks_children(selections: Iterable[Any]) -> bool:
+    for selection in selections:
+        if getattr(selection, "name", None) in CHILD_FIELDS or _asks_children(selection.selections):
+            return True
+    return False
+
+
+async def children_if_asked(
+    info: Info, session: AsyncSession, rows: Sequence[AssistantRow]
+) -> Children | None:
+    """The children of `rows` from the resolver's own transaction (one statement) when the
+    selection asks for them anywhere below; None leaves them to the request's loader."""
+    if not rows or not _asks_children(info.selected_fields):
+        return None
+    return await children_by_assistant(session, [row.id for row in rows])
+
+
+def node(row: AssistantRow, base_url: str, children: Children | None) -> Assistant:
+    if children is None:
+        return Assistant.from_row(row, base_url)
+    family = (children.integrations.get(row.id, []), children.actions.get(row.id, []))
+    return Assistant.from_row(row, base_url, family)
+
+
 def assistant_connection(
-    rows: list[AssistantRow], first: int, total: int, base_url: str
+    rows: list[AssistantRow],
+    first: int,
+    total: int,
+    base_url: str,
+    children: Children | None = None,
 ) -> AssistantConnection:
     """A page of `first` rows; one row more than asked says that another page follows."""
     edges = [
         AssistantEdge(
-            cursor=encode_cursor(CURSOR_KIND, row.seq or 0), node=Assistant.from_row(row, base_url)
+            cursor=encode_cursor(CURSOR_KIND, row.seq or 0),
+            node=node(row, base_url, children),
         )
         for row in rows[:first]
     ]
@@ -56,7 +91,8 @@ class AssistantQuery:
         async with ctx.db.read() as session:
             org = await ctx.org(session, org_id)
             row = await get_assistant(session, org_id=org, assistant_id=id)
-        return Assistant.from_row(row, ctx.settings.base_url)
+            children = await children_if_asked(info, session, [row])
+        return node(row, ctx.settings.base_url, children)
 
     @strawberry.field(
         description="The organisation's assistants, oldest first, as a Relay connection."
@@ -81,7 +117,8 @@ class AssistantQuery:
             after_seq = None if after is None else decode_cursor(CURSOR_KIND, after)
             rows = await list_assistants(session, org_id=org, after_seq=after_seq, limit=size + 1)
             total = await count_assistants(session, org_id=org)
-        return assistant_connection(rows, size, total, ctx.settings.base_url)
+            children = await children_if_asked(info, session, rows[:size])
+        return assistant_connection(rows, size, total, ctx.settings.base_url, children)
 
 
 @strawberry.type
@@ -105,7 +142,7 @@ class AssistantMutation:
                 default_model=ctx.settings.default_model,
                 writer=ctx.writer,
             )
-        return Assistant.from_row(row, ctx.settings.base_url)
+        return Assistant.from_row(row, ctx.settings.base_url, ([], []))  # no children yet
 
     @strawberry.mutation(
         description=(
@@ -150,7 +187,8 @@ class AssistantMutation:
                 expected_versions=None if expected_version is None else [expected_version],
                 dry_run=dry_run,
             )
-        return Assistant.from_row(row, ctx.settings.base_url)
+            children = await children_if_asked(info, session, [row])
+        return node(row, ctx.settings.base_url, children)
 
     @strawberry.mutation(
         description=(
@@ -181,4 +219,5 @@ class AssistantMutation:
             row = await rotate_secret_key(
                 session, org_id=org, assistant_id=assistant_id, writer=ctx.writer
             )
-        return Assistant.from_row(row, ctx.settings.base_url)
+            children = await children_if_asked(info, session, [row])
+        return node(row, ctx.settings.base_url, children)

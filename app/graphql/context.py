@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info as StrawberryInfo
@@ -24,9 +24,10 @@ class Context:
     response: Any = None
     loaders: Loaders = field(init=False)
     _principal: Principal | None = field(default=None, init=False)
+    shared_loaders: ClassVar[bool] = True  # one read session for the request's loaders
 
     def __post_init__(self) -> None:
-        self.loaders = Loaders(self.db)
+        self.loaders = Loaders(self.db, shared=self.shared_loaders)
 
     async def org(self, session: AsyncSession, org_id: str) -> str:
         """The organisation this request may act on (401/403 otherwise)."""

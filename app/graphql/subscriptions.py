@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import strawberry
 from graphql import GraphQLError
@@ -40,6 +40,7 @@ class SocketContext(Context):
     `connection_init`; it lives as long as the socket."""
 
     connection_params: dict[str, Any] | None = field(default=None)
+    shared_loaders: ClassVar[bool] = False  # never a read session for the socket's lifetime
 
 
 async def accept_connection(context: Context) -> None:
@@ -125,7 +126,8 @@ class AssistantSubscription:
                     await close_socket(ctx, exc.message)
                     raise
                 assert row is not None
-                ctx.loaders = Loaders(ctx.db)  # integrations and actions as they are now
+                # integrations and actions as they are now
+                ctx.loaders = Loaders(ctx.db, shared=False)
                 yield AssistantChangeEvent.from_row(row, ctx.settings.base_url)
 
 

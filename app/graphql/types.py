@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any
@@ -11,6 +12,7 @@ from strawberry.scalars import JSON
 
 from app.domain.documents import avatar_url
 from app.graphql.context import Info  # noqa: TC001  (strawberry resolves it at runtime)
+from app.graphql.loaders import Family
 from app.graphql.pagination import PageInfo
 from app.models import Action as ActionRow
 from app.models import Assistant as AssistantRow
@@ -200,9 +202,10 @@ class Assistant:
     config: Config = strawberry.field(description="Language, models, voice and behaviour.")
     created_at: datetime = strawberry.field(description="When it was created; never moves.")
     updated_at: datetime = strawberry.field(description="When it last really changed.")
+    family: strawberry.Private[Family | None] = None  # (integrations, actions) when loaded
 
     @classmethod
-    def from_row(cls, a: AssistantRow, base_url: str) -> Assistant:
+    def from_row(cls, a: AssistantRow, base_url: str, family: Family | None = None) -> Assistant:
         return cls(
             id=strawberry.ID(a.id),
             name=a.name,
@@ -215,16 +218,32 @@ class Assistant:
             config=Config.from_row(a),
             created_at=a.created_at,
             updated_at=a.updated_at,
+            family=family,
         )
 
-    @strawberry.field(description="Integrations of the assistant, oldest first.")
-    async def integrations(self, info: Info) -> list[Integration]:
-        rows = await info.context.loaders.integrations.load(str(self.id))
+    @strawberry.field(
+        description="Integrations of the assistant, oldest first.",
+        graphql_type=list[Integration],
+    )
+    def integrations(self, info: Info) -> Awaitable[list[Integration]] | list[Integration]:
+        if self.family is not None:  # loaded by the resolver's own transaction
+            return [Integration.from_row(row) for row in self.family[0]]
+        return self._integrations(info)
+
+    async def _integrations(self, info: Info) -> list[Integration]:
+        rows, _ = await info.context.loaders.children.load(str(self.id))
         return [Integration.from_row(row) for row in rows]
 
-    @strawberry.field(description="Actions of the assistant, in `position` order.")
-    async def actions(self, info: Info) -> list[Action]:
-        rows = await info.context.loaders.actions.load(str(self.id))
+    @strawberry.field(
+        description="Actions of the assistant, in `position` order.", graphql_type=list[Action]
+    )
+    def actions(self, info: Info) -> Awaitable[list[Action]] | list[Action]:
+        if self.family is not None:
+            return [Action.from_row(row) for row in self.family[1]]
+        return self._actions(info)
+
+    async def _actions(self, info: Info) -> list[Action]:
+        _, rows = await info.context.loaders.children.load(str(self.id))
         return [Action.from_row(row) for row in rows]
 
     @strawberry.field(description="The assistant's history, newest first.")

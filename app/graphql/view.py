@@ -70,17 +70,24 @@ class GraphQLView(GraphQL[Context, None]):
             if exc.status_code == 404:
                 code = "NOT_FOUND"
             response = graphql_error_response(exc.status_code, code, exc.reason)
+        finally:
+            context: Context | None = getattr(request.state, "graphql_context", None)
+            if context is not None:
+                await context.loaders.close()
         await response(scope, receive, send)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         make = SocketContext if isinstance(request, WebSocket) else Context
-        return make(
+        context = make(
             db=request.app.state.db,
             settings=self.settings,
             authorization=request.headers.get("authorization"),
             request=request,
             response=response,
         )
+        if make is Context:  # the view closes its loaders' read session when the request ends
+            request.state.graphql_context = context
+        return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """`connection_init` must carry `{"authorization": "Bearer <key>"}` (else 4403)."""

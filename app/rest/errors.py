@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from app.domain.errors import DomainError, RateLimited, Unauthenticated
@@ -16,6 +16,7 @@ from app.domain.errors import DomainError, RateLimited, Unauthenticated
 logger = logging.getLogger("app.errors")
 
 PROBLEM_JSON = "application/problem+json"
+CLIENT_CLOSED_REQUEST = 499
 
 
 def problem_response(
@@ -74,7 +75,11 @@ async def handle_http_error(_request: Request, exc: Exception) -> Response:
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
-    """Masks the failure; the id appears both in the answer and beside the traceback in the log."""
+    """Masks the failure; the id appears both in the answer and beside the traceback in the log.
+    A client that went away while its body was read is no failure: a quiet 499 (nginx's
+    "client closed request"), which nobody receives but the access log records."""
+    if isinstance(exc, ClientDisconnect):
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
     error_id = uuid.uuid4().hex
     logger.error(
         "unexpected error %s on %s %s", error_id, request.method, request.url.path, exc_info=exc
