@@ -28,6 +28,9 @@ def _print(data: dict[str, Any]) -> None:
 
 def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     from app.db import Database, create_engine
+    from app.events import install_revision_notices
+
+    install_revision_notices()  # revisions written here reach live subscribers too
 
     async def main() -> T:
         db = Database(create_engine(settings))
