@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from app import sqlite_driver
 from app.domain.errors import NotFound
 from app.settings import Settings
 
@@ -77,9 +78,11 @@ def create_engine(settings: Settings) -> AsyncEngine:
         return engine
 
     _ensure_sqlite_dir(url)
-    engine = create_async_engine(
-        url, connect_args={"timeout": settings.sqlite_busy_timeout_ms / 1000}, **SQLITE_POOL
-    )
+    connect_args = {
+        "timeout": settings.sqlite_busy_timeout_ms / 1000,
+        "async_creator_fn": sqlite_driver.connect,  # one thread hop per statement
+    }
+    engine = create_async_engine(url, connect_args=connect_args, **SQLITE_POOL)
     synchronous = settings.sqlite_synchronous
     busy = settings.sqlite_busy_timeout_ms
 

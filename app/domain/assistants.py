@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.assistant_input import AssistantCreate, AssistantPatch, column_values
@@ -153,17 +153,20 @@ async def create_assistant(
     return assistant
 
 
+# built once (SQLAlchemy memoises a statement's cache key): the hot path skips building them
+_ONE = select(Assistant).where(
+    Assistant.org_id == bindparam("org_id"),
+    Assistant.id == bindparam("assistant_id"),
+    Assistant.deleted.is_(False),  # type: ignore[attr-defined]
+)
+_ONE_FOR_UPDATE = _ONE.with_for_update()
+
+
 async def get_assistant(
     session: AsyncSession, *, org_id: str, assistant_id: str, for_update: bool = False
 ) -> Assistant:
-    stmt = select(Assistant).where(
-        Assistant.org_id == org_id,
-        Assistant.id == assistant_id,
-        Assistant.deleted.is_(False),  # type: ignore[attr-defined]
-    )
-    if for_update:
-        stmt = stmt.with_for_update()
-    assistant = await session.scalar(stmt)
+    stmt = _ONE_FOR_UPDATE if for_update else _ONE
+    assistant = await session.scalar(stmt, {"org_id": org_id, "assistant_id": assistant_id})
     if assistant is None:
         raise NotFound(f"no assistant '{assistant_id}' in this organisation")
     return assistant
