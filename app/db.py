@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.url import make_url
@@ -65,11 +66,20 @@ def _refuse_nul(_conn: Any, _cursor: Any, _sql: str, parameters: Any, *_args: An
         raise NotFound("no such resource (an id never contains U+0000)")
 
 
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+# JSON columns through orjson (the bodies were parsed by orjson, so it can write them back)
+JSON_CODEC: dict[str, Any] = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.database_url
     if not url.startswith("sqlite"):
         engine = create_async_engine(
             url,
+            **JSON_CODEC,
             pool_pre_ping=True,
             connect_args={"timeout": PG_CONNECT_TIMEOUT_SECONDS},
             **PG_POOL,
@@ -82,7 +92,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         "timeout": settings.sqlite_busy_timeout_ms / 1000,
         "async_creator_fn": sqlite_driver.connect,  # one thread hop per statement
     }
-    engine = create_async_engine(url, connect_args=connect_args, **SQLITE_POOL)
+    engine = create_async_engine(url, connect_args=connect_args, **JSON_CODEC, **SQLITE_POOL)
     synchronous = settings.sqlite_synchronous
     busy = settings.sqlite_busy_timeout_ms
 

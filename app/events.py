@@ -28,7 +28,7 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import event, func, select
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapper
@@ -36,6 +36,7 @@ from sqlalchemy.orm import Mapper
 from app.db import Database
 from app.domain.errors import DomainError, RateLimited, Unauthenticated
 from app.domain.events import last_revision_seq, live_key_ids, revisions_after, revisions_by_seq
+from app.domain.revisions import REVISION_INSERT
 from app.models import AssistantRevision
 from app.settings import Settings
 
@@ -71,10 +72,28 @@ def _notify_revision(_mapper: Mapper[Any], connection: Connection, target: Any) 
         connection.execute(select(func.pg_notify(CHANNEL, payload)))
 
 
+def _notify_inserted_revision(
+    connection: Connection,
+    statement: Any,
+    multiparams: Any,
+    params: Any,
+    _options: Any,
+    result: Any,
+) -> None:
+    """The same notification for a revision inserted with `REVISION_INSERT` (SQLAlchemy Core,
+    which fires no mapper event)."""
+    if statement is REVISION_INSERT and connection.dialect.name == "postgresql":
+        values = params or (multiparams[0] if multiparams else {})
+        payload = f"{values['org_id']}:{result.inserted_primary_key[0]}"
+        connection.execute(select(func.pg_notify(CHANNEL, payload)))
+
+
 def install_revision_notices() -> None:
     """Every revision inserted in this process notifies the listeners (PostgreSQL only)."""
     if not event.contains(AssistantRevision, "after_insert", _notify_revision):
         event.listen(AssistantRevision, "after_insert", _notify_revision)
+    if not event.contains(Engine, "after_execute", _notify_inserted_revision):
+        event.listen(Engine, "after_execute", _notify_inserted_revision)
 
 
 class Stream:

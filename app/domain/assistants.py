@@ -5,11 +5,13 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.domain.assistant_input import AssistantCreate, AssistantPatch, column_values
 from app.domain.errors import (
@@ -82,18 +84,36 @@ def _next_instant(previous: datetime) -> datetime:
     return now if now > previous else previous + timedelta(microseconds=1)
 
 
+@lru_cache(maxsize=256)
+def _update_statement(columns: tuple[str, ...]) -> Any:
+    """UPDATE of these columns by `seq`, built once per set of columns (cache key memoised)."""
+    table = Assistant.__table__  # type: ignore[attr-defined]
+    values = {c: bindparam(f"v_{c}", type_=table.c[c].type) for c in columns}
+    return update(table).where(table.c.seq == bindparam("v_seq")).values(values)
+
+
 async def _commit_change(
     session: AsyncSession,
     assistant: Assistant,
+    values: dict[str, Any],
     *,
     change_type: str,
     changes: list[dict[str, Any]],
     writer: Writer,
 ) -> None:
-    """A real change: the next version, a later `updated_at`, and its revision, all at once."""
-    assistant.version += 1
-    assistant.updated_at = _next_instant(assistant.updated_at)
-    await session.flush()
+    """A real change: `values`, the next version and a later `updated_at` in one UPDATE (SQLAlchemy
+    Core, no unit-of-work flush), and its revision, all at once. The loaded row takes the new
+    values as its committed state, so the session has nothing left to flush."""
+    values = {
+        **values,
+        "version": assistant.version + 1,
+        "updated_at": _next_instant(assistant.updated_at),
+    }
+    columns = tuple(sorted(values))
+    parameters = {f"v_{c}": values[c] for c in columns}
+    await session.execute(_update_statement(columns), {**parameters, "v_seq": assistant.seq})
+    for column, value in values.items():
+        set_committed_value(assistant, column, value)
     await record_revision(
         session,
         assistant,
@@ -119,10 +139,8 @@ async def _apply(
     writer: Writer,
 ) -> None:
     changes = [leaf_change(c, getattr(assistant, c), value) for c, value in changed.items()]
-    for column, value in changed.items():
-        setattr(assistant, column, value)
     await _commit_change(
-        session, assistant, change_type=change_type, changes=changes, writer=writer
+        session, assistant, changed, change_type=change_type, changes=changes, writer=writer
     )
 
 
@@ -283,9 +301,10 @@ async def delete_assistant(
     )
     await session.execute(delete(Integration).where(Integration.assistant_id == assistant.id))  # type: ignore[arg-type]
     await session.execute(delete(Action).where(Action.assistant_id == assistant.id))  # type: ignore[arg-type]
-    assistant.deleted = True
     changes = [{"path": "deleted", "from": False, "to": True}]
-    await _commit_change(session, assistant, change_type=DELETED, changes=changes, writer=writer)
+    await _commit_change(
+        session, assistant, {"deleted": True}, change_type=DELETED, changes=changes, writer=writer
+    )
     return assistant
 
 
@@ -296,9 +315,13 @@ async def rotate_secret_key(
     assistant = await get_assistant(
         session, org_id=org_id, assistant_id=assistant_id, for_update=True
     )
-    assistant.secret_key = new_secret_key()
     changes = [{"path": "secret_key", "from": None, "to": None}]  # values never recorded
     await _commit_change(
-        session, assistant, change_type=SECRET_KEY_ROTATED, changes=changes, writer=writer
+        session,
+        assistant,
+        {"secret_key": new_secret_key()},
+        change_type=SECRET_KEY_ROTATED,
+        changes=changes,
+        writer=writer,
     )
     return assistant

@@ -12,7 +12,7 @@ def rfc3339(moment: datetime) -> str:
     """RFC 3339 in UTC with a `Z`, microseconds kept so that ordering survives a round trip."""
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" becomes "Z"
 
 
 def avatar_url(base_url: str, avatar_id: str | None) -> str | None:

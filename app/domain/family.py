@@ -1,7 +1,6 @@
 """The integrations and actions of many assistants in ONE statement (a UNION ALL with padded
-columns), as light rows: SQLAlchemy Core rows whose attributes carry the models' names, so the
-document builders and the GraphQL types read them like model rows, without the ORM's
-identity-map work."""
+columns), as light rows: plain objects whose attributes carry the models' names, so the document
+builders and the GraphQL types read them like model rows, without the ORM's identity-map work."""
 
 from __future__ import annotations
 
@@ -17,6 +16,45 @@ from sqlalchemy.sql import Select
 from app.models import Action, Integration
 
 INTEGRATION, ACTION = 0, 1
+
+
+class ChildRow:
+    """One integration or action (the columns of the other kind are None)."""
+
+    __slots__ = (
+        "action_id",
+        "assistant_id",
+        "config",
+        "connection_id",
+        "created_at",
+        "enabled",
+        "error",
+        "id",
+        "instructions",
+        "integration_id",
+        "kind",
+        "name",
+        "position",
+        "updated_at",
+    )
+
+    def __init__(self, row: Sequence[Any]) -> None:
+        (
+            self.kind,
+            self.id,
+            self.assistant_id,
+            self.enabled,
+            self.connection_id,
+            self.config,
+            self.created_at,
+            self.updated_at,
+            self.integration_id,
+            self.error,
+            self.action_id,
+            self.name,
+            self.instructions,
+            self.position,
+        ) = row
 
 
 @dataclass(slots=True)
@@ -81,5 +119,6 @@ async def children_by_assistant(session: AsyncSession, assistant_ids: Sequence[s
     result = await session.execute(CHILDREN, {"ids": list(assistant_ids)})
     integrations, actions = children.integrations, children.actions
     for row in result:
-        (integrations if row.kind == INTEGRATION else actions)[row.assistant_id].append(row)
+        child = ChildRow(row)
+        (integrations if child.kind == INTEGRATION else actions)[child.assistant_id].append(child)
     return children

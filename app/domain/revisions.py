@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.assistant_input import COLUMN_PATHS, LEAVES
@@ -66,6 +66,11 @@ def snapshot_of(assistant: Assistant) -> dict[str, Any]:
     }
 
 
+# One INSERT built once (SQLAlchemy Core: no unit-of-work flush). app/events.py recognises this
+# very statement to send the PostgreSQL notification of the new revision.
+REVISION_INSERT = insert(AssistantRevision.__table__)  # type: ignore[attr-defined]
+
+
 async def record_revision(
     session: AsyncSession,
     assistant: Assistant,
@@ -75,19 +80,18 @@ async def record_revision(
     writer: Writer,
     changed_at: datetime,
 ) -> AssistantRevision:
-    revision = AssistantRevision(
-        org_id=assistant.org_id,
-        assistant_id=assistant.id,
-        version=assistant.version,
-        changed_at=changed_at,
-        change_type=change_type,
-        actor_key_id=writer.key_id,
-        source=writer.source,
-        changes=changes,
-        snapshot=snapshot_of(assistant),
-    )
-    session.add(revision)
-    await session.flush()
+    values = {
+        "org_id": assistant.org_id,
+        "assistant_id": assistant.id,
+        "version": assistant.version,
+        "changed_at": changed_at,
+        "change_type": change_type,
+        "actor_key_id": writer.key_id,
+        "source": writer.source,
+        "changes": changes,
+        "snapshot": snapshot_of(assistant),
+    }
+    result = await session.execute(REVISION_INSERT, values)
     if writer.revisions_keep is not None:
         await session.execute(
             delete(AssistantRevision).where(
@@ -95,7 +99,7 @@ async def record_revision(
                 AssistantRevision.version <= assistant.version - writer.revisions_keep,
             )
         )
-    return revision
+    return AssistantRevision(seq=result.inserted_primary_key[0], **values)  # type: ignore[index]
 
 
 async def count_revisions(session: AsyncSession, *, assistant_id: str) -> int:
