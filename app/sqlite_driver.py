@@ -1,9 +1,16 @@
-"""aiosqlite with one thread hop per statement.
+"""aiosqlite with at most one thread hop per statement, and none where SQLite cannot wait.
 
 SQLAlchemy's aiosqlite adapter makes four round trips to the connection's thread for each
 statement (open a cursor, execute, fetch all, close the cursor), each one a wake-up of the event
-loop. This connection's cursors do all four in the thread at once, so a statement costs one
-round trip; SQLAlchemy sees the same DBAPI surface (description, rowcount, lastrowid, rows).
+loop. This connection's cursors do all four at once; SQLAlchemy sees the same DBAPI surface
+(description, rowcount, lastrowid, rows).
+
+What may block goes to the connection's thread as before: BEGIN (IMMEDIATE waits for the write
+lock of other processes), COMMIT (the fsync), PRAGMAs, reads of read transactions (so that the
+loop keeps interleaving requests fairly: running them inline made the read tail long), anything
+outside a transaction. The statements of a `BEGIN IMMEDIATE` transaction run at once on the event
+loop: it already holds the write lock, so they cannot wait, and pages reach the WAL file only at
+COMMIT; write transactions take turns anyway (Database.write()).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from typing import Any
 import aiosqlite
 
 Outcome = tuple[Any, list[Any], int, int | None]
+INLINE = ("SELECT", "WITH", "INSERT", "UPDATE", "DELETE")
 
 
 def _run(cursor: sqlite3.Cursor, many: bool, sql: str, parameters: Any) -> Outcome:
@@ -49,10 +57,16 @@ class OneHopCursor:
         return None
 
     async def _go(self, many: bool, sql: str, parameters: Any) -> OneHopCursor:
-        raw = self._connection._conn  # sqlite3 connection, used only in its own thread
-        outcome: Outcome = await self._connection._execute(
-            lambda: _run(raw.cursor(), many, sql, parameters)
-        )
+        connection = self._connection
+        raw = connection._conn  # one statement at a time, in this thread or in its own
+        verb = sql.lstrip()[:7].upper()
+        inline = connection.write_locked and raw.in_transaction and verb.startswith(INLINE)
+        if inline:
+            outcome = _run(raw.cursor(), many, sql, parameters)
+        else:
+            outcome = await connection._execute(lambda: _run(raw.cursor(), many, sql, parameters))
+            if verb.startswith("BEGIN"):
+                connection.write_locked = "IMMEDIATE" in sql.upper()
         self.description, self._rows, self.rowcount, self.lastrowid = outcome
         return self
 
@@ -82,8 +96,22 @@ class OneHopCursor:
 
 
 class OneHopConnection(aiosqlite.Connection):
+    write_locked = False  # inside a BEGIN IMMEDIATE transaction
+
     def cursor(self) -> OneHopCursor:  # type: ignore[override]
         return OneHopCursor(self)
+
+    async def commit(self) -> None:
+        self.write_locked = False
+        await super().commit()
+
+    async def rollback(self) -> None:
+        """No round trip when no transaction is open (the pool's reset after every COMMIT)."""
+        self.write_locked = False
+        raw = self._connection
+        if raw is not None and not raw.in_transaction:
+            return
+        await super().rollback()
 
 
 def connect(database: str, **kwargs: Any) -> OneHopConnection:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import strawberry
+from graphql import FieldNode, FragmentSpreadNode, SelectionSetNode
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.assistants import (
@@ -33,9 +34,20 @@ DEFAULT_FIRST = 20
 CHILD_FIELDS = frozenset({"integrations", "actions"})
 
 
-def _asks_children(selections: Iterable[Any]) -> bool:
-    for selection in selections:
-        if getattr(selection, "name", None) in CHILD_FIELDS or _asks_children(selection.selections):
+def _asks_children(selection_set: SelectionSetNode | None, fragments: dict[str, Any]) -> bool:
+    """Whether a field named like a child list is selected anywhere below (over the raw
+    document: Strawberry's `selected_fields` would convert every argument and directive)."""
+    if selection_set is None:
+        return False
+    for selection in selection_set.selections:
+        if isinstance(selection, FieldNode) and selection.name.value in CHILD_FIELDS:
+            return True
+        if isinstance(selection, FragmentSpreadNode):
+            fragment = fragments.get(selection.name.value)
+            below = fragment.selection_set if fragment is not None else None
+        else:
+            below = selection.selection_set  # type: ignore[attr-defined]
+        if _asks_children(below, fragments):
             return True
     return False
 
@@ -45,7 +57,8 @@ async def children_if_asked(
 ) -> Children | None:
     """The children of `rows` from the resolver's own transaction (one statement) when the
     selection asks for them anywhere below; None leaves them to the request's loader."""
-    if not rows or not _asks_children(info.selected_fields):
+    raw = info._raw_info
+    if not rows or not any(_asks_children(n.selection_set, raw.fragments) for n in raw.field_nodes):
         return None
     return await children_by_assistant(session, [row.id for row in rows])
 
