@@ -79,7 +79,9 @@ async def record_revision(
     changes: list[dict[str, Any]],
     writer: Writer,
     changed_at: datetime,
-) -> AssistantRevision:
+) -> None:
+    """The revision of a real change, in the change's transaction (nothing to answer: building
+    a model instance for callers that ignore it cost more than the INSERT)."""
     values = {
         "org_id": assistant.org_id,
         "assistant_id": assistant.id,
@@ -91,7 +93,7 @@ async def record_revision(
         "changes": changes,
         "snapshot": snapshot_of(assistant),
     }
-    result = await session.execute(REVISION_INSERT, values)
+    await session.execute(REVISION_INSERT, values)
     if writer.revisions_keep is not None:
         await session.execute(
             delete(AssistantRevision).where(
@@ -99,7 +101,6 @@ async def record_revision(
                 AssistantRevision.version <= assistant.version - writer.revisions_keep,
             )
         )
-    return AssistantRevision(seq=result.inserted_primary_key[0], **values)  # type: ignore[index]
 
 
 async def count_revisions(session: AsyncSession, *, assistant_id: str) -> int:
