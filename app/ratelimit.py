@@ -1,6 +1,5 @@
-"""Rate limits per API key (and per client address for requests without a proven key): a moving
-window in this process's memory (the `limits` library parses the limit; the window is a deque of
-hit times per bucket, so a hit costs O(1) whatever the limit, with no expiry thread).
+"""Rate limits per API key (and per client address for requests without a proven key), with the
+`limits` library: a moving window in this process's memory.
 
 - A request with `Authorization: Bearer …` counts against its key (identified by the key's
   SHA-256, never the key). Until that key has once authenticated in this process, the request
@@ -18,10 +17,12 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -48,43 +49,11 @@ def is_exempt(scope: Scope) -> bool:
     return scope["method"] in ("GET", "HEAD") and PUBLIC_AVATAR.match(path) is not None
 
 
-class MovingWindow:
-    """At most `amount` hits per `seconds` in every bucket: a hit is counted when allowed;
-    buckets idle for a whole window are dropped once per window."""
-
-    def __init__(self, amount: int, seconds: int) -> None:
-        self.amount, self.seconds = amount, seconds
-        self.buckets: dict[str, deque[float]] = {}
-        self._sweep_at = time.monotonic() + seconds
-
-    def hit(self, bucket: str) -> Verdict:
-        now = time.monotonic()
-        if now >= self._sweep_at:
-            self._sweep(now)
-        hits = self.buckets.get(bucket)
-        if hits is None:
-            hits = self.buckets[bucket] = deque()
-        start = now - self.seconds
-        while hits and hits[0] <= start:
-            hits.popleft()
-        allowed = len(hits) < self.amount
-        if allowed:
-            hits.append(now)
-        reset_after = math.ceil(hits[0] + self.seconds - now) if hits else 1
-        return Verdict(allowed, self.amount - len(hits), max(1, reset_after))
-
-    def _sweep(self, now: float) -> None:
-        start = now - self.seconds
-        for bucket in [b for b, hits in self.buckets.items() if not hits or hits[-1] <= start]:
-            del self.buckets[bucket]
-        self._sweep_at = now + self.seconds
-
-
 class RateLimitMiddleware:
     def __init__(self, app: ASGIApp, *, limit: str) -> None:
         self.app = app
         self.item: RateLimitItem = parse(limit)
-        self.window = MovingWindow(self.item.amount, self.item.get_expiry())
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
         self.proven: OrderedDict[str, None] = OrderedDict()  # key hashes that authenticated
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -123,8 +92,14 @@ class RateLimitMiddleware:
         if key is None or key not in self.proven:
             client = scope.get("client")
             buckets.append(f"address:{client[0] if client else 'unknown'}")
-        verdicts = [self.window.hit(bucket) for bucket in buckets]
+        verdicts = [self.hit(bucket) for bucket in buckets]
         return min(verdicts, key=lambda v: (v.allowed, v.remaining))
+
+    def hit(self, bucket: str) -> Verdict:
+        allowed = self.limiter.hit(self.item, bucket)
+        stats = self.limiter.get_window_stats(self.item, bucket)
+        reset_after = max(1, math.ceil(stats.reset_time - time.time()))
+        return Verdict(allowed, stats.remaining, reset_after)
 
     def remember(self, key: str) -> None:
         self.proven[key] = None
