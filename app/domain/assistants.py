@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app.domain import records
 from app.domain.assistant_input import AssistantCreate, AssistantPatch, column_values
 from app.domain.errors import (
     BadRequest,
@@ -275,14 +276,15 @@ async def list_assistants(
     limit: int,
     offset: int = 0,
     after_seq: int | None = None,
-) -> list[Assistant]:
+) -> list[records.AssistantRecord]:
     """The organisation's assistants, oldest first (by `seq`, which only grows): a window
-    after a row (`after_seq`, for cursors) or at an `offset` (for pages)."""
-    stmt = select(Assistant).where(_visible(org_id))
+    after a row (`after_seq`, for cursors) or at an `offset` (for pages). Read with SQLAlchemy
+    Core as light records (the ORM's identity map cost more than the rest of a REST list)."""
+    stmt = select(*records.TABLE.c).where(_visible(org_id))
     if after_seq is not None:
         stmt = stmt.where(Assistant.seq > after_seq)  # type: ignore[operator]
     stmt = stmt.order_by(Assistant.seq).offset(offset).limit(limit)  # type: ignore[arg-type]
-    return list(await session.scalars(stmt))
+    return [records.AssistantRecord(row) for row in await session.execute(stmt)]
 
 
 async def count_assistants(session: AsyncSession, *, org_id: str) -> int:
