@@ -79,7 +79,7 @@ def new_secret_key() -> str:
     return secrets.token_urlsafe(48)
 
 
-def _next_instant(previous: datetime) -> datetime:
+def next_instant(previous: datetime) -> datetime:
     """Now, but strictly after `previous` (clocks may stall or step back)."""
     now = utcnow()
     return now if now > previous else previous + timedelta(microseconds=1)
@@ -108,7 +108,7 @@ async def _commit_change(
     values = {
         **values,
         "version": assistant.version + 1,
-        "updated_at": _next_instant(assistant.updated_at),
+        "updated_at": next_instant(assistant.updated_at),
     }
     columns = tuple(sorted(values))
     parameters = {f"v_{c}": values[c] for c in columns}

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.domain.assistants import get_assistant
+from app.domain.assistants import get_assistant, next_instant
 from app.domain.errors import NotFound
-from app.models import Action, Assistant, Integration, utcnow
+from app.models import Action, Assistant, Integration
 
 C = TypeVar("C", Integration, Action)
 
@@ -62,12 +61,6 @@ async def load_child(
     if row is None:
         raise missing
     return row
-
-
-def next_instant(previous: datetime) -> datetime:
-    """Now, but strictly after `previous` (clocks may stall or step back)."""
-    now = utcnow()
-    return now if now > previous else previous + timedelta(microseconds=1)
 
 
 def _same(old: Any, new: Any) -> bool:
