@@ -63,7 +63,7 @@ class BodyLimitMiddleware:
         error = PayloadTooLarge(f"the body may be at most {limit} bytes")
         length = Headers(scope=scope).get("content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
-            await domain_error_response(error)(scope, receive, send)
+            await error_response(scope, error)(scope, receive, send)
             return
         received = 0
 

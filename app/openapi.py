@@ -25,7 +25,7 @@ from app.domain.child_input import (
     IntegrationCreate,
     IntegrationPatch,
 )
-from app.rest.common import json_response
+from app.rest.common import MAX_PAGE, json_response
 
 
 class Document(BaseModel):
@@ -113,6 +113,7 @@ class Assistant(Document):
     deleted: bool
     version: int
     secret_key: str | None
+    avatar_id: str | None
     avatar_url: str | None
     config: Config
     integrations: list[Integration]
@@ -201,8 +202,10 @@ OPERATIONS = [
     Op("PATCH", ASSISTANT, "Update an assistant (deep merge; RFC 7396 accepted)",
        response=Assistant, body=AssistantPatch, body_types=PATCH_TYPES, query=("dry_run",),
        errors=(*BODY_ERRORS, 412)),
-    Op("DELETE", ASSISTANT, "Delete an assistant", 204),
-    Op("POST", ASSISTANT + "/rotate-secret-key", "Rotate the secret key", response=Assistant),
+    Op("DELETE", ASSISTANT, "Delete an assistant (`If-Match` honoured)", 204,
+       errors=(401, 403, 404, 412, 429)),
+    Op("POST", ASSISTANT + "/rotate-secret-key", "Rotate the secret key (`If-Match` honoured)",
+       response=Assistant, errors=(401, 403, 404, 412, 429)),
     Op("POST", INTEGRATIONS, "Add an integration", 201, Integration, body=IntegrationCreate,
        errors=BODY_ERRORS),
     Op("GET", INTEGRATIONS, "List integrations", response=Integration, many=True),
@@ -234,7 +237,7 @@ OPERATIONS = [
 ]  # fmt: skip
 
 QUERY = {
-    "page": {"type": "integer", "minimum": 1, "default": 1},
+    "page": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1},
     "take": {"type": "integer", "minimum": 1, "maximum": 100, "default": 100},
     "dry_run": {"type": "boolean", "default": False},
     "assistant_id": {"type": "string"},

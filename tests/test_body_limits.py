@@ -54,9 +54,15 @@ def targets(assistant_id: str, name: str) -> list[tuple[str, str, dict[str, Any]
 
 
 def assert_too_large(response: Any) -> None:
+    """Problem details on REST; on /graphql a GraphQL body, whose every error has a code."""
     assert response.status_code == 413, response.text
     body = response.json()
-    code = body.get("code") or body["errors"][0]["extensions"]["code"]
+    if response.request.url.path == "/graphql":
+        assert response.headers["content-type"] == "application/json"
+        code = body["errors"][0]["extensions"]["code"]
+    else:
+        assert response.headers["content-type"] == "application/problem+json"
+        code = body["code"]
     assert code == "PAYLOAD_TOO_LARGE"
 
 

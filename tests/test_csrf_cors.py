@@ -30,6 +30,35 @@ async def test_no_mutation_over_get(client, org, db):
     assert await count_assistants(db) == 0
 
 
+async def test_several_operations_need_an_operation_name(client, org, db):
+    document = CREATE.replace("mutation {", "mutation Make {") + " query Look { __typename }"
+    response = await client.post("/graphql", json={"query": document}, headers=org.headers)
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error["extensions"] == {"code": "BAD_REQUEST"}
+    assert "operationName" in error["message"]
+    assert await count_assistants(db) == 0
+    chosen = {"query": document, "operationName": "Look"}
+    response = await client.post("/graphql", json=chosen, headers=org.headers)
+    assert response.json() == {"data": {"__typename": "Query"}}
+    assert await count_assistants(db) == 0
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_subscriptions_run_only_over_the_websocket(client, org, method):
+    query = 'subscription { assistantChanged(orgId: "c") { id } }'
+    if method == "GET":
+        response = await client.get("/graphql", params={"query": query}, headers=org.headers)
+    else:
+        response = await client.post("/graphql", json={"query": query}, headers=org.headers)
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert error == {
+        "message": f"subscriptions are not allowed when using {method}",
+        "extensions": {"code": "BAD_REQUEST"},
+    }
+
+
 async def test_queries_over_get_still_work(client, org):
     query = '{ assistants(orgId: "c") { totalCount } }'
     response = await client.get("/graphql", params={"query": query}, headers=org.headers)

@@ -176,6 +176,25 @@ async def test_if_match(client, org, mine, stored):
         assert (await stored(mine["id"]))["name"] == name
 
 
+async def test_if_match_guards_rotate_and_delete(client, org, mine, stored):
+    url = f"/orgs/c/assistants/{mine['id']}"
+    before = await stored(mine["id"])
+    stale = {**org.headers, "If-Match": '"7"'}
+    assert_problem(
+        await client.post(f"{url}/rotate-secret-key", headers=stale), 412, "PRECONDITION_FAILED"
+    )
+    assert_problem(await client.delete(url, headers=stale), 412, "PRECONDITION_FAILED")
+    assert await stored(mine["id"]) == before
+    rotated = await client.post(
+        f"{url}/rotate-secret-key", headers={**org.headers, "If-Match": '"1"'}
+    )
+    assert rotated.status_code == 200
+    assert rotated.headers["etag"] == '"2"'
+    deleted = await client.delete(url, headers={**org.headers, "If-Match": '"2"'})
+    assert deleted.status_code == 204
+    assert (await client.get(url, headers=org.headers)).status_code == 404
+
+
 @pytest.mark.parametrize(
     "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml", None]
 )

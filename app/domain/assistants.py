@@ -295,12 +295,18 @@ async def count_assistants(session: AsyncSession, *, org_id: str) -> int:
 
 
 async def delete_assistant(
-    session: AsyncSession, *, org_id: str, assistant_id: str, writer: Writer
+    session: AsyncSession,
+    *,
+    org_id: str,
+    assistant_id: str,
+    writer: Writer,
+    expected_versions: Sequence[int] | None = None,
 ) -> Assistant:
     """Soft-deletes the assistant (it answers 404 from now on) and removes its children."""
     assistant = await get_assistant(
         session, org_id=org_id, assistant_id=assistant_id, for_update=True
     )
+    check_version(assistant, expected_versions)
     await session.execute(delete(Integration).where(Integration.assistant_id == assistant.id))  # type: ignore[arg-type]
     await session.execute(delete(Action).where(Action.assistant_id == assistant.id))  # type: ignore[arg-type]
     changes = [{"path": "deleted", "from": False, "to": True}]
@@ -311,12 +317,18 @@ async def delete_assistant(
 
 
 async def rotate_secret_key(
-    session: AsyncSession, *, org_id: str, assistant_id: str, writer: Writer
+    session: AsyncSession,
+    *,
+    org_id: str,
+    assistant_id: str,
+    writer: Writer,
+    expected_versions: Sequence[int] | None = None,
 ) -> Assistant:
     """A fresh secret key from the OS's CSPRNG; the old one stops being the assistant's."""
     assistant = await get_assistant(
         session, org_id=org_id, assistant_id=assistant_id, for_update=True
     )
+    check_version(assistant, expected_versions)
     changes = [{"path": "secret_key", "from": None, "to": None}]  # values never recorded
     await _commit_change(
         session,

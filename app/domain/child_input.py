@@ -146,9 +146,11 @@ class ActionReorder(Input):
 M = TypeVar("M", bound=BaseModel)
 
 
-def _fixed_key_message(error: FieldError) -> FieldError:
-    if len(error.path) == 1 and error.path[0] in FIXED_KEYS:
-        return FieldError(error.path, f"'{error.path[0]}' is fixed at creation")
+def _fixed_key_message(model: type[BaseModel], error: FieldError) -> FieldError:
+    """A key fixed at creation sent to a model that does not take it (an update)."""
+    key = error.path[0] if len(error.path) == 1 else None
+    if key in FIXED_KEYS and key not in model.model_fields:
+        return FieldError(error.path, f"'{key}' is fixed at creation")
     return error
 
 
@@ -160,5 +162,5 @@ def parse_body(model: type[M], body: Any) -> M:
         return model.model_validate(body)
     except ValidationError as exc:
         failed = validation_failed(exc)
-        fields = [_fixed_key_message(f) for f in failed.fields]
+        fields = [_fixed_key_message(model, f) for f in failed.fields]
         raise ValidationFailed(failed.message, fields) from None

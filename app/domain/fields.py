@@ -47,9 +47,13 @@ def _language(value: str) -> str:
     return value
 
 
+NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
 @cache
 def _zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones()) | {"UTC"}
+    """IANA zone names: the tz database's (tzdata), less the host's links that are no zone."""
+    return frozenset(zoneinfo.available_timezones() - NOT_ZONES) | {"UTC"}
 
 
 def _timezone(value: str) -> str:

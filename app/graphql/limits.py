@@ -29,6 +29,7 @@ from graphql import (
     ValidationRule,
 )
 from strawberry.extensions import MaxTokensLimiter, ParserCache, SchemaExtension
+from strawberry.schema.exceptions import CannotGetOperationTypeError
 
 TOKENS_EXCEEDED = "tokens. Parsing aborted."
 NESTED_TOO_DEEPLY = "nested too deeply. Parsing aborted."
@@ -212,3 +213,27 @@ class HideSuggestions(SchemaExtension):
         result = context.result
         for error in [*(context.pre_execution_errors or []), *((result and result.errors) or [])]:
             error.message = _SUGGESTION.sub("", error.message)
+
+
+class OperationNameRequired(CannotGetOperationTypeError):
+    """A document of several operations, and no `operationName` to choose one."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    def as_http_error_reason(self) -> str:
+        return "the document holds several operations: name the one to run in 'operationName'"
+
+
+class SingleOperation(SchemaExtension):
+    """Strawberry runs the first operation of a document when no `operationName` is given; the
+    GraphQL spec asks for a request error instead (nothing runs): HTTP 400 `BAD_REQUEST`, like
+    an unknown `operationName`, and a closed socket over graphql-transport-ws."""
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        if context._provided_operation_name is None and context.graphql_document is not None:
+            definitions = context.graphql_document.definitions
+            if sum(isinstance(d, OperationDefinitionNode) for d in definitions) > 1:
+                raise OperationNameRequired
+        yield

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import strawberry
 from strawberry.extensions import (
@@ -12,12 +13,22 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from app.graphql.actions import ActionMutation
 from app.graphql.assistants import AssistantMutation, AssistantQuery
 from app.graphql.integrations import IntegrationMutation
-from app.graphql.limits import HideSuggestions, Limits, SafeParserCache, TokenLimit, limits_rule
+from app.graphql.limits import (
+    HideSuggestions,
+    Limits,
+    SafeParserCache,
+    SingleOperation,
+    TokenLimit,
+    limits_rule,
+)
 from app.graphql.revisions import RevisionMutation
 from app.graphql.scalars import SCALAR_MAP
 from app.graphql.subscriptions import AssistantSubscription, StreamErrorCodes
@@ -45,6 +56,19 @@ Subscription.__strawberry_definition__.description = (  # type: ignore[attr-defi
 
 
 class Schema(strawberry.Schema):
+    async def execute(  # type: ignore[override]
+        self,
+        query: str | None,
+        *args: Any,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        **kwargs: Any,
+    ) -> ExecutionResult:
+        """Queries and mutations; a subscription runs only over the websocket (`subscribe`), so
+        over HTTP it is refused before anything runs (400 `BAD_REQUEST`)."""
+        allowed = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
+        allowed.discard(OperationType.SUBSCRIPTION)
+        return await super().execute(query, *args, allowed_operation_types=allowed, **kwargs)
+
     def process_errors(self, errors: list, execution_context: object = None) -> None:  # type: ignore[override]
         """Errors are logged (unexpected ones only) by the ErrorCodes extension."""
 
@@ -84,7 +108,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=[StreamErrorCodes, *extensions],
+        extensions=[StreamErrorCodes, SingleOperation, *extensions],
         config=StrawberryConfig(scalar_map=SCALAR_MAP, disable_field_suggestions=not introspection),
     )
 

@@ -15,7 +15,7 @@ from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
-from app.domain.errors import BadRequest
+from app.domain.errors import BadRequest, DomainError
 from app.domain.json_input import parse_json_body
 from app.graphql.context import Context
 from app.graphql.ide import page_response
@@ -70,6 +70,8 @@ class GraphQLView(GraphQL[Context, None]):
             if exc.status_code == 404:
                 code = "NOT_FOUND"
             response = graphql_error_response(exc.status_code, code, exc.reason)
+        except DomainError as exc:  # raised while the body streams in (413)
+            response = graphql_error_response(exc.status, exc.code, exc.message)
         finally:
             context: Context | None = getattr(request.state, "graphql_context", None)
             if context is not None:

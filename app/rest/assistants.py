@@ -88,6 +88,7 @@ async def delete(request: Request) -> Response:
             org_id=org_id,
             assistant_id=request.path_params["assistant_id"],
             writer=writer_of(request),
+            expected_versions=if_match_versions(request),
         )
     return Response(status_code=204)
 
@@ -99,6 +100,7 @@ async def rotate(request: Request) -> Response:
             org_id=org_id,
             assistant_id=request.path_params["assistant_id"],
             writer=writer_of(request),
+            expected_versions=if_match_versions(request),
         )
         [document] = await assistant_documents(session, [row], settings_of(request).base_url)
     return json_response(document, headers={"ETag": etag(row)})

@@ -49,7 +49,7 @@ async def download(request: Request) -> Response:
     async with db_of(request).read() as session:
         avatar = await get_avatar(session, avatar_id=request.path_params["avatar_id"])
     tag = f'"{avatar.sha256}"'
-    headers = {"Cache-Control": CACHE_FOREVER, "ETag": tag}
+    headers = {"Cache-Control": CACHE_FOREVER, "ETag": tag, "X-Content-Type-Options": "nosniff"}
     if tag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
     data = await read_avatar(avatar, settings_of(request).avatars_dir)

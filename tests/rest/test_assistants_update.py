@@ -145,6 +145,7 @@ INVALID: list[tuple[dict[str, Any], str]] = [
     (nest(("config", "language"), "en\x00"), "config.language"),
     (nest(("config", "timezone"), "Mars/Olympus"), "config.timezone"),
     (nest(("config", "timezone"), "Europe/Paris\x00"), "config.timezone"),
+    (nest(("config", "timezone"), "localtime"), "config.timezone"),
     (nest(("config", "model"), ""), "config.model"),
     (nest(("config", "model"), "m" * 201), "config.model"),
     (nest(("config", "model"), "m\x00"), "config.model"),

@@ -48,6 +48,7 @@ async def test_raw_upload_then_public_get(client, org, db, settings, data, conte
     assert served.content == data
     assert served.headers["content-type"] == content_type
     assert served.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert served.headers["x-content-type-options"] == "nosniff"
     etag = served.headers["etag"]
     assert etag == f'"{row.sha256}"'
     again = await client.get(f"/avatars/{body['id']}", headers={"If-None-Match": etag})

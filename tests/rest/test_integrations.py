@@ -148,6 +148,18 @@ async def test_read_only_and_unknown_keys_are_named(client, org, make_assistant)
     assert errors == {"error": "'error' is read-only", "colour": "unknown field 'colour'"}
 
 
+async def test_create_says_what_is_wrong_with_the_slug(client, org, make_assistant):
+    assistant = await make_assistant(org)
+    missing = await client.post(base(org, assistant), json={}, headers=org.headers)
+    bad = await client.post(
+        base(org, assistant), json={"integration_id": "Wa"}, headers=org.headers
+    )
+    [missing_error], [bad_error] = missing.json()["errors"], bad.json()["errors"]
+    assert missing_error["path"] == bad_error["path"] == "integration_id"
+    assert "required" in missing_error["message"]
+    assert "fixed at creation" not in bad_error["message"]
+
+
 @pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b'"text"'])
 async def test_body_not_a_json_object(client, org, make_assistant, raw):
     assistant = await make_assistant(org)
