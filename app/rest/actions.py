@@ -15,7 +15,7 @@ from app.domain.actions import (
     update_action,
 )
 from app.domain.documents import action_document
-from app.rest.common import PATCH_TYPES, json_response, org_session, read_json
+from app.rest.common import PATCH_TYPES, created_response, json_response, org_session, read_json
 
 COLLECTION = "/orgs/{org_id}/assistants/{assistant_id}/actions"
 REORDER = COLLECTION + "/reorder"
@@ -32,7 +32,7 @@ async def create(request: Request) -> Response:
             body=body,
         )
         document = action_document(row)
-    return json_response(document, 201)
+    return created_response(request, document)
 
 
 async def list_all(request: Request) -> Response:

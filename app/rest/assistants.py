@@ -19,6 +19,7 @@ from app.rest.common import (
     PATCH_TYPES,
     assistant_documents,
     bool_param,
+    created_response,
     etag,
     if_match_versions,
     json_response,
@@ -43,7 +44,7 @@ async def create(request: Request) -> Response:
             writer=writer_of(request),
         )
         [document] = await assistant_documents(session, [row], settings.base_url)
-    return json_response(document, 201, {"ETag": etag(row)})
+    return created_response(request, document, {"ETag": etag(row)})
 
 
 async def read(request: Request) -> Response:

@@ -89,6 +89,14 @@ def json_response(
     )
 
 
+def created_response(
+    request: Request, document: dict[str, Any], headers: dict[str, str] | None = None
+) -> Response:
+    """201 with `Location`: the new resource, under the collection the request was sent to."""
+    location = f"{request.url.path.rstrip('/')}/{document['id']}"
+    return json_response(document, 201, {"Location": location, **(headers or {})})
+
+
 async def assistant_documents(
     session: AsyncSession, assistants: Sequence[Assistant], base_url: str
 ) -> list[dict[str, Any]]:

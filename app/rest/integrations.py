@@ -14,7 +14,7 @@ from app.domain.integrations import (
     list_integrations,
     update_integration,
 )
-from app.rest.common import PATCH_TYPES, json_response, org_session, read_json
+from app.rest.common import PATCH_TYPES, created_response, json_response, org_session, read_json
 
 COLLECTION = "/orgs/{org_id}/assistants/{assistant_id}/integrations"
 ITEM = COLLECTION + "/{integration_id}"
@@ -30,7 +30,7 @@ async def create(request: Request) -> Response:
             body=body,
         )
         document = integration_document(row)
-    return json_response(document, 201)
+    return created_response(request, document)
 
 
 async def list_all(request: Request) -> Response:

@@ -202,3 +202,24 @@ async def test_read_after_update_shows_the_change(client, org, make_assistant):
     assert response.headers["etag"] == '"2"'
     assert RFC3339_Z.match(response.json()["updated_at"])
     assert response.json()["updated_at"] > created["updated_at"]
+
+
+async def test_created_resources_name_their_location(client, org):
+    """Each 201 carries `Location`, which reads back what was created."""
+    response = await client.post("/orgs/c/assistants", json={"name": "Here"}, headers=org.headers)
+    assert response.headers["location"] == f"/orgs/c/assistants/{response.json()['id']}"
+    created = [response]
+    collection = response.headers["location"]
+    children = [
+        (f"{collection}/integrations", {"integration_id": "internal"}),
+        (f"{collection}/actions", {"action_id": "TOOLS:HTTP_REQUEST", "name": "call"}),
+    ]
+    for url, body in children:
+        child = await client.post(url, json=body, headers=org.headers)
+        assert child.status_code == 201, child.text
+        assert child.headers["location"] == f"{url}/{child.json()['id']}"
+        created.append(child)
+    for response in created:
+        read = await client.get(response.headers["location"], headers=org.headers)
+        assert read.status_code == 200
+        assert read.json()["id"] == response.json()["id"]
