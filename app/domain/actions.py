@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.domain.assistants import get_assistant
 from app.domain.child_input import ActionCreate, ActionPatch, ActionReorder, parse_body
 from app.domain.children import apply_changes, load_child
-from app.domain.errors import FieldError, ValidationFailed
+from app.domain.errors import FieldError, invalid_input
 from app.models import Action, Assistant, new_id, utcnow
 
 POSITION_STEP = 100
@@ -148,8 +148,7 @@ async def reorder_actions(
     ]
     errors = sorted(data.duplicate_ids() + foreign, key=lambda e: e.path)
     if errors:
-        names = ", ".join(".".join(str(p) for p in e.path) for e in errors)
-        raise ValidationFailed(f"invalid input: {names}", errors)
+        raise invalid_input(errors)
     changed = [apply_changes(rows[pair.id], {"position": pair.position}) for pair in data.positions]
     if any(changed):
         await session.flush()

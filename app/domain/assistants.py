@@ -21,6 +21,7 @@ from app.domain.errors import (
     NotFound,
     PreconditionFailed,
     ValidationFailed,
+    invalid_input,
     validation_failed,
 )
 from app.domain.revisions import (
@@ -69,8 +70,7 @@ async def _validated(session: AsyncSession, model: type[M], org_id: str, body: A
     if ("avatar_id",) not in avatar_paths:
         errors += await _check_avatar(session, org_id, body)
     if errors or parsed is None:
-        names = ", ".join(".".join(str(p) for p in e.path) for e in errors)
-        raise ValidationFailed(f"invalid input: {names}", errors)
+        raise invalid_input(errors)
     return parsed
 
 

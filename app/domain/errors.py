@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -56,6 +57,7 @@ class BadRequest(DomainError):
 class ValidationFailed(DomainError):
     code, status, title = "VALIDATION_FAILED", 400, "Validation Failed"
     graphql_code = "BAD_USER_INPUT"
+    more: int = 0  # offending fields beyond those reported
 
 
 class Unauthenticated(DomainError):
@@ -113,6 +115,23 @@ def validation_failed(exc: ValidationError, prefix: Path = ()) -> ValidationFail
         FieldError(prefix + tuple(error["loc"]), _message(error))
         for error in errors[:MAX_REPORTED_FIELDS]
     ]
-    names = ", ".join(".".join(str(p) for p in f.path) or "(body)" for f in fields)
-    more = len(errors) - len(fields)
-    return ValidationFailed(f"invalid input: {names}{f' and {more} more' if more else ''}", fields)
+    return invalid_input(fields, more=len(errors) - len(fields))
+
+
+def dotted(path: Path) -> str:
+    return ".".join(str(p) for p in path) or "(body)"
+
+
+def describe_fields(
+    fields: list[FieldError], more: int = 0, spell: Callable[[Path], str] = dotted
+) -> str:
+    """`invalid input: a.b, c` naming each field as `spell` writes its path."""
+    names = ", ".join(spell(f.path) for f in fields)
+    return f"invalid input: {names}{f' and {more} more' if more else ''}"
+
+
+def invalid_input(fields: list[FieldError], more: int = 0) -> ValidationFailed:
+    """The error of a request with these offending fields, each named in the message."""
+    error = ValidationFailed(describe_fields(fields, more), fields)
+    error.more = more
+    return error

@@ -12,13 +12,26 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.utils.str_converters import to_camel_case
 
-from app.domain.errors import DomainError
+from app.domain.errors import DomainError, ValidationFailed, describe_fields
 
 logger = logging.getLogger("app.errors")
 
 
 def _field_path(path: tuple[str | int, ...]) -> list[str | int]:
     return [to_camel_case(p) if isinstance(p, str) else p for p in path]
+
+
+def _graphql_path(path: tuple[str | int, ...]) -> str:
+    return ".".join(str(p) for p in _field_path(path))
+
+
+def domain_message(error: DomainError) -> str:
+    """The error's message, with the fields a validation message lists spelt as in GraphQL."""
+    if isinstance(error, ValidationFailed) and error.message == describe_fields(
+        error.fields, error.more
+    ):
+        return describe_fields(error.fields, error.more, _graphql_path)
+    return error.message
 
 
 def domain_extensions(error: DomainError) -> dict[str, Any]:
@@ -88,7 +101,7 @@ class ErrorCodes(SchemaExtension):
     def _annotate(self, error: GraphQLError) -> None:
         original = error.original_error
         if isinstance(original, DomainError):
-            error.message = original.message
+            error.message = domain_message(original)
             error.extensions = domain_extensions(original)
         elif self._phase == "parse":
             error.extensions = {"code": "GRAPHQL_PARSE_FAILED", **(error.extensions or {})}

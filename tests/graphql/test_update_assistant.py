@@ -79,6 +79,9 @@ def assert_bad_input(body: dict[str, Any], paths: list[list[str | int]]) -> None
     assert error["extensions"]["code"] == "BAD_USER_INPUT", error
     assert [f["path"] for f in error["extensions"]["fields"]] == paths
     assert all(f["message"] for f in error["extensions"]["fields"])
+    names = ", ".join(".".join(str(p) for p in path) for path in paths)
+    if not error["message"].startswith("Variable '$input' has invalid value"):  # graphql-core's
+        assert error["message"] == f"invalid input: {names}"  # ours, spelt as in GraphQL
 
 
 @pytest.mark.parametrize(("body", "changes"), CHANGES)
