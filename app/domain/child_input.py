@@ -16,7 +16,12 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
-from app.domain.errors import BadRequest, FieldError, ValidationFailed, validation_failed
+from app.domain.errors import (
+    BadRequest,
+    FieldError,
+    invalid_input,
+    validation_failed,
+)
 from app.domain.fields import Identifier, Input, NotNull, Slug, text
 
 UNSET: Any = None  # default of every patch field; never validated, dropped by exclude_unset
@@ -163,4 +168,4 @@ def parse_body(model: type[M], body: Any) -> M:
     except ValidationError as exc:
         failed = validation_failed(exc)
         fields = [_fixed_key_message(model, f) for f in failed.fields]
-        raise ValidationFailed(failed.message, fields) from None
+        raise invalid_input(fields, failed.more) from None

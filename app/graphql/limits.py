@@ -232,6 +232,7 @@ class SingleOperation(SchemaExtension):
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
+        # `operation_name` falls back to the first operation's; only this holds what was sent
         if context._provided_operation_name is None and context.graphql_document is not None:
             definitions = context.graphql_document.definitions
             if sum(isinstance(d, OperationDefinitionNode) for d in definitions) > 1:
