@@ -20,6 +20,7 @@ from strawberry.types.graphql import OperationType
 
 from app.graphql.actions import ActionMutation
 from app.graphql.assistants import AssistantMutation, AssistantQuery
+from app.graphql.execution import CompiledExecutionContext
 from app.graphql.integrations import IntegrationMutation
 from app.graphql.limits import (
     HideSuggestions,
@@ -110,6 +111,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
         subscription=Subscription,
         extensions=[StreamErrorCodes, SingleOperation, *extensions],
         config=StrawberryConfig(scalar_map=SCALAR_MAP, disable_field_suggestions=not introspection),
+        execution_context_class=CompiledExecutionContext,
     )
 
 

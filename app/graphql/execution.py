@@ -1,0 +1,305 @@
+"""Field execution without graphql-core's per-field machinery where that machinery does nothing.
+
+graphql-core resolves every field the same way: a ResolveInfo, a `Path`, the resolver (for a
+Strawberry type, a wrapper around `getattr`), an awaitable check, then completion by type. For
+Strawberry's basic fields (a plain attribute: no resolver, no arguments, no extensions) on a
+schema without resolve middleware, all of that comes down to `getattr` and the type's output
+coercion. `CompiledExecutionContext` works out once per (type, selection) and request how each
+selected field completes, then does only that for every object: a list of 100 assistants
+selects thousands of such fields.
+
+Anything else goes through graphql-core's own `execute_field`, unchanged: fields with
+resolvers or arguments, abstract types, `@defer`/`@stream`, and any value that does not fit its
+type (a null in a non-null field, a wrong type), so every error is graphql-core's own, with its
+path. A basic field only reads an attribute, so reading it a second time there is harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from graphql import (
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    is_leaf_type,
+    is_list_type,
+    is_non_null_type,
+    is_object_type,
+)
+from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
+from graphql.pyutils import AwaitableOrValue, Path, Undefined, gather_with_cancel
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+LEAF, LEAF_LIST, TYPENAME, OBJECT, OBJECT_LIST, OTHER = range(
+    6
+)  # from OBJECT on, results may await
+
+
+class Step(NamedTuple):
+    """How one response key of a selection completes."""
+
+    key: str
+    kind: int
+    attr: str  # the Python attribute (basic fields)
+    coerce: Callable[[Any], Any] | None  # the leaf type's output coercion
+    non_null: bool  # the field (LEAF, OBJECT) or its items (the lists) are non-null
+    list_non_null: bool  # the lists: the list itself is non-null
+    field_type: GraphQLOutputType | None
+    item_type: GraphQLOutputType | None  # the lists: the type of an item
+    object_type: GraphQLObjectType | None
+    fields: FieldDetailsList
+
+
+class Slow(Exception):  # noqa: N818  (a signal, not an error)
+    """The value does not fit the fast path; graphql-core completes the field instead."""
+
+
+def basic_attribute(parent_type: GraphQLObjectType, name: str) -> str | None:
+    """The Python attribute behind a Strawberry basic field without arguments, else None."""
+    field = parent_type.fields.get(name)
+    if field is None or field.args or not getattr(field.resolve, "_is_default", False):
+        return None
+    definition = field.extensions.get("strawberry-definition")
+    if (
+        definition is None
+        or not definition.is_basic_field
+        or definition.default_resolver is not getattr
+    ):
+        return None
+    return definition.python_name
+
+
+def step(parent_type: GraphQLObjectType, key: str, fields: FieldDetailsList) -> Step:
+    node = fields[0].node
+    name = node.name.value
+    other = Step(key, OTHER, "", None, False, False, None, None, None, fields)
+    if name == "__typename":
+        return other._replace(kind=TYPENAME)
+    attr = basic_attribute(parent_type, name)
+    if attr is None or any(f.node.arguments or f.node.directives for f in fields):
+        return other
+    field_type = parent_type.fields[name].type
+    non_null = is_non_null_type(field_type)
+    inner = field_type.of_type if isinstance(field_type, GraphQLNonNull) else field_type
+    base = other._replace(attr=attr, non_null=non_null, field_type=field_type)
+    if is_leaf_type(inner):
+        return base._replace(kind=LEAF, coerce=inner.coerce_output_value)  # type: ignore[union-attr]
+    if is_object_type(inner) and inner.is_type_of is None:  # type: ignore[union-attr]
+        return base._replace(kind=OBJECT, object_type=inner)
+    if is_list_type(inner):
+        item_type = inner.of_type  # type: ignore[union-attr]
+        item = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
+        base = base._replace(
+            non_null=is_non_null_type(item_type), list_non_null=non_null, item_type=item_type
+        )
+        if is_leaf_type(item):
+            return base._replace(kind=LEAF_LIST, coerce=item.coerce_output_value)
+        if is_object_type(item) and item.is_type_of is None:
+            return base._replace(kind=OBJECT_LIST, object_type=item)
+    return other
+
+
+class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's execution context with the fast path above for basic fields."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        manager = self.middleware_manager
+        self._compiled = manager is None or not manager.middlewares
+        # per request: id(grouped field set) -> (that set, kept alive so the id stays its own; plan)
+        self._plans: dict[int, tuple[GroupedFieldSet, list[Step]]] = {}
+
+    def plan(self, parent_type: GraphQLObjectType, grouped: GroupedFieldSet) -> list[Step]:
+        found = self._plans.get(id(grouped))
+        if found is not None:
+            return found[1]
+        steps = [step(parent_type, key, fields) for key, fields in grouped.items()]
+        self._plans[id(grouped)] = (grouped, steps)
+        return steps
+
+    def execute_fields(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: GroupedFieldSet,
+        position_context: Any,
+    ) -> AwaitableOrValue[dict[str, Any]]:
+        if not self._compiled or position_context is not None:
+            return super().execute_fields(
+                parent_type, source_value, path, grouped_field_set, position_context
+            )
+        results: dict[str, Any] = {}
+        pending: list[str] = []
+        is_awaitable = self.is_awaitable
+        try:
+            for s in self.plan(parent_type, grouped_field_set):
+                try:
+                    result = self.fast(s, parent_type, source_value, path)
+                except Slow:
+                    result = self.execute_field(
+                        parent_type,
+                        source_value,
+                        s.fields,
+                        Path(path, s.key, parent_type.name),
+                        position_context,
+                    )
+                    if result is Undefined:
+                        continue
+                results[s.key] = result
+                if s.kind >= OBJECT and is_awaitable(result):
+                    pending.append(s.key)
+        except Exception:
+            if pending:
+                self.settle_in_background([results[key] for key in pending])
+            raise
+        if not pending:
+            return results
+        return self.gather_fields(results, pending)
+
+    def fast(self, s: Step, parent_type: GraphQLObjectType, source: Any, path: Path | None) -> Any:
+        """The completed value of a step, or Slow when graphql-core must complete it."""
+        kind = s.kind
+        if kind == LEAF:
+            value = getattr(source, s.attr)
+            if value is None:
+                if s.non_null:
+                    raise Slow
+                return None
+            coerced = s.coerce(value)  # type: ignore[misc]
+            if coerced is None or coerced is Undefined:
+                raise Slow
+            return coerced
+        if kind == LEAF_LIST:
+            return self.leaf_list(s, getattr(source, s.attr))
+        if kind == OBJECT:
+            value = getattr(source, s.attr)
+            if value is None:
+                if s.non_null:
+                    raise Slow
+                return None
+            if isinstance(value, Exception):
+                raise Slow
+            return self.complete_object(s, value, Path(path, s.key, parent_type.name))
+        if kind == OBJECT_LIST:
+            value = getattr(source, s.attr)
+            if value is None:
+                if s.list_non_null:
+                    raise Slow
+                return None
+            if not isinstance(value, list | tuple):
+                raise Slow
+            for item in value:  # checked before any item runs, so nothing runs twice
+                if (item is None and s.non_null) or isinstance(item, Exception):
+                    raise Slow
+            return self.object_list(s, value, Path(path, s.key, parent_type.name))
+        if kind == TYPENAME:
+            return parent_type.name
+        raise Slow
+
+    @staticmethod
+    async def gather_fields(results: dict[str, Any], pending: list[str]) -> dict[str, Any]:
+        """What graphql-core's `execute_fields` does with the fields that are awaitable: await
+        them together (so DataLoaders batch), each handling its own field's errors."""
+        if len(pending) == 1:
+            results[pending[0]] = await results[pending[0]]
+        else:
+            values = await gather_with_cancel(*(results[key] for key in pending))
+            results.update(zip(pending, values, strict=True))
+        return results
+
+    @staticmethod
+    def leaf_list(s: Step, value: Any) -> list[Any] | None:
+        if value is None:
+            if s.list_non_null:
+                raise Slow
+            return None
+        if not isinstance(value, list | tuple):
+            raise Slow
+        coerce = s.coerce
+        out = []
+        for item in value:
+            if item is None:
+                if s.non_null:
+                    raise Slow
+                out.append(None)
+                continue
+            coerced = coerce(item)  # type: ignore[misc]
+            if coerced is None or coerced is Undefined:
+                raise Slow
+            out.append(coerced)
+        return out
+
+    def complete_object(self, s: Step, value: Any, path: Path) -> Any:
+        """An object-typed basic field: its sub-selection, with `execute_field`'s error
+        handling (null propagation, or the error recorded and the field null)."""
+        try:
+            completed = self.collect_and_execute_subfields(
+                s.object_type,  # type: ignore[arg-type]
+                s.fields,
+                path,
+                value,
+                None,
+            )
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, s.field_type, s.fields, path)  # type: ignore[arg-type]
+            return None
+        if self.is_awaitable(completed):
+            return self.await_value(completed, s.field_type, s.fields, path)  # type: ignore[arg-type]
+        return completed
+
+    def object_list(self, s: Step, value: list[Any] | tuple[Any, ...], path: Path) -> Any:
+        """A list of objects in a basic field, item by item as `complete_list_value` does: an
+        item's error nulls the item, or (non-null items) the list."""
+        items: list[Any] = []
+        pending: list[int] = []
+        try:
+            for index, item in enumerate(value):
+                if item is None:
+                    items.append(None)
+                    continue
+                item_path = Path(path, index, None)
+                try:
+                    completed = self.collect_and_execute_subfields(
+                        s.object_type,  # type: ignore[arg-type]
+                        s.fields,
+                        item_path,
+                        item,
+                        None,
+                    )
+                except Exception as raw_error:
+                    self.handle_field_error(raw_error, s.item_type, s.fields, item_path)  # type: ignore[arg-type]
+                    completed = None
+                if self.is_awaitable(completed):
+                    completed = self.await_value(completed, s.item_type, s.fields, item_path)  # type: ignore[arg-type]
+                    pending.append(index)
+                items.append(completed)
+        except Exception as raw_error:
+            if pending:
+                self.settle_in_background([items[i] for i in pending])
+            self.handle_field_error(raw_error, s.field_type, s.fields, path)  # type: ignore[arg-type]
+            return None
+        if pending:
+            return self.await_list(s, items, pending, path)
+        return items
+
+    async def await_list(self, s: Step, items: list[Any], pending: list[int], path: Path) -> Any:
+        try:
+            values = await gather_with_cancel(*(items[i] for i in pending))
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, s.field_type, s.fields, path)  # type: ignore[arg-type]
+            return None
+        for i, v in zip(pending, values, strict=True):
+            items[i] = v
+        return items
+
+    async def await_value(
+        self, completed: Any, field_type: GraphQLOutputType, fields: FieldDetailsList, path: Path
+    ) -> Any:
+        try:
+            return await completed
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, field_type, fields, path)
+            return None
