@@ -164,11 +164,14 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         kind = s.kind
         if kind == LEAF:
             value = getattr(source, s.attr)
-            if value is None:
-                if s.non_null:
+            if value is None or isinstance(value, Exception):
+                if s.non_null or value is not None:
                     raise Slow
                 return None
-            coerced = s.coerce(value)  # type: ignore[misc]
+            try:
+                coerced = s.coerce(value)  # type: ignore[misc]
+            except Exception:
+                raise Slow from None
             if coerced is None or coerced is Undefined:
                 raise Slow
             return coerced
@@ -226,7 +229,10 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     raise Slow
                 out.append(None)
                 continue
-            coerced = coerce(item)  # type: ignore[misc]
+            try:
+                coerced = coerce(item)  # type: ignore[misc]
+            except Exception:
+                raise Slow from None
             if coerced is None or coerced is Undefined:
                 raise Slow
             out.append(coerced)
