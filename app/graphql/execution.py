@@ -23,10 +23,12 @@ from graphql import (
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
+    is_enum_type,
     is_leaf_type,
     is_list_type,
     is_non_null_type,
     is_object_type,
+    specified_scalar_types,
 )
 from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
 from graphql.pyutils import AwaitableOrValue, Path, Undefined, gather_with_cancel
@@ -44,12 +46,18 @@ class Step(NamedTuple):
     kind: int
     attr: str  # the Python attribute (basic fields)
     coerce: Callable[[Any], Any] | None  # the leaf type's output coercion
+    guard: bool  # LEAF: the coercion may let an exception (as a value) through
     non_null: bool  # the field (LEAF, OBJECT) or its items (the lists) are non-null
     list_non_null: bool  # the lists: the list itself is non-null
     field_type: GraphQLOutputType | None
     item_type: GraphQLOutputType | None  # the lists: the type of an item
     object_type: GraphQLObjectType | None
     fields: FieldDetailsList
+
+
+Planned = tuple[str, int, str, Callable[[Any], Any] | None, bool, bool, Step]
+"""A step with the fields the loop reads first unpacked: key, kind, attr, coerce, non_null,
+guard, and the step itself."""
 
 
 class Slow(Exception):  # noqa: N818  (a signal, not an error)
@@ -74,7 +82,7 @@ def basic_attribute(parent_type: GraphQLObjectType, name: str) -> str | None:
 def step(parent_type: GraphQLObjectType, key: str, fields: FieldDetailsList) -> Step:
     node = fields[0].node
     name = node.name.value
-    other = Step(key, OTHER, "", None, False, False, None, None, None, fields)
+    other = Step(key, OTHER, "", None, False, False, False, None, None, None, fields)
     if name == "__typename":
         return other._replace(kind=TYPENAME)
     attr = basic_attribute(parent_type, name)
@@ -85,7 +93,8 @@ def step(parent_type: GraphQLObjectType, key: str, fields: FieldDetailsList) -> 
     inner = field_type.of_type if isinstance(field_type, GraphQLNonNull) else field_type
     base = other._replace(attr=attr, non_null=non_null, field_type=field_type)
     if is_leaf_type(inner):
-        return base._replace(kind=LEAF, coerce=inner.coerce_output_value)  # type: ignore[union-attr]
+        guard = not (is_enum_type(inner) or inner in specified_scalar_types)
+        return base._replace(kind=LEAF, coerce=inner.coerce_output_value, guard=guard)  # type: ignore[union-attr]
     if is_object_type(inner) and inner.is_type_of is None:  # type: ignore[union-attr]
         return base._replace(kind=OBJECT, object_type=inner)
     if is_list_type(inner):
@@ -109,15 +118,16 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         manager = self.middleware_manager
         self._compiled = manager is None or not manager.middlewares
         # per request: id(grouped field set) -> (that set, kept alive so the id stays its own; plan)
-        self._plans: dict[int, tuple[GroupedFieldSet, list[Step]]] = {}
+        self._plans: dict[int, tuple[GroupedFieldSet, list[Planned]]] = {}
 
-    def plan(self, parent_type: GraphQLObjectType, grouped: GroupedFieldSet) -> list[Step]:
+    def plan(self, parent_type: GraphQLObjectType, grouped: GroupedFieldSet) -> list[Planned]:
         found = self._plans.get(id(grouped))
         if found is not None:
             return found[1]
         steps = [step(parent_type, key, fields) for key, fields in grouped.items()]
-        self._plans[id(grouped)] = (grouped, steps)
-        return steps
+        planned = [(s.key, s.kind, s.attr, s.coerce, s.non_null, s.guard, s) for s in steps]
+        self._plans[id(grouped)] = (grouped, planned)
+        return planned
 
     def execute_fields(
         self,
@@ -135,22 +145,34 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         pending: list[str] = []
         is_awaitable = self.is_awaitable
         try:
-            for s in self.plan(parent_type, grouped_field_set):
-                try:
-                    result = self.fast(s, parent_type, source_value, path)
-                except Slow:
-                    result = self.execute_field(
-                        parent_type,
-                        source_value,
-                        s.fields,
-                        Path(path, s.key, parent_type.name),
-                        position_context,
-                    )
-                    if result is Undefined:
-                        continue
-                results[s.key] = result
-                if s.kind >= OBJECT and is_awaitable(result):
-                    pending.append(s.key)
+            for key, kind, attr, coerce, non_null, guard, s in self.plan(
+                parent_type, grouped_field_set
+            ):
+                if kind == LEAF:  # most fields: inline, no call but the coercion
+                    value = getattr(source_value, attr)
+                    if value is None:
+                        if not non_null:
+                            results[key] = None
+                            continue
+                    elif not (guard and isinstance(value, Exception)):
+                        try:
+                            coerced = coerce(value)  # type: ignore[misc]
+                        except Exception:
+                            coerced = None
+                        if coerced is not None and coerced is not Undefined:
+                            results[key] = coerced
+                            continue
+                    result = self.slow(s, parent_type, source_value, path)
+                else:
+                    try:
+                        result = self.fast(s, parent_type, source_value, path)
+                    except Slow:
+                        result = self.slow(s, parent_type, source_value, path)
+                if result is Undefined:
+                    continue
+                results[key] = result
+                if kind >= OBJECT and is_awaitable(result):
+                    pending.append(key)
         except Exception:
             if pending:
                 self.settle_in_background([results[key] for key in pending])
@@ -159,22 +181,17 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return results
         return self.gather_fields(results, pending)
 
+    def slow(self, s: Step, parent_type: GraphQLObjectType, source: Any, path: Path | None) -> Any:
+        """graphql-core's own execution of the field (a resolver, or a value that does not fit
+        the fast path); Undefined when the field does not exist on the type."""
+        return self.execute_field(
+            parent_type, source, s.fields, Path(path, s.key, parent_type.name), None
+        )
+
     def fast(self, s: Step, parent_type: GraphQLObjectType, source: Any, path: Path | None) -> Any:
-        """The completed value of a step, or Slow when graphql-core must complete it."""
+        """The completed value of a step other than LEAF, or Slow when graphql-core must
+        complete it."""
         kind = s.kind
-        if kind == LEAF:
-            value = getattr(source, s.attr)
-            if value is None or isinstance(value, Exception):
-                if s.non_null or value is not None:
-                    raise Slow
-                return None
-            try:
-                coerced = s.coerce(value)  # type: ignore[misc]
-            except Exception:
-                raise Slow from None
-            if coerced is None or coerced is Undefined:
-                raise Slow
-            return coerced
         if kind == LEAF_LIST:
             return self.leaf_list(s, getattr(source, s.attr))
         if kind == OBJECT:
@@ -238,17 +255,21 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             out.append(coerced)
         return out
 
+    def subfields(self, s: Step, path: Path, value: Any) -> AwaitableOrValue[dict[str, Any]]:
+        """`collect_and_execute_subfields`, straight to `execute_fields` without `@defer`."""
+        object_type: GraphQLObjectType = s.object_type  # type: ignore[assignment]
+        grouped, defer_usages, _ = self.collect_subfields(object_type, s.fields)
+        if defer_usages:
+            return self.execute_collected_subfields(
+                object_type, value, path, grouped, defer_usages, None
+            )
+        return self.execute_fields(object_type, value, path, grouped, None)
+
     def complete_object(self, s: Step, value: Any, path: Path) -> Any:
         """An object-typed basic field: its sub-selection, with `execute_field`'s error
         handling (null propagation, or the error recorded and the field null)."""
         try:
-            completed = self.collect_and_execute_subfields(
-                s.object_type,  # type: ignore[arg-type]
-                s.fields,
-                path,
-                value,
-                None,
-            )
+            completed = self.subfields(s, path, value)
         except Exception as raw_error:
             self.handle_field_error(raw_error, s.field_type, s.fields, path)  # type: ignore[arg-type]
             return None
@@ -268,13 +289,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     continue
                 item_path = Path(path, index, None)
                 try:
-                    completed = self.collect_and_execute_subfields(
-                        s.object_type,  # type: ignore[arg-type]
-                        s.fields,
-                        item_path,
-                        item,
-                        None,
-                    )
+                    completed = self.subfields(s, item_path, item)
                 except Exception as raw_error:
                     self.handle_field_error(raw_error, s.item_type, s.fields, item_path)  # type: ignore[arg-type]
                     completed = None
