@@ -36,6 +36,24 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        """On SQLite, the stored text straight to an aware datetime (one `fromisoformat`, in
+        place of SQLAlchemy's parse, then `process_result_value`)."""
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        def process(value: str | datetime | None) -> datetime | None:
+            if value is None:
+                return None
+            if isinstance(value, str):
+                try:
+                    return datetime.fromisoformat(value + "+00:00")  # stored naive, in UTC
+                except ValueError:
+                    value = datetime.fromisoformat(value)
+            return self.process_result_value(value, dialect)
+
+        return process
+
 
 def _time(nullable: bool = False) -> Any:
     return Field(sa_column=Column(UTCDateTime(), nullable=nullable))

@@ -5,14 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from app.models import Action, Assistant, Integration
 
 
 def rfc3339(moment: datetime) -> str:
-    """RFC 3339 in UTC with a `Z`, microseconds kept so that ordering survives a round trip."""
+    """RFC 3339 in UTC with a `Z`, microseconds kept so that ordering survives a round trip.
+    orjson writes it about three times faster than `isoformat`, but leaves out a fraction of
+    zero, which is always written here."""
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" becomes "Z"
+    text = orjson.dumps(moment, option=orjson.OPT_UTC_Z)[1:-1].decode()
+    return text if moment.microsecond else text[:-1] + ".000000Z"
 
 
 def avatar_url(base_url: str, avatar_id: str | None) -> str | None:
