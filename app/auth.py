@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.errors import FieldError, Forbidden, NotFound, Unauthenticated, ValidationFailed
+from app.domain.records import core_execute
 from app.models import ApiKey, Organisation, new_id, utcnow
 
 KEY_PREFIX = "ak_"
@@ -48,7 +49,7 @@ async def authenticate(session: AsyncSession, authorization: str | None) -> Prin
     token = bearer_token(authorization)
     if token is None:
         raise Unauthenticated("missing API key: send 'Authorization: Bearer <api_key>'")
-    row = (await session.execute(_KEY_LOOKUP, {"key_hash": hash_key(token)})).first()
+    row = (await core_execute(session, _KEY_LOOKUP, {"key_hash": hash_key(token)})).first()
     if row is None:
         raise Unauthenticated("invalid or revoked API key")
     return Principal(key_id=row.id, org_id=row.org_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -13,7 +14,8 @@ from graphql import get_introspection_query
 from sqlalchemy import func, select
 from strawberry.extensions import ParserCache, ValidationCache
 
-from app.graphql.schema import build_schema, protective_extensions
+from app.graphql.limits import TextValidationCache
+from app.graphql.schema import VALIDATION_CACHE_SIZE, build_schema, protective_extensions
 from app.main import create_app
 from app.models import Assistant
 
@@ -116,6 +118,18 @@ def test_parser_and_validation_caches_are_bounded(settings):
     for cache in caches:
         function = getattr(cache, "cached_parse_document", None) or cache.cached_validate_document
         assert function.cache_info().maxsize is not None
+
+
+def test_validation_is_cached_by_the_query_text(settings):
+    """Each text is validated once, then answered from the cache (by its text: see Parsed)."""
+    cache = TextValidationCache(maxsize=VALIDATION_CACHE_SIZE).cached_validate_document
+    document = nested(2) + f" # {uuid4().hex}"  # a text no other test sent
+    schema = strawberry.Schema(query=Node, extensions=protective_extensions(settings))
+    before = cache.cache_info()
+    for _ in range(3):
+        assert asyncio.run(schema.execute(document)).errors is None
+    after = cache.cache_info()
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, 2)
 
 
 # --- over HTTP, on the real schema ----------------------------------------------------------

@@ -24,6 +24,7 @@ from app.domain.errors import (
     invalid_input,
     validation_failed,
 )
+from app.domain.records import core_execute
 from app.domain.revisions import (
     CREATED,
     DELETED,
@@ -112,7 +113,7 @@ async def _commit_change(
     }
     columns = tuple(sorted(values))
     parameters = {f"v_{c}": values[c] for c in columns}
-    await session.execute(_update_statement(columns), {**parameters, "v_seq": assistant.seq})
+    await core_execute(session, _update_statement(columns), {**parameters, "v_seq": assistant.seq})
     for column, value in values.items():
         set_committed_value(assistant, column, value)
     await record_revision(
@@ -284,13 +285,12 @@ async def list_assistants(
     if after_seq is not None:
         stmt = stmt.where(Assistant.seq > after_seq)  # type: ignore[operator]
     stmt = stmt.order_by(Assistant.seq).offset(offset).limit(limit)  # type: ignore[arg-type]
-    return [records.AssistantRecord(row) for row in await session.execute(stmt)]
+    return [records.AssistantRecord(row) for row in (await core_execute(session, stmt)).all()]
 
 
 async def count_assistants(session: AsyncSession, *, org_id: str) -> int:
-    total = await session.scalar(
-        select(func.count()).select_from(Assistant).where(_visible(org_id))
-    )
+    count = select(func.count()).select_from(records.TABLE).where(_visible(org_id))
+    total = (await core_execute(session, count)).scalar()
     return int(total or 0)
 
 

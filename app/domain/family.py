@@ -13,6 +13,7 @@ from sqlalchemy import Integer, String, bindparam, cast, literal, null, select, 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
+from app.domain.records import core_execute
 from app.models import Action, Integration
 
 INTEGRATION, ACTION = 0, 1
@@ -116,9 +117,9 @@ async def children_by_assistant(session: AsyncSession, assistant_ids: Sequence[s
     children = Children()
     if not assistant_ids:
         return children
-    result = await session.execute(CHILDREN, {"ids": list(assistant_ids)})
+    result = await core_execute(session, CHILDREN, {"ids": list(assistant_ids)})
     integrations, actions = children.integrations, children.actions
-    for row in result:
+    for row in result.all():
         child = ChildRow(row)
         (integrations if child.kind == INTEGRATION else actions)[child.assistant_id].append(child)
     return children

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.domain.assistant_input import COLUMN_PATHS, LEAVES
 from app.domain.documents import avatar_url, config_document, rfc3339
 from app.domain.errors import NotFound
+from app.domain.records import core_execute
 from app.models import Assistant, AssistantRevision
 
 CREATED, UPDATED, SECRET_KEY_ROTATED, RESTORED, DELETED = (
@@ -93,7 +94,7 @@ async def record_revision(
         "changes": changes,
         "snapshot": snapshot_of(assistant),
     }
-    await session.execute(REVISION_INSERT, values)
+    await core_execute(session, REVISION_INSERT, values)
     if writer.revisions_keep is not None:
         await session.execute(
             delete(AssistantRevision).where(

@@ -17,6 +17,7 @@ path. A basic field only reads an attribute, so reading it a second time there i
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from graphql import (
@@ -34,9 +35,9 @@ from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
 from graphql.pyutils import AwaitableOrValue, Path, Undefined, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-LEAF, LEAF_LIST, TYPENAME, OBJECT, OBJECT_LIST, OTHER = range(
-    6
-)  # from OBJECT on, results may await
+# the kinds of step; from OBJECT on, a result may be awaitable
+LEAF, LEAF_LIST, TYPENAME, OBJECT, OBJECT_LIST, OTHER = range(6)
+PLAN_CACHE_SIZE = 4096  # (type, selection shape) pairs; a few per distinct query text
 
 
 class Step(NamedTuple):
@@ -52,12 +53,15 @@ class Step(NamedTuple):
     field_type: GraphQLOutputType | None
     item_type: GraphQLOutputType | None  # the lists: the type of an item
     object_type: GraphQLObjectType | None
-    fields: FieldDetailsList
 
 
-Planned = tuple[str, int, str, Callable[[Any], Any] | None, bool, bool, Step]
-"""A step with the fields the loop reads first unpacked: key, kind, attr, coerce, non_null,
-guard, and the step itself."""
+Planned = tuple[str, int, str, Callable[[Any], Any] | None, bool, bool, Step, FieldDetailsList]
+"""A step with what the loop reads first unpacked (key, kind, attr, coerce, non_null, guard),
+the step itself, and this request's field details of its key."""
+
+Shape = tuple[tuple[str, str, bool], ...]
+"""What a step depends on, per response key: the key, the field name, and whether any of its
+nodes has arguments or directives."""
 
 
 class Slow(Exception):  # noqa: N818  (a signal, not an error)
@@ -79,14 +83,26 @@ def basic_attribute(parent_type: GraphQLObjectType, name: str) -> str | None:
     return definition.python_name
 
 
-def step(parent_type: GraphQLObjectType, key: str, fields: FieldDetailsList) -> Step:
-    node = fields[0].node
-    name = node.name.value
-    other = Step(key, OTHER, "", None, False, False, False, None, None, None, fields)
+def shape_of(grouped: GroupedFieldSet) -> Shape:
+    return tuple(
+        (key, fields[0].node.name.value, any(f.node.arguments or f.node.directives for f in fields))
+        for key, fields in grouped.items()
+    )
+
+
+@lru_cache(maxsize=PLAN_CACHE_SIZE)
+def steps_for(parent_type: GraphQLObjectType, shape: Shape) -> tuple[Step, ...]:
+    """The steps of a selection of this shape on this type, worked out once (bounded cache:
+    the types live as long as their schema, the shapes are small tuples of strings)."""
+    return tuple(step(parent_type, key, name, special) for key, name, special in shape)
+
+
+def step(parent_type: GraphQLObjectType, key: str, name: str, special: bool) -> Step:
+    other = Step(key, OTHER, "", None, False, False, False, None, None, None)
     if name == "__typename":
         return other._replace(kind=TYPENAME)
     attr = basic_attribute(parent_type, name)
-    if attr is None or any(f.node.arguments or f.node.directives for f in fields):
+    if attr is None or special:
         return other
     field_type = parent_type.fields[name].type
     non_null = is_non_null_type(field_type)
@@ -124,8 +140,11 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         found = self._plans.get(id(grouped))
         if found is not None:
             return found[1]
-        steps = [step(parent_type, key, fields) for key, fields in grouped.items()]
-        planned = [(s.key, s.kind, s.attr, s.coerce, s.non_null, s.guard, s) for s in steps]
+        steps = steps_for(parent_type, shape_of(grouped))
+        planned = [
+            (s.key, s.kind, s.attr, s.coerce, s.non_null, s.guard, s, fields)
+            for s, fields in zip(steps, grouped.values(), strict=True)
+        ]
         self._plans[id(grouped)] = (grouped, planned)
         return planned
 
@@ -145,7 +164,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         pending: list[str] = []
         is_awaitable = self.is_awaitable
         try:
-            for key, kind, attr, coerce, non_null, guard, s in self.plan(
+            for key, kind, attr, coerce, non_null, guard, s, fields in self.plan(
                 parent_type, grouped_field_set
             ):
                 if kind == LEAF:  # most fields: inline, no call but the coercion
@@ -162,12 +181,12 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                         if coerced is not None and coerced is not Undefined:
                             results[key] = coerced
                             continue
-                    result = self.slow(s, parent_type, source_value, path)
+                    result = self.slow(s, fields, parent_type, source_value, path)
                 else:
                     try:
-                        result = self.fast(s, parent_type, source_value, path)
+                        result = self.fast(s, fields, parent_type, source_value, path)
                     except Slow:
-                        result = self.slow(s, parent_type, source_value, path)
+                        result = self.slow(s, fields, parent_type, source_value, path)
                 if result is Undefined:
                     continue
                 results[key] = result
@@ -181,14 +200,28 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return results
         return self.gather_fields(results, pending)
 
-    def slow(self, s: Step, parent_type: GraphQLObjectType, source: Any, path: Path | None) -> Any:
+    def slow(
+        self,
+        s: Step,
+        fields: FieldDetailsList,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        path: Path | None,
+    ) -> Any:
         """graphql-core's own execution of the field (a resolver, or a value that does not fit
         the fast path); Undefined when the field does not exist on the type."""
         return self.execute_field(
-            parent_type, source, s.fields, Path(path, s.key, parent_type.name), None
+            parent_type, source, fields, Path(path, s.key, parent_type.name), None
         )
 
-    def fast(self, s: Step, parent_type: GraphQLObjectType, source: Any, path: Path | None) -> Any:
+    def fast(
+        self,
+        s: Step,
+        fields: FieldDetailsList,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        path: Path | None,
+    ) -> Any:
         """The completed value of a step other than LEAF, or Slow when graphql-core must
         complete it."""
         kind = s.kind
@@ -202,7 +235,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 return None
             if isinstance(value, Exception):
                 raise Slow
-            return self.complete_object(s, value, Path(path, s.key, parent_type.name))
+            return self.complete_object(s, fields, value, Path(path, s.key, parent_type.name))
         if kind == OBJECT_LIST:
             value = getattr(source, s.attr)
             if value is None:
@@ -214,7 +247,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             for item in value:  # checked before any item runs, so nothing runs twice
                 if (item is None and s.non_null) or isinstance(item, Exception):
                     raise Slow
-            return self.object_list(s, value, Path(path, s.key, parent_type.name))
+            return self.object_list(s, fields, value, Path(path, s.key, parent_type.name))
         if kind == TYPENAME:
             return parent_type.name
         raise Slow
@@ -255,29 +288,33 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             out.append(coerced)
         return out
 
-    def subfields(self, s: Step, path: Path, value: Any) -> AwaitableOrValue[dict[str, Any]]:
+    def subfields(
+        self, s: Step, fields: FieldDetailsList, path: Path, value: Any
+    ) -> AwaitableOrValue[dict[str, Any]]:
         """`collect_and_execute_subfields`, straight to `execute_fields` without `@defer`."""
         object_type: GraphQLObjectType = s.object_type  # type: ignore[assignment]
-        grouped, defer_usages, _ = self.collect_subfields(object_type, s.fields)
+        grouped, defer_usages, _ = self.collect_subfields(object_type, fields)
         if defer_usages:
             return self.execute_collected_subfields(
                 object_type, value, path, grouped, defer_usages, None
             )
         return self.execute_fields(object_type, value, path, grouped, None)
 
-    def complete_object(self, s: Step, value: Any, path: Path) -> Any:
+    def complete_object(self, s: Step, fields: FieldDetailsList, value: Any, path: Path) -> Any:
         """An object-typed basic field: its sub-selection, with `execute_field`'s error
         handling (null propagation, or the error recorded and the field null)."""
         try:
-            completed = self.subfields(s, path, value)
+            completed = self.subfields(s, fields, path, value)
         except Exception as raw_error:
-            self.handle_field_error(raw_error, s.field_type, s.fields, path)  # type: ignore[arg-type]
+            self.handle_field_error(raw_error, s.field_type, fields, path)  # type: ignore[arg-type]
             return None
         if self.is_awaitable(completed):
-            return self.await_value(completed, s.field_type, s.fields, path)  # type: ignore[arg-type]
+            return self.await_value(completed, s.field_type, fields, path)  # type: ignore[arg-type]
         return completed
 
-    def object_list(self, s: Step, value: list[Any] | tuple[Any, ...], path: Path) -> Any:
+    def object_list(
+        self, s: Step, fields: FieldDetailsList, value: list[Any] | tuple[Any, ...], path: Path
+    ) -> Any:
         """A list of objects in a basic field, item by item as `complete_list_value` does: an
         item's error nulls the item, or (non-null items) the list."""
         items: list[Any] = []
@@ -289,28 +326,30 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     continue
                 item_path = Path(path, index, None)
                 try:
-                    completed = self.subfields(s, item_path, item)
+                    completed = self.subfields(s, fields, item_path, item)
                 except Exception as raw_error:
-                    self.handle_field_error(raw_error, s.item_type, s.fields, item_path)  # type: ignore[arg-type]
+                    self.handle_field_error(raw_error, s.item_type, fields, item_path)  # type: ignore[arg-type]
                     completed = None
                 if self.is_awaitable(completed):
-                    completed = self.await_value(completed, s.item_type, s.fields, item_path)  # type: ignore[arg-type]
+                    completed = self.await_value(completed, s.item_type, fields, item_path)  # type: ignore[arg-type]
                     pending.append(index)
                 items.append(completed)
         except Exception as raw_error:
             if pending:
                 self.settle_in_background([items[i] for i in pending])
-            self.handle_field_error(raw_error, s.field_type, s.fields, path)  # type: ignore[arg-type]
+            self.handle_field_error(raw_error, s.field_type, fields, path)  # type: ignore[arg-type]
             return None
         if pending:
-            return self.await_list(s, items, pending, path)
+            return self.await_list(s, fields, items, pending, path)
         return items
 
-    async def await_list(self, s: Step, items: list[Any], pending: list[int], path: Path) -> Any:
+    async def await_list(
+        self, s: Step, fields: FieldDetailsList, items: list[Any], pending: list[int], path: Path
+    ) -> Any:
         try:
             values = await gather_with_cancel(*(items[i] for i in pending))
         except Exception as raw_error:
-            self.handle_field_error(raw_error, s.field_type, s.fields, path)  # type: ignore[arg-type]
+            self.handle_field_error(raw_error, s.field_type, fields, path)  # type: ignore[arg-type]
             return None
         for i, v in zip(pending, values, strict=True):
             items[i] = v

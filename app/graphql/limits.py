@@ -14,22 +14,27 @@ Every refusal is a validation error: `extensions.code` GRAPHQL_VALIDATION_FAILED
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cache, lru_cache
 
 from graphql import (
+    ASTValidationRule,
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
     ValidationContext,
     ValidationRule,
 )
-from strawberry.extensions import MaxTokensLimiter, ParserCache, SchemaExtension
+from strawberry.extensions import MaxTokensLimiter, ParserCache, SchemaExtension, ValidationCache
 from strawberry.schema.exceptions import CannotGetOperationTypeError
+from strawberry.schema.schema import validate_document
 
 TOKENS_EXCEEDED = "tokens. Parsing aborted."
 NESTED_TOO_DEEPLY = "nested too deeply. Parsing aborted."
@@ -196,6 +201,55 @@ class SafeParserCache(ParserCache):
             )
         except Exception:  # noqa: BLE001, S110  (parsed again, and reported, by Strawberry)
             context.graphql_document = None
+        yield
+
+
+class Parsed:
+    """A parsed document that hashes and compares by its text: graphql-core hashes a node by
+    hashing its whole subtree, on every request, which costs more than validating from the
+    cache saves on a large selection; the text hashes once per request, in C."""
+
+    __slots__ = ("document", "text")
+
+    def __init__(self, text: str, document: DocumentNode) -> None:
+        self.text = text
+        self.document = document
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Parsed) and other.text == self.text
+
+
+def validate_parsed(
+    schema: GraphQLSchema, parsed: Parsed, rules: tuple[type[ASTValidationRule], ...]
+) -> list[GraphQLError]:
+    return validate_document(schema, parsed.document, rules)
+
+
+@cache
+def text_validation_cache(maxsize: int) -> Callable[..., list[GraphQLError]]:
+    """One cache per size for the process (extensions are made anew for every request)."""
+    return lru_cache(maxsize=maxsize)(validate_parsed)
+
+
+class TextValidationCache(ValidationCache):
+    """Strawberry's bounded validation cache, keyed by the query text (see `Parsed`)."""
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(maxsize=maxsize)
+        self.cached_validate_document = text_validation_cache(maxsize)
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        assert context.query is not None
+        assert context.graphql_document is not None
+        context.pre_execution_errors = self.cached_validate_document(
+            context.schema._schema,
+            Parsed(context.query, context.graphql_document),
+            tuple(context.validation_rules),
+        )
         yield
 
 

@@ -10,7 +10,6 @@ from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
@@ -27,6 +26,7 @@ from app.graphql.limits import (
     Limits,
     SafeParserCache,
     SingleOperation,
+    TextValidationCache,
     TokenLimit,
     limits_rule,
 )
@@ -93,7 +93,7 @@ def protective_extensions(settings: Settings) -> list[Callable[[], SchemaExtensi
         lambda: TokenLimit(max_token_count=settings.graphql_max_tokens),
         lambda: SafeParserCache(maxsize=PARSER_CACHE_SIZE),
         lambda: AddValidationRules([rule]),
-        lambda: ValidationCache(maxsize=VALIDATION_CACHE_SIZE),
+        lambda: TextValidationCache(maxsize=VALIDATION_CACHE_SIZE),
     ]
     if not settings.graphql_introspection:
         extensions += [DisableIntrospection, HideSuggestions]
