@@ -21,9 +21,11 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from graphql import (
+    GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
+    GraphQLResolveInfo,
     is_enum_type,
     is_leaf_type,
     is_list_type,
@@ -95,6 +97,17 @@ def steps_for(parent_type: GraphQLObjectType, shape: Shape) -> tuple[Step, ...]:
     """The steps of a selection of this shape on this type, worked out once (bounded cache:
     the types live as long as their schema, the shapes are small tuples of strings)."""
     return tuple(step(parent_type, key, name, special) for key, name, special in shape)
+
+
+@lru_cache(maxsize=PLAN_CACHE_SIZE)
+def list_step(list_type: GraphQLList[GraphQLOutputType]) -> Step | None:
+    """The step of a list of objects a resolver returns; None for other lists."""
+    item_type = list_type.of_type
+    item = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
+    if not is_object_type(item) or item.is_type_of is not None:  # type: ignore[union-attr]
+        return None
+    non_null = is_non_null_type(item_type)
+    return Step("", OBJECT_LIST, "", None, False, non_null, False, list_type, item_type, item)  # type: ignore[arg-type]
 
 
 def step(parent_type: GraphQLObjectType, key: str, name: str, special: bool) -> Step:
@@ -315,8 +328,46 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
     def object_list(
         self, s: Step, fields: FieldDetailsList, value: list[Any] | tuple[Any, ...], path: Path
     ) -> Any:
-        """A list of objects in a basic field, item by item as `complete_list_value` does: an
-        item's error nulls the item, or (non-null items) the list."""
+        """A list of objects in a basic field, with `execute_field`'s error handling."""
+        try:
+            completed = self.items_of(s, fields, value, path)
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, s.field_type, fields, path)  # type: ignore[arg-type]
+            return None
+        if self.is_awaitable(completed):
+            return self.await_value(completed, s.field_type, fields, path)  # type: ignore[arg-type]
+        return completed
+
+    def complete_list_value(
+        self,
+        return_type: GraphQLList[GraphQLOutputType],
+        field_details_list: FieldDetailsList,
+        info: GraphQLResolveInfo,
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> AwaitableOrValue[list[Any]]:
+        """A list of objects that a resolver returned (such as an assistant's integrations)
+        completes item by item here too; anything else as graphql-core does."""
+        s = list_step(return_type)
+        if (
+            s is None
+            or not self._compiled
+            or position_context is not None
+            or not isinstance(result, list | tuple)
+            or any(f.node.directives for f in field_details_list)  # @stream
+            or any((item is None and s.non_null) or isinstance(item, Exception) for item in result)
+        ):
+            return super().complete_list_value(
+                return_type, field_details_list, info, path, result, position_context
+            )
+        return self.items_of(s, field_details_list, result, path)
+
+    def items_of(
+        self, s: Step, fields: FieldDetailsList, value: list[Any] | tuple[Any, ...], path: Path
+    ) -> AwaitableOrValue[list[Any]]:
+        """Item by item as `complete_list_value` does: an item's error nulls the item, or (for
+        non-null items) goes up to the list's field."""
         items: list[Any] = []
         pending: list[int] = []
         try:
@@ -334,23 +385,17 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     completed = self.await_value(completed, s.item_type, fields, item_path)  # type: ignore[arg-type]
                     pending.append(index)
                 items.append(completed)
-        except Exception as raw_error:
+        except Exception:
             if pending:
                 self.settle_in_background([items[i] for i in pending])
-            self.handle_field_error(raw_error, s.field_type, fields, path)  # type: ignore[arg-type]
-            return None
+            raise
         if pending:
-            return self.await_list(s, fields, items, pending, path)
+            return self.gather_items(items, pending)
         return items
 
-    async def await_list(
-        self, s: Step, fields: FieldDetailsList, items: list[Any], pending: list[int], path: Path
-    ) -> Any:
-        try:
-            values = await gather_with_cancel(*(items[i] for i in pending))
-        except Exception as raw_error:
-            self.handle_field_error(raw_error, s.field_type, fields, path)  # type: ignore[arg-type]
-            return None
+    @staticmethod
+    async def gather_items(items: list[Any], pending: list[int]) -> list[Any]:
+        values = await gather_with_cancel(*(items[i] for i in pending))
         for i, v in zip(pending, values, strict=True):
             items[i] = v
         return items

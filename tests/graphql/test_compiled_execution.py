@@ -57,6 +57,14 @@ class Node:
         return await info.context["loader"].load(str(self.id))
 
     @strawberry.field
+    def resolved_leaves(self) -> list[Leaf]:
+        return self.leaves
+
+    @strawberry.field
+    async def resolved_loose(self) -> list[Leaf | None] | None:
+        return self.loose_leaves
+
+    @strawberry.field
     def fails(self) -> str | None:
         raise ValueError("resolver failed")
 
@@ -128,6 +136,7 @@ EVERYTHING = """
   __typename id doubled twice: doubled(by: 4)
   leaf { ...L } maybeLeaf { ...L } leaves { ...L } looseLeaves { ...L }
   strictInLoose { ... on Leaf { name color } } loaded { name } fails
+  resolvedLeaves { ...L } resolvedLoose { ...L }
 """
 LEAF = "fragment L on Leaf { __typename name maybe count color tags looseTags data alias: name }"
 
