@@ -3,10 +3,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
+
 import pytest
+from limits import parse
+from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import func, select
 
 from app.models import Assistant
+from app.ratelimit import QuietMemoryStorage
 from app.settings import Settings
 
 LIMIT = "5/minute"
@@ -122,3 +129,35 @@ async def test_the_default_is_500_per_minute(client, org):
     response = await client.get("/orgs/c/assistants", headers=org.headers)
     assert response.headers["ratelimit-limit"] == "500"
     assert response.headers["ratelimit-remaining"] == "499"
+
+
+async def test_no_thread_is_started_per_request(client, org, monkeypatch):
+    """limits' own storage starts a Timer thread whenever none is running; ours does not (one
+    starts when the storage is made, with the middleware, on the first request)."""
+    assert (await client.get("/orgs/c/assistants", headers=org.headers)).status_code == 200
+    started: list[threading.Thread] = []
+    original = threading.Thread.start
+
+    def counting_start(self: threading.Thread) -> None:
+        if isinstance(self, threading.Timer):
+            started.append(self)
+        original(self)
+
+    monkeypatch.setattr(threading.Thread, "start", counting_start)
+    for _ in range(4):
+        response = await client.get("/orgs/c/assistants", headers=org.headers)
+        assert response.status_code == 200
+        await asyncio.sleep(0.02)  # longer than limits' 10 ms timer
+    assert started == []
+
+
+def test_expired_entries_are_still_cleaned_up(monkeypatch):
+    storage = QuietMemoryStorage()
+    limiter = MovingWindowRateLimiter(storage)
+    item = parse("3/second")
+    assert [limiter.hit(item, "k") for _ in range(4)] == [True, True, True, False]
+    [key] = storage.events
+    monkeypatch.setattr(QuietMemoryStorage, "CLEANUP_SECONDS", 0.0)
+    time.sleep(1.05)  # the window passes
+    assert limiter.hit(item, "k")
+    assert len(storage.events[key]) == 1  # the three expired entries are gone
