@@ -21,11 +21,14 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from graphql import (
+    GraphQLBoolean,
+    GraphQLID,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLResolveInfo,
+    GraphQLString,
     is_enum_type,
     is_leaf_type,
     is_list_type,
@@ -50,6 +53,7 @@ class Step(NamedTuple):
     attr: str  # the Python attribute (basic fields)
     coerce: Callable[[Any], Any] | None  # the leaf type's output coercion
     guard: bool  # LEAF: the coercion may let an exception (as a value) through
+    exact: type | None  # LEAF: a value of exactly this type is its own output (String, ID…)
     non_null: bool  # the field (LEAF, OBJECT) or its items (the lists) are non-null
     list_non_null: bool  # the lists: the list itself is non-null
     field_type: GraphQLOutputType | None
@@ -57,9 +61,15 @@ class Step(NamedTuple):
     object_type: GraphQLObjectType | None
 
 
-Planned = tuple[str, int, str, Callable[[Any], Any] | None, bool, bool, Step, FieldDetailsList]
-"""A step with what the loop reads first unpacked (key, kind, attr, coerce, non_null, guard),
-the step itself, and this request's field details of its key."""
+Planned = tuple[
+    str, int, str, type | None, Callable[[Any], Any] | None, bool, bool, Step, FieldDetailsList
+]
+"""A step with what the loop reads first unpacked (key, kind, attr, exact, coerce, non_null,
+guard), the step itself, and this request's field details of its key."""
+
+# graphql-core's coercion of these returns a value of exactly this type unchanged (not so for
+# Int and Float, which check the range and finiteness)
+IDENTITY = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool}
 
 Shape = tuple[tuple[str, str, bool], ...]
 """What a step depends on, per response key: the key, the field name, and whether any of its
@@ -85,10 +95,16 @@ def basic_attribute(parent_type: GraphQLObjectType, name: str) -> str | None:
     return definition.python_name
 
 
+def special(fields: FieldDetailsList) -> bool:
+    if len(fields) == 1:
+        node = fields[0].node
+        return bool(node.arguments or node.directives)
+    return any(f.node.arguments or f.node.directives for f in fields)
+
+
 def shape_of(grouped: GroupedFieldSet) -> Shape:
     return tuple(
-        (key, fields[0].node.name.value, any(f.node.arguments or f.node.directives for f in fields))
-        for key, fields in grouped.items()
+        (key, fields[0].node.name.value, special(fields)) for key, fields in grouped.items()
     )
 
 
@@ -107,11 +123,11 @@ def list_step(list_type: GraphQLList[GraphQLOutputType]) -> Step | None:
     if not is_object_type(item) or item.is_type_of is not None:  # type: ignore[union-attr]
         return None
     non_null = is_non_null_type(item_type)
-    return Step("", OBJECT_LIST, "", None, False, non_null, False, list_type, item_type, item)  # type: ignore[arg-type]
+    return Step("", OBJECT_LIST, "", None, False, None, non_null, False, list_type, item_type, item)  # type: ignore[arg-type]
 
 
 def step(parent_type: GraphQLObjectType, key: str, name: str, special: bool) -> Step:
-    other = Step(key, OTHER, "", None, False, False, False, None, None, None)
+    other = Step(key, OTHER, "", None, False, None, False, False, None, None, None)
     if name == "__typename":
         return other._replace(kind=TYPENAME)
     attr = basic_attribute(parent_type, name)
@@ -123,7 +139,12 @@ def step(parent_type: GraphQLObjectType, key: str, name: str, special: bool) -> 
     base = other._replace(attr=attr, non_null=non_null, field_type=field_type)
     if is_leaf_type(inner):
         guard = not (is_enum_type(inner) or inner in specified_scalar_types)
-        return base._replace(kind=LEAF, coerce=inner.coerce_output_value, guard=guard)  # type: ignore[union-attr]
+        return base._replace(
+            kind=LEAF,
+            coerce=inner.coerce_output_value,  # type: ignore[union-attr]
+            guard=guard,
+            exact=IDENTITY.get(inner),  # type: ignore[call-overload]
+        )
     if is_object_type(inner) and inner.is_type_of is None:  # type: ignore[union-attr]
         return base._replace(kind=OBJECT, object_type=inner)
     if is_list_type(inner):
@@ -155,7 +176,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return found[1]
         steps = steps_for(parent_type, shape_of(grouped))
         planned = [
-            (s.key, s.kind, s.attr, s.coerce, s.non_null, s.guard, s, fields)
+            (s.key, s.kind, s.attr, s.exact, s.coerce, s.non_null, s.guard, s, fields)
             for s, fields in zip(steps, grouped.values(), strict=True)
         ]
         self._plans[id(grouped)] = (grouped, planned)
@@ -177,11 +198,14 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         pending: list[str] = []
         is_awaitable = self.is_awaitable
         try:
-            for key, kind, attr, coerce, non_null, guard, s, fields in self.plan(
+            for key, kind, attr, exact, coerce, non_null, guard, s, fields in self.plan(
                 parent_type, grouped_field_set
             ):
                 if kind == LEAF:  # most fields: inline, no call but the coercion
                     value = getattr(source_value, attr)
+                    if type(value) is exact:
+                        results[key] = value
+                        continue
                     if value is None:
                         if not non_null:
                             results[key] = None

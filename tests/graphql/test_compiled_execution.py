@@ -37,6 +37,7 @@ class Leaf:
     tags: list[str]
     loose_tags: list[str | None] | None
     data: JSON | None = None
+    flag: bool = True
 
 
 @strawberry.type
@@ -107,6 +108,7 @@ BAD = [
     node("n8", leaves="not a list"),
     node("n9", loose_leaves=None, strict_in_loose=None),
     node("n10", leaf=leaf(data=KeyError("a JSON value that is an exception"))),
+    node("n11", leaf=leaf(flag=1), maybe_leaf=leaf(flag="yes")),  # coerced, and refused
 ]
 
 
@@ -138,7 +140,9 @@ EVERYTHING = """
   strictInLoose { ... on Leaf { name color } } loaded { name } fails
   resolvedLeaves { ...L } resolvedLoose { ...L }
 """
-LEAF = "fragment L on Leaf { __typename name maybe count color tags looseTags data alias: name }"
+LEAF = (
+    "fragment L on Leaf { __typename name maybe count color tags looseTags data flag alias: name }"
+)
 
 DOCUMENTS = [
     f"{{ good {{ {EVERYTHING} }} }} {LEAF}",
@@ -179,7 +183,7 @@ async def test_the_bad_values_do_reach_the_errors():
     """The comparison above is about something: graphql-core does report these."""
     data, errors, batches = await run(FAST_SCHEMA, DOCUMENTS[1])
     messages = " ".join(e["message"] for e in errors)
-    expected = ("Cannot return null", "Int cannot", "as a value", "green", "JSON value")
+    expected = ("Cannot return null", "Int cannot", "as a value", "green", "JSON value", "'yes'")
     assert [m for m in expected if m not in messages] == []
     assert {tuple(e["path"][:2]) for e in errors} >= {("bad", 0), ("bad", 1), ("bad", 2)}
     assert data["bad"][0] is None
