@@ -5,15 +5,12 @@ statement (open a cursor, execute, fetch all, close the cursor), each one a wake
 loop. This connection's cursors do all four at once; SQLAlchemy sees the same DBAPI surface
 (description, rowcount, lastrowid, rows).
 
-What may block goes to the connection's thread as before: BEGIN IMMEDIATE (it waits for the
-write lock of other processes), COMMIT of a transaction that wrote (the fsync), PRAGMAs, reads of
-read transactions (so that the loop keeps interleaving requests fairly: running them inline made
-the read tail long), anything outside a transaction. A plain BEGIN (deferred: it takes no lock)
-and the COMMIT of a transaction that changed nothing (it only lets go of its read snapshot) run
-on the event loop: neither can wait, and each would otherwise cost a round trip. The statements
-of a `BEGIN IMMEDIATE` transaction run at once on the event loop too: it already holds the write
-lock, so they cannot wait, and pages reach the WAL file only at COMMIT; write transactions take
-turns anyway (Database.write()).
+What may block goes to the connection's thread as before: BEGIN (IMMEDIATE waits for the write
+lock of other processes), COMMIT (the fsync), PRAGMAs, reads of read transactions (so that the
+loop keeps interleaving requests fairly: running them inline made the read tail long), anything
+outside a transaction. The statements of a `BEGIN IMMEDIATE` transaction run at once on the event
+loop: it already holds the write lock, so they cannot wait, and pages reach the WAL file only at
+COMMIT; write transactions take turns anyway (Database.write()).
 """
 
 from __future__ import annotations
@@ -64,14 +61,12 @@ class OneHopCursor:
         raw = connection._conn  # one statement at a time, in this thread or in its own
         verb = sql.lstrip()[:7].upper()
         inline = connection.write_locked and raw.in_transaction and verb.startswith(INLINE)
-        deferred_begin = sql.strip().upper() == "BEGIN"
-        if inline or deferred_begin:
+        if inline:
             outcome = _run(raw.cursor(), many, sql, parameters)
         else:
             outcome = await connection._execute(lambda: _run(raw.cursor(), many, sql, parameters))
-        if verb.startswith("BEGIN"):
-            connection.write_locked = "IMMEDIATE" in sql.upper()
-            connection.changes_at_begin = raw.total_changes
+            if verb.startswith("BEGIN"):
+                connection.write_locked = "IMMEDIATE" in sql.upper()
         self.description, self._rows, self.rowcount, self.lastrowid = outcome
         return self
 
@@ -102,20 +97,12 @@ class OneHopCursor:
 
 class OneHopConnection(aiosqlite.Connection):
     write_locked = False  # inside a BEGIN IMMEDIATE transaction
-    changes_at_begin = -1  # the connection's total_changes when the transaction began
 
     def cursor(self) -> OneHopCursor:  # type: ignore[override]
         return OneHopCursor(self)
 
     async def commit(self) -> None:
-        raw = self._connection
-        read_only = (
-            not self.write_locked and raw is not None and raw.total_changes == self.changes_at_begin
-        )
         self.write_locked = False
-        if read_only:
-            raw.commit()  # type: ignore[union-attr]  (ends a read snapshot: nothing to wait for)
-            return
         await super().commit()
 
     async def rollback(self) -> None:
