@@ -18,7 +18,14 @@ import strawberry
 from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 
-from app.graphql.execution import CompiledExecutionContext
+from app.graphql.execution import (
+    LEAF,
+    OBJECT,
+    OBJECT_LIST,
+    OTHER,
+    CompiledExecutionContext,
+    steps_for,
+)
 from app.graphql.schema import schema as app_schema
 
 
@@ -140,17 +147,17 @@ EVERYTHING = """
   strictInLoose { ... on Leaf { name color } } loaded { name } fails
   resolvedLeaves { ...L } resolvedLoose { ...L }
 """
-LEAF = (
+FRAGMENT = (
     "fragment L on Leaf { __typename name maybe count color tags looseTags data flag alias: name }"
 )
 
 DOCUMENTS = [
-    f"{{ good {{ {EVERYTHING} }} }} {LEAF}",
-    f"{{ bad {{ {EVERYTHING} }} }} {LEAF}",
-    f"{{ first: oneBad(index: 0) {{ id leaf {{ name }} }} }} {LEAF}",
-    f"{{ oneBad(index: 2) {{ id leaves {{ name }} }} }} {LEAF}",
-    f"{{ oneBad(index: 7) {{ id maybeLeaf {{ name }} }} }} {LEAF}",
-    f"{{ oneBad(index: 7) {{ id }} other: oneBad(index: 7) {{ id }} }} {LEAF}",
+    f"{{ good {{ {EVERYTHING} }} }} {FRAGMENT}",
+    f"{{ bad {{ {EVERYTHING} }} }} {FRAGMENT}",
+    f"{{ first: oneBad(index: 0) {{ id leaf {{ name }} }} }} {FRAGMENT}",
+    f"{{ oneBad(index: 2) {{ id leaves {{ name }} }} }} {FRAGMENT}",
+    f"{{ oneBad(index: 7) {{ id maybeLeaf {{ name }} }} }} {FRAGMENT}",
+    f"{{ oneBad(index: 7) {{ id }} other: oneBad(index: 7) {{ id }} }} {FRAGMENT}",
     "query Q($yes: Boolean!, $no: Boolean!) { good { id @include(if: $yes) "
     "leaf @skip(if: $no) { name @skip(if: $yes) count } maybe: leaf { maybe } } "
     "bad { id leaf @include(if: $no) { name } } }",
@@ -194,3 +201,13 @@ async def test_the_bad_values_do_reach_the_errors():
 
 def test_the_app_schema_uses_it():
     assert app_schema.execution_context_class is CompiledExecutionContext
+
+
+def test_basic_fields_take_the_fast_path():
+    """Strawberry marks its basic fields' resolvers; without that mark every field would quietly
+    go the slow way (same answers, so the comparison above would not notice)."""
+    node_type = FAST_SCHEMA._schema.type_map["Node"]
+    shape = (("id", "id", False), ("tags", "leaves", False), ("leaf", "leaf", False))
+    shape += (("doubled", "doubled", False),)
+    kinds = [s.kind for s in steps_for(node_type, shape)]
+    assert kinds == [LEAF, OBJECT_LIST, OBJECT, OTHER]
