@@ -4,9 +4,9 @@ graphql-core resolves every field the same way: a ResolveInfo, a `Path`, the res
 Strawberry type, a wrapper around `getattr`), an awaitable check, then completion by type. For
 Strawberry's basic fields (a plain attribute: no resolver, no arguments, no extensions) on a
 schema without resolve middleware, all of that comes down to `getattr` and the type's output
-coercion. `CompiledExecutionContext` works out once per (type, selection) and request how each
-selected field completes, then does only that for every object: a list of 100 assistants
-selects thousands of such fields.
+coercion. `CompiledExecutionContext` works out once per (type, selection shape) how each
+selected field completes (a bounded cache across requests), then does only that for every
+object: a list of 100 assistants selects thousands of such fields.
 
 Anything else goes through graphql-core's own `execute_field`, unchanged: fields with
 resolvers or arguments, abstract types, `@defer`/`@stream`, and any value that does not fit its
@@ -154,10 +154,19 @@ def step(parent_type: GraphQLObjectType, key: str, name: str, special: bool) -> 
             non_null=is_non_null_type(item_type), list_non_null=non_null, item_type=item_type
         )
         if is_leaf_type(item):
-            return base._replace(kind=LEAF_LIST, coerce=item.coerce_output_value)
+            guard = not (is_enum_type(item) or item in specified_scalar_types)
+            return base._replace(kind=LEAF_LIST, coerce=item.coerce_output_value, guard=guard)
         if is_object_type(item) and item.is_type_of is None:
             return base._replace(kind=OBJECT_LIST, object_type=item)
     return other
+
+
+def items_fit(s: Step, value: Any) -> bool:
+    """Whether a list of objects can complete item by item here; checked before any item runs,
+    so that nothing runs twice when graphql-core completes it instead."""
+    if not isinstance(value, list | tuple):
+        return False
+    return not any((item is None and s.non_null) or isinstance(item, Exception) for item in value)
 
 
 class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -279,12 +288,9 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 if s.list_non_null:
                     raise Slow
                 return None
-            if not isinstance(value, list | tuple):
+            if not items_fit(s, value):
                 raise Slow
-            for item in value:  # checked before any item runs, so nothing runs twice
-                if (item is None and s.non_null) or isinstance(item, Exception):
-                    raise Slow
-            return self.object_list(s, fields, value, Path(path, s.key, parent_type.name))
+            return self.complete_object(s, fields, value, Path(path, s.key, parent_type.name))
         if kind == TYPENAME:
             return parent_type.name
         raise Slow
@@ -316,6 +322,8 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     raise Slow
                 out.append(None)
                 continue
+            if s.guard and isinstance(item, Exception):
+                raise Slow
             try:
                 coerced = coerce(item)  # type: ignore[misc]
             except Exception:
@@ -338,23 +346,14 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return self.execute_fields(object_type, value, path, grouped, None)
 
     def complete_object(self, s: Step, fields: FieldDetailsList, value: Any, path: Path) -> Any:
-        """An object-typed basic field: its sub-selection, with `execute_field`'s error
-        handling (null propagation, or the error recorded and the field null)."""
+        """An object-typed basic field (OBJECT: its sub-selection; OBJECT_LIST: each item's),
+        with `execute_field`'s error handling (null propagation, or the error recorded and the
+        field null)."""
         try:
-            completed = self.subfields(s, fields, path, value)
-        except Exception as raw_error:
-            self.handle_field_error(raw_error, s.field_type, fields, path)  # type: ignore[arg-type]
-            return None
-        if self.is_awaitable(completed):
-            return self.await_value(completed, s.field_type, fields, path)  # type: ignore[arg-type]
-        return completed
-
-    def object_list(
-        self, s: Step, fields: FieldDetailsList, value: list[Any] | tuple[Any, ...], path: Path
-    ) -> Any:
-        """A list of objects in a basic field, with `execute_field`'s error handling."""
-        try:
-            completed = self.items_of(s, fields, value, path)
+            if s.kind == OBJECT:
+                completed = self.subfields(s, fields, path, value)
+            else:
+                completed = self.items_of(s, fields, value, path)
         except Exception as raw_error:
             self.handle_field_error(raw_error, s.field_type, fields, path)  # type: ignore[arg-type]
             return None
@@ -378,9 +377,8 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             s is None
             or not self._compiled
             or position_context is not None
-            or not isinstance(result, list | tuple)
             or any(f.node.directives for f in field_details_list)  # @stream
-            or any((item is None and s.non_null) or isinstance(item, Exception) for item in result)
+            or not items_fit(s, result)
         ):
             return super().complete_list_value(
                 return_type, field_details_list, info, path, result, position_context

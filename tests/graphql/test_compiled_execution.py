@@ -44,6 +44,7 @@ class Leaf:
     tags: list[str]
     loose_tags: list[str | None] | None
     data: JSON | None = None
+    datas: list[JSON] | None = None
     flag: bool = True
 
 
@@ -116,6 +117,7 @@ BAD = [
     node("n9", loose_leaves=None, strict_in_loose=None),
     node("n10", leaf=leaf(data=KeyError("a JSON value that is an exception"))),
     node("n11", leaf=leaf(flag=1), maybe_leaf=leaf(flag="yes")),  # coerced, and refused
+    node("n12", maybe_leaf=leaf(datas=[{"a": 1}, ValueError("an item that is an exception")])),
 ]
 
 
@@ -148,7 +150,8 @@ EVERYTHING = """
   resolvedLeaves { ...L } resolvedLoose { ...L }
 """
 FRAGMENT = (
-    "fragment L on Leaf { __typename name maybe count color tags looseTags data flag alias: name }"
+    "fragment L on Leaf { __typename name maybe count color tags looseTags data datas flag "
+    "alias: name }"
 )
 
 DOCUMENTS = [
@@ -190,7 +193,15 @@ async def test_the_bad_values_do_reach_the_errors():
     """The comparison above is about something: graphql-core does report these."""
     data, errors, batches = await run(FAST_SCHEMA, DOCUMENTS[1])
     messages = " ".join(e["message"] for e in errors)
-    expected = ("Cannot return null", "Int cannot", "as a value", "green", "JSON value", "'yes'")
+    expected = (
+        "Cannot return null",
+        "Int cannot",
+        "as a value",
+        "green",
+        "JSON value",
+        "'yes'",
+        "an item",
+    )
     assert [m for m in expected if m not in messages] == []
     assert {tuple(e["path"][:2]) for e in errors} >= {("bad", 0), ("bad", 1), ("bad", 2)}
     assert data["bad"][0] is None
