@@ -1,0 +1,305 @@
+"""SQLite through aiosqlite: a pool of connections, each with its own thread.
+
+At most one trip to a connection's thread per statement, and none where SQLite cannot wait:
+
+- A read transaction's BEGIN goes to the thread with its first statement (one trip), each
+  further statement is one trip, and so is its COMMIT. Reads stay on the thread so that the
+  loop keeps interleaving requests fairly (running them inline made the read tail long).
+- A write transaction's `BEGIN IMMEDIATE` (which may wait for another process's write lock)
+  goes to the thread with its first statement; once it holds the write lock, its statements run
+  at once on the event loop: they cannot wait, and pages reach the WAL file only at COMMIT,
+  which goes to the thread (the fsync). The write transactions of one process take turns on an
+  asyncio lock before they take a connection: SQLite has one writer anyway, and its busy handler
+  (which sleeps with back-off) then only arbitrates between processes.
+
+Every connection: `busy_timeout` (first: the next pragmas may wait), WAL, `synchronous` from the
+settings, `foreign_keys=ON`; autocommit mode (`isolation_level=None`), so BEGIN is ours.
+
+Private parts of aiosqlite relied on (tests/test_store_private_parts.py fails when they change):
+`Connection._execute(fn)` (runs `fn()` on the connection's thread and awaits its result: one
+trip), `Connection._conn` (the sqlite3 connection, for the statements run on the loop and to
+read `in_transaction`), `Connection._thread` (made a daemon, as SQLAlchemy does, so that it never
+holds the process open).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import aiosqlite
+from sqlalchemy.engine.url import make_url
+
+from app.settings import Settings
+from app.store.base import Listener, Store, Transaction, Tx
+from app.store.statements import DIALECTS, SQLITE
+
+logger = logging.getLogger("app.store")
+
+T = TypeVar("T")
+POOL_SIZE = 8  # one writer at a time; a few readers suffice
+POOL_TIMEOUT_SECONDS = 30.0
+READY_TIMEOUT_SECONDS = 2.0
+STATEMENT_CACHE = 256  # per connection (sqlite3's prepared statements)
+SYNCHRONOUS = frozenset({"OFF", "NORMAL", "FULL", "EXTRA", "0", "1", "2", "3"})
+PROBE = "SELECT count(*) FROM sqlite_master"
+
+
+def _run(
+    raw: sqlite3.Connection, sql: str, arguments: list[Any], begin: str | None = None
+) -> tuple[list[Any], int]:
+    """One statement (after `begin`, when given): its rows and its rowcount."""
+    if begin is not None:
+        raw.execute(begin)
+    cursor = raw.execute(sql, arguments)
+    try:
+        return cursor.fetchall(), cursor.rowcount
+    finally:
+        cursor.close()
+
+
+def _rollback_if_open(raw: sqlite3.Connection) -> None:
+    if raw.in_transaction:
+        raw.execute("ROLLBACK")
+
+
+class Connection:
+    """One aiosqlite connection: a sqlite3 connection and the thread that runs its work."""
+
+    __slots__ = ("aio", "raw")
+
+    def __init__(self, aio: aiosqlite.Connection) -> None:
+        self.aio = aio
+        self.raw: sqlite3.Connection = aio._conn
+
+    async def call(self, work: Callable[[], T]) -> T:
+        """`work()` on the connection's thread: one trip."""
+        result: T = await self.aio._execute(work)
+        return result
+
+    async def commit(self) -> None:
+        """COMMIT on the thread (the fsync), when a transaction is open (nothing is in flight:
+        every statement of the transaction was awaited)."""
+        if self.raw.in_transaction:
+            await self.call(partial(self.raw.execute, "COMMIT"))
+
+    async def rollback(self) -> None:
+        """ROLLBACK, decided on the thread: after a cancellation a statement (or its BEGIN) may
+        still be queued there, and this runs after it."""
+        await self.call(partial(_rollback_if_open, self.raw))
+
+
+class Pool:
+    """Up to `size` connections, opened when first needed and kept; a connection that failed
+    is closed and replaced by a new one at the next need."""
+
+    def __init__(self, connect: Callable[[], Any], size: int, timeout: float) -> None:
+        self._connect = connect
+        self._timeout = timeout
+        self._slots = asyncio.Semaphore(size)
+        self._idle: list[Connection] = []
+        self._all: set[Connection] = set()
+
+    async def acquire(self) -> Connection:
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise TimeoutError(f"no SQLite connection free within {self._timeout:.0f} s") from None
+        if self._idle:
+            return self._idle.pop()
+        try:
+            connection = Connection(await self._connect())
+        except BaseException:
+            self._slots.release()
+            raise
+        self._all.add(connection)
+        return connection
+
+    def release(self, connection: Connection) -> None:
+        self._idle.append(connection)
+        self._slots.release()
+
+    async def discard(self, connection: Connection) -> None:
+        """Closes a connection in an unknown state; its slot opens a new one when needed."""
+        self._all.discard(connection)
+        self._slots.release()
+        try:
+            await connection.aio.close()
+        except Exception as exc:  # noqa: BLE001  (it is gone either way)
+            logger.warning("closing a SQLite connection failed: %s", exc)
+
+    async def close(self) -> None:
+        connections, self._all, self._idle = list(self._all), set(), []
+        for connection in connections:
+            try:
+                await connection.aio.close()
+            except Exception as exc:  # noqa: BLE001
+                logger.warning("closing a SQLite connection failed: %s", exc)
+
+
+class SQLiteTx(Tx):
+    __slots__ = ("_begin", "_connection", "_inline")
+
+    dialect = DIALECTS[SQLITE]
+
+    def __init__(self, connection: Connection, write: bool, listeners: list[Listener]) -> None:
+        super().__init__(listeners)
+        self._connection = connection
+        self._begin: str | None = "BEGIN IMMEDIATE" if write else "BEGIN"
+        self._inline = False  # True once BEGIN IMMEDIATE holds the write lock
+
+    async def _run(self, sql: str, arguments: list[Any], rows: bool) -> tuple[list[Any], int]:
+        connection = self._connection
+        if self._listeners:
+            if self._begin is not None:
+                self._notify(self._begin)
+            self._notify(sql)
+        if self._inline:
+            return _run(connection.raw, sql, arguments)
+        begin, self._begin = self._begin, None
+        if begin is not None:
+            outcome = await connection.call(partial(_run, connection.raw, sql, arguments, begin))
+            self._inline = begin == "BEGIN IMMEDIATE"
+            return outcome
+        return await connection.call(partial(_run, connection.raw, sql, arguments))
+
+
+class SQLiteTransaction(Transaction):
+    __slots__ = ("_connection", "_store", "_tx", "_write")
+
+    def __init__(self, store: SQLiteStore, write: bool) -> None:
+        self._store = store
+        self._write = write
+        self._connection: Connection | None = None
+        self._tx: SQLiteTx | None = None
+
+    async def __aenter__(self) -> Tx:
+        store = self._store
+        lock = store.write_lock if self._write else None
+        if lock is not None:
+            await lock.acquire()
+        try:
+            self._connection = await store.pool.acquire()
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        self._tx = SQLiteTx(self._connection, self._write, store.statement_listeners)
+        return self._tx
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        connection, tx, store = self._connection, self._tx, self._store
+        assert connection is not None
+        assert tx is not None
+        tx._closed = True
+        try:
+            if tx._begin is None:  # something was sent: there is a transaction to end
+                if exc_type is None:
+                    await connection.commit()
+                else:
+                    await connection.rollback()
+        except BaseException:
+            await self._recover(connection)
+            raise
+        else:
+            store.pool.release(connection)
+        finally:
+            if self._write:
+                store.write_lock.release()
+
+    async def _recover(self, connection: Connection) -> None:
+        """After a failed COMMIT or ROLLBACK: back to the pool once nothing is left open, else
+        closed (a new connection takes its place when needed)."""
+        try:
+            await connection.rollback()
+        except BaseException:
+            await self._store.pool.discard(connection)
+            return
+        self._store.pool.release(connection)
+
+
+def database_path(url: str) -> str:
+    return make_url(url).database or ""
+
+
+def _ensure_directory(path: str) -> None:
+    if path and path != ":memory:":
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # the server still starts; /readyz reports 503 until it exists
+            logger.warning("cannot create the directory of the SQLite database: %s", exc)
+
+
+class SQLiteStore(Store):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(SQLITE)
+        self.path = database_path(settings.database_url)
+        synchronous = settings.sqlite_synchronous.upper()
+        if synchronous not in SYNCHRONOUS:
+            raise ValueError(f"SQLITE_SYNCHRONOUS must be one of {sorted(SYNCHRONOUS)}")
+        self._pragmas = (
+            f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}",
+            "PRAGMA journal_mode=WAL",
+            f"PRAGMA synchronous={synchronous}",
+            "PRAGMA foreign_keys=ON",
+        )
+        self._busy_seconds = settings.sqlite_busy_timeout_ms / 1000
+        self.pool = Pool(self._connect, POOL_SIZE, POOL_TIMEOUT_SECONDS)
+        self.write_lock = asyncio.Lock()
+        _ensure_directory(self.path)
+
+    def _open(self) -> sqlite3.Connection:
+        raw = sqlite3.connect(
+            self.path,
+            timeout=self._busy_seconds,
+            isolation_level=None,  # autocommit: BEGIN is ours
+            check_same_thread=False,  # a write transaction's statements run on the loop
+            cached_statements=STATEMENT_CACHE,
+        )
+        try:
+            for pragma in self._pragmas:
+                raw.execute(pragma).close()
+        except BaseException:
+            raw.close()
+            raise
+        return raw
+
+    async def _connect(self) -> aiosqlite.Connection:
+        connection = aiosqlite.Connection(self._open, iter_chunk_size=64)
+        connection._thread.daemon = True  # never holds the process open
+        return await connection
+
+    def read(self) -> Transaction:
+        return SQLiteTransaction(self, write=False)
+
+    def write(self) -> Transaction:
+        return SQLiteTransaction(self, write=True)
+
+    async def ping(self) -> bool:
+        try:
+            async with asyncio.timeout(READY_TIMEOUT_SECONDS), self.read() as tx:
+                await _probe(tx)
+        except Exception as exc:  # noqa: BLE001  (any failure means "not ready")
+            logger.warning("readiness check failed: %s: %s", type(exc).__name__, exc)
+            return False
+        return True
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+async def _probe(tx: Tx) -> None:
+    assert isinstance(tx, SQLiteTx)
+    await tx._run(PROBE, [], True)
