@@ -12,11 +12,12 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.store import Tx
 
 T = TypeVar("T")
 DEMO_FILE = Path("data/demo.json")
@@ -26,21 +27,31 @@ def _print(data: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(data) + "\n")
 
 
-def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    from app.db import Database, create_engine
-    from app.events import install_revision_notices
+class DatabaseError(Exception):
+    """The database refused or could not be reached (its driver's error, in one line)."""
 
-    install_revision_notices()  # revisions written here reach live subscribers too
+
+def _in_transaction(settings: Settings, work: Callable[[Tx], Awaitable[T]]) -> T:
+    """`work` in one write transaction of the store (the same use cases as the server's; its
+    revisions reach the live subscribers of every process too)."""
+    import sqlite3
+
+    import asyncpg
+
+    from app.store import open_store
 
     async def main() -> T:
-        db = Database(create_engine(settings))
+        store = open_store(settings)
         try:
-            async with db.write() as session:
-                return await work(session)
+            async with store.write() as tx:
+                return await work(tx)
         finally:
-            await db.dispose()
+            await store.close()
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except (sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        raise DatabaseError((str(exc) or type(exc).__name__).splitlines()[0]) from exc
 
 
 def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> None:
@@ -76,8 +87,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_orgs_create(settings: Settings, args: argparse.Namespace) -> None:
     from app.auth import create_organisation
 
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        org, key_id, token = await create_organisation(session, name=args.name)
+    async def work(tx: Tx) -> dict[str, Any]:
+        org, key_id, token = await create_organisation(tx, name=args.name)
         return {"org_id": org.id, "name": org.name, "key_id": key_id, "api_key": token}
 
     _print(_in_transaction(settings, work))
@@ -86,8 +97,8 @@ def cmd_orgs_create(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> None:
     from app.auth import create_key
 
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        key_id, token = await create_key(session, org_id=args.org_id)
+    async def work(tx: Tx) -> dict[str, Any]:
+        key_id, token = await create_key(tx, org_id=args.org_id)
         return {"org_id": args.org_id, "key_id": key_id, "api_key": token}
 
     _print(_in_transaction(settings, work))
@@ -96,8 +107,8 @@ def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> None:
     from app.auth import revoke_key
 
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        await revoke_key(session, key_id=args.key_id)
+    async def work(tx: Tx) -> dict[str, Any]:
+        await revoke_key(tx, key_id=args.key_id)
         return {"key_id": args.key_id, "revoked": True}
 
     _print(_in_transaction(settings, work))
@@ -115,7 +126,7 @@ def cmd_demo(settings: Settings, _args: argparse.Namespace) -> None:
     from app.migrate import upgrade
 
     upgrade(settings)
-    demo = _in_transaction(settings, lambda session: ensure_demo(session, settings, DEMO_FILE))
+    demo = _in_transaction(settings, lambda tx: ensure_demo(tx, settings, DEMO_FILE))
     base = settings.base_url
     sys.stderr.write(
         "\nDemo organisation ready.\n"
@@ -160,8 +171,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sqlalchemy.exc import SQLAlchemyError
-
     from app.domain.errors import DomainError
     from app.logs import configure_logging
 
@@ -173,10 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     except DomainError as exc:
         sys.stderr.write(f"error: {exc.code}: {exc.message}\n")
         return 1
-    except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    except DatabaseError as exc:
         sys.stderr.write(
-            f"error: DATABASE_ERROR: {reason} (is the database migrated? run 'migrate')\n"
+            f"error: DATABASE_ERROR: {exc} (is the database migrated? run 'migrate')\n"
         )
         return 1
     except KeyboardInterrupt:

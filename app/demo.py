@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, select
 
 from app.auth import create_organisation, hash_key
 from app.domain.actions import create_action
@@ -16,42 +15,47 @@ from app.domain.integrations import create_integration
 from app.domain.revisions import CLI_WRITER
 from app.models import ApiKey, Assistant
 from app.settings import Settings
+from app.store import Statement, Tx
+
+_KEYS = ApiKey.__table__  # type: ignore[attr-defined]
+_ASSISTANTS = Assistant.__table__  # type: ignore[attr-defined]
+_LIVE_KEY = Statement(
+    select(_KEYS.c.id).where(
+        _KEYS.c.key_hash == bindparam("key_hash"), _KEYS.c.revoked_at.is_(None)
+    )
+)
+_LIVE_ASSISTANT = Statement(
+    select(_ASSISTANTS.c.id).where(
+        _ASSISTANTS.c.id == bindparam("assistant_id"), _ASSISTANTS.c.deleted.is_(False)
+    )
+)
 
 
-async def _still_valid(session: AsyncSession, demo: dict[str, Any]) -> bool:
-    key = await session.scalar(
-        select(ApiKey.id).where(
-            ApiKey.key_hash == hash_key(demo["api_key"]),
-            ApiKey.revoked_at.is_(None),  # type: ignore[union-attr]
-        )
-    )
-    assistant = await session.scalar(
-        select(Assistant.id).where(
-            Assistant.id == demo["assistant_id"], Assistant.deleted.is_(False)
-        )  # type: ignore[attr-defined]
-    )
+async def _still_valid(tx: Tx, demo: dict[str, Any]) -> bool:
+    key = await tx.first(_LIVE_KEY, {"key_hash": hash_key(demo["api_key"])})
+    assistant = await tx.first(_LIVE_ASSISTANT, {"assistant_id": demo["assistant_id"]})
     return key is not None and assistant is not None
 
 
-async def ensure_demo(session: AsyncSession, settings: Settings, path: Path) -> dict[str, Any]:
+async def ensure_demo(tx: Tx, settings: Settings, path: Path) -> dict[str, Any]:
     """Reuses the demo recorded in `path` while it still works; otherwise makes a new one."""
     if path.exists():
         demo: dict[str, Any] = json.loads(path.read_text())
-        if await _still_valid(session, demo):
+        if await _still_valid(tx, demo):
             return demo
-    org, key_id, token = await create_organisation(session, name="Demo organisation")
+    org, key_id, token = await create_organisation(tx, name="Demo organisation")
     assistant = await create_assistant(
-        session,
+        tx,
         org_id=org.id,
         body={"name": "Demo assistant", "config": {"tts": {"voice_id": "v1"}}},
         default_model=settings.default_model,
         writer=CLI_WRITER,
     )
     await create_integration(
-        session, org_id=org.id, assistant_id=assistant.id, body={"integration_id": "whatsapp"}
+        tx, org_id=org.id, assistant_id=assistant.id, body={"integration_id": "whatsapp"}
     )
     await create_action(
-        session,
+        tx,
         org_id=org.id,
         assistant_id=assistant.id,
         body={

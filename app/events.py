@@ -3,7 +3,7 @@
 Where the revisions come from (only while at least one stream is open):
 
 - PostgreSQL: every inserted revision sends `pg_notify('assistant_changes', '<org_id>:<seq>')`
-  in its own transaction (a mapper event, so the domain knows nothing of it); PostgreSQL
+  in its own transaction (the revision's INSERT does, app/domain/revisions.py); PostgreSQL
   delivers notifications after COMMIT, in commit order, to every listening process on every
   machine. Each process keeps one asyncpg LISTEN connection and reads the rows by seq.
 - SQLite: each process polls `assistant_revisions WHERE seq > last_seen ORDER BY seq` every
@@ -21,28 +21,24 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sqlite3
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable
 from types import FrameType
 from typing import Any
 
 import asyncpg
-from sqlalchemy import event, func, select
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.engine.url import make_url
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Mapper
 
-from app.db import Database
 from app.domain.errors import DomainError, RateLimited, Unauthenticated
 from app.domain.events import last_revision_seq, live_key_ids, revisions_after, revisions_by_seq
-from app.domain.revisions import REVISION_INSERT
-from app.models import AssistantRevision
+from app.domain.revisions import CHANNEL
 from app.settings import Settings
+from app.store import Store
+from app.store.postgres import libpq_dsn
+from app.store.records import RevisionRecord
 
 logger = logging.getLogger("app.events")
 
-CHANNEL = "assistant_changes"
 READY_TIMEOUT = 10.0
 RETRY_SECONDS = 1.0
 LISTEN_HEALTH_SECONDS = 5.0
@@ -66,36 +62,6 @@ class EventsUnavailable(DomainError):
     code, status, title = "EVENTS_UNAVAILABLE", 503, "Service Unavailable"
 
 
-def _notify_revision(_mapper: Mapper[Any], connection: Connection, target: Any) -> None:
-    if connection.dialect.name == "postgresql":
-        payload = f"{target.org_id}:{target.seq}"
-        connection.execute(select(func.pg_notify(CHANNEL, payload)))
-
-
-def _notify_inserted_revision(
-    connection: Connection,
-    statement: Any,
-    multiparams: Any,
-    params: Any,
-    _options: Any,
-    result: Any,
-) -> None:
-    """The same notification for a revision inserted with `REVISION_INSERT` (SQLAlchemy Core,
-    which fires no mapper event)."""
-    if statement is REVISION_INSERT and connection.dialect.name == "postgresql":
-        values = params or (multiparams[0] if multiparams else {})
-        payload = f"{values['org_id']}:{result.inserted_primary_key[0]}"
-        connection.execute(select(func.pg_notify(CHANNEL, payload)))
-
-
-def install_revision_notices() -> None:
-    """Every revision inserted in this process notifies the listeners (PostgreSQL only)."""
-    if not event.contains(AssistantRevision, "after_insert", _notify_revision):
-        event.listen(AssistantRevision, "after_insert", _notify_revision)
-    if not event.contains(Engine, "after_execute", _notify_inserted_revision):
-        event.listen(Engine, "after_execute", _notify_inserted_revision)
-
-
 class Stream:
     """One subscriber: the revisions of one organisation (and maybe one assistant), in order."""
 
@@ -104,11 +70,11 @@ class Stream:
         self.assistant_id = assistant_id
         self.key_id = key_id
         self._size = size
-        self._queue: deque[AssistantRevision] = deque()
+        self._queue: deque[RevisionRecord] = deque()
         self._wake = asyncio.Event()
         self.closed: DomainError | None = None
 
-    def push(self, revision: AssistantRevision) -> None:
+    def push(self, revision: RevisionRecord) -> None:
         if self.closed is not None:
             return
         if self.assistant_id is not None and revision.assistant_id != self.assistant_id:
@@ -125,7 +91,7 @@ class Stream:
             self._queue.clear()
             self._wake.set()
 
-    async def next(self, wait: float | None = None) -> AssistantRevision | None:
+    async def next(self, wait: float | None = None) -> RevisionRecord | None:
         """The next revision; None after `wait` seconds without one; raises the close reason."""
         while True:
             if self.closed is not None:
@@ -165,8 +131,8 @@ class _Source:
 class Broker:
     """The open streams of this process and the one task that feeds them."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
-        self.db = db
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
         self.settings = settings
         self._streams: dict[str, set[Stream]] = defaultdict(set)
         self._count = 0
@@ -271,17 +237,17 @@ class Broker:
 
     async def _catch_up(self, source: _Source) -> None:
         """The first time, where the stream starts; afterwards, what was not yet sent."""
-        async with self.db.read() as session:
+        async with self.store.read() as tx:
             if source.last_seq is None:
-                source.floor = source.last_seq = await last_revision_seq(session)
+                source.floor = source.last_seq = await last_revision_seq(tx)
                 return
             window = 0 if self.settings.is_sqlite else CATCH_UP_WINDOW
             after = max(source.floor, source.last_seq - window)
-            while rows := await revisions_after(session, after_seq=after):
+            while rows := await revisions_after(tx, after_seq=after):
                 self._dispatch(source, rows)
                 after = rows[-1].seq or after
 
-    def _dispatch(self, source: _Source, revisions: list[AssistantRevision]) -> None:
+    def _dispatch(self, source: _Source, revisions: list[RevisionRecord]) -> None:
         if source.stop.is_set():  # a newer source may be running: never both
             return
         for revision in revisions:
@@ -302,23 +268,23 @@ class Broker:
             try:
                 await self._catch_up(source)
                 source.ready.set()
-            except (SQLAlchemyError, OSError) as exc:
+            except (sqlite3.Error, OSError) as exc:
                 logger.warning("events: cannot read revisions (%s); retrying", exc)
             await source.pause(self.settings.events_poll_interval)
 
     async def _listen(self, source: _Source) -> None:
         """PostgreSQL: one LISTEN connection; after a reconnect, what committed meanwhile."""
-        dsn = make_url(self.settings.database_url).set(drivername="postgresql")
+        dsn = libpq_dsn(self.settings.database_url)
         while not source.stop.is_set():
             try:
-                connection = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+                connection = await asyncpg.connect(dsn)
             except (OSError, asyncpg.PostgresError) as exc:
                 logger.warning("events: cannot LISTEN (%s); retrying", exc)
                 await source.pause(RETRY_SECONDS)
                 continue
             try:
                 await self._listen_on(connection, source)
-            except (OSError, asyncpg.PostgresError, SQLAlchemyError) as exc:
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 logger.warning("events: LISTEN connection lost (%s); reconnecting", exc)
                 await source.pause(RETRY_SECONDS)
             finally:
@@ -339,8 +305,8 @@ class Broker:
                 batch.append(source.payloads.get_nowait())
             seqs = [int(p.rpartition(":")[2]) for p in batch if p]
             if seqs:
-                async with self.db.read() as session:
-                    rows = await revisions_by_seq(session, seqs)
+                async with self.store.read() as tx:
+                    rows = await revisions_by_seq(tx, seqs)
                 self._dispatch(source, rows)
 
     async def _check_keys(self, source: _Source) -> None:
@@ -349,9 +315,9 @@ class Broker:
             streams = [s for group in list(self._streams.values()) for s in group]
             keys = {stream.key_id for stream in streams}
             try:
-                async with self.db.read() as session:
-                    live = await live_key_ids(session, keys)
-            except (SQLAlchemyError, OSError) as exc:
+                async with self.store.read() as tx:
+                    live = await live_key_ids(tx, keys)
+            except (sqlite3.Error, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 logger.warning("events: cannot check API keys (%s)", exc)
                 continue
             for stream in streams:

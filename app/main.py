@@ -14,9 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from app.db import Database, create_engine
 from app.domain.errors import DomainError
-from app.events import Broker, close_streams_on_exit, install_revision_notices
+from app.events import Broker, close_streams_on_exit
 from app.graphql import ide
 from app.graphql.schema import build_schema
 from app.graphql.view import GraphQLView
@@ -33,6 +32,7 @@ from app.ratelimit import RateLimitMiddleware
 from app.rest import actions, assistants, avatars, events, integrations, revisions
 from app.rest.errors import handle_domain_error, handle_http_error, handle_unexpected
 from app.settings import Settings
+from app.store import Store, open_store
 
 logger = logging.getLogger("app")
 
@@ -42,8 +42,8 @@ async def healthz(_request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    db: Database = request.app.state.db
-    if not await db.ping():
+    store: Store = request.app.state.db
+    if not await store.ping():
         return JSONResponse({"status": "unavailable"}, status_code=503)
     return JSONResponse({"status": "ok"})
 
@@ -73,11 +73,10 @@ def middleware(settings: Settings) -> list[Middleware]:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     configure_logging(settings.log_level)
-    install_revision_notices()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.db = Database(create_engine(settings))
+        app.state.db = open_store(settings)  # the store (no connection opened yet)
         app.state.broker = Broker(app.state.db, settings)
         restore_signals = close_streams_on_exit(app.state.broker)
         try:
@@ -85,7 +84,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             restore_signals()
             await app.state.broker.stop()
-            await app.state.db.dispose()
+            await app.state.db.close()
 
     graphql = GraphQLView(build_schema(settings), settings=settings)
     routes = [

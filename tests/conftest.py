@@ -22,11 +22,12 @@ from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 
 from app.auth import create_key, create_organisation
-from app.db import Database
 from app.main import create_app
 from app.migrate import upgrade
 from app.models import Assistant
 from app.settings import Settings
+from app.store import Store
+from app.store.records import AssistantRecord, as_dict
 
 POSTGRES_SKIP = "TEST_POSTGRES_URL not set: PostgreSQL tests skipped"
 DATABASES = ["sqlite", "postgres"]
@@ -208,9 +209,10 @@ async def app(settings: Settings) -> AsyncIterator[Starlette]:
 
 
 @pytest.fixture
-def db(app: Starlette) -> Database:
-    database: Database = app.state.db
-    return database
+def db(app: Starlette) -> Store:
+    """The app's store (transactions: `async with db.read() as tx`, `db.write()`)."""
+    store: Store = app.state.db
+    return store
 
 
 @pytest.fixture
@@ -232,10 +234,10 @@ class Org:
 
 
 @pytest.fixture
-def make_org(db: Database) -> Any:
+def make_org(db: Store) -> Any:
     async def make(name: str = "Acme") -> Org:
-        async with db.write() as session:
-            org, key_id, token = await create_organisation(session, name=name)
+        async with db.write() as tx:
+            org, key_id, token = await create_organisation(tx, name=name)
         return Org(org.id, key_id, token)
 
     return make
@@ -254,10 +256,10 @@ async def other_org(make_org: Any) -> Org:
 
 
 @pytest.fixture
-def new_key(db: Database) -> Any:
+def new_key(db: Store) -> Any:
     async def make(org: Org) -> Org:
-        async with db.write() as session:
-            key_id, token = await create_key(session, org_id=org.org_id)
+        async with db.write() as tx:
+            key_id, token = await create_key(tx, org_id=org.org_id)
         return Org(org.org_id, key_id, token)
 
     return make
@@ -278,13 +280,15 @@ def make_assistant(client: httpx.AsyncClient) -> Any:
 
 
 @pytest.fixture
-def stored(db: Database) -> Any:
+def stored(db: Store) -> Any:
     """The assistant's row as stored, as a plain dict (to compare before/after)."""
+    table = Assistant.__table__
 
     async def read(assistant_id: str) -> dict[str, Any] | None:
-        async with db.read() as session:
-            row = await session.scalar(select(Assistant).where(Assistant.id == assistant_id))
-            return None if row is None else row.model_dump()
+        async with db.read() as tx:
+            statement = select(table).where(table.c.id == assistant_id)
+            row = await tx.first(statement, None, AssistantRecord)
+            return None if row is None else as_dict(row)
 
     return read
 

@@ -7,8 +7,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event
-
 from tests.children import insert_children
 
 GRAPHQL_LIST = """
@@ -21,18 +19,13 @@ GRAPHQL_LIST = """
 
 @contextmanager
 def statements(db: Any) -> Iterator[list[str]]:
-    """The SQL statements run on the engine while the block runs."""
+    """The SQL statements the store runs while the block runs."""
     seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
-
-    engine = db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
+    db.statement_listeners.append(seen.append)
     try:
         yield seen
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        db.statement_listeners.remove(seen.append)
 
 
 async def make_assistants(client, db, org, count: int) -> None:

@@ -15,8 +15,8 @@ CREATE = 'mutation { createAssistant(orgId: "c", input: {name: "csrf"}) { id } }
 
 
 async def count_assistants(db) -> int:
-    async with db.read() as session:
-        return int(await session.scalar(select(func.count()).select_from(Assistant)) or 0)
+    async with db.read() as tx:
+        return int(await tx.scalar(select(func.count()).select_from(Assistant)) or 0)
 
 
 async def test_no_mutation_over_get(client, org, db):

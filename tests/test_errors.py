@@ -71,8 +71,8 @@ async def test_graphql_body_not_a_json_object(client, org, raw):
 @pytest.fixture
 async def bad_keys(org: Any, new_key: Any, db: Any) -> dict[str, dict[str, str]]:
     revoked = await new_key(org)
-    async with db.write() as session:
-        await revoke_key(session, key_id=revoked.key_id)
+    async with db.write() as tx:
+        await revoke_key(tx, key_id=revoked.key_id)
     return {
         "none": {},
         "unknown": {"Authorization": "Bearer ak_not-a-key"},

@@ -23,9 +23,9 @@ import pytest
 import websockets
 from sqlalchemy import select
 
-from app.db import Database
 from app.models import AssistantRevision
 from app.settings import Settings
+from app.store import Store
 from tests.conftest import Org
 from tests.event_clients import GraphQLSocket, SseStream, sse_over_http
 from tests.server import ROOT, Server, server_env
@@ -142,21 +142,19 @@ def report(name: str, database: str, delays: list[float]) -> None:
             out.write(line.strip() + "\n")
 
 
-async def stored_seqs(db: Database, assistant_id: str, after_version: int) -> list[str]:
-    async with db.read() as session:
-        rows = await session.scalars(
-            select(AssistantRevision.seq)
-            .where(
-                AssistantRevision.assistant_id == assistant_id,
-                AssistantRevision.version > after_version,
-            )
-            .order_by(AssistantRevision.version)  # type: ignore[arg-type]
-        )
-        return [str(seq) for seq in rows]
+async def stored_seqs(db: Store, assistant_id: str, after_version: int) -> list[str]:
+    table = AssistantRevision.__table__
+    statement = (
+        select(table.c.seq)
+        .where(table.c.assistant_id == assistant_id, table.c.version > after_version)
+        .order_by(table.c.version)
+    )
+    async with db.read() as tx:
+        return [str(seq) for (seq,) in await tx.all(statement)]
 
 
 async def test_websocket_and_sse_receive_every_update_in_order(
-    server: Server, writer: httpx.AsyncClient, org: Org, db: Database, settings: Settings
+    server: Server, writer: httpx.AsyncClient, org: Org, db: Store, settings: Settings
 ) -> None:
     created = await fresh_create(writer, org, "Bot")
     assistant_id = created["id"]
@@ -210,7 +208,7 @@ async def test_websocket_and_sse_receive_every_update_in_order(
 
 
 async def test_resuming_with_last_event_id_yields_exactly_the_missed_events(
-    server: Server, writer: httpx.AsyncClient, org: Org, db: Database
+    server: Server, writer: httpx.AsyncClient, org: Org, db: Store
 ) -> None:
     created = await fresh_create(writer, org, "Bot")
     assistant_id = created["id"]

@@ -11,11 +11,12 @@ from sqlalchemy import select
 from starlette.applications import Starlette
 
 from app.auth import create_organisation, revoke_key
-from app.db import Database
 from app.events import Broker, SlowConsumer
 from app.main import create_app
 from app.models import AssistantRevision
 from app.settings import Settings
+from app.store import Store
+from app.store.records import RevisionRecord
 from tests.conftest import Org
 from tests.event_clients import AsgiHttpStream, SseEvent, SseStream, until
 
@@ -30,17 +31,16 @@ async def app(settings: Settings) -> AsyncIterator[Starlette]:
         yield application
 
 
-async def stored_events(db: Database, org_id: str) -> list[AssistantRevision]:
-    async with db.read() as session:
-        rows = await session.scalars(
-            select(AssistantRevision)
-            .where(AssistantRevision.org_id == org_id)
-            .order_by(AssistantRevision.seq)  # type: ignore[arg-type]
-        )
-        return list(rows)
+REVISIONS = AssistantRevision.__table__
 
 
-def document(row: AssistantRevision) -> dict[str, Any]:
+async def stored_events(db: Store, org_id: str) -> list[RevisionRecord]:
+    statement = select(REVISIONS).where(REVISIONS.c.org_id == org_id).order_by(REVISIONS.c.seq)
+    async with db.read() as tx:
+        return await tx.all(statement, None, RevisionRecord)
+
+
+def document(row: RevisionRecord) -> dict[str, Any]:
     return {
         "id": str(row.seq),
         "org_id": row.org_id,
@@ -74,7 +74,7 @@ async def patch(client: httpx.AsyncClient, org: Org, assistant_id: str, body: An
 
 
 async def test_each_revision_is_one_event_in_order(
-    app: Starlette, client: httpx.AsyncClient, org: Org, make_assistant: Any, db: Database
+    app: Starlette, client: httpx.AsyncClient, org: Org, make_assistant: Any, db: Store
 ) -> None:
     async with Events(app, org) as stream:
         created = await make_assistant(org, name="Bot")
@@ -107,7 +107,7 @@ async def test_last_event_id_resumes_with_exactly_the_missed_events(
     client: httpx.AsyncClient,
     org: Org,
     make_assistant: Any,
-    db: Database,
+    db: Store,
     how: str,
 ) -> None:
     created = await make_assistant(org, name="Bot")
@@ -147,18 +147,18 @@ async def test_an_assistant_filter_and_other_organisations(
 async def test_heartbeats_while_nothing_changes(settings: Settings, make_org: Any) -> None:
     application = create_app(settings.model_copy(update={"events_heartbeat_seconds": 0.05}))
     async with application.router.lifespan_context(application):
-        async with application.state.db.write() as session:
-            _, key_id, key = await create_organisation(session, name="Acme")
+        async with application.state.db.write() as tx:
+            _, key_id, key = await create_organisation(tx, name="Acme")
         async with Events(application, Org("c", key_id, key)) as stream:
             await stream.wait_comment("keepalive")
 
 
 async def test_a_revoked_key_ends_the_stream_with_an_error_event(
-    app: Starlette, org: Org, db: Database
+    app: Starlette, org: Org, db: Store
 ) -> None:
     async with Events(app, org) as stream:
-        async with db.write() as session:
-            await revoke_key(session, key_id=org.key_id)
+        async with db.write() as tx:
+            await revoke_key(tx, key_id=org.key_id)
         closing = await stream.next()
         end = await stream.next()
     assert closing == SseEvent(
@@ -185,8 +185,8 @@ async def test_a_slow_consumer_is_dropped_not_buffered(
     application = create_app(settings.model_copy(update={**FAST, "events_queue_size": 2}))
     async with application.router.lifespan_context(application):
         broker: Broker = application.state.broker
-        async with application.state.db.write() as session:
-            org, key_id, key = await create_organisation(session, name="Acme")
+        async with application.state.db.write() as tx:
+            org, key_id, key = await create_organisation(tx, name="Acme")
         headers = {"Authorization": f"Bearer {key}"}
         transport = httpx.ASGITransport(app=application)
         async with (
@@ -221,8 +221,8 @@ async def test_unauthenticated_forbidden_and_bad_event_ids(
 async def test_the_stream_limit_is_a_503_problem(settings: Settings) -> None:
     application = create_app(settings.model_copy(update={"events_max_streams": 1}))
     async with application.router.lifespan_context(application):
-        async with application.state.db.write() as session:
-            _, key_id, key = await create_organisation(session, name="Acme")
+        async with application.state.db.write() as tx:
+            _, key_id, key = await create_organisation(tx, name="Acme")
         org = Org("c", key_id, key)
         async with Events(application, org):
             transport = httpx.ASGITransport(app=application)

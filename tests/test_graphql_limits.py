@@ -36,8 +36,8 @@ def validation_failure(body: dict[str, Any]) -> list[str]:
 
 
 async def count_assistants(db) -> int:
-    async with db.read() as session:
-        return int(await session.scalar(select(func.count()).select_from(Assistant)) or 0)
+    async with db.read() as tx:
+        return int(await tx.scalar(select(func.count()).select_from(Assistant)) or 0)
 
 
 # --- a recursive toy schema with the same protective extensions, to reach any depth -----------

@@ -347,8 +347,8 @@ GRAPHQL = [
 
 
 async def count_assistants(db) -> int:
-    async with db.read() as session:
-        return int(await session.scalar(select(func.count()).select_from(Assistant)) or 0)
+    async with db.read() as tx:
+        return int(await tx.scalar(select(func.count()).select_from(Assistant)) or 0)
 
 
 def assert_clear_error(case: Case, response) -> None:

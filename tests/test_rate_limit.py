@@ -20,8 +20,8 @@ LIMIT = "5/minute"
 
 
 async def count_assistants(db) -> int:
-    async with db.read() as session:
-        return int(await session.scalar(select(func.count()).select_from(Assistant)) or 0)
+    async with db.read() as tx:
+        return int(await tx.scalar(select(func.count()).select_from(Assistant)) or 0)
 
 
 @pytest.fixture

@@ -11,12 +11,13 @@ from sqlalchemy import select
 from starlette.applications import Starlette
 
 from app.auth import create_organisation, revoke_key
-from app.db import Database
 from app.domain.errors import DomainError
 from app.events import Broker, ShuttingDown, SlowConsumer
 from app.main import create_app
 from app.models import AssistantRevision
 from app.settings import Settings
+from app.store import Store
+from app.store.records import RevisionRecord
 from tests.conftest import Org
 from tests.event_clients import AsgiWebSocket, Closed, GraphQLSocket, until
 
@@ -45,18 +46,21 @@ async def open_subscription(
     await until(lambda: broker_of(app).open_streams == before + 1)
 
 
-async def revisions(db: Database, assistant_id: str) -> list[AssistantRevision]:
-    async with db.read() as session:
-        rows = await session.scalars(
-            select(AssistantRevision)
-            .where(AssistantRevision.assistant_id == assistant_id)
-            .order_by(AssistantRevision.version)  # type: ignore[arg-type]
-        )
-        return list(rows)
+REVISIONS = AssistantRevision.__table__
+
+
+async def revisions(db: Store, assistant_id: str) -> list[RevisionRecord]:
+    statement = (
+        select(REVISIONS)
+        .where(REVISIONS.c.assistant_id == assistant_id)
+        .order_by(REVISIONS.c.version)
+    )
+    async with db.read() as tx:
+        return await tx.all(statement, None, RevisionRecord)
 
 
 async def test_each_change_is_one_event_with_the_assistant_as_it_was(
-    app: Starlette, client: httpx.AsyncClient, org: Org, make_assistant: Any, db: Database
+    app: Starlette, client: httpx.AsyncClient, org: Org, make_assistant: Any, db: Store
 ) -> None:
     async with AsgiWebSocket(app) as socket:
         await open_subscription(app, socket, org)
@@ -187,11 +191,11 @@ async def test_subscribing_before_connection_init_closes_the_socket(
     assert closed.value == Closed(4401, "Unauthorized")
 
 
-async def test_a_revoked_key_closes_the_socket(app: Starlette, org: Org, db: Database) -> None:
+async def test_a_revoked_key_closes_the_socket(app: Starlette, org: Org, db: Store) -> None:
     async with AsgiWebSocket(app) as socket:
         await open_subscription(app, socket, org)
-        async with db.write() as session:
-            await revoke_key(session, key_id=org.key_id)
+        async with db.write() as tx:
+            await revoke_key(tx, key_id=org.key_id)
         with pytest.raises(Closed) as closed:
             await socket.receive()
     assert closed.value == Closed(4403, "the API key was revoked")
@@ -224,8 +228,8 @@ async def test_the_process_wide_stream_limit_refuses_with_a_code(
 ) -> None:
     application = create_app(settings.model_copy(update={"events_max_streams": 1}))
     async with application.router.lifespan_context(application):
-        async with application.state.db.write() as session:
-            _, _, key = await create_organisation(session, name="Acme")
+        async with application.state.db.write() as tx:
+            _, _, key = await create_organisation(tx, name="Acme")
         async with AsgiWebSocket(application) as socket:
             assert await socket.init(f"Bearer {key}") == {"type": "connection_ack"}
             await socket.subscribe("1", "c")

@@ -1,1 +1,1 @@
-"""Use cases: one async function per operation, session first, the rest keyword-only."""
+"""Use cases: one async function per operation, the transaction first, the rest keyword-only."""

@@ -2,102 +2,89 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, func, select
 
 from app.domain.assistants import get_assistant
 from app.domain.child_input import ActionCreate, ActionPatch, ActionReorder, parse_body
-from app.domain.children import apply_changes, load_child
+from app.domain.children import ACTIONS, apply_changes, delete_child, load_child, store_changes
 from app.domain.errors import FieldError, invalid_input
-from app.models import Action, Assistant, new_id, utcnow
+from app.models import Action, new_id, utcnow
+from app.store import Statement, Tx
+from app.store.records import ActionRecord
+from app.store.statements import insert_statement
 
 POSITION_STEP = 100
 
+TABLE = Action.__table__  # type: ignore[attr-defined]
+_INSERT = insert_statement(TABLE, returning=True)
+_OF_ASSISTANT = Statement(
+    select(TABLE)
+    .where(TABLE.c.assistant_id == bindparam("assistant_id"))
+    .order_by(TABLE.c.position, TABLE.c.created_at, TABLE.c.id)
+)
+_HIGHEST = Statement(
+    select(func.max(TABLE.c.position)).where(TABLE.c.assistant_id == bindparam("assistant_id"))
+)
 
-def _in_order(actions: Sequence[Action]) -> list[Action]:
+
+def _in_order(actions: Sequence[ActionRecord]) -> list[ActionRecord]:
     return sorted(actions, key=lambda a: (a.position, a.created_at, a.id))
 
 
-async def actions_by_assistant(
-    session: AsyncSession, assistant_ids: Sequence[str]
-) -> dict[str, list[Action]]:
-    """The actions of many assistants in one statement, in position order."""
-    grouped: dict[str, list[Action]] = defaultdict(list)
-    if not assistant_ids:
-        return grouped
-    rows = await session.scalars(
-        select(Action)
-        .where(Action.assistant_id.in_(assistant_ids))  # type: ignore[attr-defined]
-        .order_by(Action.position, Action.created_at, Action.id)
-    )
-    for row in rows:
-        grouped[row.assistant_id].append(row)
-    return grouped
+async def _actions_of(tx: Tx, assistant_id: str) -> list[ActionRecord]:
+    return await tx.all(_OF_ASSISTANT, {"assistant_id": assistant_id}, ActionRecord)
 
 
-async def _actions_of(session: AsyncSession, assistant: Assistant) -> list[Action]:
-    grouped = await actions_by_assistant(session, [assistant.id])
-    return grouped.get(assistant.id, [])
-
-
-async def create_action(
-    session: AsyncSession, *, org_id: str, assistant_id: str, body: Any
-) -> Action:
+async def create_action(tx: Tx, *, org_id: str, assistant_id: str, body: Any) -> ActionRecord:
     """A new action goes last: (highest position of the assistant's actions, or 0) + 100."""
-    assistant = await get_assistant(
-        session, org_id=org_id, assistant_id=assistant_id, for_update=True
-    )
+    assistant = await get_assistant(tx, org_id=org_id, assistant_id=assistant_id, for_update=True)
     data = parse_body(ActionCreate, body)
-    highest = await session.scalar(
-        select(func.max(Action.position)).where(Action.assistant_id == assistant.id)
-    )
+    highest = await tx.scalar(_HIGHEST, {"assistant_id": assistant.id})
     now = utcnow()
-    row = Action(
-        id=new_id(),
-        org_id=org_id,
-        assistant_id=assistant.id,
-        position=(highest or 0) + POSITION_STEP,
-        created_at=now,
-        updated_at=now,
+    values = {
+        "id": new_id(),
+        "org_id": org_id,
+        "assistant_id": assistant.id,
+        "position": (highest or 0) + POSITION_STEP,
+        "created_at": now,
+        "updated_at": now,
         **data.model_dump(),
-    )
-    session.add(row)
-    await session.flush()
+    }
+    row = await tx.first(_INSERT, values, ActionRecord)
+    assert row is not None
     return row
 
 
-async def list_actions(session: AsyncSession, *, org_id: str, assistant_id: str) -> list[Action]:
-    assistant = await get_assistant(session, org_id=org_id, assistant_id=assistant_id)
-    return await _actions_of(session, assistant)
+async def list_actions(tx: Tx, *, org_id: str, assistant_id: str) -> list[ActionRecord]:
+    assistant = await get_assistant(tx, org_id=org_id, assistant_id=assistant_id)
+    return await _actions_of(tx, assistant.id)
 
 
-async def get_action(
-    session: AsyncSession, *, org_id: str, assistant_id: str, action_id: str
-) -> Action:
-    return await load_child(
-        session, Action, org_id=org_id, child_id=action_id, assistant_id=assistant_id
+async def get_action(tx: Tx, *, org_id: str, assistant_id: str, action_id: str) -> ActionRecord:
+    row: ActionRecord = await load_child(
+        tx, ACTIONS, org_id=org_id, child_id=action_id, assistant_id=assistant_id
     )
+    return row
 
 
 async def update_action(
-    session: AsyncSession,
+    tx: Tx,
     *,
     org_id: str,
     action_id: str,
     patch: Any,
     assistant_id: str | None = None,
-) -> Action:
+) -> ActionRecord:
     """Changes what was sent (`config` replaced whole; `position` only by reorder).
 
     Without `assistant_id` (GraphQL) the action is found by organisation alone.
     """
-    row = await load_child(
-        session,
-        Action,
+    row: ActionRecord = await load_child(
+        tx,
+        ACTIONS,
         org_id=org_id,
         child_id=action_id,
         assistant_id=assistant_id,
@@ -107,40 +94,36 @@ async def update_action(
     values = data.set_fields()
     if data.config is not None:
         values["config"] = data.config.model_dump()  # whole, defaults included
-    if apply_changes(row, values):
-        await session.flush()
+    await store_changes(tx, ACTIONS, row, apply_changes(row, values))
     return row
 
 
 async def delete_action(
-    session: AsyncSession, *, org_id: str, action_id: str, assistant_id: str | None = None
-) -> Action:
-    row = await load_child(
-        session,
-        Action,
+    tx: Tx, *, org_id: str, action_id: str, assistant_id: str | None = None
+) -> ActionRecord:
+    row: ActionRecord = await load_child(
+        tx,
+        ACTIONS,
         org_id=org_id,
         child_id=action_id,
         assistant_id=assistant_id,
         for_update=True,
     )
-    await session.delete(row)
-    await session.flush()
+    await delete_child(tx, ACTIONS, row)
     return row
 
 
 async def reorder_actions(
-    session: AsyncSession, *, org_id: str, assistant_id: str, body: Any
-) -> list[Action]:
+    tx: Tx, *, org_id: str, assistant_id: str, body: Any
+) -> list[ActionRecord]:
     """Moves the named actions to the given positions; answers every action, in order.
 
     An id that is not an action of this assistant (or appears twice) is VALIDATION_FAILED
     naming `positions.N.id`, and nothing moves.
     """
-    assistant = await get_assistant(
-        session, org_id=org_id, assistant_id=assistant_id, for_update=True
-    )
+    assistant = await get_assistant(tx, org_id=org_id, assistant_id=assistant_id, for_update=True)
     data = parse_body(ActionReorder, body)
-    rows = {row.id: row for row in await _actions_of(session, assistant)}
+    rows = {row.id: row for row in await _actions_of(tx, assistant.id)}
     foreign = [
         FieldError(("positions", index, "id"), "no such action of this assistant")
         for index, pair in enumerate(data.positions)
@@ -149,7 +132,7 @@ async def reorder_actions(
     errors = sorted(data.duplicate_ids() + foreign, key=lambda e: e.path)
     if errors:
         raise invalid_input(errors)
-    changed = [apply_changes(rows[pair.id], {"position": pair.position}) for pair in data.positions]
-    if any(changed):
-        await session.flush()
+    for pair in data.positions:
+        row = rows[pair.id]
+        await store_changes(tx, ACTIONS, row, apply_changes(row, {"position": pair.position}))
     return _in_order(list(rows.values()))

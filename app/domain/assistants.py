@@ -5,15 +5,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import bindparam, delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy import bindparam, delete, func, select
 
-from app.domain import records
 from app.domain.assistant_input import AssistantCreate, AssistantPatch, column_values
 from app.domain.errors import (
     BadRequest,
@@ -24,7 +20,6 @@ from app.domain.errors import (
     invalid_input,
     validation_failed,
 )
-from app.domain.records import core_execute
 from app.domain.revisions import (
     CREATED,
     DELETED,
@@ -39,6 +34,11 @@ from app.domain.revisions import (
     snapshot_columns,
 )
 from app.models import Action, Assistant, Avatar, Integration, new_id, utcnow
+from app.store import Statement, Tx
+from app.store.records import AssistantRecord, replaced
+from app.store.statements import insert_statement, update_parameters, update_statement
+
+TABLE = Assistant.__table__  # type: ignore[attr-defined]
 
 M = TypeVar("M", bound=AssistantPatch)
 
@@ -52,24 +52,28 @@ def _parse(model: type[M], body: Any) -> tuple[M | None, list[FieldError]]:
         return None, validation_failed(exc).fields
 
 
-async def _check_avatar(
-    session: AsyncSession, org_id: str, body: Mapping[str, Any]
-) -> list[FieldError]:
+_AVATARS = Avatar.__table__  # type: ignore[attr-defined]
+_AVATAR_OF_ORG = Statement(
+    select(_AVATARS.c.id).where(
+        _AVATARS.c.id == bindparam("avatar_id"), _AVATARS.c.org_id == bindparam("org_id")
+    )
+)
+
+
+async def _check_avatar(tx: Tx, org_id: str, body: Mapping[str, Any]) -> list[FieldError]:
     avatar_id = body.get("avatar_id")
     if not isinstance(avatar_id, str) or not avatar_id or "\x00" in avatar_id:
         return []
-    found = await session.scalar(
-        select(Avatar.id).where(Avatar.id == avatar_id, Avatar.org_id == org_id)
-    )
+    found = await tx.first(_AVATAR_OF_ORG, {"avatar_id": avatar_id, "org_id": org_id})
     return [] if found else [FieldError(("avatar_id",), "no such avatar in this organisation")]
 
 
-async def _validated(session: AsyncSession, model: type[M], org_id: str, body: Any) -> M:
+async def _validated(tx: Tx, model: type[M], org_id: str, body: Any) -> M:
     """The whole body checked at once: every offending field is reported, none is stored."""
     parsed, errors = _parse(model, body)
     avatar_paths = {e.path for e in errors}
     if ("avatar_id",) not in avatar_paths:
-        errors += await _check_avatar(session, org_id, body)
+        errors += await _check_avatar(tx, org_id, body)
     if errors or parsed is None:
         raise invalid_input(errors)
     return parsed
@@ -86,38 +90,29 @@ def next_instant(previous: datetime) -> datetime:
     return now if now > previous else previous + timedelta(microseconds=1)
 
 
-@lru_cache(maxsize=256)
-def _update_statement(columns: tuple[str, ...]) -> Any:
-    """UPDATE of these columns by `seq`, built once per set of columns (cache key memoised)."""
-    table = Assistant.__table__  # type: ignore[attr-defined]
-    values = {c: bindparam(f"v_{c}", type_=table.c[c].type) for c in columns}
-    return update(table).where(table.c.seq == bindparam("v_seq")).values(values)
-
-
 async def _commit_change(
-    session: AsyncSession,
-    assistant: Assistant,
+    tx: Tx,
+    assistant: AssistantRecord,
     values: dict[str, Any],
     *,
     change_type: str,
     changes: list[dict[str, Any]],
     writer: Writer,
 ) -> None:
-    """A real change: `values`, the next version and a later `updated_at` in one UPDATE (SQLAlchemy
-    Core, no unit-of-work flush), and its revision, all at once. The loaded row takes the new
-    values as its committed state, so the session has nothing left to flush."""
+    """A real change: `values`, the next version and a later `updated_at` in one UPDATE (built
+    once per set of columns), and its revision. The record takes the new values."""
     values = {
         **values,
         "version": assistant.version + 1,
         "updated_at": next_instant(assistant.updated_at),
     }
     columns = tuple(sorted(values))
-    parameters = {f"v_{c}": values[c] for c in columns}
-    await core_execute(session, _update_statement(columns), {**parameters, "v_seq": assistant.seq})
+    parameters = update_parameters("seq", assistant.seq, values)
+    await tx.execute(update_statement(TABLE, "seq", columns), parameters)
     for column, value in values.items():
-        set_committed_value(assistant, column, value)
+        setattr(assistant, column, value)
     await record_revision(
-        session,
+        tx,
         assistant,
         change_type=change_type,
         changes=changes,
@@ -126,15 +121,15 @@ async def _commit_change(
     )
 
 
-def _column_changes(assistant: Assistant, values: dict[str, Any]) -> dict[str, Any]:
+def _column_changes(assistant: AssistantRecord, values: dict[str, Any]) -> dict[str, Any]:
     return {
         column: value for column, value in values.items() if getattr(assistant, column) != value
     }
 
 
 async def _apply(
-    session: AsyncSession,
-    assistant: Assistant,
+    tx: Tx,
+    assistant: AssistantRecord,
     changed: dict[str, Any],
     *,
     change_type: str,
@@ -142,16 +137,19 @@ async def _apply(
 ) -> None:
     changes = [leaf_change(c, getattr(assistant, c), value) for c, value in changed.items()]
     await _commit_change(
-        session, assistant, changed, change_type=change_type, changes=changes, writer=writer
+        tx, assistant, changed, change_type=change_type, changes=changes, writer=writer
     )
 
 
+_INSERT = insert_statement(TABLE, returning=True)
+
+
 async def create_assistant(
-    session: AsyncSession, *, org_id: str, body: Any, default_model: str, writer: Writer
-) -> Assistant:
-    data = await _validated(session, AssistantCreate, org_id, body)
+    tx: Tx, *, org_id: str, body: Any, default_model: str, writer: Writer
+) -> AssistantRecord:
+    data = await _validated(tx, AssistantCreate, org_id, body)
     now = utcnow()
-    assistant = Assistant(
+    new = Assistant(  # the model's defaults for every column the body leaves out
         id=new_id(),
         org_id=org_id,
         name=data.name,
@@ -161,38 +159,40 @@ async def create_assistant(
         suggested_messages=[],
     )
     for column, value in column_values(data.set_fields()).items():
-        setattr(assistant, column, value)
+        setattr(new, column, value)
     if data.generate_secret_key:
-        assistant.secret_key = new_secret_key()
-    session.add(assistant)
-    await session.flush()
+        new.secret_key = new_secret_key()
+    assistant = await tx.first(_INSERT, new.model_dump(exclude={"seq"}), AssistantRecord)
+    assert assistant is not None
     changes = [{"path": p, "from": None, "to": v} for p, v in leaf_values(assistant).items()]
     await record_revision(
-        session, assistant, change_type=CREATED, changes=changes, writer=writer, changed_at=now
+        tx, assistant, change_type=CREATED, changes=changes, writer=writer, changed_at=now
     )
     return assistant
 
 
-# built once (SQLAlchemy memoises a statement's cache key): the hot path skips building them
-_ONE = select(Assistant).where(
-    Assistant.org_id == bindparam("org_id"),
-    Assistant.id == bindparam("assistant_id"),
-    Assistant.deleted.is_(False),  # type: ignore[attr-defined]
+# built once, compiled once per dialect: the hot path only binds its parameters
+_ONE_CLAUSE = select(TABLE).where(
+    TABLE.c.org_id == bindparam("org_id"),
+    TABLE.c.id == bindparam("assistant_id"),
+    TABLE.c.deleted.is_(False),
 )
-_ONE_FOR_UPDATE = _ONE.with_for_update()
+_ONE = Statement(_ONE_CLAUSE)
+_ONE_FOR_UPDATE = Statement(_ONE_CLAUSE.with_for_update())
 
 
 async def get_assistant(
-    session: AsyncSession, *, org_id: str, assistant_id: str, for_update: bool = False
-) -> Assistant:
+    tx: Tx, *, org_id: str, assistant_id: str, for_update: bool = False
+) -> AssistantRecord:
     stmt = _ONE_FOR_UPDATE if for_update else _ONE
-    assistant = await session.scalar(stmt, {"org_id": org_id, "assistant_id": assistant_id})
+    parameters = {"org_id": org_id, "assistant_id": assistant_id}
+    assistant = await tx.first(stmt, parameters, AssistantRecord)
     if assistant is None:
         raise NotFound(f"no assistant '{assistant_id}' in this organisation")
     return assistant
 
 
-def check_version(assistant: Assistant, expected_versions: Sequence[int] | None) -> None:
+def check_version(assistant: AssistantRecord, expected_versions: Sequence[int] | None) -> None:
     if expected_versions is not None and assistant.version not in expected_versions:
         raise PreconditionFailed(
             f"the assistant is at version {assistant.version}, not the one expected"
@@ -200,7 +200,7 @@ def check_version(assistant: Assistant, expected_versions: Sequence[int] | None)
 
 
 async def update_assistant(
-    session: AsyncSession,
+    tx: Tx,
     *,
     org_id: str,
     assistant_id: str,
@@ -208,48 +208,41 @@ async def update_assistant(
     writer: Writer,
     expected_versions: Sequence[int] | None = None,
     dry_run: bool = False,
-) -> Assistant:
+) -> AssistantRecord:
     """Partial update (CONTRACT section 4): merge what was sent, store only real changes.
 
     The row is locked first (FOR UPDATE on PostgreSQL; the write transaction already holds
     SQLite's write lock), so concurrent updates of one assistant run one after another.
     A dry run goes through the very same steps and answers an unsaved copy.
     """
-    assistant = await get_assistant(
-        session, org_id=org_id, assistant_id=assistant_id, for_update=True
-    )
+    assistant = await get_assistant(tx, org_id=org_id, assistant_id=assistant_id, for_update=True)
     check_version(assistant, expected_versions)
-    data = await _validated(session, AssistantPatch, org_id, patch)
+    data = await _validated(tx, AssistantPatch, org_id, patch)
     changed = _column_changes(assistant, column_values(data.set_fields()))
     if dry_run:
-        preview = Assistant(**assistant.model_dump())
-        for column, value in changed.items():
-            setattr(preview, column, value)
-        return preview
+        return replaced(assistant, **changed)
     if changed:
-        await _apply(session, assistant, changed, change_type=UPDATED, writer=writer)
+        await _apply(tx, assistant, changed, change_type=UPDATED, writer=writer)
     return assistant
 
 
 async def restore_revision(
-    session: AsyncSession,
+    tx: Tx,
     *,
     org_id: str,
     assistant_id: str,
     version: int,
     writer: Writer,
     expected_versions: Sequence[int] | None = None,
-) -> Assistant:
+) -> AssistantRecord:
     """Name, enabled, avatar and config become those of `version` (a new `restored` revision);
     integrations, actions and the secret key are left alone."""
-    assistant = await get_assistant(
-        session, org_id=org_id, assistant_id=assistant_id, for_update=True
-    )
+    assistant = await get_assistant(tx, org_id=org_id, assistant_id=assistant_id, for_update=True)
     check_version(assistant, expected_versions)
-    revision = await get_revision(session, assistant_id=assistant.id, version=version)
+    revision = await get_revision(tx, assistant_id=assistant.id, version=version)
     changed = _column_changes(assistant, snapshot_columns(revision.snapshot))
     if changed:
-        await _apply(session, assistant, changed, change_type=RESTORED, writer=writer)
+        await _apply(tx, assistant, changed, change_type=RESTORED, writer=writer)
     return assistant
 
 
@@ -266,72 +259,85 @@ def check_page_size(value: int, name: str) -> int:
     return value
 
 
-def _visible(org_id: str) -> Any:
-    return (Assistant.org_id == org_id) & Assistant.deleted.is_(False)  # type: ignore[attr-defined]
+MAX_SEQ = 2**31 - 1  # seq is a 32-bit integer on PostgreSQL
+_VISIBLE = (TABLE.c.org_id == bindparam("org_id")) & TABLE.c.deleted.is_(False)
+_PAGE = Statement(
+    select(TABLE)
+    .where(_VISIBLE, TABLE.c.seq > bindparam("after_seq"))
+    .order_by(TABLE.c.seq)
+    .limit(bindparam("limit"))
+    .offset(bindparam("offset"))
+)
+_COUNT = Statement(select(func.count()).select_from(TABLE).where(_VISIBLE))
 
 
 async def list_assistants(
-    session: AsyncSession,
+    tx: Tx,
     *,
     org_id: str,
     limit: int,
     offset: int = 0,
     after_seq: int | None = None,
-) -> list[records.AssistantRecord]:
+) -> list[AssistantRecord]:
     """The organisation's assistants, oldest first (by `seq`, which only grows): a window
-    after a row (`after_seq`, for cursors) or at an `offset` (for pages). Read with SQLAlchemy
-    Core as light records (the ORM's identity map cost more than the rest of a REST list)."""
-    stmt = select(*records.TABLE.c).where(_visible(org_id))
-    if after_seq is not None:
-        stmt = stmt.where(Assistant.seq > after_seq)  # type: ignore[operator]
-    stmt = stmt.order_by(Assistant.seq).offset(offset).limit(limit)  # type: ignore[arg-type]
-    return [records.AssistantRecord(row) for row in (await core_execute(session, stmt)).all()]
+    after a row (`after_seq`, for cursors) or at an `offset` (for pages)."""
+    parameters = {
+        "org_id": org_id,
+        "after_seq": 0 if after_seq is None else min(after_seq, MAX_SEQ),
+        "limit": limit,
+        "offset": offset,
+    }
+    return await tx.all(_PAGE, parameters, AssistantRecord)
 
 
-async def count_assistants(session: AsyncSession, *, org_id: str) -> int:
-    count = select(func.count()).select_from(records.TABLE).where(_visible(org_id))
-    total = (await core_execute(session, count)).scalar()
-    return int(total or 0)
+async def count_assistants(tx: Tx, *, org_id: str) -> int:
+    return int(await tx.scalar(_COUNT, {"org_id": org_id}) or 0)
+
+
+_INTEGRATIONS = Integration.__table__  # type: ignore[attr-defined]
+_ACTIONS = Action.__table__  # type: ignore[attr-defined]
+_DELETE_INTEGRATIONS = Statement(
+    delete(_INTEGRATIONS).where(_INTEGRATIONS.c.assistant_id == bindparam("assistant_id"))
+)
+_DELETE_ACTIONS = Statement(
+    delete(_ACTIONS).where(_ACTIONS.c.assistant_id == bindparam("assistant_id"))
+)
 
 
 async def delete_assistant(
-    session: AsyncSession,
+    tx: Tx,
     *,
     org_id: str,
     assistant_id: str,
     writer: Writer,
     expected_versions: Sequence[int] | None = None,
-) -> Assistant:
+) -> AssistantRecord:
     """Soft-deletes the assistant (it answers 404 from now on) and removes its children."""
-    assistant = await get_assistant(
-        session, org_id=org_id, assistant_id=assistant_id, for_update=True
-    )
+    assistant = await get_assistant(tx, org_id=org_id, assistant_id=assistant_id, for_update=True)
     check_version(assistant, expected_versions)
-    await session.execute(delete(Integration).where(Integration.assistant_id == assistant.id))  # type: ignore[arg-type]
-    await session.execute(delete(Action).where(Action.assistant_id == assistant.id))  # type: ignore[arg-type]
+    await tx.execute(_DELETE_INTEGRATIONS, {"assistant_id": assistant.id})
+    await tx.execute(_DELETE_ACTIONS, {"assistant_id": assistant.id})
     changes = [{"path": "deleted", "from": False, "to": True}]
     await _commit_change(
-        session, assistant, {"deleted": True}, change_type=DELETED, changes=changes, writer=writer
+        tx, assistant, {"deleted": True}, change_type=DELETED, changes=changes, writer=writer
     )
     return assistant
 
 
 async def rotate_secret_key(
-    session: AsyncSession,
+    tx: Tx,
     *,
     org_id: str,
     assistant_id: str,
     writer: Writer,
     expected_versions: Sequence[int] | None = None,
-) -> Assistant:
+) -> AssistantRecord:
     """A fresh secret key from the OS's CSPRNG; the old one stops being the assistant's."""
-    assistant = await get_assistant(
-        session, org_id=org_id, assistant_id=assistant_id, for_update=True
-    )
+    assistant = await get_assistant(tx, org_id=org_id, assistant_id=assistant_id, for_update=True)
     check_version(assistant, expected_versions)
     changes = [{"path": "secret_key", "from": None, "to": None}]  # values never recorded
     await _commit_change(
-        session,
+        tx,
         assistant,
         {"secret_key": new_secret_key()},
         change_type=SECRET_KEY_ROTATED,

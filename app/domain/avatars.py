@@ -8,10 +8,13 @@ import os
 import tempfile
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, select
 
 from app.domain.errors import FieldError, NotFound, PayloadTooLarge, ValidationFailed
 from app.models import Avatar, new_id, utcnow
+from app.store import Statement, Tx
+from app.store.records import AvatarRecord
+from app.store.statements import insert_statement
 
 ACCEPTED = "PNG, JPEG, WebP or GIF"
 
@@ -54,34 +57,39 @@ def _check_image(data: bytes, max_bytes: int) -> str:
     return content_type
 
 
+TABLE = Avatar.__table__  # type: ignore[attr-defined]
+_INSERT = insert_statement(TABLE, returning=True)
+_ONE = Statement(select(TABLE).where(TABLE.c.id == bindparam("avatar_id")))
+
+
 async def create_avatar(
-    session: AsyncSession, *, org_id: str, data: bytes, directory: Path, max_bytes: int
-) -> Avatar:
+    tx: Tx, *, org_id: str, data: bytes, directory: Path, max_bytes: int
+) -> AvatarRecord:
     """Stores the bytes under `directory` (named by the new id) and the metadata in the table."""
-    avatar = Avatar(
-        id=new_id(),
-        org_id=org_id,
-        content_type=_check_image(data, max_bytes),
-        size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        created_at=utcnow(),
-    )
-    session.add(avatar)
-    await session.flush()
+    values = {
+        "id": new_id(),
+        "org_id": org_id,
+        "content_type": _check_image(data, max_bytes),
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "created_at": utcnow(),
+    }
+    avatar = await tx.first(_INSERT, values, AvatarRecord)
+    assert avatar is not None
     await asyncio.to_thread(_write_atomically, directory, avatar.id, data)
     return avatar
 
 
-async def get_avatar(session: AsyncSession, *, avatar_id: str) -> Avatar:
+async def get_avatar(tx: Tx, *, avatar_id: str) -> AvatarRecord:
     avatar = None
     if len(avatar_id) <= 64 and "\x00" not in avatar_id:
-        avatar = await session.get(Avatar, avatar_id)
+        avatar = await tx.first(_ONE, {"avatar_id": avatar_id}, AvatarRecord)
     if avatar is None:
         raise NotFound(f"no avatar '{avatar_id}'")
     return avatar
 
 
-async def read_avatar(avatar: Avatar, directory: Path) -> bytes:
+async def read_avatar(avatar: AvatarRecord, directory: Path) -> bytes:
     path = directory / avatar.id
     try:
         return await asyncio.to_thread(path.read_bytes)

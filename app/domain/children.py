@@ -2,62 +2,74 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, delete, select
 
 from app.domain.assistants import get_assistant, next_instant
 from app.domain.errors import NotFound
 from app.models import Action, Assistant, Integration
+from app.store import Statement, Tx
+from app.store.records import ActionRecord, IntegrationRecord
+from app.store.statements import update_parameters, update_statement
 
-C = TypeVar("C", Integration, Action)
+_ASSISTANTS = Assistant.__table__  # type: ignore[attr-defined]
 
 
-async def _live_parent_id(
-    session: AsyncSession, model: type[C], org_id: str, child_id: str
-) -> str | None:
-    """The assistant of a child of this organisation, unless that assistant is deleted."""
-    parent: str | None = await session.scalar(
-        select(model.assistant_id)
-        .join(Assistant, Assistant.id == model.assistant_id)  # type: ignore[arg-type]
-        .where(
-            model.org_id == org_id,  # type: ignore[arg-type]
-            model.id == child_id,  # type: ignore[arg-type]
-            Assistant.deleted.is_(False),  # type: ignore[attr-defined]
+class Kind:
+    """The statements of one kind of child (integrations or actions), built once."""
+
+    def __init__(self, model: type[Integration] | type[Action], record: type[Any]) -> None:
+        table = model.__table__  # type: ignore[attr-defined]
+        self.table = table
+        self.record = record
+        self.noun = table.name[:-1]
+        self.live_parent = Statement(
+            select(table.c.assistant_id)
+            .join(_ASSISTANTS, _ASSISTANTS.c.id == table.c.assistant_id)
+            .where(
+                table.c.org_id == bindparam("org_id"),
+                table.c.id == bindparam("child_id"),
+                _ASSISTANTS.c.deleted.is_(False),
+            )
         )
-    )
-    return parent
+        one = select(table).where(
+            table.c.org_id == bindparam("org_id"),
+            table.c.assistant_id == bindparam("assistant_id"),
+            table.c.id == bindparam("child_id"),
+        )
+        self.one = Statement(one)
+        self.one_for_update = Statement(one.with_for_update())
+        self.delete = Statement(delete(table).where(table.c.id == bindparam("child_id")))
+
+
+INTEGRATIONS = Kind(Integration, IntegrationRecord)
+ACTIONS = Kind(Action, ActionRecord)
 
 
 async def load_child(
-    session: AsyncSession,
-    model: type[C],
+    tx: Tx,
+    kind: Kind,
     *,
     org_id: str,
     child_id: str,
     assistant_id: str | None,
     for_update: bool = False,
-) -> C:
+) -> Any:
     """One child of a live assistant of this organisation (of `assistant_id` when given).
 
     The parent is loaded first (and locked for writes), so writes to one assistant's
     children run one after another; anything else is NOT_FOUND.
     """
-    noun = model.__tablename__[:-1]  # type: ignore[index]
-    missing = NotFound(f"no {noun} '{child_id}' in this organisation")
+    missing = NotFound(f"no {kind.noun} '{child_id}' in this organisation")
     if assistant_id is None:
-        assistant_id = await _live_parent_id(session, model, org_id, child_id)
+        assistant_id = await tx.scalar(kind.live_parent, {"org_id": org_id, "child_id": child_id})
         if assistant_id is None:
             raise missing
-    await get_assistant(session, org_id=org_id, assistant_id=assistant_id, for_update=for_update)
-    stmt = select(model).where(
-        model.org_id == org_id,  # type: ignore[arg-type]
-        model.assistant_id == assistant_id,  # type: ignore[arg-type]
-        model.id == child_id,  # type: ignore[arg-type]
-    )
-    row = await session.scalar(stmt.with_for_update() if for_update else stmt)
+    await get_assistant(tx, org_id=org_id, assistant_id=assistant_id, for_update=for_update)
+    parameters = {"org_id": org_id, "assistant_id": assistant_id, "child_id": child_id}
+    row = await tx.first(kind.one_for_update if for_update else kind.one, parameters, kind.record)
     if row is None:
         raise missing
     return row
@@ -71,11 +83,23 @@ def _same(old: Any, new: Any) -> bool:
     return type(old) is type(new) and old == new
 
 
-def apply_changes(row: Integration | Action, values: dict[str, Any]) -> bool:
-    """Sets the values that really differ; `updated_at` moves only when one did."""
+def apply_changes(row: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """Sets the values that really differ, and a later `updated_at` when one did: the columns
+    to store ({} when nothing changed)."""
     changed = {key: value for key, value in values.items() if not _same(getattr(row, key), value)}
-    for key, value in changed.items():
-        setattr(row, key, value)
     if changed:
-        row.updated_at = next_instant(row.updated_at)
-    return bool(changed)
+        changed["updated_at"] = next_instant(row.updated_at)
+        for key, value in changed.items():
+            setattr(row, key, value)
+    return changed
+
+
+async def store_changes(tx: Tx, kind: Kind, row: Any, changed: dict[str, Any]) -> None:
+    """One UPDATE of the changed columns of a child (built once per set of columns)."""
+    if changed:
+        statement = update_statement(kind.table, "id", tuple(sorted(changed)))
+        await tx.execute(statement, update_parameters("id", row.id, changed))
+
+
+async def delete_child(tx: Tx, kind: Kind, row: Any) -> None:
+    await tx.execute(kind.delete, {"child_id": row.id})

@@ -9,17 +9,19 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, func, select
 
 from app.domain.errors import FieldError, ValidationFailed
 from app.models import ApiKey, AssistantRevision
+from app.store import Statement, Tx, in_list
+from app.store.records import RevisionRecord
 
 REPLAY_PAGE = 500
 MAX_SEQ = 2**63 - 1
+STORED_SEQ_MAX = 2**31 - 1  # the column is a 32-bit integer on PostgreSQL
 
 
-def event_document(revision: AssistantRevision) -> dict[str, Any]:
+def event_document(revision: RevisionRecord) -> dict[str, Any]:
     return {
         "id": str(revision.seq),
         "org_id": revision.org_id,
@@ -42,49 +44,63 @@ def parse_event_id(raw: str | None, name: str = "last_event_id") -> int | None:
     )
 
 
-async def last_revision_seq(session: AsyncSession) -> int:
+REVISIONS = AssistantRevision.__table__  # type: ignore[attr-defined]
+KEYS = ApiKey.__table__  # type: ignore[attr-defined]
+_LAST_SEQ = Statement(select(func.max(REVISIONS.c.seq)))
+
+
+def _after(of_org: bool, of_assistant: bool) -> Statement:
+    clause = select(REVISIONS).where(REVISIONS.c.seq > bindparam("after_seq"))
+    if of_org:
+        clause = clause.where(REVISIONS.c.org_id == bindparam("org_id"))
+    if of_assistant:
+        clause = clause.where(REVISIONS.c.assistant_id == bindparam("assistant_id"))
+    return Statement(clause.order_by(REVISIONS.c.seq).limit(bindparam("limit")))
+
+
+# one statement per filter (of an organisation? of an assistant?), each built once
+_AFTER = {(org, one): _after(org, one) for org in (False, True) for one in (False, True)}
+_BY_SEQ = Statement(select(REVISIONS).where(in_list(REVISIONS.c.seq, "seqs")))
+_LIVE_KEYS = Statement(
+    select(KEYS.c.id).where(in_list(KEYS.c.id, "key_ids"), KEYS.c.revoked_at.is_(None))
+)
+
+
+async def last_revision_seq(tx: Tx) -> int:
     """The newest revision's seq (0 when there is none): where a live stream starts."""
-    seq = await session.scalar(select(func.max(AssistantRevision.seq)))
-    return int(seq or 0)
+    return int(await tx.scalar(_LAST_SEQ) or 0)
 
 
 async def revisions_after(
-    session: AsyncSession,
+    tx: Tx,
     *,
     after_seq: int,
     org_id: str | None = None,
     assistant_id: str | None = None,
     limit: int = REPLAY_PAGE,
-) -> list[AssistantRevision]:
+) -> list[RevisionRecord]:
     """Revisions with a seq above `after_seq`, oldest first (of one organisation, when given)."""
-    stmt = select(AssistantRevision).where(AssistantRevision.seq > after_seq)  # type: ignore[operator]
-    if org_id is not None:
-        stmt = stmt.where(AssistantRevision.org_id == org_id)
-    if assistant_id is not None:
-        stmt = stmt.where(AssistantRevision.assistant_id == assistant_id)
-    stmt = stmt.order_by(AssistantRevision.seq).limit(limit)  # type: ignore[arg-type]
-    return list(await session.scalars(stmt))
+    statement = _AFTER[org_id is not None, assistant_id is not None]
+    parameters = {
+        "after_seq": min(after_seq, STORED_SEQ_MAX),
+        "org_id": org_id,
+        "assistant_id": assistant_id,
+        "limit": limit,
+    }
+    return await tx.all(statement, parameters, RevisionRecord)
 
 
-async def revisions_by_seq(session: AsyncSession, seqs: Collection[int]) -> list[AssistantRevision]:
+async def revisions_by_seq(tx: Tx, seqs: Collection[int]) -> list[RevisionRecord]:
     """The revisions of these seqs that still exist, in the order the seqs were given."""
     if not seqs:
         return []
-    rows = await session.scalars(
-        select(AssistantRevision).where(AssistantRevision.seq.in_(list(seqs)))  # type: ignore[union-attr]
-    )
+    rows = await tx.all(_BY_SEQ, {"seqs": list(seqs)}, RevisionRecord)
     by_seq = {row.seq: row for row in rows}
     return [by_seq[seq] for seq in seqs if seq in by_seq]
 
 
-async def live_key_ids(session: AsyncSession, key_ids: Collection[str]) -> set[str]:
+async def live_key_ids(tx: Tx, key_ids: Collection[str]) -> set[str]:
     """Those of these API keys that still open their organisation (not revoked, not gone)."""
     if not key_ids:
         return set()
-    rows = await session.scalars(
-        select(ApiKey.id).where(
-            ApiKey.id.in_(list(key_ids)),  # type: ignore[attr-defined]
-            ApiKey.revoked_at.is_(None),  # type: ignore[union-attr]
-        )
-    )
-    return set(rows)
+    return {row[0] for row in await tx.all(_LIVE_KEYS, {"key_ids": list(key_ids)})}

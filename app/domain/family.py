@@ -1,6 +1,6 @@
 """The integrations and actions of many assistants in ONE statement (a UNION ALL with padded
-columns), as light rows: plain objects whose attributes carry the models' names, so the document
-builders and the GraphQL types read them like model rows, without the ORM's identity-map work."""
+columns, the assistants' ids bound as one list), read as records whose attributes carry the
+models' names, so the document builders and the GraphQL types read them like model rows."""
 
 from __future__ import annotations
 
@@ -9,53 +9,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Integer, String, bindparam, cast, literal, null, select, union_all
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Integer, String, cast, literal, null, select, union_all
 from sqlalchemy.sql import Select
 
-from app.domain.records import core_execute
 from app.models import Action, Integration
+from app.store import Statement, Tx, in_list
+from app.store.records import record_class
 
 INTEGRATION, ACTION = 0, 1
-
-
-class ChildRow:
-    """One integration or action (the columns of the other kind are None)."""
-
-    __slots__ = (
-        "action_id",
-        "assistant_id",
-        "config",
-        "connection_id",
-        "created_at",
-        "enabled",
-        "error",
-        "id",
-        "instructions",
-        "integration_id",
-        "kind",
-        "name",
-        "position",
-        "updated_at",
-    )
-
-    def __init__(self, row: Sequence[Any]) -> None:
-        (
-            self.kind,
-            self.id,
-            self.assistant_id,
-            self.enabled,
-            self.connection_id,
-            self.config,
-            self.created_at,
-            self.updated_at,
-            self.integration_id,
-            self.error,
-            self.action_id,
-            self.name,
-            self.instructions,
-            self.position,
-        ) = row
 
 
 @dataclass(slots=True)
@@ -72,7 +33,6 @@ def _text_null() -> Any:
 
 def _build() -> Any:
     i, a = Integration.__table__.c, Action.__table__.c  # type: ignore[attr-defined]
-    ids = bindparam("ids", expanding=True)
     integrations: Select[Any] = select(
         literal(INTEGRATION, Integer).label("kind"),
         i.id,
@@ -88,7 +48,7 @@ def _build() -> Any:
         _text_null().label("name"),
         _text_null().label("instructions"),
         cast(null(), Integer).label("position"),
-    ).where(i.assistant_id.in_(ids))
+    ).where(in_list(i.assistant_id, "ids"))
     actions: Select[Any] = select(
         literal(ACTION, Integer),
         a.id,
@@ -104,22 +64,23 @@ def _build() -> Any:
         a.name,
         a.instructions,
         a.position,
-    ).where(a.assistant_id.in_(ids))
+    ).where(in_list(a.assistant_id, "ids"))
     union = union_all(integrations, actions).subquery()
     return select(union).order_by(union.c.kind, union.c.position, union.c.created_at, union.c.id)
 
 
-CHILDREN = _build()
+CHILDREN = Statement(_build())
+# One integration or action (the columns of the other kind are None).
+ChildRow = record_class("ChildRow", CHILDREN.clause.exported_columns.keys())
 
 
-async def children_by_assistant(session: AsyncSession, assistant_ids: Sequence[str]) -> Children:
+async def children_by_assistant(tx: Tx, assistant_ids: Sequence[str]) -> Children:
     """Both kinds of children of many assistants: one statement whatever their number."""
     children = Children()
     if not assistant_ids:
         return children
-    result = await core_execute(session, CHILDREN, {"ids": list(assistant_ids)})
+    rows: list[Any] = await tx.all(CHILDREN, {"ids": list(assistant_ids)}, ChildRow)
     integrations, actions = children.integrations, children.actions
-    for row in result.all():
-        child = ChildRow(row)
+    for child in rows:
         (integrations if child.kind == INTEGRATION else actions)[child.assistant_id].append(child)
     return children

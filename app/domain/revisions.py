@@ -9,14 +9,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import String, bindparam, cast, delete, func, select
 
 from app.domain.assistant_input import COLUMN_PATHS, LEAVES
 from app.domain.documents import avatar_url, config_document, rfc3339
 from app.domain.errors import NotFound
-from app.domain.records import core_execute
 from app.models import Assistant, AssistantRevision
+from app.store import Statement, Tx
+from app.store.records import AssistantRecord, RevisionRecord
+from app.store.statements import insert_statement
 
 CREATED, UPDATED, SECRET_KEY_ROTATED, RESTORED, DELETED = (
     "created",
@@ -39,7 +40,7 @@ class Writer:
 CLI_WRITER = Writer(key_id=None, source="cli")
 
 
-def leaf_values(assistant: Assistant) -> dict[str, Any]:
+def leaf_values(assistant: AssistantRecord) -> dict[str, Any]:
     """{"config.tts.voice_id": "v1", …}: every leaf of the assistant by its dotted path."""
     return {".".join(path): _plain(getattr(assistant, column)) for path, column in LEAVES.items()}
 
@@ -53,7 +54,7 @@ def leaf_change(column: str, before: Any, after: Any) -> dict[str, Any]:
     return {"path": ".".join(COLUMN_PATHS[column]), "from": _plain(before), "to": _plain(after)}
 
 
-def snapshot_of(assistant: Assistant) -> dict[str, Any]:
+def snapshot_of(assistant: AssistantRecord) -> dict[str, Any]:
     """The assistant as it is now, without its secret key (avatar as an id: URLs are rendered)."""
     return {
         "id": assistant.id,
@@ -67,22 +68,40 @@ def snapshot_of(assistant: Assistant) -> dict[str, Any]:
     }
 
 
-# One INSERT built once (SQLAlchemy Core: no unit-of-work flush). app/events.py recognises this
-# very statement to send the PostgreSQL notification of the new revision.
-REVISION_INSERT = insert(AssistantRevision.__table__)  # type: ignore[attr-defined]
+REVISIONS = AssistantRevision.__table__  # type: ignore[attr-defined]
+CHANNEL = "assistant_changes"  # PostgreSQL notifications of new revisions (app/events.py)
+
+
+def _insert_and_notify() -> Any:
+    """PostgreSQL: the INSERT and `pg_notify('assistant_changes', '<org_id>:<seq>')` in one
+    statement; PostgreSQL delivers the notification after COMMIT, in commit order."""
+    inserted = insert_statement(REVISIONS).clause.returning(REVISIONS.c.seq, REVISIONS.c.org_id)
+    new = inserted.cte("new_revision")
+    payload = new.c.org_id + ":" + cast(new.c.seq, String)
+    return select(func.pg_notify(CHANNEL, payload)).select_from(new)
+
+
+# built once (SQLAlchemy Core, compiled once per dialect)
+REVISION_INSERT = Statement(insert_statement(REVISIONS).clause, postgresql=_insert_and_notify())
+_PRUNE = Statement(
+    delete(REVISIONS).where(
+        REVISIONS.c.assistant_id == bindparam("assistant_id"),
+        REVISIONS.c.version <= bindparam("oldest_dropped"),
+    )
+)
 
 
 async def record_revision(
-    session: AsyncSession,
-    assistant: Assistant,
+    tx: Tx,
+    assistant: AssistantRecord,
     *,
     change_type: str,
     changes: list[dict[str, Any]],
     writer: Writer,
     changed_at: datetime,
 ) -> None:
-    """The revision of a real change, in the change's transaction (nothing to answer: building
-    a model instance for callers that ignore it cost more than the INSERT)."""
+    """The revision of a real change, in the change's transaction (on PostgreSQL with its
+    notification to the live streams of every process)."""
     values = {
         "org_id": assistant.org_id,
         "assistant_id": assistant.id,
@@ -94,62 +113,71 @@ async def record_revision(
         "changes": changes,
         "snapshot": snapshot_of(assistant),
     }
-    await core_execute(session, REVISION_INSERT, values)
+    await tx.execute(REVISION_INSERT, values)
     if writer.revisions_keep is not None:
-        await session.execute(
-            delete(AssistantRevision).where(
-                AssistantRevision.assistant_id == assistant.id,
-                AssistantRevision.version <= assistant.version - writer.revisions_keep,
-            )
-        )
+        oldest_dropped = assistant.version - writer.revisions_keep
+        await tx.execute(_PRUNE, {"assistant_id": assistant.id, "oldest_dropped": oldest_dropped})
 
 
-async def count_revisions(session: AsyncSession, *, assistant_id: str) -> int:
-    total = await session.scalar(
-        select(func.count())
-        .select_from(AssistantRevision)
-        .where(AssistantRevision.assistant_id == assistant_id)
+MAX_VERSION = 2**31 - 1
+_COUNT = Statement(
+    select(func.count())
+    .select_from(REVISIONS)
+    .where(REVISIONS.c.assistant_id == bindparam("assistant_id"))
+)
+_PAGE = Statement(
+    select(REVISIONS)
+    .where(
+        REVISIONS.c.assistant_id == bindparam("assistant_id"),
+        REVISIONS.c.version <= bindparam("highest"),
     )
-    return int(total or 0)
+    .order_by(REVISIONS.c.version.desc())
+    .limit(bindparam("limit"))
+    .offset(bindparam("offset"))
+)
+_ONE = Statement(
+    select(REVISIONS).where(
+        REVISIONS.c.assistant_id == bindparam("assistant_id"),
+        REVISIONS.c.version == bindparam("version"),
+    )
+)
+
+
+async def count_revisions(tx: Tx, *, assistant_id: str) -> int:
+    return int(await tx.scalar(_COUNT, {"assistant_id": assistant_id}) or 0)
 
 
 async def list_revisions(
-    session: AsyncSession,
+    tx: Tx,
     *,
     assistant_id: str,
     limit: int,
     offset: int = 0,
     before_version: int | None = None,
-) -> list[AssistantRevision]:
+) -> list[RevisionRecord]:
     """Newest first: a window at an `offset` (pages) or below a version (cursors)."""
-    stmt = select(AssistantRevision).where(AssistantRevision.assistant_id == assistant_id)
-    if before_version is not None:
-        stmt = stmt.where(AssistantRevision.version < before_version)
-    stmt = stmt.order_by(AssistantRevision.version.desc())  # type: ignore[attr-defined]
-    return list(await session.scalars(stmt.offset(offset).limit(limit)))
+    highest = MAX_VERSION if before_version is None else min(before_version - 1, MAX_VERSION)
+    parameters = {
+        "assistant_id": assistant_id,
+        "highest": highest,
+        "limit": limit,
+        "offset": offset,
+    }
+    return await tx.all(_PAGE, parameters, RevisionRecord)
 
 
-MAX_VERSION = 2**31 - 1
-
-
-async def get_revision(
-    session: AsyncSession, *, assistant_id: str, version: int
-) -> AssistantRevision:
+async def get_revision(tx: Tx, *, assistant_id: str, version: int) -> RevisionRecord:
     revision = None
     if 1 <= version <= MAX_VERSION:
-        revision = await session.scalar(
-            select(AssistantRevision).where(
-                AssistantRevision.assistant_id == assistant_id,
-                AssistantRevision.version == version,
-            )
-        )
+        parameters = {"assistant_id": assistant_id, "version": version}
+        revision = await tx.first(_ONE, parameters, RevisionRecord)
     if revision is None:
         raise NotFound(f"assistant '{assistant_id}' has no revision {version}")
     return revision
 
 
 def revision_document(
-    revision: AssistantRevision, *, base_url: str, with_snapshot: bool = False
+    revision: RevisionRecord, *, base_url: str, with_snapshot: bool = False
 ) -> dict[str, Any]:
     document: dict[str, Any] = {
         "assistant_id": revision.assistant_id,

@@ -87,10 +87,10 @@ class ActionMutation:
         ],
     ) -> Action:
         ctx = info.context
-        async with ctx.db.write() as session:
-            org = await ctx.org(session, org_id)
+        async with ctx.db.write() as tx:
+            org = await ctx.org(tx, org_id)
             row = await create_action(
-                session, org_id=org, assistant_id=assistant_id, body=sent_fields(input)
+                tx, org_id=org, assistant_id=assistant_id, body=sent_fields(input)
             )
         return Action.from_row(row)
 
@@ -107,19 +107,19 @@ class ActionMutation:
         ],
     ) -> Action:
         ctx = info.context
-        async with ctx.db.write() as session:
-            org = await ctx.org(session, org_id)
+        async with ctx.db.write() as tx:
+            org = await ctx.org(tx, org_id)
             row = await update_action(
-                session, org_id=org, action_id=action_id, patch=sent_fields(input)
+                tx, org_id=org, action_id=action_id, patch=sent_fields(input)
             )
         return Action.from_row(row)
 
     @strawberry.mutation(description="Delete an action; returns the id of the deleted one.")
     async def delete_action(self, info: Info, org_id: OrgId, action_id: ActionId) -> strawberry.ID:
         ctx = info.context
-        async with ctx.db.write() as session:
-            org = await ctx.org(session, org_id)
-            row = await delete_action(session, org_id=org, action_id=action_id)
+        async with ctx.db.write() as tx:
+            org = await ctx.org(tx, org_id)
+            row = await delete_action(tx, org_id=org, action_id=action_id)
         return strawberry.ID(row.id)
 
     @strawberry.mutation(
@@ -136,10 +136,10 @@ class ActionMutation:
         ],
     ) -> list[Action]:
         ctx = info.context
-        async with ctx.db.write() as session:
-            org = await ctx.org(session, org_id)
+        async with ctx.db.write() as tx:
+            org = await ctx.org(tx, org_id)
             rows = await reorder_actions(
-                session,
+                tx,
                 org_id=org,
                 assistant_id=assistant_id,
                 body={"positions": sent_fields(positions)},

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import strawberry
 from graphql import FieldNode, FragmentSpreadNode, SelectionSetNode
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.assistants import (
     check_page_size,
@@ -25,7 +24,8 @@ from app.graphql.context import Info
 from app.graphql.inputs import CreateAssistantInput, UpdateAssistantInput, sent_fields
 from app.graphql.pagination import PageInfo, decode_cursor, encode_cursor
 from app.graphql.types import Assistant, AssistantConnection, AssistantEdge
-from app.models import Assistant as AssistantRow
+from app.store import Tx
+from app.store.records import AssistantRecord as AssistantRow
 
 CURSOR_KIND = "assistant"
 DEFAULT_FIRST = 20
@@ -53,14 +53,14 @@ def _asks_children(selection_set: SelectionSetNode | None, fragments: dict[str, 
 
 
 async def children_if_asked(
-    info: Info, session: AsyncSession, rows: Sequence[AssistantRow]
+    info: Info, tx: Tx, rows: Sequence[AssistantRow]
 ) -> Children | None:
     """The children of `rows` from the resolver's own transaction (one statement) when the
     selection asks for them anywhere below; None leaves them to the request's loader."""
     raw = info._raw_info
     if not rows or not any(_asks_children(n.selection_set, raw.fragments) for n in raw.field_nodes):
         return None
-    return await children_by_assistant(session, [row.id for row in rows])
+    return await children_by_assistant(tx, [row.id for row in rows])
 
 
 def node(row: AssistantRow, base_url: str, children: Children | None) -> Assistant:
@@ -101,10 +101,10 @@ class AssistantQuery:
     @strawberry.field(description="One assistant; null with a NOT_FOUND error when absent.")
     async def assistant(self, info: Info, org_id: OrgId, id: AssistantId) -> Assistant | None:  # noqa: A002
         ctx = info.context
-        async with ctx.db.read() as session:
-            org = await ctx.org(session, org_id)
-            row = await get_assistant(session, org_id=org, assistant_id=id)
-            children = await children_if_asked(info, session, [row])
+        async with ctx.db.read() as tx:
+            org = await ctx.org(tx, org_id)
+            row = await get_assistant(tx, org_id=org, assistant_id=id)
+            children = await children_if_asked(info, tx, [row])
         return node(row, ctx.settings.base_url, children)
 
     @strawberry.field(
@@ -124,13 +124,13 @@ class AssistantQuery:
         ] = None,
     ) -> AssistantConnection:
         ctx = info.context
-        async with ctx.db.read() as session:
-            org = await ctx.org(session, org_id)
+        async with ctx.db.read() as tx:
+            org = await ctx.org(tx, org_id)
             size = check_page_size(DEFAULT_FIRST if first is None else first, "first")
             after_seq = None if after is None else decode_cursor(CURSOR_KIND, after)
-            rows = await list_assistants(session, org_id=org, after_seq=after_seq, limit=size + 1)
-            total = await count_assistants(session, org_id=org)
-            children = await children_if_asked(info, session, rows[:size])
+            rows = await list_assistants(tx, org_id=org, after_seq=after_seq, limit=size + 1)
+            total = await count_assistants(tx, org_id=org)
+            children = await children_if_asked(info, tx, rows[:size])
         return assistant_connection(rows, size, total, ctx.settings.base_url, children)
 
 
@@ -146,10 +146,10 @@ class AssistantMutation:
         ],
     ) -> Assistant:
         ctx = info.context
-        async with ctx.db.write() as session:
-            org = await ctx.org(session, org_id)
+        async with ctx.db.write() as tx:
+            org = await ctx.org(tx, org_id)
             row = await create_assistant(
-                session,
+                tx,
                 org_id=org,
                 body=sent_fields(input),
                 default_model=ctx.settings.default_model,
@@ -189,10 +189,10 @@ class AssistantMutation:
         ] = False,
     ) -> Assistant:
         ctx = info.context
-        async with ctx.db.write() as session:
-            org = await ctx.org(session, org_id)
+        async with ctx.db.write() as tx:
+            org = await ctx.org(tx, org_id)
             row = await update_assistant(
-                session,
+                tx,
                 org_id=org,
                 assistant_id=assistant_id,
                 patch=sent_fields(input),
@@ -200,7 +200,7 @@ class AssistantMutation:
                 expected_versions=None if expected_version is None else [expected_version],
                 dry_run=dry_run,
             )
-            children = await children_if_asked(info, session, [row])
+            children = await children_if_asked(info, tx, [row])
         return node(row, ctx.settings.base_url, children)
 
     @strawberry.mutation(
@@ -213,10 +213,10 @@ class AssistantMutation:
         self, info: Info, org_id: OrgId, assistant_id: AssistantId
     ) -> strawberry.ID:
         ctx = info.context
-        async with ctx.db.write() as session:
-            org = await ctx.org(session, org_id)
+        async with ctx.db.write() as tx:
+            org = await ctx.org(tx, org_id)
             row = await delete_assistant(
-                session, org_id=org, assistant_id=assistant_id, writer=ctx.writer
+                tx, org_id=org, assistant_id=assistant_id, writer=ctx.writer
             )
         return strawberry.ID(row.id)
 
@@ -227,10 +227,10 @@ class AssistantMutation:
         self, info: Info, org_id: OrgId, assistant_id: AssistantId
     ) -> Assistant:
         ctx = info.context
-        async with ctx.db.write() as session:
-            org = await ctx.org(session, org_id)
+        async with ctx.db.write() as tx:
+            org = await ctx.org(tx, org_id)
             row = await rotate_secret_key(
-                session, org_id=org, assistant_id=assistant_id, writer=ctx.writer
+                tx, org_id=org, assistant_id=assistant_id, writer=ctx.writer
             )
-            children = await children_if_asked(info, session, [row])
+            children = await children_if_asked(info, tx, [row])
         return node(row, ctx.settings.base_url, children)

@@ -55,10 +55,10 @@ class IntegrationMutation:
         ],
     ) -> Integration:
         ctx = info.context
-        async with ctx.db.write() as session:
-            org = await ctx.org(session, org_id)
+        async with ctx.db.write() as tx:
+            org = await ctx.org(tx, org_id)
             row = await create_integration(
-                session, org_id=org, assistant_id=assistant_id, body=sent_fields(input)
+                tx, org_id=org, assistant_id=assistant_id, body=sent_fields(input)
             )
         return Integration.from_row(row)
 
@@ -75,10 +75,10 @@ class IntegrationMutation:
         ],
     ) -> Integration:
         ctx = info.context
-        async with ctx.db.write() as session:
-            org = await ctx.org(session, org_id)
+        async with ctx.db.write() as tx:
+            org = await ctx.org(tx, org_id)
             row = await update_integration(
-                session, org_id=org, integration_id=integration_id, patch=sent_fields(input)
+                tx, org_id=org, integration_id=integration_id, patch=sent_fields(input)
             )
         return Integration.from_row(row)
 
@@ -87,7 +87,7 @@ class IntegrationMutation:
         self, info: Info, org_id: OrgId, integration_id: IntegrationId
     ) -> strawberry.ID:
         ctx = info.context
-        async with ctx.db.write() as session:
-            org = await ctx.org(session, org_id)
-            row = await delete_integration(session, org_id=org, integration_id=integration_id)
+        async with ctx.db.write() as tx:
+            org = await ctx.org(tx, org_id)
+            row = await delete_integration(tx, org_id=org, integration_id=integration_id)
         return strawberry.ID(row.id)

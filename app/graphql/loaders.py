@@ -2,34 +2,33 @@
 
 One loader fetches integrations and actions together (app/domain/family.py). A resolver that
 already holds a transaction primes it (`prime()`), so the children come from that transaction;
-what is left loads through at most one read session per request, opened on first use and closed
-when the request ends (`close()`, called by the view). A socket's loaders (`shared=False`) open
-a short session per batch instead, never one for the socket's lifetime.
+what is left loads through at most one read transaction per request, opened on first use and
+ended when the request ends (`close()`, called by the view). A socket's loaders (`shared=False`)
+open a short transaction per batch instead, never one for the socket's lifetime.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
-from app.db import Database
 from app.domain.family import Children, children_by_assistant
+from app.store import Store, Tx
+from app.store.base import Transaction
 
 Family = tuple[list[Any], list[Any]]  # (integrations, actions) of one assistant
 
 
 class Loaders:
-    def __init__(self, db: Database, *, shared: bool = True) -> None:
-        self._db = db
+    def __init__(self, store: Store, *, shared: bool = True) -> None:
+        self._store = store
         self._shared = shared
         self._lock = asyncio.Lock()
-        self._opened: AbstractAsyncContextManager[AsyncSession] | None = None
-        self._session: AsyncSession | None = None
+        self._opened: Transaction | None = None
+        self._tx: Tx | None = None
         self.children = DataLoader(load_fn=self._children)
 
     def prime(self, children: Children, assistant_ids: Sequence[str]) -> None:
@@ -41,20 +40,21 @@ class Loaders:
     async def _children(self, ids: Sequence[str]) -> list[Family]:
         async with self._lock:
             if not self._shared:
-                async with self._db.read() as session:
-                    found = await children_by_assistant(session, ids)
+                async with self._store.read() as tx:
+                    found = await children_by_assistant(tx, ids)
             else:
-                found = await children_by_assistant(await self._read_session(), ids)
+                found = await children_by_assistant(await self._read_tx(), ids)
         return [(found.integrations.get(i, []), found.actions.get(i, [])) for i in ids]
 
-    async def _read_session(self) -> AsyncSession:
-        if self._session is None:
-            self._opened = self._db.read()
-            self._session = await self._opened.__aenter__()
-        return self._session
+    async def _read_tx(self) -> Tx:
+        if self._tx is None:
+            opened = self._store.read()
+            self._tx = await opened.__aenter__()
+            self._opened = opened
+        return self._tx
 
     async def close(self) -> None:
-        """Ends the request's read session, if one was opened."""
-        opened, self._opened, self._session = self._opened, None, None
+        """Ends the request's read transaction, if one was opened."""
+        opened, self._opened, self._tx = self._opened, None, None
         if opened is not None:
             await opened.__aexit__(None, None, None)

@@ -21,7 +21,7 @@ from app.graphql.args import AssistantId, OrgId
 from app.graphql.context import Info
 from app.graphql.pagination import PageInfo, decode_cursor, encode_cursor
 from app.graphql.types import Assistant, Config
-from app.models import AssistantRevision as RevisionRow
+from app.store.records import RevisionRecord as RevisionRow
 
 CURSOR_KIND = "revision"
 
@@ -127,11 +127,11 @@ async def revisions_of(
     ctx = info.context
     size = check_page_size(20 if first is None else first, "first")
     before = None if after is None else decode_cursor(CURSOR_KIND, after)
-    async with ctx.db.read() as session:
+    async with ctx.db.read() as tx:
         rows = await list_revisions(
-            session, assistant_id=assistant_id, before_version=before, limit=size + 1
+            tx, assistant_id=assistant_id, before_version=before, limit=size + 1
         )
-        total = await count_revisions(session, assistant_id=assistant_id)
+        total = await count_revisions(tx, assistant_id=assistant_id)
     edges = [
         AssistantRevisionEdge(
             cursor=encode_cursor(CURSOR_KIND, row.version),
@@ -172,10 +172,10 @@ class RevisionMutation:
         ] = None,
     ) -> Assistant:
         ctx = info.context
-        async with ctx.db.write() as session:
-            org = await ctx.org(session, org_id)
+        async with ctx.db.write() as tx:
+            org = await ctx.org(tx, org_id)
             row = await restore_revision(
-                session,
+                tx,
                 org_id=org,
                 assistant_id=assistant_id,
                 version=version,

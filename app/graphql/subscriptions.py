@@ -29,7 +29,7 @@ from app.graphql.errors import ErrorCodes
 from app.graphql.loaders import Loaders
 from app.graphql.revisions import ChangeType, RevisionChange, revision_changes
 from app.graphql.types import Assistant
-from app.models import AssistantRevision as RevisionRow
+from app.store.records import RevisionRecord as RevisionRow
 
 REVOKED_CLOSE = 4403
 
@@ -40,7 +40,7 @@ class SocketContext(Context):
     `connection_init`; it lives as long as the socket."""
 
     connection_params: dict[str, Any] | None = field(default=None)
-    shared_loaders: ClassVar[bool] = False  # never a read session for the socket's lifetime
+    shared_loaders: ClassVar[bool] = False  # never a read transaction for the socket's lifetime
 
 
 async def accept_connection(context: Context) -> None:
@@ -49,8 +49,8 @@ async def accept_connection(context: Context) -> None:
     header = next((value for key, value in params.items() if key.lower() == "authorization"), None)
     context.authorization = header if isinstance(header, str) else None
     try:
-        async with context.db.read() as session:
-            await context.org(session, "c")
+        async with context.db.read() as tx:
+            await context.org(tx, "c")
     except Unauthenticated:
         raise ConnectionRejectionError from None
 
@@ -113,8 +113,8 @@ class AssistantSubscription:
         ] = None,
     ) -> AsyncGenerator[AssistantChangeEvent, None]:
         ctx = info.context
-        async with ctx.db.read() as session:
-            org = await ctx.org(session, org_id)
+        async with ctx.db.read() as tx:
+            org = await ctx.org(tx, org_id)
         assert ctx.principal is not None
         broker: Broker = ctx.request.app.state.broker
         key_id = ctx.principal.key_id

@@ -15,7 +15,7 @@ from app.domain.actions import (
     update_action,
 )
 from app.domain.documents import action_document
-from app.rest.common import PATCH_TYPES, created_response, json_response, org_session, read_json
+from app.rest.common import PATCH_TYPES, created_response, json_response, org_transaction, read_json
 
 COLLECTION = "/orgs/{org_id}/assistants/{assistant_id}/actions"
 REORDER = COLLECTION + "/reorder"
@@ -23,10 +23,10 @@ ITEM = COLLECTION + "/{action_id}"
 
 
 async def create(request: Request) -> Response:
-    async with org_session(request, write=True) as (session, org_id):
+    async with org_transaction(request, write=True) as (tx, org_id):
         body = await read_json(request)
         row = await create_action(
-            session,
+            tx,
             org_id=org_id,
             assistant_id=request.path_params["assistant_id"],
             body=body,
@@ -36,18 +36,18 @@ async def create(request: Request) -> Response:
 
 
 async def list_all(request: Request) -> Response:
-    async with org_session(request, write=False) as (session, org_id):
+    async with org_transaction(request, write=False) as (tx, org_id):
         rows = await list_actions(
-            session, org_id=org_id, assistant_id=request.path_params["assistant_id"]
+            tx, org_id=org_id, assistant_id=request.path_params["assistant_id"]
         )
         documents = [action_document(row) for row in rows]
     return json_response(documents)
 
 
 async def read(request: Request) -> Response:
-    async with org_session(request, write=False) as (session, org_id):
+    async with org_transaction(request, write=False) as (tx, org_id):
         row = await get_action(
-            session,
+            tx,
             org_id=org_id,
             assistant_id=request.path_params["assistant_id"],
             action_id=request.path_params["action_id"],
@@ -57,10 +57,10 @@ async def read(request: Request) -> Response:
 
 
 async def patch(request: Request) -> Response:
-    async with org_session(request, write=True) as (session, org_id):
+    async with org_transaction(request, write=True) as (tx, org_id):
         body = await read_json(request, PATCH_TYPES)
         row = await update_action(
-            session,
+            tx,
             org_id=org_id,
             assistant_id=request.path_params["assistant_id"],
             action_id=request.path_params["action_id"],
@@ -71,9 +71,9 @@ async def patch(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
-    async with org_session(request, write=True) as (session, org_id):
+    async with org_transaction(request, write=True) as (tx, org_id):
         await delete_action(
-            session,
+            tx,
             org_id=org_id,
             assistant_id=request.path_params["assistant_id"],
             action_id=request.path_params["action_id"],
@@ -82,10 +82,10 @@ async def delete(request: Request) -> Response:
 
 
 async def reorder(request: Request) -> Response:
-    async with org_session(request, write=True) as (session, org_id):
+    async with org_transaction(request, write=True) as (tx, org_id):
         body = await read_json(request, PATCH_TYPES)
         rows = await reorder_actions(
-            session,
+            tx,
             org_id=org_id,
             assistant_id=request.path_params["assistant_id"],
             body=body,

@@ -23,7 +23,7 @@ from app.rest.common import (
     etag,
     if_match_versions,
     json_response,
-    org_session,
+    org_transaction,
     page_params,
     pagination_headers,
     read_json,
@@ -34,34 +34,34 @@ from app.rest.common import (
 
 async def create(request: Request) -> Response:
     settings = settings_of(request)
-    async with org_session(request, write=True) as (session, org_id):
+    async with org_transaction(request, write=True) as (tx, org_id):
         body = await read_json(request)
         row = await create_assistant(
-            session,
+            tx,
             org_id=org_id,
             body=body,
             default_model=settings.default_model,
             writer=writer_of(request),
         )
-        [document] = await assistant_documents(session, [row], settings.base_url)
+        [document] = await assistant_documents(tx, [row], settings.base_url)
     return created_response(request, document, {"ETag": etag(row)})
 
 
 async def read(request: Request) -> Response:
-    async with org_session(request, write=False) as (session, org_id):
+    async with org_transaction(request, write=False) as (tx, org_id):
         row = await get_assistant(
-            session, org_id=org_id, assistant_id=request.path_params["assistant_id"]
+            tx, org_id=org_id, assistant_id=request.path_params["assistant_id"]
         )
-        [document] = await assistant_documents(session, [row], settings_of(request).base_url)
+        [document] = await assistant_documents(tx, [row], settings_of(request).base_url)
     return json_response(document, headers={"ETag": etag(row)})
 
 
 async def patch(request: Request) -> Response:
     dry_run = bool_param(request, "dry_run")
-    async with org_session(request, write=True) as (session, org_id):
+    async with org_transaction(request, write=True) as (tx, org_id):
         body = await read_json(request, PATCH_TYPES)
         row = await update_assistant(
-            session,
+            tx,
             org_id=org_id,
             assistant_id=request.path_params["assistant_id"],
             patch=body,
@@ -69,23 +69,23 @@ async def patch(request: Request) -> Response:
             expected_versions=if_match_versions(request),
             dry_run=dry_run,
         )
-        [document] = await assistant_documents(session, [row], settings_of(request).base_url)
+        [document] = await assistant_documents(tx, [row], settings_of(request).base_url)
     return json_response(document, headers={"ETag": etag(row)})
 
 
 async def list_(request: Request) -> Response:
     page, take = page_params(request)
-    async with org_session(request, write=False) as (session, org_id):
-        total = await count_assistants(session, org_id=org_id)
-        rows = await list_assistants(session, org_id=org_id, offset=(page - 1) * take, limit=take)
-        documents = await assistant_documents(session, rows, settings_of(request).base_url)
+    async with org_transaction(request, write=False) as (tx, org_id):
+        total = await count_assistants(tx, org_id=org_id)
+        rows = await list_assistants(tx, org_id=org_id, offset=(page - 1) * take, limit=take)
+        documents = await assistant_documents(tx, rows, settings_of(request).base_url)
     return json_response(documents, headers=pagination_headers(total, page, take))
 
 
 async def delete(request: Request) -> Response:
-    async with org_session(request, write=True) as (session, org_id):
+    async with org_transaction(request, write=True) as (tx, org_id):
         await delete_assistant(
-            session,
+            tx,
             org_id=org_id,
             assistant_id=request.path_params["assistant_id"],
             writer=writer_of(request),
@@ -95,15 +95,15 @@ async def delete(request: Request) -> Response:
 
 
 async def rotate(request: Request) -> Response:
-    async with org_session(request, write=True) as (session, org_id):
+    async with org_transaction(request, write=True) as (tx, org_id):
         row = await rotate_secret_key(
-            session,
+            tx,
             org_id=org_id,
             assistant_id=request.path_params["assistant_id"],
             writer=writer_of(request),
             expected_versions=if_match_versions(request),
         )
-        [document] = await assistant_documents(session, [row], settings_of(request).base_url)
+        [document] = await assistant_documents(tx, [row], settings_of(request).base_url)
     return json_response(document, headers={"ETag": etag(row)})
 
 

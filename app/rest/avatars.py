@@ -10,7 +10,7 @@ from starlette.routing import Route
 from app.domain.avatars import create_avatar, get_avatar, read_avatar
 from app.domain.documents import avatar_url
 from app.domain.errors import FieldError, ValidationFailed
-from app.rest.common import db_of, json_response, org_session, settings_of
+from app.rest.common import json_response, org_transaction, settings_of, store_of
 
 CACHE_FOREVER = "public, max-age=31536000, immutable"
 
@@ -30,13 +30,13 @@ async def _image_bytes(request: Request) -> bytes:
 
 
 async def upload(request: Request) -> Response:
-    async with org_session(request, write=False) as (_session, org_id):
+    async with org_transaction(request, write=False) as (_tx, org_id):
         pass  # authenticated before the body is read; the write lock is not held meanwhile
     data = await _image_bytes(request)
     settings = settings_of(request)
-    async with db_of(request).write() as session:
+    async with store_of(request).write() as tx:
         avatar = await create_avatar(
-            session,
+            tx,
             org_id=org_id,
             data=data,
             directory=settings.avatars_dir,
@@ -46,8 +46,8 @@ async def upload(request: Request) -> Response:
 
 
 async def download(request: Request) -> Response:
-    async with db_of(request).read() as session:
-        avatar = await get_avatar(session, avatar_id=request.path_params["avatar_id"])
+    async with store_of(request).read() as tx:
+        avatar = await get_avatar(tx, avatar_id=request.path_params["avatar_id"])
     tag = f'"{avatar.sha256}"'
     headers = {"Cache-Control": CACHE_FOREVER, "ETag": tag, "X-Content-Type-Options": "nosniff"}
     if tag in request.headers.get("if-none-match", ""):

@@ -7,20 +7,19 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
 from app.auth import Principal, authenticate, authorize
-from app.db import Database
 from app.domain.assistants import MAX_PAGE_SIZE
 from app.domain.documents import assistant_document
 from app.domain.errors import FieldError, UnsupportedMediaType, ValidationFailed
 from app.domain.family import children_by_assistant
 from app.domain.json_input import parse_json_body
 from app.domain.revisions import Writer
-from app.models import Assistant
 from app.settings import Settings
+from app.store import Store, Tx
+from app.store.records import AssistantRecord
 
 JSON_TYPES = ("application/json",)
 MAX_PAGE = 1_000_000_000
@@ -32,9 +31,9 @@ def settings_of(request: Request) -> Settings:
     return settings
 
 
-def db_of(request: Request) -> Database:
-    db: Database = request.app.state.db
-    return db
+def store_of(request: Request) -> Store:
+    store: Store = request.app.state.db
+    return store
 
 
 async def read_json(request: Request, accepted: Sequence[str] = JSON_TYPES) -> Any:
@@ -48,16 +47,15 @@ async def read_json(request: Request, accepted: Sequence[str] = JSON_TYPES) -> A
 
 
 @asynccontextmanager
-async def org_session(request: Request, *, write: bool) -> AsyncIterator[tuple[AsyncSession, str]]:
+async def org_transaction(request: Request, *, write: bool) -> AsyncIterator[tuple[Tx, str]]:
     """One transaction for the request, and the organisation its API key may act on."""
-    db = db_of(request)
+    store = store_of(request)
     if write:
         await request.body()  # read before the write lock is taken; cached for read_json
-    transaction = db.write() if write else db.read()
-    async with transaction as session:
-        principal = await authenticate(session, request.headers.get("authorization"))
+    async with store.write() if write else store.read() as tx:
+        principal = await authenticate(tx, request.headers.get("authorization"))
         request.state.principal = principal
-        yield session, authorize(principal, request.path_params["org_id"])
+        yield tx, authorize(principal, request.path_params["org_id"])
 
 
 def bool_param(request: Request, name: str) -> bool:
@@ -73,7 +71,7 @@ def bool_param(request: Request, name: str) -> bool:
 
 
 def writer_of(request: Request) -> Writer:
-    """Who writes, for the revisions (inside `org_session`, once the key is known)."""
+    """Who writes, for the revisions (inside `org_transaction`, once the key is known)."""
     principal: Principal = request.state.principal
     return Writer(principal.key_id, "rest", settings_of(request).revisions_keep)
 
@@ -98,10 +96,10 @@ def created_response(
 
 
 async def assistant_documents(
-    session: AsyncSession, assistants: Sequence[Assistant], base_url: str
+    tx: Tx, assistants: Sequence[AssistantRecord], base_url: str
 ) -> list[dict[str, Any]]:
     """The documented JSON of many assistants; their children cost one statement in all."""
-    children = await children_by_assistant(session, [a.id for a in assistants])
+    children = await children_by_assistant(tx, [a.id for a in assistants])
     integrations, actions = children.integrations, children.actions
     return [
         assistant_document(
@@ -114,7 +112,7 @@ async def assistant_documents(
     ]
 
 
-def etag(assistant: Assistant) -> str:
+def etag(assistant: AssistantRecord) -> str:
     return f'"{assistant.version}"'
 
 

@@ -16,19 +16,19 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from app.db import Database
 from app.domain.errors import DomainError
 from app.domain.events import event_document, parse_event_id, revisions_after
 from app.events import Broker, Stream
-from app.models import AssistantRevision
-from app.rest.common import db_of, org_session, settings_of
+from app.rest.common import org_transaction, settings_of, store_of
+from app.store import Store
+from app.store.records import RevisionRecord
 
 HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 CONNECTED = b": connected\n\n"
 KEEPALIVE = b": keepalive\n\n"
 
 
-def event_frame(revision: AssistantRevision) -> bytes:
+def event_frame(revision: RevisionRecord) -> bytes:
     data = orjson.dumps(event_document(revision))
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (
         revision.seq or 0,
@@ -44,12 +44,12 @@ def error_frame(error: DomainError) -> bytes:
     return b"event: error\ndata: %s\n\n" % data
 
 
-async def replay(db: Database, stream: Stream, after_seq: int) -> AsyncIterator[AssistantRevision]:
+async def replay(store: Store, stream: Stream, after_seq: int) -> AsyncIterator[RevisionRecord]:
     """The stream's revisions with a seq above `after_seq`, from the table, oldest first."""
     while True:
-        async with db.read() as session:
+        async with store.read() as tx:
             rows = await revisions_after(
-                session, after_seq=after_seq, org_id=stream.org_id, assistant_id=stream.assistant_id
+                tx, after_seq=after_seq, org_id=stream.org_id, assistant_id=stream.assistant_id
             )
         for row in rows:
             yield row
@@ -59,13 +59,13 @@ async def replay(db: Database, stream: Stream, after_seq: int) -> AsyncIterator[
 
 
 async def event_stream(
-    db: Database, broker: Broker, stream: Stream, last_id: int | None, heartbeat: float
+    store: Store, broker: Broker, stream: Stream, last_id: int | None, heartbeat: float
 ) -> AsyncIterator[bytes]:
     try:
         yield CONNECTED
         replayed: set[int] = set()
         if last_id is not None:
-            async for row in replay(db, stream, last_id):
+            async for row in replay(store, stream, last_id):
                 replayed.add(row.seq or 0)
                 yield event_frame(row)
         while True:
@@ -86,14 +86,14 @@ async def events(request: Request) -> Response:
     last_id = parse_event_id(request.headers.get("last-event-id"), "Last-Event-ID")
     if last_id is None:
         last_id = parse_event_id(request.query_params.get("last_event_id"))
-    async with org_session(request, write=False) as (_session, org_id):
+    async with org_transaction(request, write=False) as (_tx, org_id):
         key_id = request.state.principal.key_id
     broker: Broker = request.app.state.broker
     stream = await broker.open(
         org_id=org_id, assistant_id=request.query_params.get("assistant_id"), key_id=key_id
     )
     heartbeat = settings_of(request).events_heartbeat_seconds
-    body = event_stream(db_of(request), broker, stream, last_id, heartbeat)
+    body = event_stream(store_of(request), broker, stream, last_id, heartbeat)
 
     async def release() -> None:  # also when the body never started
         broker.release(stream)

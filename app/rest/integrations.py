@@ -14,17 +14,17 @@ from app.domain.integrations import (
     list_integrations,
     update_integration,
 )
-from app.rest.common import PATCH_TYPES, created_response, json_response, org_session, read_json
+from app.rest.common import PATCH_TYPES, created_response, json_response, org_transaction, read_json
 
 COLLECTION = "/orgs/{org_id}/assistants/{assistant_id}/integrations"
 ITEM = COLLECTION + "/{integration_id}"
 
 
 async def create(request: Request) -> Response:
-    async with org_session(request, write=True) as (session, org_id):
+    async with org_transaction(request, write=True) as (tx, org_id):
         body = await read_json(request)
         row = await create_integration(
-            session,
+            tx,
             org_id=org_id,
             assistant_id=request.path_params["assistant_id"],
             body=body,
@@ -34,18 +34,18 @@ async def create(request: Request) -> Response:
 
 
 async def list_all(request: Request) -> Response:
-    async with org_session(request, write=False) as (session, org_id):
+    async with org_transaction(request, write=False) as (tx, org_id):
         rows = await list_integrations(
-            session, org_id=org_id, assistant_id=request.path_params["assistant_id"]
+            tx, org_id=org_id, assistant_id=request.path_params["assistant_id"]
         )
         documents = [integration_document(row) for row in rows]
     return json_response(documents)
 
 
 async def read(request: Request) -> Response:
-    async with org_session(request, write=False) as (session, org_id):
+    async with org_transaction(request, write=False) as (tx, org_id):
         row = await get_integration(
-            session,
+            tx,
             org_id=org_id,
             assistant_id=request.path_params["assistant_id"],
             integration_id=request.path_params["integration_id"],
@@ -55,10 +55,10 @@ async def read(request: Request) -> Response:
 
 
 async def patch(request: Request) -> Response:
-    async with org_session(request, write=True) as (session, org_id):
+    async with org_transaction(request, write=True) as (tx, org_id):
         body = await read_json(request, PATCH_TYPES)
         row = await update_integration(
-            session,
+            tx,
             org_id=org_id,
             assistant_id=request.path_params["assistant_id"],
             integration_id=request.path_params["integration_id"],
@@ -69,9 +69,9 @@ async def patch(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
-    async with org_session(request, write=True) as (session, org_id):
+    async with org_transaction(request, write=True) as (tx, org_id):
         await delete_integration(
-            session,
+            tx,
             org_id=org_id,
             assistant_id=request.path_params["assistant_id"],
             integration_id=request.path_params["integration_id"],

@@ -18,7 +18,7 @@ from app.rest.common import (
     etag,
     if_match_versions,
     json_response,
-    org_session,
+    org_transaction,
     page_params,
     pagination_headers,
     settings_of,
@@ -28,13 +28,13 @@ from app.rest.common import (
 
 async def list_(request: Request) -> Response:
     page, take = page_params(request)
-    async with org_session(request, write=False) as (session, org_id):
+    async with org_transaction(request, write=False) as (tx, org_id):
         assistant = await get_assistant(
-            session, org_id=org_id, assistant_id=request.path_params["assistant_id"]
+            tx, org_id=org_id, assistant_id=request.path_params["assistant_id"]
         )
-        total = await count_revisions(session, assistant_id=assistant.id)
+        total = await count_revisions(tx, assistant_id=assistant.id)
         rows = await list_revisions(
-            session, assistant_id=assistant.id, offset=(page - 1) * take, limit=take
+            tx, assistant_id=assistant.id, offset=(page - 1) * take, limit=take
         )
     base_url = settings_of(request).base_url
     documents = [revision_document(row, base_url=base_url) for row in rows]
@@ -42,28 +42,28 @@ async def list_(request: Request) -> Response:
 
 
 async def read(request: Request) -> Response:
-    async with org_session(request, write=False) as (session, org_id):
+    async with org_transaction(request, write=False) as (tx, org_id):
         assistant = await get_assistant(
-            session, org_id=org_id, assistant_id=request.path_params["assistant_id"]
+            tx, org_id=org_id, assistant_id=request.path_params["assistant_id"]
         )
         revision = await get_revision(
-            session, assistant_id=assistant.id, version=request.path_params["version"]
+            tx, assistant_id=assistant.id, version=request.path_params["version"]
         )
     base_url = settings_of(request).base_url
     return json_response(revision_document(revision, base_url=base_url, with_snapshot=True))
 
 
 async def restore(request: Request) -> Response:
-    async with org_session(request, write=True) as (session, org_id):
+    async with org_transaction(request, write=True) as (tx, org_id):
         row = await restore_revision(
-            session,
+            tx,
             org_id=org_id,
             assistant_id=request.path_params["assistant_id"],
             version=request.path_params["version"],
             writer=writer_of(request),
             expected_versions=if_match_versions(request),
         )
-        [document] = await assistant_documents(session, [row], settings_of(request).base_url)
+        [document] = await assistant_documents(tx, [row], settings_of(request).base_url)
     return json_response(document, headers={"ETag": etag(row)})
 
 

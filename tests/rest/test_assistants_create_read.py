@@ -79,8 +79,8 @@ def at(document: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
 
 
 async def count_assistants(db: Any) -> int:
-    async with db.read() as session:
-        return int(await session.scalar(select(func.count()).select_from(Assistant)) or 0)
+    async with db.read() as tx:
+        return int(await tx.scalar(select(func.count()).select_from(Assistant)) or 0)
 
 
 async def create(client: Any, org: Any, body: Any) -> Any:

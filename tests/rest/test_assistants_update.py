@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import insert
 
 from app.models import Avatar, new_id, utcnow
 
@@ -197,17 +198,16 @@ def without(row: dict[str, Any], *keys: str) -> dict[str, Any]:
 
 async def insert_avatar(db: Any, org_id: str) -> str:
     avatar_id = new_id()
-    async with db.write() as session:
-        session.add(
-            Avatar(
-                id=avatar_id,
-                org_id=org_id,
-                content_type="image/png",
-                size=1,
-                sha256="0" * 64,
-                created_at=utcnow(),
-            )
-        )
+    values = {
+        "id": avatar_id,
+        "org_id": org_id,
+        "content_type": "image/png",
+        "size": 1,
+        "sha256": "0" * 64,
+        "created_at": utcnow(),
+    }
+    async with db.write() as tx:
+        await tx.execute(insert(Avatar.__table__).values(values))
     return avatar_id
 
 

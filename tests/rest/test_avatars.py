@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models import Avatar
+from app.store.records import AvatarRecord
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(64))
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(64))
@@ -18,8 +19,8 @@ MAX = 2 * 1024 * 1024
 
 
 async def avatar_count(db) -> int:
-    async with db.read() as session:
-        return int(await session.scalar(select(func.count()).select_from(Avatar)) or 0)
+    async with db.read() as tx:
+        return int(await tx.scalar(select(func.count()).select_from(Avatar)) or 0)
 
 
 async def upload_raw(client, org, data, content_type="application/octet-stream", org_id="c"):
@@ -36,8 +37,9 @@ async def test_raw_upload_then_public_get(client, org, db, settings, data, conte
     assert response.status_code == 201
     body = response.json()
     assert body == {"id": body["id"], "url": f"https://api.test/avatars/{body['id']}"}
-    async with db.read() as session:
-        row = await session.get(Avatar, body["id"])
+    async with db.read() as tx:
+        table = Avatar.__table__
+        row = await tx.first(select(table).where(table.c.id == body["id"]), None, AvatarRecord)
     assert (row.org_id, row.content_type, row.size) == (org.org_id, content_type, len(data))
     assert row.sha256 == hashlib.sha256(data).hexdigest()
     assert (settings.avatars_dir / body["id"]).read_bytes() == data
