@@ -105,6 +105,8 @@ def templates(org: str, fields: str) -> dict[str, list[Template]]:
         ],
         "rest_list": [Template("GET", f"/orgs/{org}/assistants?take=100")],
         "leak_mix": [unique_read, rest_get, unique_update, rest_patch, gql_update],
+        # only unique texts: the warm-up of the memory check, filling the bounded caches
+        "cache_fill": [unique_read, unique_update],
     }
 
 

@@ -108,7 +108,7 @@ def main() -> None:
     out = DATA / f"profile-{path}.txt"
     try:
         fields, _ = paths.discover(server.url)
-        target = Target("server", server, db, fields)
+        target = Target.sqlite("server", server, db, fields)
         drive(server.url, 16, 2, target.env(path))  # warm up
         argv = [spy, "record", "-p", str(server.pid), "-r", "250", "-d", str(seconds)]
         argv += ["-f", "raw", "-o", str(out), "--nonblocking"] + (["--gil"] if args.gil else [])

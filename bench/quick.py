@@ -22,7 +22,7 @@ def main() -> None:
     server = start_app(db, "quick")
     try:
         fields, _ = paths.discover(server.url)
-        target = Target("server", server, db, fields)
+        target = Target.sqlite("server", server, db, fields)
         for path in args.paths:
             drive(server.url, args.concurrency, 3, target.env(path))  # warm up
             for _ in range(2):

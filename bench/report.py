@@ -1,11 +1,12 @@
-"""The figures of a bench run: aggregated per path, ratios to the floor, the printed table."""
+"""The figures of a bench run: aggregated per path, ratios to the floor and to PostGraphile,
+the printed tables and the targets."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from typing import Any
 
-# each server path and the floor path it is compared with
+# SQLite half: each server path and the floor path it is compared with
 FLOOR_OF = {
     "graphql_update": "rest_update",
     "rest_update": "rest_update",
@@ -13,14 +14,30 @@ FLOOR_OF = {
     "graphql_list": "rest_list",
     "rest_list": "rest_list",
 }
+# PostgreSQL half: each server path and the PostGraphile request it is compared with
+PEER_OF = {
+    "graphql_update": "postgraphile_update",
+    "rest_update": "postgraphile_update",
+    "graphql_list": "postgraphile_list",
+    "rest_list": "postgraphile_list",
+}
 # issue 6: requests/s over the floor's, at concurrency 16
 TARGETS = {"graphql_update": 0.40, "rest_update": 0.60, "graphql_list": 0.35, "rest_list": 0.60}
+# issue 13: requests/s over PostGraphile's on the same PostgreSQL tables, at concurrency 16
+PG_TARGETS = {"graphql_update": 0.75, "rest_update": 1.25, "graphql_list": 1.0, "rest_list": 1.5}
 P99_OVER_P50 = 3.0
+RSS_GROWTH = 1.2
 SCALE_PATHS = ("rest_update", "graphql_update")
 MAX_STATEMENTS = 5
 
+Rows = dict[tuple[str, str, int], dict[str, Any]]
 
-def aggregate(runs: list[dict[str, Any]]) -> dict[tuple[str, str, int], dict[str, Any]]:
+
+def pg_key(path: str) -> str:
+    return f"pg_{path}_vs_postgraphile"
+
+
+def aggregate(runs: list[dict[str, Any]]) -> Rows:
     """Runs of one (target, path, concurrency) merged: requests/s over their whole time,
     the mean of their p50 and p99, CPU per request over all requests, the highest peak RSS."""
     groups: dict[tuple[str, str, int], list[dict[str, Any]]] = defaultdict(list)
@@ -30,31 +47,37 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[tuple[str, str, int], dict[str
     for key, group in groups.items():
         requests = sum(r["requests"] for r in group)
         cpu = sum(r["cpu_ms_per_request"] * r["requests"] for r in group)
-        merged[key] = {
+        row = {
             "target": key[0],
             "path": key[1],
             "concurrency": key[2],
             "runs": len(group),
             "requests": requests,
-            "rps": round(requests / sum(r["seconds"] for r in group), 1),
+            "rps": round(requests / max(sum(r["seconds"] for r in group), 1e-9), 1),
             "p50_ms": round(sum(r["p50_ms"] for r in group) / len(group), 2),
             "p99_ms": round(sum(r["p99_ms"] for r in group) / len(group), 2),
             "cpu_ms_per_request": round(cpu / max(requests, 1), 3),
             "peak_rss_mb": max(r["peak_rss_mb"] for r in group),
             "errors": sum(r["errors"] for r in group),
         }
+        if all("db_cpu_ms_per_request" in r for r in group):
+            db = sum(r["db_cpu_ms_per_request"] * r["requests"] for r in group)
+            row["db_cpu_ms_per_request"] = round(db / max(requests, 1), 3)
+        merged[key] = row
     return merged
 
 
-def add_ratios(rows: dict[tuple[str, str, int], dict[str, Any]]) -> None:
+def add_ratios(rows: Rows, peer: str, peer_of: dict[str, str]) -> None:
+    """Each server row's requests/s and CPU per request over those of its peer's row."""
     for (target, path, concurrency), row in rows.items():
-        floor = rows.get(("floor", FLOOR_OF[path], concurrency))
-        if target != "server" or floor is None:
+        other = rows.get((peer, peer_of.get(path, ""), concurrency))
+        if target != "server" or other is None:
             continue
-        row["rps_ratio"] = round(row["rps"] / max(floor["rps"], 1e-9), 3)
+        row["rps_ratio"] = round(row["rps"] / max(other["rps"], 1e-9), 3)
         row["cpu_ratio"] = round(
-            row["cpu_ms_per_request"] / max(floor["cpu_ms_per_request"], 1e-9), 2
+            row["cpu_ms_per_request"] / max(other["cpu_ms_per_request"], 1e-9), 2
         )
+    for row in rows.values():
         row["p99_over_p50"] = round(row["p99_ms"] / max(row["p50_ms"], 1e-9), 2)
 
 
@@ -75,75 +98,148 @@ def scale_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def build(
-    config: dict[str, Any], measured: dict[str, Any], counted: dict[str, Any], notes: list[str]
-) -> dict[str, Any]:
-    rows = aggregate(measured["runs"])
-    add_ratios(rows)
-    summary = sorted(rows.values(), key=lambda r: (r["concurrency"], r["path"], r["target"]))
-    ratios = {
-        p: rows[("server", p, 16)].get("rps_ratio") for p in TARGETS if ("server", p, 16) in rows
-    }
+def server_ratios(rows: Rows, concurrency: int, names: dict[str, str]) -> dict[str, Any]:
+    """{name: the server row's ratio} at that concurrency, for the paths measured."""
     return {
-        "config": config,
-        "ratios": ratios,
-        "ratios_c64": {
-            p: rows[("server", p, 64)].get("rps_ratio")
-            for p in FLOOR_OF
-            if ("server", p, 64) in rows
-        },
-        "p99_over_p50_c64": {
-            p: rows[("server", p, 64)]["p99_over_p50"]
-            for p in FLOOR_OF
-            if ("server", p, 64) in rows
-        },
-        "statements": {k: v.get("count") for k, v in counted.items() if isinstance(v, dict)},
-        "scale": scale_summary(measured["runs"] + measured["scale_runs"]),
-        "leak": measured["leak"],
-        "summary": summary,
-        "notes": notes,
-        "statement_details": counted,
-        "runs": measured["runs"] + measured["scale_runs"],
+        name: rows[("server", path, concurrency)].get("rps_ratio")
+        for path, name in names.items()
+        if ("server", path, concurrency) in rows
     }
+
+
+def spreads(rows: Rows, prefix: str) -> dict[str, float]:
+    """p99/p50 of the server's paths at concurrency 64."""
+    return {
+        prefix + path: row["p99_over_p50"]
+        for (target, path, concurrency), row in sorted(rows.items())
+        if target == "server" and concurrency == 64
+    }
+
+
+def ordered(rows: Rows) -> list[dict[str, Any]]:
+    return sorted(rows.values(), key=lambda r: (r["concurrency"], r["path"], r["target"]))
+
+
+def build(
+    config: dict[str, Any],
+    sqlite: dict[str, Any] | None,
+    pg: dict[str, Any] | None,
+    notes: list[str],
+) -> dict[str, Any]:
+    """results.json: the SQLite half at the top level (as before the PostgreSQL half), the
+    PostgreSQL half under `pg`, every ratio of a target in `ratios`."""
+    results: dict[str, Any] = {"config": config, "ratios": {}, "p99_over_p50_c64": {}}
+    if sqlite is not None:
+        rows = aggregate(sqlite["runs"])
+        add_ratios(rows, "floor", FLOOR_OF)
+        results["ratios"] |= server_ratios(rows, 16, {p: p for p in TARGETS})
+        results["p99_over_p50_c64"] |= spreads(rows, "")
+        counted = sqlite["statements"]
+        results |= {
+            "ratios_c64": server_ratios(rows, 64, {p: p for p in FLOOR_OF}),
+            "statements": {k: v.get("count") for k, v in counted.items() if isinstance(v, dict)},
+            "scale": scale_summary(sqlite["runs"] + sqlite["scale_runs"]),
+            "leak": sqlite["leak"],
+            "summary": ordered(rows),
+            "statement_details": counted,
+            "runs": sqlite["runs"] + sqlite["scale_runs"],
+        }
+    if pg is not None:
+        rows = aggregate(pg["runs"])
+        add_ratios(rows, "postgraphile", PEER_OF)
+        names = {p: pg_key(p) for p in PG_TARGETS}
+        results["ratios"] |= server_ratios(rows, 16, names)
+        results["p99_over_p50_c64"] |= spreads(rows, "pg_")
+        results["pg"] = {
+            **pg["config"],
+            "ratios_c64": server_ratios(rows, 64, names),
+            "summary": ordered(rows),
+            "runs": pg["runs"],
+        }
+    results["notes"] = notes
+    return results
 
 
 def verdict(ok: bool) -> str:
     return "ok" if ok else "MISS"
 
 
-def table(results: dict[str, Any]) -> list[str]:
+def table(summary: list[dict[str, Any]], peer: str, db_cpu: bool = False) -> list[str]:
+    width = max([7] + [len(r["target"]) for r in summary])
+    db = f" {'db CPU ms/req':>13}" if db_cpu else ""
     head = (
-        f"{'path':15} {'c':>3} {'target':7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'CPU ms/req':>10} {'peak RSS MB':>11} {'÷floor req/s':>12} {'÷floor CPU':>10} "
-        f"{'p99/p50':>7} {'errors':>6}"
+        f"{'path':19} {'c':>3} {'target':{width}} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'CPU ms/req':>10}{db} {'peak RSS MB':>11} {f'÷{peer} req/s':>12} "
+        f"{f'÷{peer} CPU':>10} {'p99/p50':>7} {'errors':>6}"
     )
     lines = [head, "-" * len(head)]
-    for r in results["summary"]:
+    for r in summary:
         ratio = f"{r['rps_ratio']:.3f}" if "rps_ratio" in r else "-"
         cpu = f"{r['cpu_ratio']:.2f}" if "cpu_ratio" in r else "-"
         spread = f"{r['p99_ms'] / r['p50_ms']:.2f}" if r["p50_ms"] else "-"
+        db = f" {r.get('db_cpu_ms_per_request', 0):>13.3f}" if db_cpu else ""
         lines.append(
-            f"{r['path']:15} {r['concurrency']:>3} {r['target']:7} {r['rps']:>8.1f} "
-            f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['cpu_ms_per_request']:>10.3f} "
+            f"{r['path']:19} {r['concurrency']:>3} {r['target']:{width}} {r['rps']:>8.1f} "
+            f"{r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['cpu_ms_per_request']:>10.3f}{db} "
             f"{r['peak_rss_mb']:>11.1f} {ratio:>12} {cpu:>10} {spread:>7} {r['errors']:>6}"
         )
     return lines
 
 
-def targets(results: dict[str, Any]) -> list[str]:
-    lines = ["", "targets (issue 6), requests/s over the floor's at c16:"]
+def target_line(name: str, goal: str, got: float | None, ok: bool, why: str = "") -> str:
+    if got is None:
+        return f"  {name:36} {goal:>8}  {'-':>7}  skipped{f' ({why})' if why else ''}"
+    return f"  {name:36} {goal:>8}  {got:7.3f}  {verdict(ok)}"
+
+
+def targets(results: dict[str, Any], skipped: dict[str, str]) -> list[str]:
+    """Every target of the bench, both halves: ok, MISS, or skipped (and why)."""
+    ratios, spread = results["ratios"], results["p99_over_p50_c64"]
+    lines = ["", "targets:", f"  {'':36} {'goal':>8}  {'got':>7}"]
+    lines.append("  SQLite, requests/s over the floor's at c16 (issue 6):")
     for path, goal in TARGETS.items():
-        got = results["ratios"].get(path)
-        mark = "skipped" if got is None else f"{got:.3f}  {verdict(got >= goal)}"
-        lines.append(f"  {path:15} >= {goal:.2f}: {mark}")
-    for path, spread in results["p99_over_p50_c64"].items():
-        ok = verdict(spread <= P99_OVER_P50)
-        lines.append(f"  p99/p50 at c64 {path:15} <= {P99_OVER_P50:.0f}: {spread:.2f}  {ok}")
+        got = ratios.get(path)
+        lines.append(
+            target_line(path, f">= {goal:.2f}", got, (got or 0) >= goal, skipped["sqlite"])
+        )
+    lines.append("  PostgreSQL, requests/s over PostGraphile's at c16 (issue 13):")
+    for path, goal in PG_TARGETS.items():
+        got = ratios.get(pg_key(path))
+        lines.append(
+            target_line(pg_key(path), f">= {goal:.2f}", got, (got or 0) >= goal, skipped["pg"])
+        )
+    lines.append(f"  p99 <= {P99_OVER_P50:.0f} x p50 at c64, this server's paths:")
+    for half, paths in (("sqlite", FLOOR_OF), ("pg", PEER_OF)):
+        prefix = "" if half == "sqlite" else "pg_"
+        for path in paths:
+            got = spread.get(prefix + path)
+            name = f"{half} {path}"
+            lines.append(
+                target_line(
+                    name, f"<= {P99_OVER_P50:.2f}", got, (got or 0) <= P99_OVER_P50, skipped[half]
+                )
+            )
+    leak = results.get("leak")
+    lines.append("  memory: RSS growth after the cache warm-up:")
+    if leak:
+        first, last = leak["points"]
+        name = f"RSS {last['requests']:,} / {first['requests']:,} req"
+        lines.append(
+            target_line(name, f"<= {RSS_GROWTH:.2f}", leak["ratio"], leak["ratio"] <= RSS_GROWTH)
+        )
+    else:
+        lines.append(
+            target_line("RSS growth", f"<= {RSS_GROWTH:.2f}", None, False, skipped["sqlite"])
+        )
     return lines
 
 
 def extras(results: dict[str, Any]) -> list[str]:
-    lines = ["", "SQL statements per request (BEGIN included, COMMIT not):"]
+    lines = ["", "SQL statements per request (SQLite; BEGIN included, COMMIT not):"]
+    error = results["statement_details"].get("error")
+    if error:
+        last = (error.strip().splitlines() or ["?"])[-1]
+        lines.append(f"  not counted: bench/statements.py failed: {last[:300]}")
     for path, count in results["statements"].items():
         note = ""
         if path.endswith("_update") and count is not None:
@@ -162,15 +258,32 @@ def extras(results: dict[str, Any]) -> list[str]:
     first, last = leak["points"]
     lines += [
         "",
-        f"memory: RSS {first['rss_mb']} MB after {first['requests']:,} requests, "
-        f"{last['rss_mb']} MB after {last['requests']:,}: x{leak['ratio']:.3f} "
-        f"(target <= 1.2: {verdict(leak['ratio'] <= 1.2)}; {leak['errors']} errors)",
+        f"memory: after {leak['warmup_requests']:,} requests of unique GraphQL texts (to fill "
+        f"the bounded caches), RSS {first['rss_mb']} MB after {first['requests']:,} more "
+        f"requests, {last['rss_mb']} MB after {last['requests']:,}: x{leak['ratio']:.3f} "
+        f"(target <= {RSS_GROWTH}: {verdict(leak['ratio'] <= RSS_GROWTH)}; "
+        f"{leak['errors']} errors)",
     ]
     return lines
 
 
-def render(results: dict[str, Any]) -> str:
-    lines = table(results) + targets(results) + extras(results)
+def render(results: dict[str, Any], skipped: dict[str, str]) -> str:
+    lines: list[str] = []
+    if "summary" in results:
+        lines += ["SQLite: this server against the floor (bench/floor.py), same database", ""]
+        lines += table(results["summary"], "floor")
+        lines += extras(results)
+    if "pg" in results:
+        pg = results["pg"]
+        lines += [
+            *([""] if lines else []),
+            f"PostgreSQL: this server against PostGraphile {pg['postgraphile']}, same tables "
+            f"({pg['assistants']} assistants; ÷pgl: over PostGraphile's; db CPU: the "
+            "PostgreSQL backends of the bench's database)",
+            "",
+        ]
+        lines += table(pg["summary"], "pgl", db_cpu=True)
+    lines += targets(results, skipped)
     if results["notes"]:
         lines += ["", "notes:"] + [f"  - {n}" for n in results["notes"]]
     return "\n".join(lines)

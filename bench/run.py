@@ -1,14 +1,24 @@
-"""`make bench`: the real server against the floor (bench/floor.py), A B A B, on one core.
+"""`make bench`: the real server against a peer, A B A B, on one core; two halves.
 
-Seeds data/bench/a10k.db (10,000 assistants over 100 organisations, 2 integrations and 2 actions
-each) and data/bench/a200k.db (200,000), counts the SQL statements of each path in-process,
-starts `python -m app serve` (one worker) and the floor on core 0, drives each path from wrk (or
-bench/load.py) on core 1 at concurrency 16 and 64, measures the scale of data and the memory
-after many unique GraphQL texts, prints the table and writes bench/results.json.
+SQLite half: seeds data/bench/a10k.db (10,000 assistants over 100 organisations, 2 integrations
+and 2 actions each) and data/bench/a200k.db (200,000), counts the SQL statements of each path
+in-process, starts `python -m app serve` (one worker) and the floor (bench/floor.py) on core 0,
+drives each path from wrk (or bench/load.py) on core 1 at concurrency 16 and 64, measures the
+scale of data and the memory after the bounded caches are full.
 
-Environment: BENCH_SECONDS (each measurement, whole seconds, default 4), BENCH_LEAK_REQUESTS
-(default 5000; the issue's check is 100000), BENCH_LOADGEN=python (the Python generator even
-where wrk exists), BENCH_RESEED=1 (seed the 200,000-assistant database even if one is kept).
+PostgreSQL half: a throwaway database on the local cluster (bench/postgres.py) or
+BENCH_POSTGRES_URL, migrated and seeded (one organisation, 100 assistants), PostgreSQL pinned to
+core 1; the server on it and PostGraphile 4 (bench/postgraphile.py, installed into bench/peers
+by npm on first use) on core 0, the same paths against PostGraphile's update and list.
+
+Prints the tables and the targets and writes bench/results.json. A half that cannot run here
+(no PostgreSQL, no node or npm) is skipped with the reason; the other still runs.
+
+Environment: BENCH_SECONDS (each measurement, whole seconds, default 4), BENCH_ONLY (`sqlite`
+or `pg`: one half), BENCH_LEAK_REQUESTS (default 10000; the issue's check is 100000),
+BENCH_POSTGRES_URL (a postgresql+asyncpg:// database the bench may wipe), BENCH_LOADGEN=python
+(the Python generator even where wrk exists), BENCH_RESEED=1 (seed the 200,000-assistant
+database even if one is kept).
 """
 
 from __future__ import annotations
@@ -20,28 +30,41 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import paths
+import postgraphile
+import postgres
 import report
-from load import drive, fill, have_wrk, read_templates, write_templates
+from load import Template, drive, fill, have_wrk, read_templates, write_templates
 from procs import ROOT, Server
 
 BENCH = Path(__file__).resolve().parent
 DATA = ROOT / "data" / "bench"
 SECONDS = max(1, round(float(os.environ.get("BENCH_SECONDS", "4"))))
-LEAK_REQUESTS = int(os.environ.get("BENCH_LEAK_REQUESTS", "5000"))
+LEAK_REQUESTS = int(os.environ.get("BENCH_LEAK_REQUESTS", "10000"))
+ONLY = os.environ.get("BENCH_ONLY", "").strip().lower()
+# unique GraphQL texts sent before the memory is read: more than the largest bounded cache of
+# the server (a plan per unique text, 4,096 kept; 1,024 parsed and validated documents)
+CACHE_FILL = 5_000
 CONCURRENCY = (16, 64)
+PG_ASSISTANTS = 100
 PUBLIC_URL = "http://127.0.0.1:8000"
 # the contract's per-key rate limit would cap any benchmark: lifted for the measured server
 SERVER_ENV = {"RATE_LIMIT": "1000000000/minute", "PUBLIC_URL": PUBLIC_URL}
-# (server paths, the floor path they are compared with)
-GROUPS = (
+# (server paths, the peer path they are compared with)
+Groups = tuple[tuple[tuple[str, ...], str], ...]
+GROUPS: Groups = (
     (("graphql_update", "rest_update"), "rest_update"),
     (("rest_get",), "rest_get"),
     (("graphql_list", "rest_list"), "rest_list"),
+)
+PG_GROUPS: Groups = (
+    (("graphql_update", "rest_update"), "postgraphile_update"),
+    (("graphql_list", "rest_list"), "postgraphile_list"),
 )
 STARTED = time.monotonic()
 
@@ -51,26 +74,44 @@ def say(message: str) -> None:
 
 
 class Target:
-    """A server with the templates of its database."""
+    """A server with the request templates of its database (files data/bench/STEM.PATH.txt)."""
 
-    def __init__(self, name: str, server: Server, db: Path, fields: str = "") -> None:
-        self.name, self.server, self.db = name, server, db
-        self.meta = json.loads(Path(f"{db}.json").read_text())
-        self.ids = DATA / f"{db.stem}.ids"
-        self.ids.write_text("\n".join(self.meta["bench_assistants"]) + "\n")
+    def __init__(
+        self,
+        name: str,
+        server: Server,
+        stem: str,
+        meta: dict[str, Any],
+        db_cpu: Callable[[], dict[int, int]] | None = None,
+    ) -> None:
+        self.name, self.server, self.stem, self.meta = name, server, stem, meta
+        self.db_cpu = db_cpu  # CPU ticks of the database's processes so far, when known
+        self.ids = DATA / f"{stem}.ids"
+        self.ids.write_text("\n".join(meta["bench_assistants"]) + "\n")
         self.warm: set[tuple[str, int]] = set()
         self.runs = 0
+
+    @classmethod
+    def sqlite(cls, name: str, server: Server, db: Path, fields: str = "") -> Target:
+        target = cls(name, server, db.stem, json.loads(Path(f"{db}.json").read_text()))
         if fields:
-            self.set_fields(fields)
+            target.set_fields(fields)
+        return target
 
     def set_fields(self, fields: str) -> None:
-        for path, templates in paths.templates(self.meta["bench_org"], fields).items():
-            write_templates(DATA / f"{self.db.stem}.{path}.txt", templates)
+        self.write(paths.templates(self.meta["bench_org"], fields))
+
+    def write(self, templates: dict[str, list[Template]]) -> None:
+        for path, some in templates.items():
+            write_templates(self.templates(path), some)
+
+    def templates(self, path: str) -> Path:
+        return DATA / f"{self.stem}.{path}.txt"
 
     def env(self, path: str) -> dict[str, str]:
         self.runs += 1
         return {
-            "BENCH_TEMPLATES": str(DATA / f"{self.db.stem}.{path}.txt"),
+            "BENCH_TEMPLATES": str(self.templates(path)),
             "BENCH_IDS": str(self.ids),
             "BENCH_KEY": self.meta["bench_key"],
             "BENCH_SALT": f"{self.name}{self.runs}x{int(time.time())}",
@@ -84,8 +125,10 @@ class Target:
         self.server.settle()
         self.server.reset_peak()
         cpu = self.server.cpu_seconds()
+        db = self.db_cpu() if self.db_cpu else {}
         result = drive(self.server.url, concurrency, seconds, self.env(path))
         cpu = self.server.cpu_seconds() - cpu
+        requests = max(result.requests, 1)
         run = {
             "target": self.name,
             "path": path,
@@ -95,13 +138,16 @@ class Target:
             "rps": round(result.rps, 1),
             "p50_ms": round(result.p50_ms, 2),
             "p99_ms": round(result.p99_ms, 2),
-            "cpu_ms_per_request": round(1000 * cpu / max(result.requests, 1), 3),
+            "cpu_ms_per_request": round(1000 * cpu / requests, 3),
             "peak_rss_mb": round(self.server.memory_kb("VmHWM") / 1024, 1),
             "errors": result.errors,
         }
+        if self.db_cpu:
+            db_cpu = postgres.cpu_seconds_between(db, self.db_cpu())
+            run["db_cpu_ms_per_request"] = round(1000 * db_cpu / requests, 3)
         if result.sample:
             run["error_sample"] = result.sample
-        say(f"{self.name:7} {path:15} c{concurrency:<3} {run['rps']:8.1f} req/s")
+        say(f"{self.name:12} {path:19} c{concurrency:<3} {run['rps']:8.1f} req/s")
         return run
 
 
@@ -146,8 +192,10 @@ def statements(db: Path) -> dict[str, Any]:
     return result
 
 
-def start_app(db: Path, tag: str) -> Server:
-    env = {**SERVER_ENV, "DATABASE_URL": f"sqlite+aiosqlite:///{db}"}
+def start_app(db: Path | str, tag: str) -> Server:
+    """The server on a SQLite file or on a database URL."""
+    url = db if isinstance(db, str) else f"sqlite+aiosqlite:///{db}"
+    env = {**SERVER_ENV, "DATABASE_URL": url}
     argv = [sys.executable, "-m", "app", "serve", "--port", "{port}", "--workers", "1"]
     server = Server(f"server-{tag}", argv, env, DATA / f"server-{tag}.log")
     server.wait_ready("/healthz")
@@ -165,13 +213,22 @@ def start_floor(db: Path) -> Server:
 
 def one_request(target: Target, path: str) -> httpx.Response:
     """The first template of a path, filled as the generators fill it, sent once."""
-    method, url, body = read_templates(str(DATA / f"{target.db.stem}.{path}.txt"))[0]
+    method, url, body = read_templates(str(target.templates(path)))[0]
     url, content = fill(url, body, target.meta["bench_assistants"][0], "check", 1)
     headers = {"Authorization": f"Bearer {target.meta['bench_key']}"}
     headers["Content-Type"] = "application/json"
     return httpx.request(
         method, target.server.url + url, content=content, headers=headers, timeout=60
     )
+
+
+def answers(target: Target, path: str, notes: list[str], half: str) -> httpx.Response | None:
+    """The response of one request of the path when it is a 200 without errors; else a note."""
+    response = one_request(target, path)
+    if response.status_code != 200 or b'"errors"' in response.content:
+        notes.append(f"{half}{path} skipped: {response.status_code} {response.text[:300]}")
+        return None
+    return response
 
 
 def check_paths(app: Target, floor: Target, has_list: bool, notes: list[str]) -> list[str]:
@@ -182,9 +239,8 @@ def check_paths(app: Target, floor: Target, has_list: bool, notes: list[str]) ->
         if path == "graphql_list" and not has_list:
             notes.append("graphql_list skipped: Query.assistants is not in the schema yet")
             continue
-        response = one_request(app, path)
-        if response.status_code != 200 or b'"errors"' in response.content:
-            notes.append(f"{path} skipped: {response.status_code} {response.text[:300]}")
+        response = answers(app, path, notes, "")
+        if response is None:
             continue
         usable.append(path)
         if path.startswith("rest_"):
@@ -194,17 +250,19 @@ def check_paths(app: Target, floor: Target, has_list: bool, notes: list[str]) ->
     return usable
 
 
-def main_runs(app: Target, floor: Target, usable: list[str]) -> list[dict[str, Any]]:
-    """Per concurrency and group: server paths then the floor, twice (A B A B)."""
+def alternate(
+    mine: Target, peer: Target, groups: Groups, usable: list[str]
+) -> list[dict[str, Any]]:
+    """Per concurrency and group: the server's paths then the peer's, twice (A B A B)."""
     runs = []
     for concurrency in CONCURRENCY:
-        for server_paths, floor_path in GROUPS:
-            mine = [p for p in server_paths if p in usable]
-            if not mine:
+        for server_paths, peer_path in groups:
+            ours = [p for p in server_paths if p in usable]
+            if not ours or peer_path not in usable:
                 continue
             for _ in range(2):
-                runs += [app.measure(p, concurrency, SECONDS) for p in mine]
-                runs.append(floor.measure(floor_path, concurrency, SECONDS))
+                runs += [mine.measure(p, concurrency, SECONDS) for p in ours]
+                runs.append(peer.measure(peer_path, concurrency, SECONDS))
     return runs
 
 
@@ -217,65 +275,173 @@ def scale_runs(small: Target, big: Target) -> list[dict[str, Any]]:
     return runs
 
 
+def send(app: Target, path: str, count: int) -> tuple[int, int, str]:
+    """At least `count` requests of a path, in runs sized by the rate so far (wrk runs for a
+    time, not a number of requests), rounded down so as not to overshoot much: (requests sent,
+    errors, a sample error)."""
+    done, took, errors, sample, empty = 0, 0.0, 0, "", 0
+    while done < count and empty < 3:  # three runs without an answer: the server is stuck
+        rate = done / took if done and took else 0.0
+        seconds = 2 if not rate else max(1, min(120, math.floor((count - done) / rate)))
+        app.server.settle()
+        result = drive(app.server.url, CONCURRENCY[0], seconds, app.env(path))
+        done, took, errors = done + result.requests, took + result.seconds, errors + result.errors
+        sample = sample or result.sample
+        empty = 0 if result.requests else empty + 1
+    return done, errors, sample
+
+
 def leak(app: Target, total: int) -> dict[str, Any]:
     """RSS after a tenth of `total` requests and after all of them, unique GraphQL texts mixed
-    in (runs of about the time the rest needs, so the counts are approximate)."""
-    done, rate, errors, points, sample = 0, 0.0, 0, [], ""
+    in, once CACHE_FILL requests of unique texts have filled the bounded caches (so that
+    their growth is not taken for a leak); the counts are approximate."""
+    say(f"leak check: {CACHE_FILL:,} unique GraphQL texts to fill the caches first")
+    warm, errors, sample = send(app, "cache_fill", CACHE_FILL)
+    done, points = 0, []
     for goal in (max(total // 10, 1), total):
-        while done < goal:
-            seconds = 2 if not rate else max(1, min(120, math.ceil((goal - done) / rate)))
-            app.server.settle()
-            result = drive(app.server.url, CONCURRENCY[0], seconds, app.env("leak_mix"))
-            done, errors, rate = done + result.requests, errors + result.errors, result.rps or 1.0
-            sample = sample or result.sample
+        sent, bad, some = send(app, "leak_mix", goal - done)
+        done, errors, sample = done + sent, errors + bad, sample or some
         rss = round(app.server.memory_kb("VmRSS") / 1024, 1)
         points.append({"requests": done, "rss_mb": rss})
-        say(f"leak    {done:,} requests: RSS {rss} MB")
-    outcome: dict[str, Any] = {"points": points, "errors": errors}
+        say(f"leak    {done:,} requests after the warm-up: RSS {rss} MB")
+    outcome: dict[str, Any] = {"warmup_requests": warm, "points": points, "errors": errors}
     outcome["ratio"] = round(points[1]["rss_mb"] / points[0]["rss_mb"], 3)
     if sample:
         outcome["error_sample"] = sample
     return outcome
 
 
-def measure_all(small: Path, big: Path, notes: list[str]) -> dict[str, Any]:
+def sqlite_half(notes: list[str]) -> dict[str, Any]:
+    small, big = seed("a10k", 10_000), seed("a200k", 200_000, reuse=True)
+    counted = statements(small)
     servers: list[Server] = []
     try:
         servers += [start_app(small, "10k"), start_floor(small)]
         fields, has_list = paths.discover(servers[0].url)
-        app = Target("server", servers[0], small, fields)
-        floor = Target("floor", servers[1], small, fields)
+        app = Target.sqlite("server", servers[0], small, fields)
+        floor = Target.sqlite("floor", servers[1], small, fields)
         usable = check_paths(app, floor, has_list, notes)
-        runs = main_runs(app, floor, usable)
+        runs = alternate(app, floor, GROUPS, usable)
         servers.append(start_app(big, "200k"))
-        scale = scale_runs(app, Target("server200k", servers[-1], big, fields))
+        scale = scale_runs(app, Target.sqlite("server200k", servers[-1], big, fields))
         servers.pop().stop()
-        say(f"leak check: {LEAK_REQUESTS:,} requests with unique GraphQL texts")
-        return {"runs": runs, "scale_runs": scale, "leak": leak(app, LEAK_REQUESTS)}
+        say(f"leak check: {LEAK_REQUESTS:,} requests with unique GraphQL texts mixed in")
+        return {
+            "runs": runs,
+            "scale_runs": scale,
+            "leak": leak(app, LEAK_REQUESTS),
+            "statements": counted,
+        }
     finally:
         for server in servers:
             server.stop()
 
 
+def seed_postgres(db: postgres.Postgres) -> dict[str, Any]:
+    meta_file = DATA / "pg.json"
+    script = str(BENCH / "seed.py")
+    argv = [sys.executable, script, db.url, "--assistants", str(PG_ASSISTANTS), "--orgs", "1"]
+    done = subprocess.run([*argv, "--meta", str(meta_file)], capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["?"])[-1]
+        raise postgres.Unavailable(f"seeding {db.shown} failed: {last[:300]}")
+    meta: dict[str, Any] = json.loads(meta_file.read_text())
+    return meta
+
+
+def pg_measure(db: postgres.Postgres, notes: list[str]) -> dict[str, Any]:
+    say(f"PostgreSQL: seeding {db.shown} ({PG_ASSISTANTS} assistants)")
+    meta = seed_postgres(db)
+    pinned = db.pin()
+    if pinned:
+        notes.append(pinned)
+    servers: list[Server] = []
+    try:
+        servers.append(start_app(db.url, "pg"))
+        servers.append(postgraphile.start(db.libpq, DATA / "postgraphile.log"))
+        fields, has_list = paths.discover(servers[0].url)
+        peer_fields = postgraphile.discover(servers[1].url)
+        org = meta["bench_org"]
+        app = Target("server", servers[0], "pg", meta, db.cpu_ticks)
+        app.set_fields(fields)
+        peer = Target("postgraphile", servers[1], "pg", meta, db.cpu_ticks)
+        peer.write(postgraphile.templates(org, peer_fields))
+        candidates = [p for g, _ in PG_GROUPS for p in g if has_list or p != "graphql_list"]
+        candidates += [peer_path for _, peer_path in PG_GROUPS]
+        usable = [
+            p
+            for p in candidates
+            if answers(peer if p.startswith("postgraphile") else app, p, notes, "pg ")
+        ]
+        return {
+            "runs": alternate(app, peer, PG_GROUPS, usable),
+            "config": {
+                "postgraphile": postgraphile.installed_version(),
+                "postgraphile_flags": postgraphile.FLAGS,
+                "database": db.shown,
+                "assistants": PG_ASSISTANTS,
+                "postgres_pinned": not pinned,
+            },
+        }
+    finally:
+        for server in servers:
+            server.stop()
+        db.unpin()
+
+
+def pg_half(notes: list[str]) -> tuple[dict[str, Any] | None, str]:
+    """(the PostgreSQL half's runs, '') or (None, why it was skipped)."""
+    missing = postgraphile.ensure_installed()
+    if missing:
+        return None, missing
+    try:
+        db = postgres.provide()
+    except postgres.Unavailable as exc:
+        return None, str(exc)
+    try:
+        return pg_measure(db, notes), ""
+    except (postgres.Unavailable, RuntimeError, SystemExit) as exc:  # SystemExit: a server
+        # that did not start (procs.Server.wait_ready); the SQLite half's figures are kept
+        return None, str(exc)
+    finally:
+        db.drop()
+
+
 def main() -> None:
+    if ONLY not in ("", "sqlite", "pg"):
+        sys.exit(f"BENCH_ONLY={ONLY!r}: use `sqlite` or `pg` (or leave it unset for both)")
     DATA.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
     if not have_wrk():
         notes.append("wrk not found: bench/load.py generated the load (apt-get install -y wrk)")
-    small, big = seed("a10k", 10_000), seed("a200k", 200_000, reuse=True)
-    counted = statements(small)
-    measured = measure_all(small, big, notes)
+    skipped = {"sqlite": "", "pg": ""}
+    sqlite = pg = None
+    if ONLY == "pg":
+        skipped["sqlite"] = "BENCH_ONLY=pg"
+    else:
+        sqlite = sqlite_half(notes)
+    if ONLY == "sqlite":
+        skipped["pg"] = "BENCH_ONLY=sqlite"
+    else:
+        pg, why = pg_half(notes)
+        if pg is None:
+            skipped["pg"] = why
+            notes.append(f"PostgreSQL half skipped: {why}")
+            say(f"PostgreSQL half skipped: {why}")
     config = {
         "seconds_per_run": SECONDS,
         "concurrency": list(CONCURRENCY),
         "load_generator": "wrk" if have_wrk() else "bench/load.py",
         "cpus": os.cpu_count(),
+        "only": ONLY or "both",
         "leak_requests": LEAK_REQUESTS,
+        "cache_fill_requests": CACHE_FILL,
         "sqlite_synchronous": os.environ.get("SQLITE_SYNCHRONOUS", "FULL"),
     }
-    results = report.build(config, measured, counted, notes)
+    results = report.build(config, sqlite, pg, notes)
+    results["skipped"] = {half: why for half, why in skipped.items() if why}
     results["elapsed_s"] = round(time.monotonic() - STARTED, 1)
-    print(report.render(results))
+    print(report.render(results, skipped))
     (BENCH / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     say(f"done; results in {BENCH / 'results.json'}")
 
