@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ASSETS_STAMP := ide/node_modules/.installed
 
-.PHONY: install assets run test lint schema migrate bench clean
+.PHONY: install assets run test lint schema migrate bench clean lock
 
 install: $(STAMP) $(ASSETS_STAMP)
 
@@ -21,11 +21,21 @@ $(ASSETS_STAMP): ide/package.json ide/package-lock.json
 	  echo "npm ci failed: GraphiQL will load its assets from a CDN" >&2; \
 	fi
 
-$(STAMP): pyproject.toml
+# Exact versions from requirements.lock (the fast paths rely on some libraries' private parts,
+# pinned there and checked by tests/test_private_parts.py), then the project itself.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# After changing a dependency in pyproject.toml: resolve again and pin what was installed.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet -e ".[dev]"
+	{ head -n 2 requirements.lock; .venv-lock/bin/pip freeze --exclude-editable; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock && rm -rf .venv-lock
 
 run: install
 	DEMO=1 $(PY) -m app demo
