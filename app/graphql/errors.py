@@ -76,8 +76,29 @@ def mask_unexpected(error: GraphQLError) -> None:
     error.extensions = {"code": "INTERNAL_SERVER_ERROR", "errorId": error_id}
 
 
+def code_error(error: GraphQLError, phase: str) -> None:
+    """Give one error its `extensions.code`, by what raised it and the phase it was raised in
+    ("parse", "validation" or "execution"); unexpected errors are masked and logged. The one
+    table for every GraphQL path (HTTP engine, websocket)."""
+    original = error.original_error
+    if isinstance(original, DomainError):
+        error.message = domain_message(original)
+        error.extensions = domain_extensions(original)
+    elif phase == "parse":
+        error.extensions = {"code": "GRAPHQL_PARSE_FAILED", **(error.extensions or {})}
+    elif phase == "validation":
+        error.extensions = {"code": "GRAPHQL_VALIDATION_FAILED"}
+    elif original is None or isinstance(original, GraphQLError):
+        fields = variable_fields(error.message)
+        extensions = {"code": "BAD_USER_INPUT", **(error.extensions or {})}
+        error.extensions = {**extensions, "fields": fields} if fields else extensions
+    else:
+        mask_unexpected(error)
+
+
 class ErrorCodes(SchemaExtension):
-    """Gives each error its code once the operation is over (one place for every resolver)."""
+    """Gives each error its code once the operation is over (the websocket path, which runs
+    through Strawberry's `Schema.subscribe`/`execute`)."""
 
     def __init__(self) -> None:
         self._phase = "execution"
@@ -99,17 +120,4 @@ class ErrorCodes(SchemaExtension):
             self._annotate(error)
 
     def _annotate(self, error: GraphQLError) -> None:
-        original = error.original_error
-        if isinstance(original, DomainError):
-            error.message = domain_message(original)
-            error.extensions = domain_extensions(original)
-        elif self._phase == "parse":
-            error.extensions = {"code": "GRAPHQL_PARSE_FAILED", **(error.extensions or {})}
-        elif self._phase == "validation":
-            error.extensions = {"code": "GRAPHQL_VALIDATION_FAILED"}
-        elif original is None or isinstance(original, GraphQLError):
-            fields = variable_fields(error.message)
-            extensions = {"code": "BAD_USER_INPUT", **(error.extensions or {})}
-            error.extensions = {**extensions, "fields": fields} if fields else extensions
-        else:
-            mask_unexpected(error)
+        code_error(error, self._phase)

@@ -174,18 +174,23 @@ class TokenLimit(MaxTokensLimiter):
 
     def on_parse(self) -> Iterator[None]:
         yield
-        context = self.execution_context
-        for error in context.pre_execution_errors or []:
-            if TOKENS_EXCEEDED in error.message:
-                error.message = (
-                    f"the document has more than {self.max_token_count} tokens; "
-                    f"at most {self.max_token_count} are allowed"
-                )
-            elif NESTED_TOO_DEEPLY in error.message:
-                error.message = "the document is nested too deeply to be parsed"
-            else:
-                continue
-            error.extensions = {"code": "GRAPHQL_VALIDATION_FAILED"}
+        for error in self.execution_context.pre_execution_errors or []:
+            parse_limit_error(error, self.max_token_count)
+
+
+def parse_limit_error(error: GraphQLError, max_tokens: int) -> bool:
+    """Whether a parse error is a refusal of the token limit (or of absurd nesting); such an
+    error is reworded and coded as a validation error."""
+    if TOKENS_EXCEEDED in error.message:
+        error.message = (
+            f"the document has more than {max_tokens} tokens; at most {max_tokens} are allowed"
+        )
+    elif NESTED_TOO_DEEPLY in error.message:
+        error.message = "the document is nested too deeply to be parsed"
+    else:
+        return False
+    error.extensions = {"code": "GRAPHQL_VALIDATION_FAILED"}
+    return True
 
 
 class SafeParserCache(ParserCache):
@@ -266,7 +271,11 @@ class HideSuggestions(SchemaExtension):
         context = self.execution_context
         result = context.result
         for error in [*(context.pre_execution_errors or []), *((result and result.errors) or [])]:
-            error.message = _SUGGESTION.sub("", error.message)
+            strip_suggestions(error)
+
+
+def strip_suggestions(error: GraphQLError) -> None:
+    error.message = _SUGGESTION.sub("", error.message)
 
 
 class OperationNameRequired(CannotGetOperationTypeError):

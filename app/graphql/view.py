@@ -18,6 +18,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from app.domain.errors import BadRequest, DomainError
 from app.domain.json_input import parse_json_body
 from app.graphql.context import Context
+from app.graphql.engine import Engine, RequestError
 from app.graphql.ide import page_response
 from app.graphql.subscriptions import SocketContext, TransportWSHandler, accept_connection
 from app.settings import Settings
@@ -49,6 +50,7 @@ class GraphQLView(GraphQL[Context, None]):
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         )
         self.settings = settings
+        self.engine = Engine(schema, settings)
         self.max_subscriptions_per_connection = settings.graphql_max_subscriptions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -64,12 +66,14 @@ class GraphQLView(GraphQL[Context, None]):
             await response(scope, receive, send)
             return
         try:
-            response = await self.run(request)
+            response = await self.serve(request)
         except HTTPException as exc:
             code = "BAD_REQUEST" if exc.status_code == 400 else "METHOD_NOT_ALLOWED"
             if exc.status_code == 404:
                 code = "NOT_FOUND"
             response = graphql_error_response(exc.status_code, code, exc.reason)
+        except RequestError as exc:
+            response = graphql_error_response(400, "BAD_REQUEST", exc.message)
         except DomainError as exc:  # raised while the body streams in (413)
             response = graphql_error_response(exc.status, exc.code, exc.message)
         finally:
@@ -78,18 +82,48 @@ class GraphQLView(GraphQL[Context, None]):
                 await context.loaders.close()
         await response(scope, receive, send)
 
+    async def serve(self, request: Request) -> Response:
+        """One GraphQL request over HTTP through the engine (GraphiQL for a browser's GET)."""
+        if request.method == "GET":
+            params = request.query_params
+            if params.get("query") is None and any(
+                accepted in request.headers.get("accept", "") for accepted in ("text/html", "*/*")
+            ):
+                return await self.render_graphql_ide(request)
+            data: Any = self.parse_query_params(params)
+        else:
+            data = self.parse_json(await request.body())
+        if isinstance(data, list):
+            raise HTTPException(400, "Batching is not enabled")
+        query, variables = data.get("query"), data.get("variables")
+        operation_name = data.get("operationName")
+        if not isinstance(query, str) or not query:
+            if query is not None and not isinstance(query, str):
+                raise HTTPException(400, "The GraphQL operation's `query` must be a string")
+            raise HTTPException(400, "No GraphQL query found in the request")
+        if not isinstance(variables, dict | None):
+            raise HTTPException(400, "The GraphQL operation's `variables` must be an object")
+        if not isinstance(operation_name, str | None):
+            raise HTTPException(400, "The GraphQL `operationName` must be a string")
+        context = Context(
+            db=request.app.state.db,
+            settings=self.settings,
+            authorization=request.headers.get("authorization"),
+            request=request,
+        )
+        request.state.graphql_context = context  # its loaders are closed when the request ends
+        body = await self.engine.run(query, variables, operation_name, context, request.method)
+        return Response(orjson.dumps(body), media_type="application/json")
+
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        make = SocketContext if isinstance(request, WebSocket) else Context
-        context = make(
+        """The websocket's context (HTTP requests make theirs in `serve`)."""
+        return SocketContext(
             db=request.app.state.db,
             settings=self.settings,
             authorization=request.headers.get("authorization"),
             request=request,
             response=response,
         )
-        if make is Context:  # the view closes its loaders' read session when the request ends
-            request.state.graphql_context = context
-        return context
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """`connection_init` must carry `{"authorization": "Bearer <key>"}` (else 4403)."""

@@ -1,0 +1,199 @@
+"""GraphQL over HTTP: one compiled pipeline per document text.
+
+The first time a document text is seen it is parsed (with the token limit), validated (with
+graphql-core's rules, Strawberry's input rules and the limits of CONTRACT section 6), and its
+operations and fragments are indexed; the outcome, including the coded errors of a document
+that fails, is kept in a bounded cache keyed by the text. A request then only picks the
+operation, coerces its variables, runs the resolvers (CompiledExecutionContext) and codes the
+errors of that run; nothing per request is made for extensions or hooks.
+
+Strawberry stays the schema and the way types, inputs and resolvers are written: the executor
+is Strawberry's own (so `Info`, `Maybe` and argument conversion are Strawberry's), and the
+websocket path still runs through `Schema.subscribe`/`execute` with the same rules as
+extensions. `tests/graphql/test_engine.py` compares whole answers, errors included, with
+Strawberry's `Schema.execute`.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    parse,
+    specified_rules,
+)
+from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
+from strawberry.execution.is_awaitable import optimized_is_awaitable
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.schema.schema import validate_document
+from strawberry.types.graphql import OperationType
+from strawberry.utils.await_maybe import await_maybe
+from strawberry.utils.operation import get_first_operation
+
+from app.graphql.errors import code_error
+from app.graphql.execution import CompiledExecutionContext
+from app.graphql.limits import (
+    Limits,
+    OperationNameRequired,
+    limits_rule,
+    parse_limit_error,
+    strip_suggestions,
+)
+from app.settings import Settings
+
+DOCUMENT_CACHE_SIZE = 1024
+PARSE, VALIDATION, EXECUTION = "parse", "validation", "execution"
+# what each HTTP method may run; subscriptions run over the websocket only
+ALLOWED = {
+    "GET": frozenset({OperationType.QUERY}),
+    "POST": frozenset({OperationType.QUERY, OperationType.MUTATION}),
+}
+
+
+class RequestError(Exception):
+    """The request cannot run at all: HTTP 400 `BAD_REQUEST`, nothing runs."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What one document text comes to, worked out once."""
+
+    document: DocumentNode | None
+    errors: tuple[dict[str, Any], ...]  # coded, formatted: a document that does not parse/validate
+    operations: Mapping[str, OperationDefinitionNode]  # named operations
+    first: OperationDefinitionNode | None
+    several: bool  # more than one operation: `operationName` is required
+    static: bool  # no directive anywhere: its selections collect the same on every request
+
+
+class Engine:
+    """Runs GraphQL requests of one schema with the app's settings."""
+
+    def __init__(self, schema: Any, settings: Settings) -> None:
+        self.strawberry_schema = schema
+        self.schema: GraphQLSchema = schema._schema
+        self.settings = settings
+        self.hide_suggestions = not settings.graphql_introspection
+        limits = Limits(
+            max_depth=settings.graphql_max_depth,
+            max_aliases=settings.graphql_max_aliases,
+            max_root_fields=settings.graphql_max_root_fields,
+        )
+        rules: list[type[ASTValidationRule]] = [*specified_rules, limits_rule(limits)]
+        if not settings.graphql_introspection:
+            rules.append(NoSchemaIntrospectionCustomRule)
+        self.rules = tuple(rules)
+        self._documents: OrderedDict[str, Prepared] = OrderedDict()
+
+    # -- once per document text ------------------------------------------------------------
+
+    def prepare(self, text: str) -> Prepared:
+        documents = self._documents
+        prepared = documents.get(text)
+        if prepared is not None:
+            documents.move_to_end(text)
+            return prepared
+        prepared = self._prepare(text)
+        documents[text] = prepared
+        if len(documents) > DOCUMENT_CACHE_SIZE:
+            documents.popitem(last=False)
+        return prepared
+
+    def _prepare(self, text: str) -> Prepared:
+        try:
+            document = parse(text, max_tokens=self.settings.graphql_max_tokens)
+        except GraphQLError as error:
+            return self._failed(error, PARSE)
+        except Exception as error:  # noqa: BLE001  (RecursionError on absurd nesting)
+            return self._failed(GraphQLError(str(error), original_error=error), PARSE)
+        operations: dict[str, OperationDefinitionNode] = {}
+        count = 0
+        for definition in document.definitions:
+            if isinstance(definition, OperationDefinitionNode):
+                count += 1
+                if definition.name is not None:
+                    operations.setdefault(definition.name.value, definition)
+        errors = validate_document(self.schema, document, self.rules)
+        coded = tuple(self._format(error, VALIDATION) for error in errors)
+        first = get_first_operation(document)
+        return Prepared(document, coded, operations, first, count > 1, "@" not in text)
+
+    def _failed(self, error: GraphQLError, phase: str) -> Prepared:
+        return Prepared(None, (self._format(error, phase),), {}, None, False, False)
+
+    def _format(self, error: GraphQLError, phase: str) -> dict[str, Any]:
+        if phase == PARSE:
+            parse_limit_error(error, self.settings.graphql_max_tokens)
+        code_error(error, phase)
+        if self.hide_suggestions:
+            strip_suggestions(error)
+        return error.formatted  # type: ignore[return-value]
+
+    # -- once per request --------------------------------------------------------------------
+
+    def operation(
+        self, prepared: Prepared, operation_name: str | None, method: str
+    ) -> OperationDefinitionNode:
+        """The operation to run (the GraphQL spec's GetOperation), or RequestError."""
+        if operation_name is not None:
+            operation = prepared.operations.get(operation_name)
+        else:
+            operation = prepared.first
+        if operation is None:
+            raise RequestError(CannotGetOperationTypeError(operation_name).as_http_error_reason())
+        kind = OperationType(operation.operation.value)
+        if kind not in ALLOWED[method]:
+            raise RequestError(InvalidOperationTypeError(kind).as_http_error_reason(method))
+        if prepared.several and operation_name is None:
+            raise RequestError(OperationNameRequired().as_http_error_reason())
+        return operation
+
+    async def run(
+        self,
+        text: str,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        context: Any,
+        method: str,
+    ) -> dict[str, Any]:
+        """The response body of one request (RequestError when it cannot run)."""
+        prepared = self.prepare(text)
+        if prepared.document is None:  # did not parse: nothing else is looked at
+            return {"data": None, "errors": list(prepared.errors)}
+        operation = self.operation(prepared, operation_name, method)
+        if prepared.errors:
+            return {"data": None, "errors": list(prepared.errors)}
+        executor = CompiledExecutionContext.build(
+            self.schema,
+            prepared.document,
+            None,
+            context,
+            variables,
+            operation.name.value if operation.name else None,
+            is_awaitable=optimized_is_awaitable,
+            hide_suggestions=self.hide_suggestions,
+            static_selections=prepared.static,
+        )
+        if isinstance(executor, list):  # variables that do not coerce
+            return {"data": None, "errors": [self._format(e, EXECUTION) for e in executor]}
+        try:
+            result = await await_maybe(executor.execute_operation())
+        except Exception as exc:  # noqa: BLE001  (masked and logged, as Strawberry does)
+            if not isinstance(exc, GraphQLError):
+                exc = GraphQLError(str(exc), original_error=exc)
+            return {"data": None, "errors": [self._format(exc, EXECUTION)]}
+        body: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            body["errors"] = [self._format(error, EXECUTION) for error in result.errors]
+        return body
