@@ -16,6 +16,8 @@ path. A basic field only reads an attribute, so reading it a second time there i
 
 from __future__ import annotations
 
+import itertools
+from collections import OrderedDict
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -36,13 +38,17 @@ from graphql import (
     is_object_type,
     specified_scalar_types,
 )
-from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
+from graphql.execution.collect_fields import CollectedFields, FieldDetailsList, GroupedFieldSet
 from graphql.pyutils import AwaitableOrValue, Path, Undefined, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 # the kinds of step; from OBJECT on, a result may be awaitable
-LEAF, LEAF_LIST, TYPENAME, OBJECT, OBJECT_LIST, OTHER = range(6)
+LEAF, LEAF_LIST, TYPENAME, OBJECT, OBJECT_LIST, OTHER, PRELOADED = range(7)
+# Strawberry field metadata: a resolver (taking nothing but `info`) answers this attribute of its
+# object whenever the attribute is not None; the executor then reads it without the resolver
+PRELOADED_ATTRIBUTE = "app.preloaded_attribute"
 PLAN_CACHE_SIZE = 4096  # (type, selection shape) pairs; a few per distinct query text
+COLLECTED_CACHE_SIZE = 4096  # sub-selections of documents without directives
 
 
 class Step(NamedTuple):
@@ -126,17 +132,37 @@ def list_step(list_type: GraphQLList[GraphQLOutputType]) -> Step | None:
     return Step("", OBJECT_LIST, "", None, False, None, non_null, False, list_type, item_type, item)  # type: ignore[arg-type]
 
 
+def preloaded_attribute(parent_type: GraphQLObjectType, name: str) -> str | None:
+    """The attribute a resolver field without arguments declares it answers (its metadata)."""
+    field = parent_type.fields.get(name)
+    definition = field.extensions.get("strawberry-definition") if field else None
+    if field is None or field.args or definition is None:
+        return None
+    attribute: str | None = (definition.metadata or {}).get(PRELOADED_ATTRIBUTE)
+    return attribute
+
+
 def step(parent_type: GraphQLObjectType, key: str, name: str, special: bool) -> Step:
     other = Step(key, OTHER, "", None, False, None, False, False, None, None, None)
     if name == "__typename":
         return other._replace(kind=TYPENAME)
-    attr = basic_attribute(parent_type, name)
-    if attr is None or special:
+    if special:
         return other
-    field_type = parent_type.fields[name].type
+    attr = basic_attribute(parent_type, name)
+    if attr is None:
+        preloaded = preloaded_attribute(parent_type, name)
+        if preloaded is None:
+            return other
+        listed = step_of_type(other._replace(attr=preloaded), parent_type.fields[name].type)
+        return listed._replace(kind=PRELOADED) if listed.kind == OBJECT_LIST else other
+    return step_of_type(other._replace(attr=attr), parent_type.fields[name].type)
+
+
+def step_of_type(other: Step, field_type: GraphQLOutputType) -> Step:
+    """The step that completes a value of this type read from `other.attr`."""
     non_null = is_non_null_type(field_type)
     inner = field_type.of_type if isinstance(field_type, GraphQLNonNull) else field_type
-    base = other._replace(attr=attr, non_null=non_null, field_type=field_type)
+    base = other._replace(non_null=non_null, field_type=field_type)
     if is_leaf_type(inner):
         guard = not (is_enum_type(inner) or inner in specified_scalar_types)
         return base._replace(
@@ -161,6 +187,120 @@ def step(parent_type: GraphQLObjectType, key: str, name: str, special: bool) -> 
     return other
 
 
+def make_plan(parent_type: GraphQLObjectType, grouped: GroupedFieldSet) -> list[Planned]:
+    steps = steps_for(parent_type, shape_of(grouped))
+    return [
+        (s.key, s.kind, s.attr, s.exact, s.coerce, s.non_null, s.guard, s, fields)
+        for s, fields in zip(steps, grouped.values(), strict=True)
+    ]
+
+
+Compiled = Callable[[Any, Any, Any, GraphQLObjectType], Any]
+_compiled_count = itertools.count(1)  # names each compiled plan apart (for profiles)
+
+
+def _coercion(i: int, non_null: bool, guard: bool) -> list[str]:
+    """The lines that coerce leaf `v{i}` (a type whose output is not its own value)."""
+    body = [f"if isinstance(v{i}, Exception): raise Slow"] if guard else []
+    body += [
+        "try:",
+        f"    v{i} = C{i}(v{i})",
+        "except Exception:",
+        "    raise Slow from None",
+        f"if v{i} is None or v{i} is Undefined: raise Slow",
+    ]
+    if non_null:
+        return [f"if v{i} is None: raise Slow", *body]
+    return [f"if v{i} is not None:", *("    " + line for line in body)]
+
+
+Nested = tuple[GroupedFieldSet, "Compiled", GraphQLObjectType]
+
+
+def _nested_object(i: int, key: str) -> list[str]:
+    """The lines that complete object field `v{i}` with the compiled plan of its selection
+    (N{i}: `complete_object` of an OBJECT step, inlined): a value that does not fit goes the
+    step's own way, an error is the field's error."""
+    return [
+        f"o{i} = source.S{i}_attr",
+        f"if o{i} is None or isinstance(o{i}, Exception):",
+        f"    v{i} = self.step(S{i}, F{i}, parent_type, source, path)",
+        "else:",
+        f"    p{i} = Path(path, {key!r}, parent_type.name)",
+        "    try:",
+        "        try:",
+        f"            v{i} = N{i}(self, o{i}, p{i}, T{i})",
+        "        except Slow:",
+        f"            v{i} = self.execute_fields(T{i}, o{i}, p{i}, G{i}, None)",
+        "    except Exception as error:",
+        f"        self.handle_field_error(error, S{i}.field_type, F{i}, p{i})",
+        f"        v{i} = None",
+        "    else:",
+        f"        if self.is_awaitable(v{i}):",
+        f"            v{i} = self.await_value(v{i}, S{i}.field_type, F{i}, p{i})",
+    ]
+
+
+def compile_plan(planned: list[Planned], nested: dict[int, Nested] | None = None) -> Compiled:
+    """One Python function for a plan that is used again and again (a selection of a cached
+    document): the leaves read, checked and coerced in straight-line code, then the other
+    fields in key order, the response dict built at once. A leaf that does not fit raises Slow
+    before any other field runs, and `execute_fields`' loop completes the object instead."""
+    names: dict[str, Any] = {"Slow": Slow, "Undefined": Undefined, "Path": Path}
+    nested = nested or {}
+    leaves: list[str] = []
+    others: list[str] = []
+    later: list[tuple[str, int]] = []  # (key, index) of the fields that may be awaitable
+    removable: list[str] = []
+    for i, (key, kind, attr, exact, coerce, non_null, guard, step_, fields) in enumerate(planned):
+        names[f"S{i}"], names[f"F{i}"] = step_, fields
+        if kind == LEAF:
+            leaves.append(f"v{i} = source.{attr}")
+            if exact is not None:
+                names[f"E{i}"] = exact
+                test = f"type(v{i}) is not E{i}"
+                test = test if non_null else f"v{i} is not None and {test}"
+                leaves.append(f"if {test}: raise Slow")
+            else:
+                names[f"C{i}"] = coerce
+                leaves += _coercion(i, non_null, guard)
+        elif kind == LEAF_LIST:
+            leaves.append(f"v{i} = self.leaf_list(S{i}, source.{attr})")
+        elif kind == TYPENAME:
+            leaves.append(f"v{i} = parent_type.name")
+        elif i in nested:
+            names[f"G{i}"], names[f"N{i}"], names[f"T{i}"] = nested[i]
+            others += [line.replace(f"S{i}_attr", attr) for line in _nested_object(i, key)]
+            later.append((key, i))
+        else:
+            others.append(f"v{i} = self.step(S{i}, F{i}, parent_type, source, path)")
+            later.append((key, i))
+            if kind == OTHER:
+                removable.append(f"if v{i} is Undefined: del r[{key!r}]")
+    body = list(leaves)
+    if others:
+        evaluated = ", ".join(f"v{i}" for _, i in later)
+        body.append(" = ".join(f"v{i}" for _, i in later) + " = None")
+        body += ["try:", *("    " + line for line in others), "except Exception:"]
+        body += [f"    self.settle_awaitables(({evaluated},))", "    raise"]
+    items = ", ".join(f"{key!r}: v{i}" for i, (key, *_) in enumerate(planned))
+    body += [f"r = {{{items}}}", *removable]
+    if later:
+        pairs = ", ".join(f"({key!r}, v{i})" for key, i in later)
+        body += [
+            "aw = self.is_awaitable",
+            f"pending = [k for k, x in ({pairs},) if aw(x)]",
+            "if pending:",
+            "    return self.gather_fields(r, pending)",
+        ]
+    body.append("return r")
+    text = "def run(self, source, path, parent_type):\n" + "\n".join("    " + b for b in body)
+    label = f"<compiled plan {next(_compiled_count)}: {', '.join(k for k, *_ in planned)[:60]}>"
+    exec(compile(text, label, "exec"), names)  # noqa: S102  (our own text)
+    run: Compiled = names["run"]
+    return run
+
+
 def items_fit(s: Step, value: Any) -> bool:
     """Whether a list of objects can complete item by item here; checked before any item runs,
     so that nothing runs twice when graphql-core completes it instead."""
@@ -169,27 +309,95 @@ def items_fit(s: Step, value: Any) -> bool:
     return not any((item is None and s.non_null) or isinstance(item, Exception) for item in value)
 
 
+CollectedKey = tuple[GraphQLObjectType, tuple[int, ...]]
+# For documents without directives, where collecting sub-fields depends on nothing but the
+# nodes (no @skip/@include, no @defer, no fragment variables), across requests:
+# (return type, ids of the field nodes) -> (the nodes, kept alive so that their ids stay
+# theirs; what graphql-core collected), and the id of such a collected field set -> (the set,
+# kept alive; its plan).
+_collected: OrderedDict[CollectedKey, tuple[tuple[Any, ...], CollectedFields]] = OrderedDict()
+_static_plans: dict[int, tuple[GroupedFieldSet, list[Planned], Compiled]] = {}
+
+
 class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's execution context with the fast path above for basic fields."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, static_selections: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._static = static_selections
         manager = self.middleware_manager
         self._compiled = manager is None or not manager.middlewares
         # per request: id(grouped field set) -> (that set, kept alive so the id stays its own; plan)
-        self._plans: dict[int, tuple[GroupedFieldSet, list[Planned]]] = {}
+        self._plans: dict[int, tuple[Any, ...]] = {}
+
+    def collect_subfields(
+        self, return_type: GraphQLObjectType, field_details_list: FieldDetailsList
+    ) -> CollectedFields:
+        """graphql-core's per-request memo, and across requests for a document without
+        directives (`static_selections`, decided once per document by the engine): the same
+        nodes of a cached document then always collect the same sub-fields."""
+        if not self._static:
+            return super().collect_subfields(return_type, field_details_list)
+        memo = self._relevant_sub_fields  # graphql-core's per-request memo: each item of a list
+        seen = memo.get((return_type, id(field_details_list)))
+        if seen is not None:
+            return seen[1]  # type: ignore[no-any-return]
+        nodes = tuple(f.node for f in field_details_list)
+        key = (return_type, tuple(map(id, nodes)))
+        found = _collected.get(key)
+        if found is not None:
+            memo[(return_type, id(field_details_list))] = (field_details_list, found[1])
+            return found[1]
+        collected = super().collect_subfields(return_type, field_details_list)
+        grouped = collected.grouped_field_set
+        if len(_collected) >= COLLECTED_CACHE_SIZE:
+            _, (_, evicted) = _collected.popitem(last=False)
+            _static_plans.pop(id(evicted.grouped_field_set), None)
+        _collected[key] = (nodes, collected)
+        planned = make_plan(return_type, grouped)
+        _static_plans[id(grouped)] = (grouped, planned, compile_plan(planned, self.nested(planned)))
+        return collected
+
+    def nested(self, planned: list[Planned]) -> dict[int, Nested]:
+        """For each object field of a static plan, the compiled plan of its own selection."""
+        found: dict[int, Nested] = {}
+        for i, (_, kind, *_, s, fields) in enumerate(planned):
+            if kind != OBJECT:
+                continue
+            object_type: GraphQLObjectType = s.object_type  # type: ignore[assignment]
+            grouped, defer_usages, _ = self.collect_subfields(object_type, fields)
+            static = _static_plans.get(id(grouped))
+            if static is not None and not defer_usages:
+                found[i] = (grouped, static[2], object_type)
+        return found
 
     def plan(self, parent_type: GraphQLObjectType, grouped: GroupedFieldSet) -> list[Planned]:
-        found = self._plans.get(id(grouped))
+        key = id(grouped)  # a collected set is collected for one type: its plan is for that type
+        found = self._plans.get(key) or _static_plans.get(key)
         if found is not None:
             return found[1]
-        steps = steps_for(parent_type, shape_of(grouped))
-        planned = [
-            (s.key, s.kind, s.attr, s.exact, s.coerce, s.non_null, s.guard, s, fields)
-            for s, fields in zip(steps, grouped.values(), strict=True)
-        ]
-        self._plans[id(grouped)] = (grouped, planned)
+        planned = make_plan(parent_type, grouped)
+        self._plans[key] = (grouped, planned)
         return planned
+
+    def step(
+        self,
+        s: Step,
+        fields: FieldDetailsList,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        path: Path | None,
+    ) -> Any:
+        """A field other than a leaf: the fast way, else graphql-core's."""
+        try:
+            return self.fast(s, fields, parent_type, source, path)
+        except Slow:
+            return self.slow(s, fields, parent_type, source, path)
+
+    def settle_awaitables(self, values: tuple[Any, ...]) -> None:
+        awaitables = [v for v in values if self.is_awaitable(v)]
+        if awaitables:
+            self.settle_in_background(awaitables)
 
     def execute_fields(
         self,
@@ -203,6 +411,12 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return super().execute_fields(
                 parent_type, source_value, path, grouped_field_set, position_context
             )
+        static = _static_plans.get(id(grouped_field_set))
+        if static is not None:
+            try:
+                return static[2](self, source_value, path, parent_type)
+            except Slow:
+                pass  # a leaf that does not fit: the loop below completes the object
         results: dict[str, Any] = {}
         pending: list[str] = []
         is_awaitable = self.is_awaitable
@@ -289,6 +503,11 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     raise Slow
                 return None
             if not items_fit(s, value):
+                raise Slow
+            return self.complete_object(s, fields, value, Path(path, s.key, parent_type.name))
+        if kind == PRELOADED:  # the resolver's value, when the object already holds it
+            value = getattr(source, s.attr)
+            if value is None or not items_fit(s, value):
                 raise Slow
             return self.complete_object(s, fields, value, Path(path, s.key, parent_type.name))
         if kind == TYPENAME:
@@ -392,6 +611,9 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         non-null items) goes up to the list's field."""
         items: list[Any] = []
         pending: list[int] = []
+        object_type: GraphQLObjectType = s.object_type  # type: ignore[assignment]
+        grouped, defer_usages, _ = self.collect_subfields(object_type, fields)
+        static = None if defer_usages else _static_plans.get(id(grouped))
         try:
             for index, item in enumerate(value):
                 if item is None:
@@ -399,7 +621,15 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     continue
                 item_path = Path(path, index, None)
                 try:
-                    completed = self.subfields(s, fields, item_path, item)
+                    if static is None:
+                        completed = self.subfields(s, fields, item_path, item)
+                    else:  # every item has the same compiled plan: straight to it
+                        try:
+                            completed = static[2](self, item, item_path, object_type)
+                        except Slow:
+                            completed = self.execute_fields(
+                                object_type, item, item_path, grouped, None
+                            )
                 except Exception as raw_error:
                     self.handle_field_error(raw_error, s.item_type, fields, item_path)  # type: ignore[arg-type]
                     completed = None

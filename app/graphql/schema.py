@@ -12,6 +12,7 @@ from strawberry.extensions import (
     SchemaExtension,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.name_converter import NameConverter
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionResult
@@ -74,6 +75,21 @@ class Schema(strawberry.Schema):
         """Errors are logged (unexpected ones only) by the ErrorCodes extension."""
 
 
+class CachedNames(NameConverter):
+    """Strawberry's names, each Python name converted once: Strawberry converts the names of an
+    input type's fields again for every argument of every request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._names: dict[str, str] = {}
+
+    def apply_naming_config(self, name: str) -> str:
+        converted = self._names.get(name)
+        if converted is None:
+            converted = self._names[name] = super().apply_naming_config(name)
+        return converted
+
+
 PARSER_CACHE_SIZE = 1024
 VALIDATION_CACHE_SIZE = 1024
 
@@ -110,7 +126,11 @@ def build_schema(settings: Settings | None = None) -> Schema:
         mutation=Mutation,
         subscription=Subscription,
         extensions=[StreamErrorCodes, SingleOperation, *extensions],
-        config=StrawberryConfig(scalar_map=SCALAR_MAP, disable_field_suggestions=not introspection),
+        config=StrawberryConfig(
+            scalar_map=SCALAR_MAP,
+            disable_field_suggestions=not introspection,
+            name_converter=CachedNames(),
+        ),
         execution_context_class=CompiledExecutionContext,
     )
 

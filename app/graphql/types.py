@@ -12,6 +12,7 @@ from strawberry.scalars import JSON
 
 from app.domain.documents import avatar_url
 from app.graphql.context import Info  # noqa: TC001  (strawberry resolves it at runtime)
+from app.graphql.execution import PRELOADED_ATTRIBUTE
 from app.graphql.loaders import Family
 from app.graphql.pagination import PageInfo
 from app.models import Action as ActionRow
@@ -221,26 +222,40 @@ class Assistant:
             family=family,
         )
 
+    @property
+    def loaded_integrations(self) -> list[Integration] | None:
+        """The integrations when the resolver's own transaction loaded them, else None."""
+        if self.family is None:
+            return None
+        return [Integration.from_row(row) for row in self.family[0]]
+
+    @property
+    def loaded_actions(self) -> list[Action] | None:
+        if self.family is None:
+            return None
+        return [Action.from_row(row) for row in self.family[1]]
+
     @strawberry.field(
         description="Integrations of the assistant, oldest first.",
         graphql_type=list[Integration],
+        metadata={PRELOADED_ATTRIBUTE: "loaded_integrations"},
     )
     def integrations(self, info: Info) -> Awaitable[list[Integration]] | list[Integration]:
-        if self.family is not None:  # loaded by the resolver's own transaction
-            return [Integration.from_row(row) for row in self.family[0]]
-        return self._integrations(info)
+        loaded = self.loaded_integrations  # what the executor reads itself when not None
+        return self._integrations(info) if loaded is None else loaded
 
     async def _integrations(self, info: Info) -> list[Integration]:
         rows, _ = await info.context.loaders.children.load(str(self.id))
         return [Integration.from_row(row) for row in rows]
 
     @strawberry.field(
-        description="Actions of the assistant, in `position` order.", graphql_type=list[Action]
+        description="Actions of the assistant, in `position` order.",
+        graphql_type=list[Action],
+        metadata={PRELOADED_ATTRIBUTE: "loaded_actions"},
     )
     def actions(self, info: Info) -> Awaitable[list[Action]] | list[Action]:
-        if self.family is not None:
-            return [Action.from_row(row) for row in self.family[1]]
-        return self._actions(info)
+        loaded = self.loaded_actions
+        return self._actions(info) if loaded is None else loaded
 
     async def _actions(self, info: Info) -> list[Action]:
         _, rows = await info.context.loaders.children.load(str(self.id))

@@ -16,13 +16,17 @@ from typing import Any
 import pytest
 import strawberry
 from strawberry.dataloader import DataLoader
+from strawberry.extensions import ParserCache
 from strawberry.scalars import JSON
 
+from app.graphql import execution
 from app.graphql.execution import (
     LEAF,
     OBJECT,
     OBJECT_LIST,
     OTHER,
+    PRELOADED,
+    PRELOADED_ATTRIBUTE,
     CompiledExecutionContext,
     steps_for,
 )
@@ -56,6 +60,12 @@ class Node:
     leaves: list[Leaf]
     loose_leaves: list[Leaf | None] | None
     strict_in_loose: list[Leaf] | None
+
+    held: strawberry.Private[list[Leaf | None] | None] = None
+
+    @strawberry.field(metadata={PRELOADED_ATTRIBUTE: "held"})
+    def preloaded(self) -> list[Leaf]:  # what it holds, else its leaves
+        return self.held if self.held is not None else self.leaves  # type: ignore[return-value]
 
     @strawberry.field
     def doubled(self, by: int = 2) -> int:
@@ -104,7 +114,10 @@ def node(i: str, **changes: Any) -> Node:
     return Node(**values)
 
 
-GOOD = [node("1"), node("22", maybe_leaf=leaf("mm", color=Color.BLUE, loose_tags=None))]
+GOOD = [
+    node("1"),
+    node("22", maybe_leaf=leaf("mm", color=Color.BLUE, loose_tags=None), held=[leaf("h")]),
+]
 BAD = [
     node("n1", leaf=leaf(None)),  # null in a non-null leaf: the non-null object goes, up to nodes
     node("n2", maybe_leaf=leaf(count="many")),  # not an Int: maybeLeaf becomes null
@@ -118,6 +131,8 @@ BAD = [
     node("n10", leaf=leaf(data=KeyError("a JSON value that is an exception"))),
     node("n11", leaf=leaf(flag=1), maybe_leaf=leaf(flag="yes")),  # coerced, and refused
     node("n12", maybe_leaf=leaf(datas=[{"a": 1}, ValueError("an item that is an exception")])),
+    node("n13", held=[leaf("h1"), None]),  # a null item in the resolver's non-null list
+    node("n14", held=[leaf(count="x")]),  # a held item that does not fit
 ]
 
 
@@ -136,18 +151,29 @@ class Query:
         return BAD[index]
 
 
+class StaticExecutionContext(CompiledExecutionContext):
+    """As the engine runs a document without directives: selections collected once, and
+    their plans compiled, across requests (the parser cache gives the same nodes again)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, static_selections=True, **kwargs)
+
+
 def make(fast: bool) -> strawberry.Schema:
     extra = {"execution_context_class": CompiledExecutionContext} if fast else {}
     return strawberry.Schema(query=Query, **extra)
 
 
 SLOW_SCHEMA, FAST_SCHEMA = make(False), make(True)
+STATIC_SCHEMA = strawberry.Schema(
+    query=Query, execution_context_class=StaticExecutionContext, extensions=[ParserCache]
+)
 
 EVERYTHING = """
   __typename id doubled twice: doubled(by: 4)
   leaf { ...L } maybeLeaf { ...L } leaves { ...L } looseLeaves { ...L }
   strictInLoose { ... on Leaf { name color } } loaded { name } fails
-  resolvedLeaves { ...L } resolvedLoose { ...L }
+  resolvedLeaves { ...L } resolvedLoose { ...L } preloaded { ...L }
 """
 FRAGMENT = (
     "fragment L on Leaf { __typename name maybe count color tags looseTags data datas flag "
@@ -189,6 +215,33 @@ async def test_same_answer_as_graphql_core(document: str):
     assert await run(FAST_SCHEMA, document) == expected
 
 
+@pytest.mark.parametrize(
+    "document", [d for d in DOCUMENTS if "@" not in d] + [DOCUMENTS[2].replace(FRAGMENT, "")]
+)
+async def test_compiled_plans_give_the_same_answer(document: str, monkeypatch):
+    """Documents without directives: the first run compiles the plans of their selections,
+    the next ones run those compiled plans (counted); every run answers as graphql-core."""
+    calls = []
+    compile_plan = execution.compile_plan
+
+    def counting(planned, nested=None):
+        compiled = compile_plan(planned, nested)
+
+        def run_compiled(*args):
+            calls.append(1)
+            return compiled(*args)
+
+        return run_compiled
+
+    monkeypatch.setattr(execution, "compile_plan", counting)
+    monkeypatch.setattr(execution, "_collected", type(execution._collected)())
+    monkeypatch.setattr(execution, "_static_plans", {})
+    expected = await run(SLOW_SCHEMA, document)
+    for _ in range(3):
+        assert await run(STATIC_SCHEMA, document) == expected
+    assert calls or expected[0] is None, "no compiled plan ran"
+
+
 async def test_the_bad_values_do_reach_the_errors():
     """The comparison above is about something: graphql-core does report these."""
     data, errors, batches = await run(FAST_SCHEMA, DOCUMENTS[1])
@@ -222,3 +275,5 @@ def test_basic_fields_take_the_fast_path():
     shape += (("doubled", "doubled", False),)
     kinds = [s.kind for s in steps_for(node_type, shape)]
     assert kinds == [LEAF, OBJECT_LIST, OBJECT, OTHER]
+    preloaded = steps_for(node_type, (("p", "preloaded", False), ("q", "preloaded", True)))
+    assert [s.kind for s in preloaded] == [PRELOADED, OTHER]  # with arguments: the resolver
