@@ -1,4 +1,4 @@
-"""Alembic environment: runs migrations on the app's async engine (SQLite or PostgreSQL)."""
+"""Alembic environment: runs the migrations on their own async engine (SQLite or PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import app.models  # noqa: F401  (registers the tables)
-from app.db import WRITE_OPTION, create_engine
+from app.migrate import WRITE_OPTION, migration_engine
 from app.settings import Settings
 
 config = context.config
@@ -37,7 +37,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_engine(_settings())
+    engine = migration_engine(_settings())
     try:
         async with engine.connect() as connection:
             # On SQLite this makes the migration transaction BEGIN IMMEDIATE (one at a time).

@@ -42,3 +42,44 @@ def test_models_import_nothing_from_the_app():
 def test_graphql_and_rest_never_import_each_other():
     assert offenders("graphql", ("app.rest",)) == []
     assert offenders("rest", ("app.graphql",)) == []
+
+
+ASYNC_SQLALCHEMY = ("sqlalchemy.ext.asyncio",)
+# The store (app/store/) owns the connections; the migrations keep SQLAlchemy's engine.
+MAY_USE_ASYNC_SQLALCHEMY = ("store/", "migrate.py")
+
+
+def names_imported(path: Path) -> set[str]:
+    """Modules imported by a file, and the names imported from them."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(alias.name for alias in node.names)
+    return names
+
+
+def test_no_sqlalchemy_session_or_engine_on_a_request_path():
+    """No module of the app but the store and the migrations imports SQLAlchemy's asyncio
+    layer (AsyncSession, AsyncEngine, async_sessionmaker …): requests go through the store."""
+    found = []
+    for path in sorted(APP.rglob("*.py")):
+        relative = str(path.relative_to(APP))
+        if relative.startswith(MAY_USE_ASYNC_SQLALCHEMY):
+            continue
+        names = names_imported(path)
+        if any(n.startswith(ASYNC_SQLALCHEMY) for n in names) or names & {
+            "AsyncSession",
+            "AsyncEngine",
+            "async_sessionmaker",
+            "create_async_engine",
+        }:
+            found.append(relative)
+    assert found == []
+
+
+def test_the_alembic_environment_uses_the_migration_engine():
+    env = APP.parent / "migrations" / "env.py"
+    assert "app.migrate" in names_imported(env)

@@ -22,8 +22,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import app.models  # noqa: F401  (registers the tables)
-from app.db import create_engine
-from app.migrate import alembic_config, upgrade
+from app.migrate import alembic_config, migration_engine, upgrade
 from app.settings import Settings
 from tests.server import ROOT
 
@@ -47,7 +46,7 @@ def inspect_db(settings: Settings, work: Any) -> Any:
     """Runs `work(sync_connection)` on the database (on a loop of its own: upgrade is sync)."""
 
     async def main() -> Any:
-        engine = create_engine(settings)
+        engine = migration_engine(settings)
         try:
             async with engine.connect() as connection:
                 return await connection.run_sync(work)

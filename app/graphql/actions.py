@@ -109,9 +109,7 @@ class ActionMutation:
         ctx = info.context
         async with ctx.db.write() as tx:
             org = await ctx.org(tx, org_id)
-            row = await update_action(
-                tx, org_id=org, action_id=action_id, patch=sent_fields(input)
-            )
+            row = await update_action(tx, org_id=org, action_id=action_id, patch=sent_fields(input))
         return Action.from_row(row)
 
     @strawberry.mutation(description="Delete an action; returns the id of the deleted one.")

@@ -52,9 +52,7 @@ def _asks_children(selection_set: SelectionSetNode | None, fragments: dict[str, 
     return False
 
 
-async def children_if_asked(
-    info: Info, tx: Tx, rows: Sequence[AssistantRow]
-) -> Children | None:
+async def children_if_asked(info: Info, tx: Tx, rows: Sequence[AssistantRow]) -> Children | None:
     """The children of `rows` from the resolver's own transaction (one statement) when the
     selection asks for them anywhere below; None leaves them to the request's loader."""
     raw = info._raw_info

@@ -234,7 +234,7 @@ def database_path(url: str) -> str:
     return make_url(url).database or ""
 
 
-def _ensure_directory(path: str) -> None:
+def ensure_directory(path: str) -> None:
     if path and path != ":memory:":
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -258,7 +258,7 @@ class SQLiteStore(Store):
         self._busy_seconds = settings.sqlite_busy_timeout_ms / 1000
         self.pool = Pool(self._connect, POOL_SIZE, POOL_TIMEOUT_SECONDS)
         self.write_lock = asyncio.Lock()
-        _ensure_directory(self.path)
+        ensure_directory(self.path)
 
     def _open(self) -> sqlite3.Connection:
         raw = sqlite3.connect(
