@@ -2,8 +2,8 @@
 
 `python bench/statements.py DB_PATH` prints one JSON object: for the REST PATCH, the GraphQL
 update, GET one, and the lists of 10 and of 100 (REST and GraphQL, where served), the statements
-SQLAlchemy sent (`before_cursor_execute`, so `BEGIN IMMEDIATE` is included; COMMIT is a DBAPI
-call and is not). Each request is made once first so that connections and caches are warm.
+the store sent (its `statement_listeners`). Each request is made once first so that connections
+and caches are warm.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 from paths import discover_schema, list_query, update_mutation
-from sqlalchemy import event
 
 
 async def count(
@@ -58,11 +57,7 @@ async def main(db_path: Path) -> dict[str, Any]:
     app = create_app(settings)
     statements: list[str] = []
     async with app.router.lifespan_context(app):
-        engine = app.state.db.engine.sync_engine
-
-        @event.listens_for(engine, "before_cursor_execute")
-        def _seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-            statements.append(statement)
+        app.state.db.statement_listeners.append(statements.append)
 
         transport = httpx.ASGITransport(app=app)
         headers = {"Authorization": f"Bearer {key}"}
