@@ -297,7 +297,7 @@ def compile_plan(planned: list[Planned], nested: dict[int, Nested] | None = None
     text = "def run(self, source, path, parent_type):\n" + "\n".join("    " + b for b in body)
     label = f"<compiled plan {next(_compiled_count)}: {', '.join(k for k, *_ in planned)[:60]}>"
     exec(compile(text, label, "exec"), names)  # noqa: S102  (our own text)
-    run: Compiled = names["run"]
+    run: Compiled = names.pop("run")  # no cycle (function -> its globals -> function)
     return run
 
 
@@ -309,6 +309,19 @@ def items_fit(s: Step, value: Any) -> bool:
     return not any((item is None and s.non_null) or isinstance(item, Exception) for item in value)
 
 
+class StaticPlan:
+    """The plan of a sub-selection of a document without directives, kept across requests;
+    compiled to a function once it is used again (`compiled`, None until then)."""
+
+    __slots__ = ("compiled", "grouped", "planned", "uses")
+
+    def __init__(self, grouped: GroupedFieldSet, planned: list[Planned]) -> None:
+        self.grouped = grouped  # kept alive, so that its id stays its own
+        self.planned = planned
+        self.compiled: Compiled | None = None
+        self.uses = 0
+
+
 CollectedKey = tuple[GraphQLObjectType, tuple[int, ...]]
 # For documents without directives, where collecting sub-fields depends on nothing but the
 # nodes (no @skip/@include, no @defer, no fragment variables), across requests:
@@ -316,7 +329,8 @@ CollectedKey = tuple[GraphQLObjectType, tuple[int, ...]]
 # theirs; what graphql-core collected), and the id of such a collected field set -> (the set,
 # kept alive; its plan).
 _collected: OrderedDict[CollectedKey, tuple[tuple[Any, ...], CollectedFields]] = OrderedDict()
-_static_plans: dict[int, tuple[GroupedFieldSet, list[Planned], Compiled]] = {}
+_static_plans: dict[int, StaticPlan] = {}
+COMPILE_AT = 2  # a plan is compiled at its second use: one-off documents never pay for it
 
 
 class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -354,12 +368,26 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             _, (_, evicted) = _collected.popitem(last=False)
             _static_plans.pop(id(evicted.grouped_field_set), None)
         _collected[key] = (nodes, collected)
-        planned = make_plan(return_type, grouped)
-        _static_plans[id(grouped)] = (grouped, planned, compile_plan(planned, self.nested(planned)))
+        _static_plans[id(grouped)] = StaticPlan(grouped, make_plan(return_type, grouped))
         return collected
 
+    def compiled(self, grouped: GroupedFieldSet, uses: int = 1) -> Compiled | None:
+        """The compiled plan of a static selection: None for other selections, and for a
+        static one until its second use (it is compiled then, with its nested objects');
+        `uses`: how many objects are about to use it (the items of a list)."""
+        static = _static_plans.get(id(grouped))
+        if static is None:
+            return None
+        if static.compiled is None:
+            static.uses += uses
+            if static.uses < COMPILE_AT:
+                return None
+            static.compiled = compile_plan(static.planned, self.nested(static.planned))
+        return static.compiled
+
     def nested(self, planned: list[Planned]) -> dict[int, Nested]:
-        """For each object field of a static plan, the compiled plan of its own selection."""
+        """For each object field of a plan about to be compiled, the compiled plan of its own
+        selection (compiled now too)."""
         found: dict[int, Nested] = {}
         for i, (_, kind, *_, s, fields) in enumerate(planned):
             if kind != OBJECT:
@@ -367,15 +395,21 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             object_type: GraphQLObjectType = s.object_type  # type: ignore[assignment]
             grouped, defer_usages, _ = self.collect_subfields(object_type, fields)
             static = _static_plans.get(id(grouped))
-            if static is not None and not defer_usages:
-                found[i] = (grouped, static[2], object_type)
+            if static is None or defer_usages:
+                continue
+            if static.compiled is None:
+                static.compiled = compile_plan(static.planned, self.nested(static.planned))
+            found[i] = (grouped, static.compiled, object_type)
         return found
 
     def plan(self, parent_type: GraphQLObjectType, grouped: GroupedFieldSet) -> list[Planned]:
         key = id(grouped)  # a collected set is collected for one type: its plan is for that type
-        found = self._plans.get(key) or _static_plans.get(key)
+        static = _static_plans.get(key)
+        if static is not None:
+            return static.planned
+        found = self._plans.get(key)
         if found is not None:
-            return found[1]
+            return found[1]  # type: ignore[no-any-return]
         planned = make_plan(parent_type, grouped)
         self._plans[key] = (grouped, planned)
         return planned
@@ -411,10 +445,10 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return super().execute_fields(
                 parent_type, source_value, path, grouped_field_set, position_context
             )
-        static = _static_plans.get(id(grouped_field_set))
-        if static is not None:
+        compiled = self.compiled(grouped_field_set)
+        if compiled is not None:
             try:
-                return static[2](self, source_value, path, parent_type)
+                return compiled(self, source_value, path, parent_type)
             except Slow:
                 pass  # a leaf that does not fit: the loop below completes the object
         results: dict[str, Any] = {}
@@ -613,7 +647,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         pending: list[int] = []
         object_type: GraphQLObjectType = s.object_type  # type: ignore[assignment]
         grouped, defer_usages, _ = self.collect_subfields(object_type, fields)
-        static = None if defer_usages else _static_plans.get(id(grouped))
+        compiled = None if defer_usages else self.compiled(grouped, len(value))
         try:
             for index, item in enumerate(value):
                 if item is None:
@@ -621,11 +655,11 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     continue
                 item_path = Path(path, index, None)
                 try:
-                    if static is None:
+                    if compiled is None:
                         completed = self.subfields(s, fields, item_path, item)
                     else:  # every item has the same compiled plan: straight to it
                         try:
-                            completed = static[2](self, item, item_path, object_type)
+                            completed = compiled(self, item, item_path, object_type)
                         except Slow:
                             completed = self.execute_fields(
                                 object_type, item, item_path, grouped, None
