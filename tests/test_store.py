@@ -342,3 +342,42 @@ async def test_a_dead_postgres_connection_is_replaced(store: Store, settings: Se
     async with store.read() as tx:
         assert await tx.scalar(select(func.pg_backend_pid())) != pid
     assert await store.ping()
+
+
+async def test_transactions_get_connections_in_the_order_they_asked(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+):
+    """When every connection is taken, waiting transactions get them first come, first served:
+    transactions that keep asking while connections are handed back never overtake those
+    already waiting (on PostgreSQL asyncpg's pool alone lets them: a long latency tail)."""
+    from app.store import postgres
+
+    monkeypatch.setattr(postgres, "POOL_MAX", 1)
+    monkeypatch.setattr("app.store.sqlite.POOL_SIZE", 1)
+    store = open_store(settings)
+    order: list[str] = []
+
+    async def take(name: str) -> None:
+        async with store.read() as tx:
+            await tx.scalar(COUNT_ORGS)
+            order.append(name)
+
+    try:
+        await take("warm")  # the connection is open
+        first = store.read()
+        await first.__aenter__()
+        tasks = [asyncio.create_task(take(f"w{i}")) for i in range(5)]
+        await asyncio.sleep(0.05)  # all five wait for the one connection
+
+        async def keep_asking() -> None:
+            for i in range(30):
+                tasks.append(asyncio.create_task(take(f"late{i}")))
+                await asyncio.sleep(0)
+
+        asking = asyncio.create_task(keep_asking())
+        await first.__aexit__(None, None, None)
+        await asking
+        await asyncio.gather(*tasks)
+    finally:
+        await store.close()
+    assert order[1:6] == [f"w{i}" for i in range(5)]

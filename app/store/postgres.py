@@ -129,8 +129,20 @@ class PostgresTransaction(Transaction):
         self._tx: PostgresTx | None = None
 
     async def __aenter__(self) -> Tx:
-        self._pool = pool = await self._store.pool()
-        self._connection = await pool.acquire(timeout=POOL_TIMEOUT_SECONDS)
+        turn = self._store.turns
+        try:
+            async with asyncio.timeout(POOL_TIMEOUT_SECONDS):
+                await turn.acquire()  # first come, first served (see PostgresStore.turns)
+        except TimeoutError:
+            raise TimeoutError(
+                f"no PostgreSQL connection free within {POOL_TIMEOUT_SECONDS:.0f} s"
+            ) from None
+        try:
+            self._pool = pool = await self._store.pool()
+            self._connection = await pool.acquire(timeout=POOL_TIMEOUT_SECONDS)
+        except BaseException:
+            turn.release()
+            raise
         self._tx = PostgresTx(self._connection, self._write, self._store.statement_listeners)
         return self._tx
 
@@ -155,7 +167,10 @@ class PostgresTransaction(Transaction):
             connection.terminate()  # the pool replaces it
             raise
         finally:
-            await pool.release(connection)
+            try:
+                await pool.release(connection)
+            finally:
+                self._store.turns.release()
 
 
 class PostgresStore(Store):
@@ -164,6 +179,10 @@ class PostgresStore(Store):
         self._dsn = libpq_dsn(settings.database_url)
         self._pool: asyncpg.Pool[Any] | None = None
         self._opening = asyncio.Lock()
+        # Transactions take turns for the pool's connections here, in the order they asked:
+        # asyncpg's pool hands a released connection to whoever asks next, so under load a
+        # request arriving now could overtake one that has waited long (a long latency tail).
+        self.turns = asyncio.Semaphore(POOL_MAX)
 
     async def pool(self) -> asyncpg.Pool[Any]:
         """The pool, made at first use (it opens no connection until one is needed)."""
