@@ -100,7 +100,8 @@ class Stream:
                 return self._queue.popleft()
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), wait)
+                async with asyncio.timeout(wait):  # not wait_for: see Broker._running
+                    await self._wake.wait()
             except TimeoutError:
                 return None
 
@@ -219,8 +220,14 @@ class Broker:
             self._source = _Source()
             self._source.task = asyncio.create_task(self._run(self._source), name="events")
         ready = self._source.ready
+        if ready.is_set():
+            return
+        # asyncio.timeout, not wait_for: on Python 3.11, wait_for swallows a cancellation that
+        # arrives as the awaited event is set, and the stream's task (a websocket closed while
+        # the subscription started) then waits for events forever
         try:
-            await asyncio.wait_for(asyncio.shield(ready.wait()), READY_TIMEOUT)
+            async with asyncio.timeout(READY_TIMEOUT):
+                await ready.wait()
         except TimeoutError:
             raise EventsUnavailable("live changes are unavailable: try again later") from None
 

@@ -29,7 +29,7 @@ from app.middleware import (
     cors_options,
 )
 from app.openapi import openapi_json
-from app.ratelimit import RateLimitMiddleware
+from app.ratelimit import Buckets, PointsBudget, RateLimitMiddleware
 from app.rest import actions, assistants, avatars, events, integrations, revisions
 from app.rest.errors import handle_domain_error, handle_http_error, handle_unexpected
 from app.settings import Settings
@@ -69,10 +69,11 @@ def settle_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def middleware(settings: Settings) -> list[Middleware]:
+def middleware(settings: Settings, buckets: Buckets) -> list[Middleware]:
     """Outermost first: every answer (even a masked 500 or a 429) gets its request id and its
     access-log line; CORS (when origins are configured) answers preflights before the rate
-    limiter counts anything; the rate limiter refuses before a body is read."""
+    limiter counts anything; the rate limiter refuses before a body is read (in `buckets`,
+    where the GraphQL points are counted too)."""
     stack = [
         Middleware(RequestIdMiddleware),
         Middleware(AccessLogMiddleware),
@@ -82,7 +83,7 @@ def middleware(settings: Settings) -> list[Middleware]:
         stack.append(Middleware(CORSMiddleware, **cors_options(settings.cors_origins)))
     return [
         *stack,
-        Middleware(RateLimitMiddleware, limit=settings.rate_limit),
+        Middleware(RateLimitMiddleware, limit=settings.rate_limit, buckets=buckets),
         Middleware(
             BodyLimitMiddleware,
             max_bytes=settings.max_body_bytes,
@@ -108,7 +109,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await app.state.broker.stop()
             await app.state.db.close()
 
-    graphql = GraphQLView(build_schema(settings), settings=settings)
+    buckets = Buckets()
+    points = PointsBudget(buckets, settings.graphql_points)
+    graphql = GraphQLView(build_schema(settings), settings=settings, points=points)
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
@@ -125,7 +128,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        middleware=middleware(settings),
+        middleware=middleware(settings, buckets),
         exception_handlers={
             DomainError: handle_domain_error,
             HTTPException: handle_http_error,

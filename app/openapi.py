@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.domain.actions import MAX_ACTIONS
 from app.domain.assistant_input import AssistantCreate, AssistantPatch
 from app.domain.child_input import (
     ActionCreate,
@@ -25,6 +26,7 @@ from app.domain.child_input import (
     IntegrationCreate,
     IntegrationPatch,
 )
+from app.domain.integrations import MAX_INTEGRATIONS
 from app.rest.common import MAX_PAGE, json_response
 
 
@@ -116,8 +118,14 @@ class Assistant(Document):
     avatar_id: str | None
     avatar_url: str | None
     config: Config
-    integrations: list[Integration]
-    actions: list[Action]
+    integrations: list[Integration] = Field(
+        max_length=MAX_INTEGRATIONS,
+        description=f"Oldest first; an assistant holds at most {MAX_INTEGRATIONS}.",
+    )
+    actions: list[Action] = Field(
+        max_length=MAX_ACTIONS,
+        description=f"In `position` order; an assistant holds at most {MAX_ACTIONS}.",
+    )
     created_at: str
     updated_at: str
 
@@ -179,6 +187,7 @@ class Op:
     query: tuple[str, ...] = ()
     errors: tuple[int, ...] = (401, 403, 404, 429)
     public: bool = False
+    description: str | None = None
 
 
 ASSISTANTS = "/orgs/{org_id}/assistants"
@@ -189,6 +198,10 @@ REVISIONS = ASSISTANT + "/revisions"
 PATCH_TYPES = ("application/json", "application/merge-patch+json")
 BODY_ERRORS = (400, 401, 403, 404, 413, 415, 429)
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
+CAPPED = (
+    "An assistant holds at most {n} {kind}: a create beyond is 400 `VALIDATION_FAILED` "
+    "naming the limit, and nothing is stored."
+)
 
 OPERATIONS = [
     Op("GET", "/healthz", "Liveness", response=Health, errors=(), public=True),
@@ -207,14 +220,14 @@ OPERATIONS = [
     Op("POST", ASSISTANT + "/rotate-secret-key", "Rotate the secret key (`If-Match` honoured)",
        response=Assistant, errors=(401, 403, 404, 412, 429)),
     Op("POST", INTEGRATIONS, "Add an integration", 201, Integration, body=IntegrationCreate,
-       errors=BODY_ERRORS),
+       errors=BODY_ERRORS, description=CAPPED.format(n=MAX_INTEGRATIONS, kind="integrations")),
     Op("GET", INTEGRATIONS, "List integrations", response=Integration, many=True),
     Op("GET", INTEGRATIONS + "/{integration_id}", "Read an integration", response=Integration),
     Op("PATCH", INTEGRATIONS + "/{integration_id}", "Update an integration",
        response=Integration, body=IntegrationPatch, body_types=PATCH_TYPES, errors=BODY_ERRORS),
     Op("DELETE", INTEGRATIONS + "/{integration_id}", "Delete an integration", 204),
     Op("POST", ACTIONS, "Add an action (it goes last)", 201, Action, body=ActionCreate,
-       errors=BODY_ERRORS),
+       errors=BODY_ERRORS, description=CAPPED.format(n=MAX_ACTIONS, kind="actions")),
     Op("GET", ACTIONS, "List actions by position", response=Action, many=True),
     Op("PATCH", ACTIONS + "/reorder", "Reorder actions", response=Action, many=True,
        body=ActionReorder, body_types=PATCH_TYPES, errors=BODY_ERRORS),
@@ -244,7 +257,7 @@ QUERY = {
     "last_event_id": {"type": "string"},
 }
 REASONS = {
-    400: "Bad request or invalid input",
+    400: "Bad request or invalid input (or a limit reached)",
     401: "No, unknown or revoked API key",
     403: "The key does not open this organisation",
     404: "Not found",
@@ -344,6 +357,7 @@ def _operation(op: Op) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "operationId": f"{op.method.lower()}{op.path}",
         "summary": op.summary,
+        **({"description": op.description} if op.description else {}),
         "parameters": _parameters(op),
         "responses": responses,
     }

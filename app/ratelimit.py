@@ -1,5 +1,5 @@
 """Rate limits per API key (and per client address for requests without a proven key), with the
-`limits` library: a moving window in this process's memory.
+`limits` library: a moving window in this process's memory; and the GraphQL points budget.
 
 - A request with `Authorization: Bearer …` counts against its key (identified by the key's
   SHA-256, never the key). Until that key has once authenticated in this process, the request
@@ -10,6 +10,11 @@
 - Exempt: `/healthz`, `/readyz` and `GET /avatars/…` (public images).
 
 Counters live in each process: with N workers a caller gets up to N times the limit.
+
+GraphQL requests also spend points (`GRAPHQL_POINTS` per minute, see app/graphql/cost.py),
+counted in the same storage against the same buckets, with limits' sliding window counter: a
+request spends many points at once, and the counter costs the same whatever it spends (the
+moving window keeps one entry per point).
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ import math
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from limits import RateLimitItem, parse
+from limits import RateLimitItem, RateLimitItemPerMinute, parse
 from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -69,12 +75,44 @@ def is_exempt(scope: Scope) -> bool:
     return scope["method"] in ("GET", "HEAD") and PUBLIC_AVATAR.match(path) is not None
 
 
+class Buckets:
+    """What every limit of the process counts in: one storage, and the API keys (their hashes)
+    that have authenticated in this process, which stop counting against their address."""
+
+    def __init__(self) -> None:
+        self.storage = QuietMemoryStorage()
+        self.proven: OrderedDict[str, None] = OrderedDict()
+
+    def of(self, scope: Scope, key: str | None) -> tuple[str, ...]:
+        """The buckets a request counts against: its key, and its client address unless the
+        key has proven itself here (always the address without a key)."""
+        if key is not None and key in self.proven:
+            return (f"key:{key}",)
+        client = scope.get("client")
+        address = f"address:{client[0] if client else 'unknown'}"
+        return (address,) if key is None else (f"key:{key}", address)
+
+    def of_request(self, scope: Scope) -> tuple[str, ...]:
+        """The buckets the rate limiter chose for this request (worked out again without it)."""
+        chosen: tuple[str, ...] | None = request_state(scope).get("rate_buckets")
+        if chosen is not None:
+            return chosen
+        token = bearer_token(Headers(scope=scope).get("authorization"))
+        return self.of(scope, hash_key(token) if token is not None else None)
+
+    def remember(self, key: str) -> None:
+        self.proven[key] = None
+        self.proven.move_to_end(key)
+        if len(self.proven) > PROVEN_KEYS_KEPT:
+            self.proven.popitem(last=False)
+
+
 class RateLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, limit: str) -> None:
+    def __init__(self, app: ASGIApp, *, limit: str, buckets: Buckets | None = None) -> None:
         self.app = app
         self.item: RateLimitItem = parse(limit)
-        self.limiter = MovingWindowRateLimiter(QuietMemoryStorage())
-        self.proven: OrderedDict[str, None] = OrderedDict()  # key hashes that authenticated
+        self.buckets = buckets or Buckets()
+        self.limiter = MovingWindowRateLimiter(self.buckets.storage)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or is_exempt(scope):
@@ -82,7 +120,9 @@ class RateLimitMiddleware:
             return
         token = bearer_token(Headers(scope=scope).get("authorization"))
         key = hash_key(token) if token is not None else None
-        verdict = self.check(scope, key)
+        buckets = self.buckets.of(scope, key)
+        request_state(scope)["rate_buckets"] = buckets  # the GraphQL points count there too
+        verdict = self.check(buckets)
         headers = self.headers(verdict)
         if not verdict.allowed:
             refusal = RateLimited(
@@ -102,16 +142,10 @@ class RateLimitMiddleware:
 
         await self.app(scope, receive, send_with_headers)
         if key is not None and request_state(scope).get("principal") is not None:
-            self.remember(key)
+            self.buckets.remember(key)
 
-    def check(self, scope: Scope, key: str | None) -> Verdict:
+    def check(self, buckets: Sequence[str]) -> Verdict:
         """Hits every bucket the request counts against; the tightest one decides."""
-        buckets = []
-        if key is not None:
-            buckets.append(f"key:{key}")
-        if key is None or key not in self.proven:
-            client = scope.get("client")
-            buckets.append(f"address:{client[0] if client else 'unknown'}")
         verdicts = [self.hit(bucket) for bucket in buckets]
         return min(verdicts, key=lambda v: (v.allowed, v.remaining))
 
@@ -121,12 +155,6 @@ class RateLimitMiddleware:
         reset_after = max(1, math.ceil(stats.reset_time - time.time()))
         return Verdict(allowed, stats.remaining, reset_after)
 
-    def remember(self, key: str) -> None:
-        self.proven[key] = None
-        self.proven.move_to_end(key)
-        if len(self.proven) > PROVEN_KEYS_KEPT:
-            self.proven.popitem(last=False)
-
     def headers(self, verdict: Verdict) -> dict[str, str]:
         return {
             "RateLimit-Limit": str(self.item.amount),
@@ -134,3 +162,46 @@ class RateLimitMiddleware:
             "RateLimit-Reset": str(verdict.reset_after),
             "RateLimit-Policy": f"{self.item.amount};w={self.item.get_expiry()}",
         }
+
+
+class PointsBudget:
+    """`points` per minute for each bucket, spent a request at a time (sliding window counter:
+    the previous minute's count, weighted by how much of it the window still covers, plus the
+    current minute's)."""
+
+    def __init__(self, buckets: Buckets, points: int) -> None:
+        self.buckets = buckets
+        self.item = RateLimitItemPerMinute(points, namespace="POINTS")
+        self.limiter = SlidingWindowCounterRateLimiter(buckets.storage)
+
+    @property
+    def points(self) -> int:
+        return self.item.amount
+
+    def spend(self, buckets: Sequence[str], points: int) -> Verdict:
+        """Spends `points` in every bucket, or in none when one of them has not enough left; the
+        tightest bucket decides (`reset_after`: seconds until a refused request would fit)."""
+        item, limiter = self.item, self.limiter
+        fits = len(buckets) == 1 or all(limiter.test(item, b, cost=points) for b in buckets)
+        allowed = fits and all([limiter.hit(item, bucket, cost=points) for bucket in buckets])
+        verdicts = [self._verdict(bucket, points, allowed) for bucket in buckets]
+        return min(verdicts, key=lambda v: v.remaining)
+
+    def _verdict(self, bucket: str, points: int, allowed: bool) -> Verdict:
+        item = self.item
+        window = item.get_expiry()
+        previous, previous_ttl, current, current_ttl = self.buckets.storage.get_sliding_window(
+            item.key_for(bucket), window
+        )
+        spent = previous * previous_ttl / window + current
+        remaining = max(0, item.amount - math.floor(spent))
+        if allowed:
+            return Verdict(True, remaining, 0)
+        room = item.amount - points  # what the weighted count must fall to
+        if room < 0:
+            wait: float = window  # never fits: a request of more points than the budget
+        elif current <= room:  # the previous minute's share falls linearly to 0
+            wait = previous_ttl - (room - current) * window / previous if previous else 1
+        else:  # the current minute must become the previous one and fall
+            wait = (current_ttl - window) + window - room * window / current
+        return Verdict(False, remaining, max(1, math.ceil(wait)))

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     graphql_max_aliases: int = 15
     graphql_max_tokens: int = 2000
     graphql_max_root_fields: int = 10
+    graphql_max_cost: int = 25_000  # list items an operation's answer may hold (CONTRACT 6)
+    graphql_points: int = 10_000  # per API key (or client address) per minute; see ratelimit.py
 
     revisions_keep: int | None = None  # REVISIONS_KEEP=N keeps the newest N per assistant
     rate_limit: str = "500/minute"  # per API key (or client address), per process

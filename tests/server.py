@@ -44,6 +44,7 @@ def server_env(settings: Settings, port: int) -> dict[str, str]:
         SQLITE_SYNCHRONOUS=settings.sqlite_synchronous,
         LOG_LEVEL="INFO",
         RATE_LIMIT="100000/minute",
+        GRAPHQL_POINTS="100000000",
         PYTHONUNBUFFERED="1",
     )
     if settings.public_url:

@@ -10,6 +10,7 @@ import pytest
 
 import app.graphql.assistants
 import app.rest.assistants
+from tests.answers import answer
 
 LEAK = "boom: SELECT secret_key FROM assistants"
 UPDATE = """
@@ -156,4 +157,4 @@ async def test_introspection_is_refused_when_off(make_client, client, query):
 async def test_typename_still_works_when_introspection_is_off(make_client):
     closed = await make_client(graphql_introspection=False)
     response = await closed.post("/graphql", json={"query": "{ __typename }"})
-    assert response.json() == {"data": {"__typename": "Query"}}
+    assert response.json() == answer({"__typename": "Query"}, 0)

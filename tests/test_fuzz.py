@@ -163,6 +163,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         DATABASE_URL=f"sqlite+aiosqlite:///{work / 'fuzz.db'}",
         AVATARS_DIR=str(work / "avatars"),
         RATE_LIMIT="1000000/minute",
+        GRAPHQL_POINTS="100000000",
         PYTHONUNBUFFERED="1",
     )
     _app_command(env, "migrate")

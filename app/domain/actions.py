@@ -1,4 +1,8 @@
-"""Action use cases: create (last), read, list and reorder by position, update, delete."""
+"""Action use cases: create (last), read, list and reorder by position, update, delete.
+
+An assistant holds at most MAX_ACTIONS; they are counted, with the highest position, while the
+assistant's row is locked (as for integrations), so concurrent creates cannot pass the cap.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,14 @@ from sqlalchemy import bindparam, func, select
 
 from app.domain.assistants import get_assistant
 from app.domain.child_input import ActionCreate, ActionPatch, ActionReorder, parse_body
-from app.domain.children import ACTIONS, apply_changes, delete_child, load_child, store_changes
+from app.domain.children import (
+    ACTIONS,
+    apply_changes,
+    delete_child,
+    load_child,
+    store_changes,
+    too_many,
+)
 from app.domain.errors import FieldError, invalid_input
 from app.models import Action, new_id, utcnow
 from app.store import Statement, Tx
@@ -17,6 +28,7 @@ from app.store.records import ActionRecord
 from app.store.statements import insert_statement
 
 POSITION_STEP = 100
+MAX_ACTIONS = 100  # per assistant
 
 TABLE = Action.__table__  # type: ignore[attr-defined]
 _INSERT = insert_statement(TABLE, returning=True)
@@ -25,8 +37,10 @@ _OF_ASSISTANT = Statement(
     .where(TABLE.c.assistant_id == bindparam("assistant_id"))
     .order_by(TABLE.c.position, TABLE.c.created_at, TABLE.c.id)
 )
-_HIGHEST = Statement(
-    select(func.max(TABLE.c.position)).where(TABLE.c.assistant_id == bindparam("assistant_id"))
+_HIGHEST_AND_COUNT = Statement(
+    select(func.max(TABLE.c.position), func.count()).where(
+        TABLE.c.assistant_id == bindparam("assistant_id")
+    )
 )
 
 
@@ -42,7 +56,10 @@ async def create_action(tx: Tx, *, org_id: str, assistant_id: str, body: Any) ->
     """A new action goes last: (highest position of the assistant's actions, or 0) + 100."""
     assistant = await get_assistant(tx, org_id=org_id, assistant_id=assistant_id, for_update=True)
     data = parse_body(ActionCreate, body)
-    highest = await tx.scalar(_HIGHEST, {"assistant_id": assistant.id})
+    row = await tx.first(_HIGHEST_AND_COUNT, {"assistant_id": assistant.id})
+    highest, count = row if row is not None else (None, 0)
+    if count >= MAX_ACTIONS:
+        raise too_many("actions", MAX_ACTIONS)
     now = utcnow()
     values = {
         "id": new_id(),
@@ -53,9 +70,9 @@ async def create_action(tx: Tx, *, org_id: str, assistant_id: str, body: Any) ->
         "updated_at": now,
         **data.model_dump(),
     }
-    row = await tx.first(_INSERT, values, ActionRecord)
-    assert row is not None
-    return row
+    created = await tx.first(_INSERT, values, ActionRecord)
+    assert created is not None
+    return created
 
 
 async def list_actions(tx: Tx, *, org_id: str, assistant_id: str) -> list[ActionRecord]:

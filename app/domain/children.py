@@ -8,7 +8,7 @@ import orjson
 from sqlalchemy import bindparam, delete, select
 
 from app.domain.assistants import get_assistant, next_instant
-from app.domain.errors import NotFound
+from app.domain.errors import NotFound, ValidationFailed
 from app.models import Action, Assistant, Integration
 from app.store import Statement, Tx
 from app.store.records import ActionRecord, IntegrationRecord
@@ -73,6 +73,13 @@ async def load_child(
     if row is None:
         raise missing
     return row
+
+
+def too_many(noun: str, limit: int) -> ValidationFailed:
+    """The refusal of a create beyond an assistant's limit of one kind (nothing is stored)."""
+    return ValidationFailed(
+        f"an assistant holds at most {limit} {noun}: delete one before adding another"
+    )
 
 
 def _same(old: Any, new: Any) -> bool:

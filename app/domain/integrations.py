@@ -1,18 +1,32 @@
-"""Integration use cases: create, read, list, update, delete (under a live assistant)."""
+"""Integration use cases: create, read, list, update, delete (under a live assistant).
+
+An assistant holds at most MAX_INTEGRATIONS; the count is taken while the assistant's row is
+locked (FOR UPDATE on PostgreSQL; SQLite's write transactions run one at a time), so concurrent
+creates cannot pass the cap together.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 
 from app.domain.assistants import get_assistant
 from app.domain.child_input import IntegrationCreate, IntegrationPatch, parse_body
-from app.domain.children import INTEGRATIONS, apply_changes, delete_child, load_child, store_changes
+from app.domain.children import (
+    INTEGRATIONS,
+    apply_changes,
+    delete_child,
+    load_child,
+    store_changes,
+    too_many,
+)
 from app.models import Integration, new_id, utcnow
 from app.store import Statement, Tx
 from app.store.records import IntegrationRecord
 from app.store.statements import insert_statement
+
+MAX_INTEGRATIONS = 100  # per assistant
 
 TABLE = Integration.__table__  # type: ignore[attr-defined]
 _INSERT = insert_statement(TABLE, returning=True)
@@ -21,6 +35,9 @@ _OF_ASSISTANT = Statement(
     .where(TABLE.c.assistant_id == bindparam("assistant_id"))
     .order_by(TABLE.c.created_at, TABLE.c.id)
 )
+_COUNT = Statement(
+    select(func.count()).select_from(TABLE).where(TABLE.c.assistant_id == bindparam("assistant_id"))
+)
 
 
 async def create_integration(
@@ -28,6 +45,8 @@ async def create_integration(
 ) -> IntegrationRecord:
     assistant = await get_assistant(tx, org_id=org_id, assistant_id=assistant_id, for_update=True)
     data = parse_body(IntegrationCreate, body)
+    if (await tx.scalar(_COUNT, {"assistant_id": assistant.id}) or 0) >= MAX_INTEGRATIONS:
+        raise too_many("integrations", MAX_INTEGRATIONS)
     now = utcnow()
     values = {
         "id": new_id(),

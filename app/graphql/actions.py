@@ -76,7 +76,10 @@ class ActionPositionInput:
 
 @strawberry.type
 class ActionMutation:
-    @strawberry.mutation(description="Add an action to an assistant, after its other actions.")
+    @strawberry.mutation(
+        description="Add an action to an assistant, after its other actions. An assistant "
+        "holds at most 100 actions: beyond, BAD_USER_INPUT and nothing is stored."
+    )
     async def create_action(
         self,
         info: Info,

@@ -1,11 +1,14 @@
 """GraphQL over HTTP: one compiled pipeline per document text.
 
 The first time a document text is seen it is parsed (with the token limit), validated (with
-graphql-core's rules, Strawberry's input rules and the limits of CONTRACT section 6), and its
-operations and fragments are indexed; the outcome, including the coded errors of a document
-that fails, is kept in a bounded cache keyed by the text. A request then only picks the
-operation, coerces its variables, runs the resolvers (CompiledExecutionContext) and codes the
-errors of that run; nothing per request is made for extensions or hooks.
+graphql-core's rules, Strawberry's input rules and the limits of CONTRACT section 6), its
+operations and fragments are indexed and each operation's cost is worked out (app/graphql/cost.py:
+a constant, or a small formula over the variables that set page sizes); the outcome, including
+the coded errors of a document that fails, is kept in a bounded cache keyed by the text. A
+request then only picks the operation, finishes its cost (a lookup, or a few multiplications),
+refuses it above GRAPHQL_MAX_COST, spends its points, coerces its variables, runs the resolvers
+(CompiledExecutionContext) and codes the errors of that run; nothing per request is made for
+extensions or hooks.
 
 Strawberry stays the schema and the way types, inputs and resolvers are written: the executor
 is Strawberry's own (so `Info`, `Maybe` and argument conversion are Strawberry's), and the
@@ -35,8 +38,8 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.schema.schema import validate_document
 from strawberry.types.graphql import OperationType
 from strawberry.utils.await_maybe import await_maybe
-from strawberry.utils.operation import get_first_operation
 
+from app.graphql.cost import NO_COST, Cost, operation_costs
 from app.graphql.errors import code_error
 from app.graphql.execution import CompiledExecutionContext
 from app.graphql.limits import (
@@ -46,6 +49,7 @@ from app.graphql.limits import (
     parse_limit_error,
     strip_suggestions,
 )
+from app.graphql.points import Spending
 from app.settings import Settings
 
 DOCUMENT_CACHE_SIZE = 1024
@@ -66,13 +70,23 @@ class RequestError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Operation:
+    """One operation of a document, with its cost (and its refusal when that cost is a
+    constant above GRAPHQL_MAX_COST)."""
+
+    node: OperationDefinitionNode
+    cost: Cost
+    refusal: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Prepared:
     """What one document text comes to, worked out once."""
 
     document: DocumentNode | None
     errors: tuple[dict[str, Any], ...]  # coded, formatted: a document that does not parse/validate
-    operations: Mapping[str, OperationDefinitionNode]  # named operations
-    first: OperationDefinitionNode | None
+    operations: Mapping[str, Operation]  # named operations
+    first: Operation | None
     several: bool  # more than one operation: `operationName` is required
     static: bool  # no directive anywhere: its selections collect the same on every request
 
@@ -85,6 +99,7 @@ class Engine:
         self.schema: GraphQLSchema = schema._schema
         self.settings = settings
         self.hide_suggestions = not settings.graphql_introspection
+        self.max_cost = settings.graphql_max_cost
         limits = Limits(
             max_depth=settings.graphql_max_depth,
             max_aliases=settings.graphql_max_aliases,
@@ -117,17 +132,34 @@ class Engine:
             return self._failed(error, PARSE)
         except Exception as error:  # noqa: BLE001  (RecursionError on absurd nesting)
             return self._failed(GraphQLError(str(error), original_error=error), PARSE)
-        operations: dict[str, OperationDefinitionNode] = {}
-        count = 0
-        for definition in document.definitions:
-            if isinstance(definition, OperationDefinitionNode):
-                count += 1
-                if definition.name is not None:
-                    operations.setdefault(definition.name.value, definition)
+        nodes = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
         errors = validate_document(self.schema, document, self.rules)
         coded = tuple(self._format(error, VALIDATION) for error in errors)
-        first = get_first_operation(document)
-        return Prepared(document, coded, operations, first, count > 1, "@" not in text)
+        # the cost of a valid document (an invalid one never runs)
+        costs = [NO_COST] * len(nodes) if errors else operation_costs(self.schema, document, nodes)
+        indexed = [self._operation(node, cost) for node, cost in zip(nodes, costs, strict=True)]
+        operations: dict[str, Operation] = {}
+        for operation in indexed:
+            if operation.node.name is not None:
+                operations.setdefault(operation.node.name.value, operation)
+        first = indexed[0] if indexed else None  # the spec's (and Strawberry's) first operation
+        return Prepared(document, coded, operations, first, len(nodes) > 1, "@" not in text)
+
+    def _operation(self, node: OperationDefinitionNode, cost: Cost) -> Operation:
+        constant = cost.constant
+        if constant is not None and constant > self.max_cost:
+            return Operation(node, cost, self.cost_refusal(constant, node))
+        return Operation(node, cost)
+
+    def cost_refusal(self, cost: int, node: OperationDefinitionNode) -> dict[str, Any]:
+        """The validation error of an operation above GRAPHQL_MAX_COST."""
+        name = f"'{node.name.value}'" if node.name else "the operation"
+        message = (
+            f"{name} costs {cost} (the list items its answer may hold); "
+            f"at most {self.max_cost} are allowed"
+        )
+        extensions = {"code": "GRAPHQL_VALIDATION_FAILED", "cost": cost, "maxCost": self.max_cost}
+        return GraphQLError(message, node, extensions=extensions).formatted  # type: ignore[return-value]
 
     def _failed(self, error: GraphQLError, phase: str) -> Prepared:
         return Prepared(None, (self._format(error, phase),), {}, None, False, False)
@@ -142,17 +174,12 @@ class Engine:
 
     # -- once per request --------------------------------------------------------------------
 
-    def operation(
-        self, prepared: Prepared, operation_name: str | None, method: str
-    ) -> OperationDefinitionNode:
+    def operation(self, prepared: Prepared, operation_name: str | None, method: str) -> Operation:
         """The operation to run (the GraphQL spec's GetOperation), or RequestError."""
-        if operation_name is not None:
-            operation = prepared.operations.get(operation_name)
-        else:
-            operation = prepared.first
+        operation = pick(prepared, operation_name)
         if operation is None:
             raise RequestError(CannotGetOperationTypeError(operation_name).as_http_error_reason())
-        kind = OperationType(operation.operation.value)
+        kind = OperationType(operation.node.operation.value)
         if kind not in ALLOWED[method]:
             raise RequestError(InvalidOperationTypeError(kind).as_http_error_reason(method))
         if prepared.several and operation_name is None:
@@ -166,27 +193,35 @@ class Engine:
         operation_name: str | None,
         context: Any,
         method: str,
+        spending: Spending,
     ) -> dict[str, Any]:
-        """The response body of one request (RequestError when it cannot run)."""
+        """The response body of one request (RequestError when it cannot run). Its points are
+        spent just before it runs (RateLimited beyond the budget); `spending.requested` is
+        its cost whenever that is known."""
         prepared = self.prepare(text)
         if prepared.document is None:  # did not parse: nothing else is looked at
             return {"data": None, "errors": list(prepared.errors)}
         operation = self.operation(prepared, operation_name, method)
         if prepared.errors:
             return {"data": None, "errors": list(prepared.errors)}
+        cost = spending.requested = operation.cost.of(variables)
+        if cost > self.max_cost:
+            refusal = operation.refusal or self.cost_refusal(cost, operation.node)
+            return {"data": None, "errors": [refusal]}
         executor = CompiledExecutionContext.build(
             self.schema,
             prepared.document,
             None,
             context,
             variables,
-            operation.name.value if operation.name else None,
+            operation.node.name.value if operation.node.name else None,
             is_awaitable=optimized_is_awaitable,
             hide_suggestions=self.hide_suggestions,
             static_selections=prepared.static,
         )
         if isinstance(executor, list):  # variables that do not coerce
             return {"data": None, "errors": [self._format(e, EXECUTION) for e in executor]}
+        spending.charge(cost)
         try:
             result = await await_maybe(executor.execute_operation())
         except Exception as exc:  # noqa: BLE001  (masked and logged, as Strawberry does)
@@ -197,3 +232,21 @@ class Engine:
         if result.errors:
             body["errors"] = [self._format(error, EXECUTION) for error in result.errors]
         return body
+
+    def cost_of(
+        self, text: str, operation_name: str | None, variables: Mapping[str, Any] | None
+    ) -> tuple[int, Operation] | None:
+        """The cost of the operation a request names (the websocket path), or None when the
+        document does not parse or validate or names no such operation."""
+        prepared = self.prepare(text)
+        if prepared.document is None or prepared.errors:
+            return None
+        operation = pick(prepared, operation_name)
+        return None if operation is None else (operation.cost.of(variables), operation)
+
+
+def pick(prepared: Prepared, operation_name: str | None) -> Operation | None:
+    """The operation named, or the first when none is."""
+    if operation_name is not None:
+        return prepared.operations.get(operation_name)
+    return prepared.first

@@ -44,7 +44,10 @@ class UpdateIntegrationInput:
 
 @strawberry.type
 class IntegrationMutation:
-    @strawberry.mutation(description="Add an integration to an assistant.")
+    @strawberry.mutation(
+        description="Add an integration to an assistant. An assistant holds at most 100 "
+        "integrations: beyond, BAD_USER_INPUT and nothing is stored."
+    )
     async def create_integration(
         self,
         info: Info,

@@ -45,7 +45,11 @@ Subscription = merge_types("Subscription", (AssistantSubscription,))
 # merge_types takes no description: these are what GraphiQL's documentation explorer shows.
 Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "Reads. Each needs `Authorization: Bearer <API key>` (introspection does not); "
-    "`orgId` is the key's own organisation, or `c` for short."
+    "`orgId` is the key's own organisation, or `c` for short. An operation may cost at most "
+    "GRAPHQL_MAX_COST (25,000 by default): the list items its answer may hold, a connection "
+    "counting its `first` and `integrations` and `actions` 100 each, times the lists above "
+    "them. Every answer carries `extensions.cost` {requested, pointsRemaining}: a request "
+    "spends max(1, ceil(cost / 100)) of its key's GRAPHQL_POINTS a minute (10,000 by default)."
 )
 Mutation.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "Writes. Each needs `Authorization: Bearer <API key>` and is all or nothing: "

@@ -2,7 +2,9 @@
 
 The socket authenticates once, with `{"authorization": "Bearer <key>"}` in its
 `connection_init` payload; a missing, unknown or revoked key closes it (4403). Each
-subscription is one stream of the process's broker (app/events.py).
+subscription is one stream of the process's broker (app/events.py). An operation started over
+the socket spends its document's points once, when it starts, from its key's budget (the same
+as over HTTP); above GRAPHQL_MAX_COST or beyond the budget it does not start.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 
-from app.domain.errors import Unauthenticated
+from app.auth import bearer_token, hash_key
+from app.domain.errors import RateLimited, Unauthenticated
 from app.domain.revisions import DELETED, assistant_from_snapshot
 from app.events import Broker
 from app.graphql.args import OrgId
 from app.graphql.context import Context, Info
 from app.graphql.errors import ErrorCodes
 from app.graphql.loaders import Loaders
+from app.graphql.points import Spending
 from app.graphql.revisions import ChangeType, RevisionChange, revision_changes
 from app.graphql.types import Assistant
 from app.store.records import RevisionRecord as RevisionRow
@@ -132,23 +136,47 @@ class AssistantSubscription:
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """Strawberry's handler, with the error of the subscription limit coded like any other."""
+    """Strawberry's handler, with the error of the subscription limit coded like any other, and
+    each operation's cost and points checked before it starts."""
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
-        limit = self.max_subscriptions_per_connection
-        if (
-            self.connection_acknowledged
-            and limit is not None
-            and len(self.operations) >= limit
-            and message["id"] not in self.operations
-        ):
-            error = {
-                "message": f"at most {limit} subscriptions per connection",
-                "extensions": {"code": "TOO_MANY_SUBSCRIPTIONS"},
-            }
-            await self.send_message({"id": message["id"], "type": "error", "payload": [error]})
-            return
+        if self.connection_acknowledged and message["id"] not in self.operations:
+            limit = self.max_subscriptions_per_connection
+            error: dict[str, Any] | None = None
+            if limit is not None and len(self.operations) >= limit:
+                error = {
+                    "message": f"at most {limit} subscriptions per connection",
+                    "extensions": {"code": "TOO_MANY_SUBSCRIPTIONS"},
+                }
+            else:
+                error = self.charge(message)
+            if error is not None:
+                await self.send_message({"id": message["id"], "type": "error", "payload": [error]})
+                return
         await super().handle_subscribe(message)
+
+    def charge(self, message: SubscribeMessage) -> dict[str, Any] | None:
+        """Spends the operation's points (1 when it will not run); the error that refuses it
+        (above GRAPHQL_MAX_COST, or beyond the budget), or None. A document that does not
+        parse or validate is left to Strawberry, which answers its errors."""
+        view: Any = self.view  # the app's GraphQLView (its engine and its points budget)
+        payload: Any = message.get("payload") or {}
+        query, name, variables = (payload.get(k) for k in ("query", "operationName", "variables"))
+        found = None
+        if isinstance(query, str):
+            name = name if isinstance(name, str) else None
+            variables = variables if isinstance(variables, dict) else None
+            found = view.engine.cost_of(query, name, variables)
+        cost, operation = found if found is not None else (0, None)
+        over = operation is not None and cost > view.engine.max_cost
+        key = hash_key(bearer_token(self.context.authorization) or "")
+        spending = Spending(view.points, (f"key:{key}",))
+        try:
+            spending.charge(cost, runs=operation is not None and not over)
+        except RateLimited as exc:
+            extensions = {"code": exc.code, "retryAfter": exc.retry_after}
+            return {"message": exc.message, "extensions": extensions}
+        return view.engine.cost_refusal(cost, operation.node) if over else None
 
 
 class StreamErrorCodes(ErrorCodes):

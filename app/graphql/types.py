@@ -236,7 +236,7 @@ class Assistant:
         return [Action.from_row(row) for row in self.family[1]]
 
     @strawberry.field(
-        description="Integrations of the assistant, oldest first.",
+        description="Integrations of the assistant, oldest first (at most 100).",
         graphql_type=list[Integration],
         metadata={PRELOADED_ATTRIBUTE: "loaded_integrations"},
     )
@@ -249,7 +249,7 @@ class Assistant:
         return [Integration.from_row(row) for row in rows]
 
     @strawberry.field(
-        description="Actions of the assistant, in `position` order.",
+        description="Actions of the assistant, in `position` order (at most 100).",
         graphql_type=list[Action],
         metadata={PRELOADED_ATTRIBUTE: "loaded_actions"},
     )

@@ -1,8 +1,9 @@
-"""The Strawberry ASGI view: context per request, JSON error bodies for HTTP-level failures."""
+"""The Strawberry ASGI view: context per request, JSON error bodies for HTTP-level failures, and
+the points each request spends (`extensions.cost` on every answer; see app/graphql/points.py)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from cross_web import HTTPException
@@ -15,18 +16,38 @@ from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
-from app.domain.errors import BadRequest, DomainError
+from app.domain.errors import BadRequest, DomainError, RateLimited
 from app.domain.json_input import parse_json_body
 from app.graphql.context import Context
 from app.graphql.engine import Engine, RequestError
 from app.graphql.ide import page_response
+from app.graphql.points import Spending
 from app.graphql.subscriptions import SocketContext, TransportWSHandler, accept_connection
 from app.settings import Settings
 
+if TYPE_CHECKING:
+    from app.ratelimit import PointsBudget
+
+
+def graphql_error_body(code: str, message: str) -> dict[str, Any]:
+    return {"errors": [{"message": message, "extensions": {"code": code}}]}
+
 
 def graphql_error_response(status: int, code: str, message: str) -> Response:
-    body = {"errors": [{"message": message, "extensions": {"code": code}}]}
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(graphql_error_body(code, message), status_code=status)
+
+
+def answer(spending: Spending, body: dict[str, Any], status: int = 200) -> Response:
+    """A GraphQL answer with its `extensions.cost`; a request that did not run spends its
+    point now (429 RATE_LIMITED when even that is beyond the budget)."""
+    headers = None
+    try:
+        spending.settle()
+    except RateLimited as exc:
+        body, status = graphql_error_body(exc.code, exc.message), exc.status
+        headers = {"Retry-After": str(exc.retry_after)}
+    body["extensions"] = {**body.get("extensions", {}), "cost": spending.extension}
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")
 
 
 class TextWebSocketAdapter(ASGIWebSocketAdapter):
@@ -43,7 +64,9 @@ class GraphQLView(GraphQL[Context, None]):
     websocket_adapter_class = TextWebSocketAdapter
     graphql_transport_ws_handler_class = TransportWSHandler
 
-    def __init__(self, schema: Any, *, settings: Settings) -> None:
+    def __init__(
+        self, schema: Any, *, settings: Settings, points: PointsBudget | None = None
+    ) -> None:
         super().__init__(
             schema,
             multipart_uploads_enabled=False,
@@ -51,6 +74,11 @@ class GraphQLView(GraphQL[Context, None]):
         )
         self.settings = settings
         self.engine = Engine(schema, settings)
+        if points is None:  # a view of its own (the app passes the budget of its rate limiter)
+            from app.ratelimit import Buckets, PointsBudget  # noqa: PLC0415  (imports this module)
+
+            points = PointsBudget(Buckets(), settings.graphql_points)
+        self.points = points
         self.max_subscriptions_per_connection = settings.graphql_max_subscriptions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -58,31 +86,35 @@ class GraphQLView(GraphQL[Context, None]):
             await super().__call__(scope, receive, send)
             return
         request = Request(scope=scope, receive=receive)
+        spending = Spending(self.points, self.points.buckets.of_request(scope))
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if request.method == "POST" and media_type != "application/json":
             # No form, multipart or text/plain POST (what a cross-site form can send) executes.
             message = f"send the request as application/json, not '{media_type or 'nothing'}'"
-            response = graphql_error_response(415, "UNSUPPORTED_MEDIA_TYPE", message)
-            await response(scope, receive, send)
+            body = graphql_error_body("UNSUPPORTED_MEDIA_TYPE", message)
+            await answer(spending, body, 415)(scope, receive, send)
             return
         try:
-            response = await self.serve(request)
+            response = await self.serve(request, spending)
         except HTTPException as exc:
             code = "BAD_REQUEST" if exc.status_code == 400 else "METHOD_NOT_ALLOWED"
             if exc.status_code == 404:
                 code = "NOT_FOUND"
-            response = graphql_error_response(exc.status_code, code, exc.reason)
+            response = answer(spending, graphql_error_body(code, exc.reason), exc.status_code)
         except RequestError as exc:
-            response = graphql_error_response(400, "BAD_REQUEST", exc.message)
+            response = answer(spending, graphql_error_body("BAD_REQUEST", exc.message), 400)
+        except RateLimited as exc:  # the points of the request are beyond the budget
+            response = answer(spending, graphql_error_body(exc.code, exc.message), exc.status)
+            response.headers["Retry-After"] = str(exc.retry_after)
         except DomainError as exc:  # raised while the body streams in (413)
-            response = graphql_error_response(exc.status, exc.code, exc.message)
+            response = answer(spending, graphql_error_body(exc.code, exc.message), exc.status)
         finally:
             context: Context | None = getattr(request.state, "graphql_context", None)
             if context is not None:
                 await context.loaders.close()
         await response(scope, receive, send)
 
-    async def serve(self, request: Request) -> Response:
+    async def serve(self, request: Request, spending: Spending) -> Response:
         """One GraphQL request over HTTP through the engine (GraphiQL for a browser's GET)."""
         if request.method == "GET":
             params = request.query_params
@@ -112,8 +144,10 @@ class GraphQLView(GraphQL[Context, None]):
             request=request,
         )
         request.state.graphql_context = context  # its loaders are closed when the request ends
-        body = await self.engine.run(query, variables, operation_name, context, request.method)
-        return Response(orjson.dumps(body), media_type="application/json")
+        body = await self.engine.run(
+            query, variables, operation_name, context, request.method, spending
+        )
+        return answer(spending, body)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         """The websocket's context (HTTP requests make theirs in `serve`)."""

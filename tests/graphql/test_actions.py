@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from app.models import Action
+from tests.answers import answer
 from tests.child_helpers import mark_deleted, stored_child, stored_children
 
 FIELDS = """id enabled name instructions actionId assistantId connectionId
@@ -252,7 +253,7 @@ async def test_delete_returns_the_id_then_not_found(gql, org, make_assistant, cr
     kept = await create(org, assistant["id"], name="kept")
     gone = await create(org, assistant["id"], name="gone")
     body = await gql(DELETE, {"org": "c", "id": gone["id"]}, org)
-    assert body == {"data": {"deleteAction": gone["id"]}}
+    assert body == answer({"deleteAction": gone["id"]}, 0)
     assert await stored_child(db, Action, gone["id"]) is None
     assert error_of(await gql(DELETE, {"org": "c", "id": gone["id"]}, org))["code"] == "NOT_FOUND"
     update = await gql(UPDATE, {"org": "c", "id": gone["id"], "input": {"name": "x"}}, org)

@@ -6,6 +6,7 @@ import base64
 
 import pytest
 
+from tests.answers import answer
 from tests.children import insert_children
 
 LIST = """
@@ -33,16 +34,17 @@ def code(body):
 
 async def test_empty_connection(gql, org):
     body = await page(gql, org)
-    assert body == {
-        "data": {
+    assert body == answer(
+        {
             "assistants": {
                 "totalCount": 0,
                 "pageInfo": {"hasNextPage": False, "endCursor": None},
                 "edges": [],
                 "nodes": [],
             }
-        }
-    }
+        },
+        20,
+    )
 
 
 async def test_pages_oldest_first(gql, org, make_assistant):

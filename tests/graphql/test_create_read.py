@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests.answers import answer
 from tests.graphql.test_update_assistant import ASSISTANT_FIELDS, to_input
 from tests.rest.test_assistants_create_read import RFC3339_Z, URL_SAFE, count_assistants
 from tests.rest.test_assistants_update import FULL
@@ -131,7 +132,7 @@ async def test_read_answers_what_create_answered(create, gql, org):
     created = (await create(to_input(FULL)))["data"]["createAssistant"]
     for org_id in (org.org_id, "c"):
         result = await gql(READ, {"org": org_id, "id": created["id"]}, org)
-        assert result == {"data": {"assistant": created}}
+        assert result == answer({"assistant": created}, 200)
 
 
 async def test_rest_and_graphql_read_the_same_assistant(make_assistant, gql, org):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 
+from tests.answers import answer
 from tests.children import count_children, insert_children
 
 DELETE = """
@@ -26,7 +27,7 @@ async def test_delete(gql, client, org, db, make_assistant, stored):
     kept = await make_assistant(org, name="kept")
     await insert_children(db, org.org_id, created["id"])
     body = await gql(DELETE, {"org": "c", "id": created["id"]}, org)
-    assert body == {"data": {"deleteAssistant": created["id"]}}
+    assert body == answer({"deleteAssistant": created["id"]}, 0)
     row = await stored(created["id"])
     assert (row["deleted"], row["version"]) == (True, 2)
     assert row["updated_at"] > row["created_at"]

@@ -4,7 +4,9 @@ Each request runs twice on the same database: once through the app as it serves 
 once through Strawberry's `GraphQL.run` with the schema's extensions (the reference). Status
 and body must be identical, errors included (masked error ids aside), on good requests and on
 every kind of failure: parse, validation, limits, variables, operation choice, the HTTP method,
-authentication, domain errors, and resolvers that fail unexpectedly.
+authentication, domain errors, and resolvers that fail unexpectedly. The one difference allowed
+is the engine's own: the `extensions.cost` that ends every answer (app/graphql/points.py), cut
+off the text before the comparison, which stays byte for byte.
 """
 
 from __future__ import annotations
@@ -85,15 +87,27 @@ CASES: list[tuple[str, str, str, dict[str, Any] | None, str | None]] = [
 ]
 
 
+# the end of an answer whose only extension is its cost (app/graphql/view.py `answer`)
+COST_AT_THE_END = re.compile(
+    r',"extensions":\{"cost":\{"requested":\d+,"pointsRemaining":\d+\}\}\}$'
+)
+
+
 def normalised(body: str) -> Any:
-    """The body with masked error ids (random per error) replaced by a fixed text."""
-    return re.sub(r"[0-9a-f]{32}", "<id>", body)
+    """The body without its `extensions.cost`, masked error ids (random per error) replaced by
+    a fixed text."""
+    return re.sub(r"[0-9a-f]{32}", "<id>", COST_AT_THE_END.sub("}", body))
+
+
+def assert_costed(served: httpx.Response) -> None:
+    """The engine's answer ends with its cost (what `normalised` cuts off)."""
+    assert COST_AT_THE_END.search(served.text), served.text
 
 
 class ReferenceView(GraphQLView):
     """The view as it was: every HTTP request through Strawberry's own `GraphQL.run`."""
 
-    async def serve(self, request: Request) -> Response:
+    async def serve(self, request: Request, spending: Any) -> Response:
         return await GraphQL.run(self, request)
 
     async def get_context(self, request: Any, response: Any) -> Context:
@@ -179,6 +193,7 @@ async def test_engine_answers_as_strawberry(
     assert served.status_code == expected.status_code, (served.text, expected.text)
     assert normalised(served.text) == normalised(expected.text)
     assert served.headers["content-type"] == expected.headers["content-type"]
+    assert_costed(served)
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}], ids=["none", "bad"])
@@ -192,6 +207,7 @@ async def test_engine_answers_auth_failures_as_strawberry(
         normalised(expected.text),
     )
     assert served.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert_costed(served)
 
 
 async def test_engine_masks_unexpected_errors_as_strawberry(
@@ -206,6 +222,7 @@ async def test_engine_masks_unexpected_errors_as_strawberry(
     payload = {"query": UPDATE, "variables": {"id": assistant["id"], "name": "x", "dry": True}}
     served, expected = await both(app, client, "POST", payload, org.headers)
     assert normalised(served.text) == normalised(expected.text)
+    assert_costed(served)
     assert "secret detail" not in served.text
     assert served.json()["errors"][0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
 
@@ -216,6 +233,7 @@ async def test_engine_hides_suggestions_as_strawberry(make_client: Any, org: Any
     for document in ["{ assistan { id } }", "{ __schema { types { name } } }"]:
         served, expected = await both(app, client, "POST", {"query": document}, org.headers)
         assert normalised(served.text) == normalised(expected.text)
+        assert_costed(served)
         assert "Did you mean" not in served.text
 
 
