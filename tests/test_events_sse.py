@@ -191,7 +191,7 @@ async def test_a_slow_consumer_is_dropped_not_buffered(
         transport = httpx.ASGITransport(app=application)
         async with (
             httpx.AsyncClient(transport=transport, base_url="http://test") as client,
-            broker.stream(org_id=org.id, assistant_id=None, key_id=key_id) as stream,
+            broker.stream(org_id=org.id, assistant_ids=None, key_id=key_id) as stream,
         ):
             for n in range(3):
                 body = {"name": f"B{n}"}

@@ -19,6 +19,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from app.graphql.actions import ActionMutation
+from app.graphql.api_keys import ApiKeyMutation, ApiKeyQuery
 from app.graphql.assistants import AssistantMutation, AssistantQuery
 from app.graphql.execution import CompiledExecutionContext
 from app.graphql.integrations import IntegrationMutation
@@ -36,20 +37,27 @@ from app.graphql.scalars import SCALAR_MAP
 from app.graphql.subscriptions import AssistantSubscription, StreamErrorCodes
 from app.settings import Settings
 
-Query = merge_types("Query", (AssistantQuery,))
+Query = merge_types("Query", (AssistantQuery, ApiKeyQuery))
 Mutation = merge_types(
-    "Mutation", (AssistantMutation, IntegrationMutation, ActionMutation, RevisionMutation)
+    "Mutation",
+    (AssistantMutation, IntegrationMutation, ActionMutation, RevisionMutation, ApiKeyMutation),
 )
 Subscription = merge_types("Subscription", (AssistantSubscription,))
 
 # merge_types takes no description: these are what GraphiQL's documentation explorer shows.
 Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "Reads. Each needs `Authorization: Bearer <API key>` (introspection does not); "
-    "`orgId` is the key's own organisation, or `c` for short."
+    "`orgId` is the key's own organisation, or `c` for short. Reading assistants, their "
+    "integrations, actions and revisions needs the scope `assistants:read`, `apiKeys` needs "
+    "`api_keys:manage`, `viewer` any scope; a missing scope is FORBIDDEN with "
+    "`extensions.requiredScope`. A key restricted to some assistants sees only those: any "
+    "other is NOT_FOUND, as if it did not exist."
 )
 Mutation.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "Writes. Each needs `Authorization: Bearer <API key>` and is all or nothing: "
-    "when anything in it is invalid, nothing is stored."
+    "when anything in it is invalid, nothing is stored. Writing assistants, integrations and "
+    "actions (dry runs included) needs the scope `assistants:write`; making and revoking keys "
+    "`api_keys:manage`. A key restricted to some assistants cannot create assistants."
 )
 Subscription.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "Live changes over graphql-transport-ws on `/graphql`; the socket authenticates with "

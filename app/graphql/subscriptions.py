@@ -21,6 +21,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 
 from app.domain.errors import Unauthenticated
+from app.domain.events import watch_changes
 from app.domain.revisions import DELETED, assistant_from_snapshot
 from app.events import Broker
 from app.graphql.args import OrgId
@@ -50,7 +51,7 @@ async def accept_connection(context: Context) -> None:
     context.authorization = header if isinstance(header, str) else None
     try:
         async with context.db.read() as tx:
-            await context.org(tx, "c")
+            await context.caller(tx)
     except Unauthenticated:
         raise ConnectionRejectionError from None
 
@@ -99,7 +100,8 @@ class AssistantSubscription:
     @strawberry.subscription(
         description="Every change of the organisation's assistants (or of one), in version "
         "order per assistant, from whichever process or server made it. A slow subscriber is "
-        "dropped (SLOW_CONSUMER); a revoked key closes the socket."
+        "dropped (SLOW_CONSUMER); a revoked or expired key closes the socket. Needs "
+        "`assistants:read`; a key restricted to some assistants receives only theirs."
     )
     async def assistant_changed(
         self,
@@ -114,11 +116,13 @@ class AssistantSubscription:
     ) -> AsyncGenerator[AssistantChangeEvent, None]:
         ctx = info.context
         async with ctx.db.read() as tx:
-            org = await ctx.org(tx, org_id)
-        assert ctx.principal is not None
+            access = await ctx.access(tx, org_id)
+            assistant_ids = await watch_changes(tx, access=access, assistant_id=assistant_id)
+        assert access.key_id is not None
         broker: Broker = ctx.request.app.state.broker
-        key_id = ctx.principal.key_id
-        async with broker.stream(org_id=org, assistant_id=assistant_id, key_id=key_id) as stream:
+        async with broker.stream(
+            org_id=access.org_id, assistant_ids=assistant_ids, key_id=access.key_id
+        ) as stream:
             while True:
                 try:
                     row = await stream.next()
