@@ -4,18 +4,21 @@ snapshot of everything stored, to show that a refused request changed nothing.""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from app.auth import revoke_key
 from app.models import Action, ApiKey, Assistant, AssistantRevision, Avatar, Integration
 from app.store import Store
 from tests.conftest import Org
 
 READ, WRITE, MANAGE = "assistants:read", "assistants:write", "api_keys:manage"
 ALL = [READ, WRITE, MANAGE]
+KEYS = ApiKey.__table__
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
 
@@ -73,3 +76,20 @@ async def everything(db: Store, avatars_dir: Path | None = None) -> dict[str, An
 
 def files_in(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.glob("*")) if directory.exists() else []
+
+
+async def end_the_key(how: str, client: httpx.AsyncClient, db: Store, admin: Org, key: Org) -> str:
+    """Revokes the key (with the command line's use case, or over REST) or makes it expire (as
+    if its time had come); the reason its streams give when they close."""
+    if how == "revoked":
+        async with db.write() as tx:
+            await revoke_key(tx, key_id=key.key_id)
+    elif how == "revoked over REST":
+        response = await client.delete(f"/orgs/c/api-keys/{key.key_id}", headers=admin.headers)
+        assert response.status_code == 204
+    else:
+        past = datetime.now(UTC) - timedelta(seconds=1)
+        async with db.write() as tx:
+            await tx.execute(update(KEYS).where(KEYS.c.id == key.key_id).values(expires_at=past))
+        return "the API key has expired"
+    return "the API key was revoked"
