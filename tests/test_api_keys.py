@@ -384,3 +384,60 @@ async def test_no_secret_in_the_logs(
     await client.get("/orgs/c/assistants", headers={"Authorization": "Bearer ak_wrong"})
     assert key.api_key not in caplog.text
     assert "ak_wrong" not in caplog.text
+
+
+async def test_a_write_only_key_sees_what_it_wrote_but_not_the_history(
+    gql: Any, client: httpx.AsyncClient, org: Org
+) -> None:
+    """A write's answer may show what it wrote (the assistant, its integrations and actions);
+    reading its revisions needs `assistants:read`."""
+    target = await make_target(client, org)
+    writer = await make_key(client, org, [WRITE])
+    mutation = """
+    mutation($id: ID!) {
+      updateAssistant(orgId: "c", assistantId: $id, input: {name: "Written"}) {
+        name integrations { id } actions { id } revisions { totalCount }
+      }
+    }"""
+    answer = await gql(mutation, {"id": target.assistant_id}, writer)
+    assert answer["data"] is None  # revisions is not null: the error bubbles up
+    [error] = answer["errors"]
+    assert error["path"] == ["updateAssistant", "revisions"]
+    assert error["extensions"] == {"code": "FORBIDDEN", "requiredScope": READ}
+    shown = await client.get(f"/orgs/c/assistants/{target.assistant_id}", headers=org.headers)
+    assert shown.json()["name"] == "Written"  # the write itself happened
+
+    without_history = mutation.replace("revisions { totalCount }", "")
+    answer = await gql(without_history, {"id": target.assistant_id}, writer)
+    assert answer["data"]["updateAssistant"] == {
+        "name": "Written",
+        "integrations": [{"id": target.integration_id}],
+        "actions": [{"id": target.action_id}],
+    }
+
+
+async def test_a_bound_key_counts_and_lists_only_its_assistants(
+    gql: Any, client: httpx.AsyncClient, org: Org
+) -> None:
+    mine = [await make_target(client, org, f"Mine {n}") for n in range(2)]
+    await make_target(client, org, "Not mine")
+    bound = await make_key(client, org, [READ], assistant_ids=[t.assistant_id for t in mine])
+    answer = await gql(
+        '{ assistants(orgId: "c", first: 1) { totalCount pageInfo { hasNextPage endCursor } '
+        "nodes { id revisions { totalCount } } } }",
+        None,
+        bound,
+    )
+    connection = answer["data"]["assistants"]
+    assert connection["totalCount"] == 2
+    assert connection["nodes"] == [{"id": mine[0].assistant_id, "revisions": {"totalCount": 2}}]
+    after = connection["pageInfo"]["endCursor"]
+    rest = await gql(
+        'query($after: String) { assistants(orgId: "c", after: $after) { nodes { id } } }',
+        {"after": after},
+        bound,
+    )
+    assert rest["data"]["assistants"]["nodes"] == [{"id": mine[1].assistant_id}]
+    page = await client.get("/orgs/c/assistants?take=1&page=2", headers=bound.headers)
+    assert [a["id"] for a in page.json()] == [mine[1].assistant_id]
+    assert page.headers["pagination-count"] == "2"
