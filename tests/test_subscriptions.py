@@ -303,3 +303,18 @@ async def test_a_dropped_subscription_ends_with_its_reason(
     }
     assert complete == {"id": "1", "type": "complete"}
     await until(lambda: broker_of(app).open_streams == 0)
+
+
+async def test_a_socket_whose_key_expired_is_closed_at_its_next_subscription(
+    app: Starlette, client: httpx.AsyncClient, org: Org, db: Store
+) -> None:
+    expiry = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    key = await make_key(client, org, [READ], expires_at=expiry)
+    async with AsgiWebSocket(app) as socket:
+        assert await socket.init(f"Bearer {key.api_key}") == {"type": "connection_ack"}
+        await end_the_key("expired", client, db, org, key)
+        await socket.subscribe("1", "c")
+        with pytest.raises(Closed) as closed:
+            await socket.receive()
+    assert closed.value == Closed(4403, "the API key has expired")
+    await until(lambda: broker_of(app).open_streams == 0)

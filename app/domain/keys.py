@@ -65,7 +65,7 @@ def _instant(value: Any) -> Any:
     """An RFC 3339 date-time with its offset (a string), or a datetime with a zone."""
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
+            value = datetime.fromisoformat(value)  # `Z` included (Python 3.11)
         except ValueError:
             raise PydanticCustomError("date_time", "must be an RFC 3339 date-time") from None
     if isinstance(value, datetime) and value.tzinfo is None:

@@ -9,8 +9,10 @@ from strawberry.types import Info as StrawberryInfo
 
 from app.auth import KeyUsage, authenticate, authorize
 from app.domain.access import Access
+from app.domain.errors import Unauthenticated
 from app.domain.revisions import Writer
 from app.graphql.loaders import Loaders
+from app.models import utcnow
 from app.settings import Settings
 from app.store import Store, Tx
 
@@ -30,7 +32,11 @@ class Context:
         self.loaders = Loaders(self.db, shared=self.shared_loaders)
 
     async def caller(self, tx: Tx) -> Access:
-        """The caller (its API key, authenticated once per request; 401 otherwise)."""
+        """The caller (its API key, authenticated once per request or websocket; 401
+        otherwise, also when the key has expired since)."""
+        expires_at = None if self._principal is None else self._principal.expires_at
+        if expires_at is not None and expires_at <= utcnow():  # a websocket lives on
+            raise Unauthenticated("the API key has expired")
         if self._principal is None:
             usage: KeyUsage | None = None
             if self.request is not None:
