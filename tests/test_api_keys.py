@@ -441,3 +441,37 @@ async def test_a_bound_key_counts_and_lists_only_its_assistants(
     page = await client.get("/orgs/c/assistants?take=1&page=2", headers=bound.headers)
     assert [a["id"] for a in page.json()] == [mine[1].assistant_id]
     assert page.headers["pagination-count"] == "2"
+
+
+async def test_the_worked_example_of_the_readme(
+    client: httpx.AsyncClient, org: Org, make_assistant: Any
+) -> None:
+    """README, "Keys and scopes": a read-only key for a conversation worker bound to one
+    assistant."""
+    assistant = (await make_assistant(org, name="Support"))["id"]
+    await make_assistant(org, name="Sales")
+    body = {
+        "name": "conversation worker",
+        "scopes": [READ],
+        "assistant_ids": [assistant],
+        "expires_at": later(days=180),
+    }
+    made = await client.post("/orgs/c/api-keys", json=body, headers=org.headers)
+    assert made.status_code == 201
+    worker = {"Authorization": f"Bearer {made.json()['api_key']}"}
+    assert (await client.get(f"/orgs/c/assistants/{assistant}", headers=worker)).status_code == 200
+    listed = await client.get("/orgs/c/assistants", headers=worker)
+    assert ([a["id"] for a in listed.json()], listed.headers["pagination-count"]) == (
+        [assistant],
+        "1",
+    )
+    refused = await client.patch(
+        f"/orgs/c/assistants/{assistant}", json={"name": "x"}, headers=worker
+    )
+    assert (refused.status_code, refused.json()["code"]) == (403, "INSUFFICIENT_SCOPE")
+    assert refused.headers["www-authenticate"] == (
+        'Bearer error="insufficient_scope", scope="assistants:write"'
+    )
+    revoked = await client.delete(f"/orgs/c/api-keys/{made.json()['id']}", headers=org.headers)
+    assert revoked.status_code == 204
+    assert (await client.get(f"/orgs/c/assistants/{assistant}", headers=worker)).status_code == 401
