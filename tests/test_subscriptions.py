@@ -318,3 +318,24 @@ async def test_a_socket_whose_key_expired_is_closed_at_its_next_subscription(
             await socket.receive()
     assert closed.value == Closed(4403, "the API key has expired")
     await until(lambda: broker_of(app).open_streams == 0)
+
+
+async def test_a_key_that_expires_while_its_socket_is_open_closes_it_at_the_next_subscription(
+    settings: Settings, org: Org
+) -> None:
+    """The socket authenticated once, before the key's expiry; the next subscription after it
+    closes the socket at once (not only at the streams' next key check, set far off here)."""
+    application = create_app(settings.model_copy(update={"events_key_check_seconds": 600}))
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            expiry = datetime.now(UTC) + timedelta(seconds=2)
+            key = await make_key(client, org, [READ], expires_at=expiry.isoformat())
+        async with AsgiWebSocket(application) as socket:
+            assert await socket.init(f"Bearer {key.api_key}") == {"type": "connection_ack"}
+            await until(lambda: datetime.now(UTC) > expiry)  # waits for the time to come
+            await socket.subscribe("1", "c")
+            with pytest.raises(Closed) as closed:
+                await socket.receive()
+        assert closed.value == Closed(4403, "the API key has expired")
+        assert broker_of(application).open_streams == 0

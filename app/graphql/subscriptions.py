@@ -116,7 +116,11 @@ class AssistantSubscription:
     ) -> AsyncGenerator[AssistantChangeEvent, None]:
         ctx = info.context
         async with ctx.db.read() as tx:
-            access = await ctx.access(tx, org_id)
+            try:
+                access = await ctx.access(tx, org_id)
+            except Unauthenticated as exc:  # the socket's key expired since it connected
+                await close_socket(ctx, exc.message)
+                raise
             assistant_ids = await watch_changes(tx, access=access, assistant_id=assistant_id)
         assert access.key_id is not None
         broker: Broker = ctx.request.app.state.broker
