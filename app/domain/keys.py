@@ -12,7 +12,7 @@ import hashlib
 import secrets
 import unicodedata
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
@@ -68,8 +68,15 @@ def _instant(value: Any) -> Any:
             value = datetime.fromisoformat(value)  # `Z` included (Python 3.11)
         except ValueError:
             raise PydanticCustomError("date_time", "must be an RFC 3339 date-time") from None
-    if isinstance(value, datetime) and value.tzinfo is None:
-        raise PydanticCustomError("date_time", "must carry a time zone, e.g. 2030-01-31T12:00:00Z")
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise PydanticCustomError(
+                "date_time", "must carry a time zone, e.g. 2030-01-31T12:00:00Z"
+            )
+        try:
+            return value.astimezone(UTC)
+        except (OverflowError, ValueError):  # e.g. 9999-12-31T23:59:59-23:59
+            raise PydanticCustomError("date_time", "is out of range") from None
     return value
 
 
