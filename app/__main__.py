@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 DEMO_FILE = Path("data/demo.json")
+DURATION_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+SCOPES = ("assistants:read", "assistants:write", "api_keys:manage")
 
 
 def _print(data: dict[str, Any]) -> None:
@@ -94,14 +97,45 @@ def cmd_orgs_create(settings: Settings, args: argparse.Namespace) -> None:
     _print(_in_transaction(settings, work))
 
 
+def _duration(text: str) -> timedelta:
+    """`30d`, `12h` or `45m` (a whole number of days, hours or minutes, at least 1)."""
+    unit = DURATION_UNITS.get(text[-1:])
+    if unit is None or not text[:-1].isdigit() or int(text[:-1]) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a duration such as 30d, 12h or 45m")
+    return timedelta(**{unit: int(text[:-1])})
+
+
 def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> None:
-    from app.auth import create_key
+    from app.domain.keys import CLI_KEY_NAME, create_api_key, organisation_access
+    from app.models import utcnow
+
+    body: dict[str, Any] = {
+        "name": CLI_KEY_NAME if args.name is None else args.name,
+        "scopes": args.scope or list(SCOPES),
+    }
+    if args.assistant:
+        body["assistant_ids"] = args.assistant
+    if args.expires_in is not None:
+        body["expires_at"] = utcnow() + args.expires_in
 
     async def work(tx: Tx) -> dict[str, Any]:
-        key_id, token = await create_key(tx, org_id=args.org_id)
-        return {"org_id": args.org_id, "key_id": key_id, "api_key": token}
+        access = await organisation_access(tx, args.org_id)
+        key, token = await create_api_key(tx, access=access, body=body)
+        return {"org_id": key.org_id, "key_id": key.id, "api_key": token}
 
     _print(_in_transaction(settings, work))
+
+
+def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> None:
+    from app.domain.keys import count_api_keys, key_document, list_api_keys, organisation_access
+
+    async def work(tx: Tx) -> list[dict[str, Any]]:
+        access = await organisation_access(tx, args.org_id)
+        total = await count_api_keys(tx, access=access)
+        keys = await list_api_keys(tx, access=access, limit=max(total, 1))
+        return [key_document(key) for key in keys]
+
+    sys.stdout.write(json.dumps(_in_transaction(settings, work)) + "\n")
 
 
 def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> None:
@@ -161,9 +195,26 @@ def parser() -> argparse.ArgumentParser:
     create_org.set_defaults(func=cmd_orgs_create)
 
     keys = sub.add_parser("keys").add_subparsers(dest="action", required=True)
-    create_key = keys.add_parser("create", help="a new API key of an organisation")
+    create_key = keys.add_parser(
+        "create", help="a new API key of an organisation (every scope and assistant unless told)"
+    )
     create_key.add_argument("org_id")
+    create_key.add_argument("--name", help="what the key is for (1-200 characters)")
+    create_key.add_argument(
+        "--scope", action="append", choices=SCOPES, help="a scope it holds (repeat for more)"
+    )
+    create_key.add_argument(
+        "--assistant", action="append", metavar="ID", help="restrict it to this assistant (repeat)"
+    )
+    create_key.add_argument(
+        "--expires-in", type=_duration, metavar="30d|12h|45m", help="it stops working after this"
+    )
     create_key.set_defaults(func=cmd_keys_create)
+    list_keys = keys.add_parser(
+        "list", help="the organisation's keys, as a JSON array (no secrets)"
+    )
+    list_keys.add_argument("org_id")
+    list_keys.set_defaults(func=cmd_keys_list)
     revoke = keys.add_parser("revoke", help="revoke an API key, at once, everywhere")
     revoke.add_argument("key_id")
     revoke.set_defaults(func=cmd_keys_revoke)

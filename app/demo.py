@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 
 from app.auth import create_organisation, hash_key
+from app.domain.access import Access
 from app.domain.actions import create_action
 from app.domain.assistants import create_assistant
 from app.domain.integrations import create_integration
@@ -44,19 +45,20 @@ async def ensure_demo(tx: Tx, settings: Settings, path: Path) -> dict[str, Any]:
         if await _still_valid(tx, demo):
             return demo
     org, key_id, token = await create_organisation(tx, name="Demo organisation")
+    access = Access.everything(org.id)
     assistant = await create_assistant(
         tx,
-        org_id=org.id,
+        access=access,
         body={"name": "Demo assistant", "config": {"tts": {"voice_id": "v1"}}},
         default_model=settings.default_model,
         writer=CLI_WRITER,
     )
     await create_integration(
-        tx, org_id=org.id, assistant_id=assistant.id, body={"integration_id": "whatsapp"}
+        tx, access=access, assistant_id=assistant.id, body={"integration_id": "whatsapp"}
     )
     await create_action(
         tx,
-        org_id=org.id,
+        access=access,
         assistant_id=assistant.id,
         body={
             "action_id": "TOOLS:HTTP_REQUEST",

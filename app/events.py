@@ -12,7 +12,9 @@ Where the revisions come from (only while at least one stream is open):
 
 Each stream has a bounded queue: a subscriber that falls `events_queue_size` events behind is
 dropped (SLOW_CONSUMER), never buffered without bound. Every `events_key_check_seconds` one
-query re-checks the API keys of all open streams; a revoked key's streams close.
+query re-checks the API keys of all open streams; a revoked or expired key's streams close.
+A stream carries the changes of one organisation, or of some of its assistants (one asked for,
+or those an assistant-bound key is restricted to).
 """
 
 from __future__ import annotations
@@ -23,14 +25,14 @@ import logging
 import signal
 import sqlite3
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from types import FrameType
 from typing import Any
 
 import asyncpg
 
 from app.domain.errors import DomainError, RateLimited, Unauthenticated
-from app.domain.events import last_revision_seq, live_key_ids, revisions_after, revisions_by_seq
+from app.domain.events import dead_keys, last_revision_seq, revisions_after, revisions_by_seq
 from app.domain.revisions import CHANNEL
 from app.settings import Settings
 from app.store import Store
@@ -63,11 +65,14 @@ class EventsUnavailable(DomainError):
 
 
 class Stream:
-    """One subscriber: the revisions of one organisation (and maybe one assistant), in order."""
+    """One subscriber: the revisions of one organisation (or of some of its assistants), in
+    order."""
 
-    def __init__(self, *, org_id: str, assistant_id: str | None, key_id: str, size: int) -> None:
+    def __init__(
+        self, *, org_id: str, assistant_ids: Collection[str] | None, key_id: str, size: int
+    ) -> None:
         self.org_id = org_id
-        self.assistant_id = assistant_id
+        self.assistant_ids = None if assistant_ids is None else frozenset(assistant_ids)
         self.key_id = key_id
         self._size = size
         self._queue: deque[RevisionRecord] = deque()
@@ -77,7 +82,7 @@ class Stream:
     def push(self, revision: RevisionRecord) -> None:
         if self.closed is not None:
             return
-        if self.assistant_id is not None and revision.assistant_id != self.assistant_id:
+        if self.assistant_ids is not None and revision.assistant_id not in self.assistant_ids:
             return
         if len(self._queue) >= self._size:
             self.close(SlowConsumer(f"more than {self._size} events waited: the stream is closed"))
@@ -147,7 +152,9 @@ class Broker:
     def open_streams(self) -> int:
         return self._count
 
-    async def open(self, *, org_id: str, assistant_id: str | None, key_id: str) -> Stream:
+    async def open(
+        self, *, org_id: str, assistant_ids: Collection[str] | None, key_id: str
+    ) -> Stream:
         """A new stream, once the source listens (so nothing committed after this is missed)."""
         if self._stopping:
             raise ShuttingDown("the server is shutting down")
@@ -155,7 +162,7 @@ class Broker:
             raise TooManyStreams("too many open event streams on this server", retry_after=5)
         stream = Stream(
             org_id=org_id,
-            assistant_id=assistant_id,
+            assistant_ids=assistant_ids,
             key_id=key_id,
             size=self.settings.events_queue_size,
         )
@@ -182,9 +189,9 @@ class Broker:
 
     @contextlib.asynccontextmanager
     async def stream(
-        self, *, org_id: str, assistant_id: str | None, key_id: str
+        self, *, org_id: str, assistant_ids: Collection[str] | None, key_id: str
     ) -> AsyncIterator[Stream]:
-        stream = await self.open(org_id=org_id, assistant_id=assistant_id, key_id=key_id)
+        stream = await self.open(org_id=org_id, assistant_ids=assistant_ids, key_id=key_id)
         try:
             yield stream
         finally:
@@ -317,19 +324,20 @@ class Broker:
                 self._dispatch(source, rows)
 
     async def _check_keys(self, source: _Source) -> None:
-        """Closes, within `events_key_check_seconds`, the streams whose API key was revoked."""
+        """Closes, within `events_key_check_seconds`, the streams whose API key was revoked or
+        has expired."""
         while not await source.pause(self.settings.events_key_check_seconds):
             streams = [s for group in list(self._streams.values()) for s in group]
             keys = {stream.key_id for stream in streams}
             try:
                 async with self.store.read() as tx:
-                    live = await live_key_ids(tx, keys)
+                    dead = await dead_keys(tx, keys)
             except (sqlite3.Error, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 logger.warning("events: cannot check API keys (%s)", exc)
                 continue
             for stream in streams:
-                if stream.key_id not in live:
-                    stream.close(Unauthenticated("the API key was revoked"))
+                if (reason := dead.get(stream.key_id)) is not None:
+                    stream.close(Unauthenticated(reason))
 
 
 def close_streams_on_exit(broker: Broker) -> Callable[[], None]:

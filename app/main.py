@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from app.auth import KeyUsage
 from app.domain.errors import DomainError
 from app.events import Broker, close_streams_on_exit
 from app.graphql import ide
@@ -30,7 +31,7 @@ from app.middleware import (
 )
 from app.openapi import openapi_json
 from app.ratelimit import Buckets, PointsBudget, RateLimitMiddleware
-from app.rest import actions, assistants, avatars, events, integrations, revisions
+from app.rest import actions, api_keys, assistants, avatars, events, integrations, revisions
 from app.rest.errors import handle_domain_error, handle_http_error, handle_unexpected
 from app.settings import Settings
 from app.store import Store, open_store
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.db = open_store(settings)  # the store (no connection opened yet)
         app.state.broker = Broker(app.state.db, settings)
+        app.state.key_usage = KeyUsage(app.state.db)  # writes `last_used_at`, once a minute
         restore_signals = close_streams_on_exit(app.state.broker)
         settle_garbage_collector()
         try:
@@ -107,6 +109,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             restore_signals()
             await app.state.broker.stop()
+            await app.state.key_usage.close()
             await app.state.db.close()
 
     buckets = Buckets()
@@ -125,6 +128,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *avatars.routes,
         *revisions.routes,
         *events.routes,
+        *api_keys.routes,
     ]
     app = Starlette(
         routes=routes,

@@ -68,6 +68,11 @@ class Organisation(SQLModel, table=True):
 
 
 class ApiKey(SQLModel, table=True):
+    """An API key: only the SHA-256 of its secret is stored (`prefix` is the secret's first 8
+    characters, null for keys made before it was kept). `scopes` is a JSON array of scope
+    names; `assistant_ids` a JSON array of the assistants the key is restricted to, or null
+    for every assistant of the organisation."""
+
     __tablename__ = "api_keys"
 
     id: str = Field(primary_key=True, max_length=64)
@@ -75,6 +80,12 @@ class ApiKey(SQLModel, table=True):
     key_hash: str = Field(unique=True, max_length=64)
     created_at: datetime = _time()
     revoked_at: datetime | None = _time(nullable=True)
+    name: str = Field(max_length=200)
+    prefix: str | None = Field(default=None, max_length=8)
+    scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    assistant_ids: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    expires_at: datetime | None = _time(nullable=True)
+    last_used_at: datetime | None = _time(nullable=True)
 
 
 class Avatar(SQLModel, table=True):

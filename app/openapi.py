@@ -17,6 +17,7 @@ from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 from starlette.responses import Response
 
+from app.domain.access import Scope
 from app.domain.actions import MAX_ACTIONS
 from app.domain.assistant_input import AssistantCreate, AssistantPatch
 from app.domain.child_input import (
@@ -27,6 +28,7 @@ from app.domain.child_input import (
     IntegrationPatch,
 )
 from app.domain.integrations import MAX_INTEGRATIONS
+from app.domain.keys import MAX_KEYS, ApiKeyCreate
 from app.rest.common import MAX_PAGE, json_response
 
 
@@ -149,6 +151,23 @@ class RevisionWithSnapshot(Revision):
     snapshot: dict[str, Any]
 
 
+class ApiKey(Document):
+    id: str
+    org_id: str
+    name: str
+    prefix: str | None
+    scopes: list[str]
+    assistant_ids: list[str] | None
+    expires_at: str | None
+    created_at: str
+    last_used_at: str | None
+    revoked_at: str | None
+
+
+class CreatedApiKey(ApiKey):
+    api_key: str  # the secret, shown this once
+
+
 class AvatarCreated(Document):
     id: str
     url: str
@@ -187,6 +206,7 @@ class Op:
     query: tuple[str, ...] = ()
     errors: tuple[int, ...] = (401, 403, 404, 429)
     public: bool = False
+    operation_id: str | None = None
     description: str | None = None
 
 
@@ -195,6 +215,7 @@ ASSISTANT = ASSISTANTS + "/{assistant_id}"
 INTEGRATIONS = ASSISTANT + "/integrations"
 ACTIONS = ASSISTANT + "/actions"
 REVISIONS = ASSISTANT + "/revisions"
+API_KEYS = "/orgs/{org_id}/api-keys"
 PATCH_TYPES = ("application/json", "application/merge-patch+json")
 BODY_ERRORS = (400, 401, 403, 404, 413, 415, 429)
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
@@ -247,7 +268,36 @@ OPERATIONS = [
        errors=(401, 403, 404, 412, 429)),
     Op("GET", "/orgs/{org_id}/events", "Changes as server-sent events (`Last-Event-ID` resumes)",
        query=("assistant_id", "last_event_id"), errors=(400, 401, 403, 429)),
+    Op("GET", API_KEYS, "List the organisation's API keys, oldest first (revoked ones too)",
+       response=ApiKey, many=True, query=("page", "take"), errors=(400, 401, 403, 429),
+       operation_id="listApiKeys"),
+    Op("POST", API_KEYS, "Make an API key; the answer holds its secret (`api_key`), this once",
+       201, CreatedApiKey, body=ApiKeyCreate, errors=(400, 401, 403, 413, 415, 429),
+       operation_id="createApiKey",
+       description="Never more than the calling key holds: scopes within its own, "
+       "`assistant_ids` within its own, `expires_at` no later than its own (403 "
+       f"`INSUFFICIENT_SCOPE` otherwise). An organisation holds at most {MAX_KEYS} unrevoked "
+       "keys: beyond, 400 `VALIDATION_FAILED` naming `api_keys`."),
+    Op("GET", API_KEYS + "/current", "The API key of the request (any scope)", response=ApiKey,
+       errors=(401, 403, 429), operation_id="getCurrentApiKey"),
+    Op("GET", API_KEYS + "/{key_id}", "Read an API key", response=ApiKey,
+       operation_id="getApiKey"),
+    Op("DELETE", API_KEYS + "/{key_id}", "Revoke an API key: it stops working at once", 204,
+       operation_id="revokeApiKey"),
 ]  # fmt: skip
+
+
+def documented_scope(op: Op) -> str | None:
+    """The scope an operation needs, as documented (tests/test_scopes.py checks it against the
+    scope the use cases it calls declare): reading assistants and what hangs on them needs
+    `assistants:read`, every other method `assistants:write`; keys need `api_keys:manage`, the
+    caller's own key any scope."""
+    if op.public or op.path == API_KEYS + "/current":
+        return None
+    if op.path.startswith(API_KEYS):
+        return Scope.MANAGE
+    return Scope.READ if op.method == "GET" else Scope.WRITE
+
 
 QUERY = {
     "page": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1},
@@ -258,8 +308,10 @@ QUERY = {
 }
 REASONS = {
     400: "Bad request or invalid input (or a limit reached)",
-    401: "No, unknown or revoked API key",
-    403: "The key does not open this organisation",
+    401: "No, unknown, revoked or expired API key",
+    403: "The key does not open this organisation (`FORBIDDEN`), or lacks the scope the "
+    "operation needs (`INSUFFICIENT_SCOPE`, `WWW-Authenticate: Bearer "
+    'error="insufficient_scope", scope="…"`)',
     404: "Not found",
     412: "`If-Match` is stale",
     413: "Body too large",
@@ -355,16 +407,21 @@ def _operation(op: Op) -> dict[str, Any]:
     for status in op.errors:
         responses[str(status)] = {"description": REASONS[status], "content": ERROR_MEDIA}
     operation: dict[str, Any] = {
-        "operationId": f"{op.method.lower()}{op.path}",
+        "operationId": op.operation_id or f"{op.method.lower()}{op.path}",
         "summary": op.summary,
-        **({"description": op.description} if op.description else {}),
         "parameters": _parameters(op),
         "responses": responses,
     }
+    scope = documented_scope(op)
+    needs = f"Needs the scope `{scope}`." if scope else "Any scope will do."
+    operation["description"] = " ".join(filter(None, (op.description, needs)))
     if body := _request_body(op):
         operation["requestBody"] = body
     if op.public:
         operation["security"] = []
+        del operation["description"]
+    elif scope is not None:
+        operation["security"] = [{"bearer": [str(scope)]}]
     return operation
 
 

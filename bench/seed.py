@@ -41,6 +41,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY_PREFIX = "ak_"  # as app.auth makes them; only the SHA-256 of the key is stored
+ALL_SCOPES = '["assistants:read", "assistants:write", "api_keys:manage"]'
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 Row = dict[str, Any]
@@ -284,6 +285,9 @@ def seed_sqlite(path: Path, assistants: int, org_count: int) -> dict[str, Any]:
                 "key_hash": hashlib.sha256(k.encode()).hexdigest(),
                 "created_at": T0,
                 "revoked_at": None,
+                "name": "Bench key",
+                "prefix": k[:8],
+                "scopes": ALL_SCOPES,  # every scope, every assistant, as `orgs create` makes
             }
             for o, k in zip(orgs, keys, strict=True)
         )

@@ -101,6 +101,43 @@ async def test_keys_create_revoke_and_the_app_agrees(cli, served):
     assert still.status_code == 200
 
 
+async def test_keys_create_with_options_and_keys_list(cli, served):
+    org = cli.data("orgs", "create", "Scoped")
+    created = await served.post(
+        "/orgs/c/assistants", json={"name": "Worker's"}, headers=bearer(org["api_key"])
+    )
+    assistant_id = created.json()["id"]
+    key = cli.data(
+        "keys", "create", org["org_id"], "--name", "Conversation worker",
+        "--scope", "assistants:read", "--assistant", assistant_id, "--expires-in", "30d",
+    )  # fmt: skip
+    assert set(key) == {"org_id", "key_id", "api_key"}
+    done = cli.run("keys", "list", org["org_id"])
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(done.stdout)
+    assert [k["id"] for k in listed] == [org["key_id"], key["key_id"]]
+    assert org["api_key"] not in done.stdout
+    assert key["api_key"] not in done.stdout
+    first, made = listed
+    assert (first["name"], first["assistant_ids"], first["expires_at"]) == ("First key", None, None)
+    assert first["scopes"] == ["assistants:read", "assistants:write", "api_keys:manage"]
+    assert (made["name"], made["scopes"]) == ("Conversation worker", ["assistants:read"])
+    assert made["assistant_ids"] == [assistant_id]
+    assert made["prefix"] == key["api_key"][:8]
+    assert made["expires_at"] is not None
+
+    headers = bearer(key["api_key"])
+    assert (await served.get(f"/orgs/c/assistants/{assistant_id}", headers=headers)).is_success
+    refused = await served.patch(
+        f"/orgs/c/assistants/{assistant_id}", json={"name": "x"}, headers=headers
+    )
+    assert (refused.status_code, refused.json()["code"]) == (403, "INSUFFICIENT_SCOPE")
+    plain = cli.data("keys", "create", org["org_id"])
+    current = await served.get("/orgs/c/api-keys/current", headers=bearer(plain["api_key"]))
+    assert current.json()["scopes"] == ["assistants:read", "assistants:write", "api_keys:manage"]
+    assert (current.json()["name"], current.json()["assistant_ids"]) == ("Command-line key", None)
+
+
 def test_export_schema_equals_the_committed_sdl(cli):
     done = cli.run("export-schema")
     assert done.returncode == 0, done.stderr
@@ -112,11 +149,20 @@ def test_export_schema_equals_the_committed_sdl(cli):
     [
         ("keys", "revoke", "no-such-key"),
         ("keys", "create", "no-such-org"),
+        ("keys", "list", "no-such-org"),
+        ("keys", "create", "{org}", "--scope", "assistants:delete"),
+        ("keys", "create", "{org}", "--expires-in", "3w"),
+        ("keys", "create", "{org}", "--expires-in", "0d"),
+        ("keys", "create", "{org}", "--name", ""),
+        ("keys", "create", "{org}", "--assistant", "no-such-assistant"),
         ("orgs", "create", "   "),
         ("orgs", "frobnicate"),
     ],
 )
 def test_errors_go_to_stderr_with_a_non_zero_exit(cli, args):
+    if "{org}" in args:
+        org_id = cli.data("orgs", "create", "Errors")["org_id"]
+        args = tuple(arg.replace("{org}", org_id) for arg in args)
     done = cli.run(*args)
     assert done.returncode != 0
     assert done.stdout == ""

@@ -14,16 +14,16 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import websockets
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from app.models import AssistantRevision
+from app.models import ApiKey, AssistantRevision
 from app.settings import Settings
 from app.store import Store
 from tests.conftest import Org
@@ -33,6 +33,7 @@ from tests.server import ROOT, Server, server_env
 pytestmark = pytest.mark.slow
 
 UPDATES = 20
+KEYS = ApiKey.__table__
 WAIT = 30.0  # seconds: the generous bound of any one wait
 
 
@@ -251,29 +252,51 @@ async def drain(socket: GraphQLSocket) -> None:
         await socket.receive(WAIT)
 
 
-async def test_a_key_revoked_from_the_cli_closes_its_streams(
-    server: Server, writer: httpx.AsyncClient, org: Org, new_key: Any, settings: Settings
+@pytest.mark.parametrize("how", ["cli", "rest", "expired"])
+async def test_a_key_revoked_or_expired_closes_its_streams(
+    server: Server,
+    writer: httpx.AsyncClient,
+    org: Org,
+    new_key: Any,
+    settings: Settings,
+    db: Store,
+    how: str,
 ) -> None:
+    """Revoked from the command line or over REST (by another key, on either worker), or
+    expired: every worker closes the key's streams (within EVENTS_KEY_CHECK_SECONDS, 2 s)."""
     doomed = await new_key(org)
     created = await fresh_create(writer, org, "Bot")
+    reason = "the API key has expired" if how == "expired" else "the API key was revoked"
     async with (
         subscription(server, doomed.api_key) as (socket, ws),
         events(server, doomed) as sse,
     ):
         await warm_up(writer, org, created["id"], socket)
-        code, output = await cli(settings, "keys", "revoke", doomed.key_id)
-        assert code == 0, output
+        if how == "cli":
+            code, output = await cli(settings, "keys", "revoke", doomed.key_id)
+            assert code == 0, output
+        elif how == "rest":
+            url = f"/orgs/c/api-keys/{doomed.key_id}"
+            assert (await writer.delete(url, headers=org.headers)).status_code == 204
+        else:
+            past = datetime.now(UTC) - timedelta(seconds=1)
+            async with db.write() as tx:
+                await tx.execute(
+                    update(KEYS).where(KEYS.c.id == doomed.key_id).values(expires_at=past)
+                )
         revoked_at = time.monotonic()
+        refused = await writer.get("/orgs/c/assistants", headers=doomed.headers)
+        assert refused.status_code == 401  # at once, on any worker
         while (event := await sse.next(WAIT)) is not None and event.event != "error":
             pass
         assert event is not None
-        assert event.data == {"code": "UNAUTHENTICATED", "detail": "the API key was revoked"}
+        assert event.data == {"code": "UNAUTHENTICATED", "detail": reason}
         assert await sse.next(WAIT) is None
         with pytest.raises(websockets.ConnectionClosed):
             await drain(socket)
         assert ws.close_code == 4403
-        assert ws.close_reason == "the API key was revoked"
-        print(f"\nstreams closed {time.monotonic() - revoked_at:.2f}s after the revocation")
+        assert ws.close_reason == reason
+        print(f"\nstreams closed {time.monotonic() - revoked_at:.2f}s after the key ended ({how})")
 
 
 async def test_another_organisation_receives_nothing(

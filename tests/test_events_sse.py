@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -10,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from starlette.applications import Starlette
 
-from app.auth import create_organisation, revoke_key
+from app.auth import create_organisation
 from app.events import Broker, SlowConsumer
 from app.main import create_app
 from app.models import AssistantRevision
@@ -19,6 +20,7 @@ from app.store import Store
 from app.store.records import RevisionRecord
 from tests.conftest import Org
 from tests.event_clients import AsgiHttpStream, SseEvent, SseStream, until
+from tests.key_helpers import READ, end_the_key, make_key
 
 FAST = {"events_poll_interval": 0.05, "events_key_check_seconds": 0.2}
 
@@ -32,6 +34,10 @@ async def app(settings: Settings) -> AsyncIterator[Starlette]:
 
 
 REVISIONS = AssistantRevision.__table__
+
+
+def later(**delta: float) -> str:
+    return (datetime.now(UTC) + timedelta(**delta)).isoformat()
 
 
 async def stored_events(db: Store, org_id: str) -> list[RevisionRecord]:
@@ -153,19 +159,41 @@ async def test_heartbeats_while_nothing_changes(settings: Settings, make_org: An
             await stream.wait_comment("keepalive")
 
 
-async def test_a_revoked_key_ends_the_stream_with_an_error_event(
-    app: Starlette, org: Org, db: Store
+@pytest.mark.parametrize("how", ["revoked", "revoked over REST", "expired"])
+async def test_a_revoked_or_expired_key_ends_the_stream_with_an_error_event(
+    app: Starlette, client: httpx.AsyncClient, org: Org, db: Store, how: str
 ) -> None:
-    async with Events(app, org) as stream:
-        async with db.write() as tx:
-            await revoke_key(tx, key_id=org.key_id)
+    key = await make_key(client, org, [READ], expires_at=later(days=1))
+    async with Events(app, key) as stream:
+        reason = await end_the_key(how, client, db, org, key)
         closing = await stream.next()
         end = await stream.next()
-    assert closing == SseEvent(
-        None, "error", {"code": "UNAUTHENTICATED", "detail": "the API key was revoked"}
-    )
+    assert closing == SseEvent(None, "error", {"code": "UNAUTHENTICATED", "detail": reason})
     assert end is None
     await until(lambda: app.state.broker.open_streams == 0)
+
+
+async def test_a_key_bound_to_some_assistants_receives_only_theirs(
+    app: Starlette, client: httpx.AsyncClient, org: Org, make_assistant: Any, db: Store
+) -> None:
+    mine = await make_assistant(org, name="Mine")
+    theirs = await make_assistant(org, name="Not mine")
+    bound = await make_key(client, org, [READ], assistant_ids=[mine["id"]])
+    async with Events(app, bound) as stream:
+        await patch(client, org, theirs["id"], {"name": "Not mine 2"})
+        await patch(client, org, mine["id"], {"name": "Mine 2"})
+        live = await stream.next()
+    assert (live.data["assistant_id"], live.data["version"]) == (mine["id"], 2)
+
+    assert len(await stored_events(db, org.org_id)) == 4
+    async with Events(app, bound, **{"Last-Event-ID": "0"}) as stream:  # from the beginning
+        replayed = [await stream.next() for _ in range(2)]
+    assert [(e.data["assistant_id"], e.data["version"]) for e in replayed] == [
+        (mine["id"], 1),
+        (mine["id"], 2),
+    ]
+    refused = await client.get(f"/orgs/c/events?assistant_id={theirs['id']}", headers=bound.headers)
+    assert (refused.status_code, refused.json()["code"]) == (404, "NOT_FOUND")
 
 
 async def test_shutdown_ends_the_stream_with_an_error_event(app: Starlette, org: Org) -> None:
@@ -191,7 +219,7 @@ async def test_a_slow_consumer_is_dropped_not_buffered(
         transport = httpx.ASGITransport(app=application)
         async with (
             httpx.AsyncClient(transport=transport, base_url="http://test") as client,
-            broker.stream(org_id=org.id, assistant_id=None, key_id=key_id) as stream,
+            broker.stream(org_id=org.id, assistant_ids=None, key_id=key_id) as stream,
         ):
             for n in range(3):
                 body = {"name": f"B{n}"}

@@ -113,3 +113,25 @@ async def test_real_answers_fit_the_response_schemas(client, org, make_assistant
 async def test_the_schemas_catch_a_wrong_answer(document):
     with pytest.raises(AssertionError):
         check(document, "Integration", {"id": "x", "enabled": "yes"})
+
+
+async def test_api_keys_fit_their_schemas_and_each_operation_names_its_scope(client, org, document):
+    made = await client.post(
+        "/orgs/c/api-keys", json={"name": "doc", "scopes": ["assistants:read"]}, headers=org.headers
+    )
+    assert made.status_code == 201
+    check(document, "CreatedApiKey", made.json())
+    for key in (await client.get("/orgs/c/api-keys", headers=org.headers)).json():
+        check(document, "ApiKey", key)
+    current = await client.get("/orgs/c/api-keys/current", headers=org.headers)
+    check(document, "ApiKey", current.json())
+    body = document["components"]["schemas"]["ApiKeyCreate"]
+    assert set(body["required"]) == {"name", "scopes"}
+    assert body["additionalProperties"] is False
+    paths = document["paths"]
+    assert paths["/orgs/{org_id}/api-keys"]["post"]["operationId"] == "createApiKey"
+    assert paths["/orgs/{org_id}/api-keys"]["post"]["security"] == [{"bearer": ["api_keys:manage"]}]
+    patch = paths["/orgs/{org_id}/assistants/{assistant_id}"]["patch"]
+    assert patch["security"] == [{"bearer": ["assistants:write"]}]
+    assert "security" not in paths["/orgs/{org_id}/api-keys/current"]["get"]
+    assert paths["/healthz"]["get"]["security"] == []

@@ -1,9 +1,11 @@
 """The same Alembic migrations on both databases: from an empty database to the models' schema,
-down to nothing and up again, and `python -m app migrate` (what the README tells operators)."""
+down to nothing and up again, `python -m app migrate` (what the README tells operators), and the
+data migration of API keys made before scopes."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import subprocess
@@ -12,16 +14,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import app.models  # noqa: F401  (registers the tables)
+from app.main import create_app
 from app.migrate import alembic_config, migration_engine, upgrade
 from app.settings import Settings
 from tests.server import ROOT
@@ -122,3 +126,69 @@ def test_servers_starting_at_once_migrate_one_after_another(empty: Settings):
     outcomes = [(p.wait(timeout=120), p.stderr.read() if p.stderr else b"") for p in processes]
     assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
     assert inspect_db(empty, current_revision) == head(empty)
+
+
+def run_sql(settings: Settings, *statements: str) -> None:
+    """Statements in one committed transaction (on a loop of its own: upgrade is sync)."""
+
+    async def main() -> None:
+        engine = migration_engine(settings)
+        try:
+            async with engine.begin() as connection:
+                for statement in statements:
+                    await connection.execute(text(statement))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+
+
+def test_keys_made_before_scopes_keep_every_right(empty: Settings, tmp_path: Path) -> None:
+    """Migration 0003: a key that existed before holds every scope and every assistant, never
+    expires, is named "Legacy key", and has no prefix (its secret was never kept)."""
+    command.upgrade(alembic_config(empty), "0002")
+    secret = "ak_made-before-scopes"
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    run_sql(
+        empty,
+        "INSERT INTO organisations (id, name, created_at) VALUES ('o1', 'Old', '2026-01-01')",
+        "INSERT INTO api_keys (id, org_id, key_hash, created_at, revoked_at) "
+        f"VALUES ('k1', 'o1', '{digest}', '2026-01-02', NULL)",
+    )
+    upgrade(empty)
+    assert inspect_db(empty, schema_differences) == []
+
+    async def use_it() -> None:
+        settings = empty.model_copy(update={"avatars_dir": tmp_path / "avatars"})
+        app = create_app(settings)
+        headers = {"Authorization": f"Bearer {secret}"}
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                current = await client.get("/orgs/c/api-keys/current", headers=headers)
+                assert current.status_code == 200, current.text
+                key = current.json()
+                assert {k: key[k] for k in ("id", "org_id", "name", "prefix")} == {
+                    "id": "k1",
+                    "org_id": "o1",
+                    "name": "Legacy key",
+                    "prefix": None,
+                }
+                assert key["scopes"] == ["assistants:read", "assistants:write", "api_keys:manage"]
+                assert (key["assistant_ids"], key["expires_at"], key["revoked_at"]) == (
+                    None,
+                    None,
+                    None,
+                )
+                made = await client.post("/orgs/c/assistants", json={"name": "A"}, headers=headers)
+                assert made.status_code == 201
+                listed = await client.get("/orgs/c/assistants", headers=headers)
+                assert [a["id"] for a in listed.json()] == [made.json()["id"]]
+                keys = await client.post(
+                    "/orgs/c/api-keys",
+                    json={"name": "new", "scopes": ["assistants:read"]},
+                    headers=headers,
+                )
+                assert keys.status_code == 201
+
+    asyncio.run(use_it())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -10,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from starlette.applications import Starlette
 
-from app.auth import create_organisation, revoke_key
+from app.auth import create_organisation
 from app.domain.errors import DomainError
 from app.events import Broker, ShuttingDown, SlowConsumer
 from app.main import create_app
@@ -20,6 +21,7 @@ from app.store import Store
 from app.store.records import RevisionRecord
 from tests.conftest import Org
 from tests.event_clients import AsgiWebSocket, Closed, GraphQLSocket, until
+from tests.key_helpers import READ, end_the_key, make_key
 
 FAST = {"events_poll_interval": 0.05, "events_key_check_seconds": 0.2}
 
@@ -191,15 +193,51 @@ async def test_subscribing_before_connection_init_closes_the_socket(
     assert closed.value == Closed(4401, "Unauthorized")
 
 
-async def test_a_revoked_key_closes_the_socket(app: Starlette, org: Org, db: Store) -> None:
+@pytest.mark.parametrize("how", ["revoked", "revoked over REST", "expired"])
+async def test_a_revoked_or_expired_key_closes_the_socket(
+    app: Starlette, client: httpx.AsyncClient, org: Org, db: Store, how: str
+) -> None:
+    expiry = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    key = await make_key(client, org, [READ], expires_at=expiry)
     async with AsgiWebSocket(app) as socket:
-        await open_subscription(app, socket, org)
-        async with db.write() as tx:
-            await revoke_key(tx, key_id=org.key_id)
+        await open_subscription(app, socket, key)
+        reason = await end_the_key(how, client, db, org, key)
         with pytest.raises(Closed) as closed:
             await socket.receive()
-    assert closed.value == Closed(4403, "the API key was revoked")
+    assert closed.value == Closed(4403, reason)
     await until(lambda: broker_of(app).open_streams == 0)
+
+
+async def test_an_expired_key_cannot_open_a_socket(
+    app: Starlette, client: httpx.AsyncClient, org: Org, db: Store
+) -> None:
+    key = await make_key(client, org, [READ])
+    await end_the_key("expired", client, db, org, key)
+    async with AsgiWebSocket(app) as socket:
+        with pytest.raises(Closed) as closed:
+            await socket.init(f"Bearer {key.api_key}")
+    assert closed.value == Closed(4403, "Forbidden")
+
+
+async def test_a_key_bound_to_some_assistants_receives_only_theirs(
+    app: Starlette, client: httpx.AsyncClient, org: Org, make_assistant: Any
+) -> None:
+    mine = await make_assistant(org, name="Mine")
+    theirs = await make_assistant(org, name="Not mine")
+    bound = await make_key(client, org, [READ], assistant_ids=[mine["id"]])
+    async with AsgiWebSocket(app) as socket:
+        await open_subscription(app, socket, bound)
+        for assistant in (theirs, mine):
+            url = f"/orgs/c/assistants/{assistant['id']}"
+            patched = await client.patch(url, json={"enabled": False}, headers=org.headers)
+            assert patched.is_success
+        message = await socket.receive()
+        await socket.subscribe("2", "c", theirs["id"])
+        refused = await socket.receive()
+    event = message["payload"]["data"]["assistantChanged"]
+    assert (event["assistantId"], event["version"]) == (mine["id"], 2)
+    assert refused["id"] == "2"
+    assert refused["payload"]["errors"][0]["extensions"] == {"code": "NOT_FOUND"}
 
 
 async def test_at_most_twenty_subscriptions_per_connection(app: Starlette, org: Org) -> None:
@@ -265,3 +303,39 @@ async def test_a_dropped_subscription_ends_with_its_reason(
     }
     assert complete == {"id": "1", "type": "complete"}
     await until(lambda: broker_of(app).open_streams == 0)
+
+
+async def test_a_socket_whose_key_expired_is_closed_at_its_next_subscription(
+    app: Starlette, client: httpx.AsyncClient, org: Org, db: Store
+) -> None:
+    expiry = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    key = await make_key(client, org, [READ], expires_at=expiry)
+    async with AsgiWebSocket(app) as socket:
+        assert await socket.init(f"Bearer {key.api_key}") == {"type": "connection_ack"}
+        await end_the_key("expired", client, db, org, key)
+        await socket.subscribe("1", "c")
+        with pytest.raises(Closed) as closed:
+            await socket.receive()
+    assert closed.value == Closed(4403, "the API key has expired")
+    await until(lambda: broker_of(app).open_streams == 0)
+
+
+async def test_a_key_that_expires_while_its_socket_is_open_closes_it_at_the_next_subscription(
+    settings: Settings, org: Org
+) -> None:
+    """The socket authenticated once, before the key's expiry; the next subscription after it
+    closes the socket at once (not only at the streams' next key check, set far off here)."""
+    application = create_app(settings.model_copy(update={"events_key_check_seconds": 600}))
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            expiry = datetime.now(UTC) + timedelta(seconds=2)
+            key = await make_key(client, org, [READ], expires_at=expiry.isoformat())
+        async with AsgiWebSocket(application) as socket:
+            assert await socket.init(f"Bearer {key.api_key}") == {"type": "connection_ack"}
+            await until(lambda: datetime.now(UTC) > expiry)  # waits for the time to come
+            await socket.subscribe("1", "c")
+            with pytest.raises(Closed) as closed:
+                await socket.receive()
+        assert closed.value == Closed(4403, "the API key has expired")
+        assert broker_of(application).open_streams == 0

@@ -11,7 +11,8 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, select
 
-from app.domain.assistants import get_assistant
+from app.domain.access import Access, Scope, requires
+from app.domain.assistants import find_assistant
 from app.domain.child_input import ActionCreate, ActionPatch, ActionReorder, parse_body
 from app.domain.children import (
     ACTIONS,
@@ -52,9 +53,10 @@ async def _actions_of(tx: Tx, assistant_id: str) -> list[ActionRecord]:
     return await tx.all(_OF_ASSISTANT, {"assistant_id": assistant_id}, ActionRecord)
 
 
-async def create_action(tx: Tx, *, org_id: str, assistant_id: str, body: Any) -> ActionRecord:
+@requires(Scope.WRITE)
+async def create_action(tx: Tx, *, access: Access, assistant_id: str, body: Any) -> ActionRecord:
     """A new action goes last: (highest position of the assistant's actions, or 0) + 100."""
-    assistant = await get_assistant(tx, org_id=org_id, assistant_id=assistant_id, for_update=True)
+    assistant = await find_assistant(tx, access, assistant_id, for_update=True)
     data = parse_body(ActionCreate, body)
     row = await tx.first(_HIGHEST_AND_COUNT, {"assistant_id": assistant.id})
     highest, count = row if row is not None else (None, 0)
@@ -63,7 +65,7 @@ async def create_action(tx: Tx, *, org_id: str, assistant_id: str, body: Any) ->
     now = utcnow()
     values = {
         "id": new_id(),
-        "org_id": org_id,
+        "org_id": access.org_id,
         "assistant_id": assistant.id,
         "position": (highest or 0) + POSITION_STEP,
         "created_at": now,
@@ -75,22 +77,25 @@ async def create_action(tx: Tx, *, org_id: str, assistant_id: str, body: Any) ->
     return created
 
 
-async def list_actions(tx: Tx, *, org_id: str, assistant_id: str) -> list[ActionRecord]:
-    assistant = await get_assistant(tx, org_id=org_id, assistant_id=assistant_id)
+@requires(Scope.READ)
+async def list_actions(tx: Tx, *, access: Access, assistant_id: str) -> list[ActionRecord]:
+    assistant = await find_assistant(tx, access, assistant_id)
     return await _actions_of(tx, assistant.id)
 
 
-async def get_action(tx: Tx, *, org_id: str, assistant_id: str, action_id: str) -> ActionRecord:
+@requires(Scope.READ)
+async def get_action(tx: Tx, *, access: Access, assistant_id: str, action_id: str) -> ActionRecord:
     row: ActionRecord = await load_child(
-        tx, ACTIONS, org_id=org_id, child_id=action_id, assistant_id=assistant_id
+        tx, ACTIONS, access=access, child_id=action_id, assistant_id=assistant_id
     )
     return row
 
 
+@requires(Scope.WRITE)
 async def update_action(
     tx: Tx,
     *,
-    org_id: str,
+    access: Access,
     action_id: str,
     patch: Any,
     assistant_id: str | None = None,
@@ -102,7 +107,7 @@ async def update_action(
     row: ActionRecord = await load_child(
         tx,
         ACTIONS,
-        org_id=org_id,
+        access=access,
         child_id=action_id,
         assistant_id=assistant_id,
         for_update=True,
@@ -115,13 +120,14 @@ async def update_action(
     return row
 
 
+@requires(Scope.WRITE)
 async def delete_action(
-    tx: Tx, *, org_id: str, action_id: str, assistant_id: str | None = None
+    tx: Tx, *, access: Access, action_id: str, assistant_id: str | None = None
 ) -> ActionRecord:
     row: ActionRecord = await load_child(
         tx,
         ACTIONS,
-        org_id=org_id,
+        access=access,
         child_id=action_id,
         assistant_id=assistant_id,
         for_update=True,
@@ -130,15 +136,16 @@ async def delete_action(
     return row
 
 
+@requires(Scope.WRITE)
 async def reorder_actions(
-    tx: Tx, *, org_id: str, assistant_id: str, body: Any
+    tx: Tx, *, access: Access, assistant_id: str, body: Any
 ) -> list[ActionRecord]:
     """Moves the named actions to the given positions; answers every action, in order.
 
     An id that is not an action of this assistant (or appears twice) is VALIDATION_FAILED
     naming `positions.N.id`, and nothing moves.
     """
-    assistant = await get_assistant(tx, org_id=org_id, assistant_id=assistant_id, for_update=True)
+    assistant = await find_assistant(tx, access, assistant_id, for_update=True)
     data = parse_body(ActionReorder, body)
     rows = {row.id: row for row in await _actions_of(tx, assistant.id)}
     foreign = [

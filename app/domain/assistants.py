@@ -10,10 +10,12 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 from sqlalchemy import bindparam, delete, func, select
 
+from app.domain.access import Access, Scope, requires
 from app.domain.assistant_input import AssistantCreate, AssistantPatch, column_values
 from app.domain.errors import (
     BadRequest,
     FieldError,
+    InsufficientScope,
     NotFound,
     PreconditionFailed,
     ValidationFailed,
@@ -34,7 +36,7 @@ from app.domain.revisions import (
     snapshot_columns,
 )
 from app.models import Action, Assistant, Avatar, Integration, new_id, utcnow
-from app.store import Statement, Tx
+from app.store import Statement, Tx, in_list
 from app.store.records import AssistantRecord, replaced
 from app.store.statements import insert_statement, update_parameters, update_statement
 
@@ -144,9 +146,16 @@ async def _apply(
 _INSERT = insert_statement(TABLE, returning=True)
 
 
+@requires(Scope.WRITE)
 async def create_assistant(
-    tx: Tx, *, org_id: str, body: Any, default_model: str, writer: Writer
+    tx: Tx, *, access: Access, body: Any, default_model: str, writer: Writer
 ) -> AssistantRecord:
+    """A new assistant; a key restricted to some assistants cannot make one."""
+    if access.bound:
+        raise InsufficientScope(
+            "this API key is restricted to some assistants: it cannot create assistants"
+        )
+    org_id = access.org_id
     data = await _validated(tx, AssistantCreate, org_id, body)
     now = utcnow()
     new = Assistant(  # the model's defaults for every column the body leaves out
@@ -181,15 +190,24 @@ _ONE = Statement(_ONE_CLAUSE)
 _ONE_FOR_UPDATE = Statement(_ONE_CLAUSE.with_for_update())
 
 
-async def get_assistant(
-    tx: Tx, *, org_id: str, assistant_id: str, for_update: bool = False
+async def find_assistant(
+    tx: Tx, access: Access, assistant_id: str, *, for_update: bool = False
 ) -> AssistantRecord:
-    stmt = _ONE_FOR_UPDATE if for_update else _ONE
-    parameters = {"org_id": org_id, "assistant_id": assistant_id}
-    assistant = await tx.first(stmt, parameters, AssistantRecord)
+    """A live assistant the caller sees (locked when `for_update`); NOT_FOUND otherwise, the
+    same whether it does not exist or the key is restricted to other assistants."""
+    assistant = None
+    if access.sees(assistant_id):
+        stmt = _ONE_FOR_UPDATE if for_update else _ONE
+        parameters = {"org_id": access.org_id, "assistant_id": assistant_id}
+        assistant = await tx.first(stmt, parameters, AssistantRecord)
     if assistant is None:
         raise NotFound(f"no assistant '{assistant_id}' in this organisation")
     return assistant
+
+
+@requires(Scope.READ)
+async def get_assistant(tx: Tx, *, access: Access, assistant_id: str) -> AssistantRecord:
+    return await find_assistant(tx, access, assistant_id)
 
 
 def check_version(assistant: AssistantRecord, expected_versions: Sequence[int] | None) -> None:
@@ -199,10 +217,11 @@ def check_version(assistant: AssistantRecord, expected_versions: Sequence[int] |
         )
 
 
+@requires(Scope.WRITE)
 async def update_assistant(
     tx: Tx,
     *,
-    org_id: str,
+    access: Access,
     assistant_id: str,
     patch: Any,
     writer: Writer,
@@ -215,9 +234,9 @@ async def update_assistant(
     SQLite's write lock), so concurrent updates of one assistant run one after another.
     A dry run goes through the very same steps and answers an unsaved copy.
     """
-    assistant = await get_assistant(tx, org_id=org_id, assistant_id=assistant_id, for_update=True)
+    assistant = await find_assistant(tx, access, assistant_id, for_update=True)
     check_version(assistant, expected_versions)
-    data = await _validated(tx, AssistantPatch, org_id, patch)
+    data = await _validated(tx, AssistantPatch, access.org_id, patch)
     changed = _column_changes(assistant, column_values(data.set_fields()))
     if dry_run:
         return replaced(assistant, **changed)
@@ -226,10 +245,11 @@ async def update_assistant(
     return assistant
 
 
+@requires(Scope.WRITE)
 async def restore_revision(
     tx: Tx,
     *,
-    org_id: str,
+    access: Access,
     assistant_id: str,
     version: int,
     writer: Writer,
@@ -237,7 +257,7 @@ async def restore_revision(
 ) -> AssistantRecord:
     """Name, enabled, avatar and config become those of `version` (a new `restored` revision);
     integrations, actions and the secret key are left alone."""
-    assistant = await get_assistant(tx, org_id=org_id, assistant_id=assistant_id, for_update=True)
+    assistant = await find_assistant(tx, access, assistant_id, for_update=True)
     check_version(assistant, expected_versions)
     revision = await get_revision(tx, assistant_id=assistant.id, version=version)
     changed = _column_changes(assistant, snapshot_columns(revision.snapshot))
@@ -261,37 +281,58 @@ def check_page_size(value: int, name: str) -> int:
 
 MAX_SEQ = 2**31 - 1  # seq is a 32-bit integer on PostgreSQL
 _VISIBLE = (TABLE.c.org_id == bindparam("org_id")) & TABLE.c.deleted.is_(False)
-_PAGE = Statement(
-    select(TABLE)
-    .where(_VISIBLE, TABLE.c.seq > bindparam("after_seq"))
-    .order_by(TABLE.c.seq)
-    .limit(bindparam("limit"))
-    .offset(bindparam("offset"))
-)
-_COUNT = Statement(select(func.count()).select_from(TABLE).where(_VISIBLE))
+_OF_KEY = in_list(TABLE.c.id, "assistant_ids")  # a key restricted to some assistants
 
 
+def _page(visible: Any) -> Statement:
+    return Statement(
+        select(TABLE)
+        .where(visible, TABLE.c.seq > bindparam("after_seq"))
+        .order_by(TABLE.c.seq)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+
+
+# by whether the key is restricted to some assistants: each statement built once
+_PAGE = {False: _page(_VISIBLE), True: _page(_VISIBLE & _OF_KEY)}
+_COUNT = {
+    bound: Statement(select(func.count()).select_from(TABLE).where(visible))
+    for bound, visible in ((False, _VISIBLE), (True, _VISIBLE & _OF_KEY))
+}
+
+
+def _visible_to(access: Access) -> dict[str, Any]:
+    parameters: dict[str, Any] = {"org_id": access.org_id}
+    if access.assistant_ids is not None:
+        parameters["assistant_ids"] = sorted(access.assistant_ids)
+    return parameters
+
+
+@requires(Scope.READ)
 async def list_assistants(
     tx: Tx,
     *,
-    org_id: str,
+    access: Access,
     limit: int,
     offset: int = 0,
     after_seq: int | None = None,
 ) -> list[AssistantRecord]:
-    """The organisation's assistants, oldest first (by `seq`, which only grows): a window
+    """The assistants the caller sees, oldest first (by `seq`, which only grows): a window
     after a row (`after_seq`, for cursors) or at an `offset` (for pages)."""
     parameters = {
-        "org_id": org_id,
+        **_visible_to(access),
         "after_seq": 0 if after_seq is None else min(after_seq, MAX_SEQ),
         "limit": limit,
         "offset": offset,
     }
-    return await tx.all(_PAGE, parameters, AssistantRecord)
+    return await tx.all(_PAGE[access.bound], parameters, AssistantRecord)
 
 
-async def count_assistants(tx: Tx, *, org_id: str) -> int:
-    return int(await tx.scalar(_COUNT, {"org_id": org_id}) or 0)
+@requires(Scope.READ)
+async def count_assistants(tx: Tx, *, access: Access) -> int:
+    """How many assistants the caller sees."""
+    return int(await tx.scalar(_COUNT[access.bound], _visible_to(access)) or 0)
 
 
 _INTEGRATIONS = Integration.__table__  # type: ignore[attr-defined]
@@ -304,16 +345,17 @@ _DELETE_ACTIONS = Statement(
 )
 
 
+@requires(Scope.WRITE)
 async def delete_assistant(
     tx: Tx,
     *,
-    org_id: str,
+    access: Access,
     assistant_id: str,
     writer: Writer,
     expected_versions: Sequence[int] | None = None,
 ) -> AssistantRecord:
     """Soft-deletes the assistant (it answers 404 from now on) and removes its children."""
-    assistant = await get_assistant(tx, org_id=org_id, assistant_id=assistant_id, for_update=True)
+    assistant = await find_assistant(tx, access, assistant_id, for_update=True)
     check_version(assistant, expected_versions)
     await tx.execute(_DELETE_INTEGRATIONS, {"assistant_id": assistant.id})
     await tx.execute(_DELETE_ACTIONS, {"assistant_id": assistant.id})
@@ -324,16 +366,17 @@ async def delete_assistant(
     return assistant
 
 
+@requires(Scope.WRITE)
 async def rotate_secret_key(
     tx: Tx,
     *,
-    org_id: str,
+    access: Access,
     assistant_id: str,
     writer: Writer,
     expected_versions: Sequence[int] | None = None,
 ) -> AssistantRecord:
     """A fresh secret key from the OS's CSPRNG; the old one stops being the assistant's."""
-    assistant = await get_assistant(tx, org_id=org_id, assistant_id=assistant_id, for_update=True)
+    assistant = await find_assistant(tx, access, assistant_id, for_update=True)
     check_version(assistant, expected_versions)
     changes = [{"path": "secret_key", "from": None, "to": None}]  # values never recorded
     await _commit_change(

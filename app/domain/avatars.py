@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import bindparam, select
 
+from app.domain.access import Access, Scope, requires
 from app.domain.errors import FieldError, NotFound, PayloadTooLarge, ValidationFailed
 from app.models import Avatar, new_id, utcnow
 from app.store import Statement, Tx
@@ -62,13 +63,14 @@ _INSERT = insert_statement(TABLE, returning=True)
 _ONE = Statement(select(TABLE).where(TABLE.c.id == bindparam("avatar_id")))
 
 
+@requires(Scope.WRITE)
 async def create_avatar(
-    tx: Tx, *, org_id: str, data: bytes, directory: Path, max_bytes: int
+    tx: Tx, *, access: Access, data: bytes, directory: Path, max_bytes: int
 ) -> AvatarRecord:
     """Stores the bytes under `directory` (named by the new id) and the metadata in the table."""
     values = {
         "id": new_id(),
-        "org_id": org_id,
+        "org_id": access.org_id,
         "content_type": _check_image(data, max_bytes),
         "size": len(data),
         "sha256": hashlib.sha256(data).hexdigest(),

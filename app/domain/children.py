@@ -7,7 +7,8 @@ from typing import Any
 import orjson
 from sqlalchemy import bindparam, delete, select
 
-from app.domain.assistants import get_assistant, next_instant
+from app.domain.access import Access
+from app.domain.assistants import find_assistant, next_instant
 from app.domain.errors import NotFound, ValidationFailed
 from app.models import Action, Assistant, Integration
 from app.store import Statement, Tx
@@ -52,22 +53,23 @@ async def load_child(
     tx: Tx,
     kind: Kind,
     *,
-    org_id: str,
+    access: Access,
     child_id: str,
     assistant_id: str | None,
     for_update: bool = False,
 ) -> Any:
-    """One child of a live assistant of this organisation (of `assistant_id` when given).
+    """One child of a live assistant the caller sees (of `assistant_id` when given).
 
     The parent is loaded first (and locked for writes), so writes to one assistant's
     children run one after another; anything else is NOT_FOUND.
     """
     missing = NotFound(f"no {kind.noun} '{child_id}' in this organisation")
+    org_id = access.org_id
     if assistant_id is None:
         assistant_id = await tx.scalar(kind.live_parent, {"org_id": org_id, "child_id": child_id})
-        if assistant_id is None:
+        if assistant_id is None or not access.sees(assistant_id):
             raise missing
-    await get_assistant(tx, org_id=org_id, assistant_id=assistant_id, for_update=for_update)
+    await find_assistant(tx, access, assistant_id, for_update=for_update)
     parameters = {"org_id": org_id, "assistant_id": assistant_id, "child_id": child_id}
     row = await tx.first(kind.one_for_update if for_update else kind.one, parameters, kind.record)
     if row is None:

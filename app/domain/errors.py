@@ -49,6 +49,17 @@ class DomainError(Exception):
     def extension_code(self) -> str:
         return self.graphql_code or self.code
 
+    @property
+    def details(self) -> dict[str, Any]:
+        """More members of the error, by their snake_case names (`required_scope`): REST puts
+        them in the problem details, GraphQL in `extensions` (camelCase)."""
+        return {}
+
+    @property
+    def challenge(self) -> str | None:
+        """The `WWW-Authenticate` header of a REST answer (RFC 6750), when there is one."""
+        return None
+
 
 class BadRequest(DomainError):
     code, status, title = "BAD_REQUEST", 400, "Bad Request"
@@ -61,11 +72,47 @@ class ValidationFailed(DomainError):
 
 
 class Unauthenticated(DomainError):
+    """No key (`invalid_token` false), or a key that is unknown, revoked or expired."""
+
     code, status, title = "UNAUTHENTICATED", 401, "Unauthorized"
+
+    def __init__(self, message: str, *, invalid_token: bool = True) -> None:
+        super().__init__(message)
+        self.invalid_token = invalid_token
+
+    @property
+    def challenge(self) -> str:
+        return (
+            'Bearer error="invalid_token"'
+            if self.invalid_token
+            else 'Bearer realm="assistants-api"'
+        )
 
 
 class Forbidden(DomainError):
     code, status, title = "FORBIDDEN", 403, "Forbidden"
+
+
+class InsufficientScope(DomainError):
+    """The key lacks the scope an operation needs (`scope`), or holds it only for some
+    assistants where the operation needs every one (`scope` None). Nothing was changed."""
+
+    code, status, title = "INSUFFICIENT_SCOPE", 403, "Forbidden"
+    graphql_code = "FORBIDDEN"
+
+    def __init__(self, message: str, scope: str | None = None) -> None:
+        super().__init__(message)
+        self.scope = scope
+
+    @property
+    def details(self) -> dict[str, Any]:
+        return {"required_scope": self.scope} if self.scope else {}
+
+    @property
+    def challenge(self) -> str:
+        if self.scope is None:
+            return 'Bearer error="insufficient_scope"'
+        return f'Bearer error="insufficient_scope", scope="{self.scope}"'
 
 
 class NotFound(DomainError):

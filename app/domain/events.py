@@ -7,12 +7,14 @@ An event is a revision without its snapshot and author: `{"id", "org_id", "assis
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
 
-from app.domain.errors import FieldError, ValidationFailed
-from app.models import ApiKey, AssistantRevision
+from app.domain.access import Access, Scope, requires
+from app.domain.errors import FieldError, NotFound, ValidationFailed
+from app.models import ApiKey, AssistantRevision, utcnow
 from app.store import Statement, Tx, in_list
 from app.store.records import RevisionRecord
 
@@ -49,21 +51,37 @@ KEYS = ApiKey.__table__  # type: ignore[attr-defined]
 _LAST_SEQ = Statement(select(func.max(REVISIONS.c.seq)))
 
 
-def _after(of_org: bool, of_assistant: bool) -> Statement:
+def _after(of_org: bool, of_assistants: bool) -> Statement:
     clause = select(REVISIONS).where(REVISIONS.c.seq > bindparam("after_seq"))
     if of_org:
         clause = clause.where(REVISIONS.c.org_id == bindparam("org_id"))
-    if of_assistant:
-        clause = clause.where(REVISIONS.c.assistant_id == bindparam("assistant_id"))
+    if of_assistants:
+        clause = clause.where(in_list(REVISIONS.c.assistant_id, "assistant_ids"))
     return Statement(clause.order_by(REVISIONS.c.seq).limit(bindparam("limit")))
 
 
-# one statement per filter (of an organisation? of an assistant?), each built once
-_AFTER = {(org, one): _after(org, one) for org in (False, True) for one in (False, True)}
+# one statement per filter (of an organisation? of some assistants?), each built once
+_AFTER = {(org, some): _after(org, some) for org in (False, True) for some in (False, True)}
 _BY_SEQ = Statement(select(REVISIONS).where(in_list(REVISIONS.c.seq, "seqs")))
-_LIVE_KEYS = Statement(
-    select(KEYS.c.id).where(in_list(KEYS.c.id, "key_ids"), KEYS.c.revoked_at.is_(None))
+_UNREVOKED_KEYS = Statement(
+    select(KEYS.c.id, KEYS.c.expires_at).where(
+        in_list(KEYS.c.id, "key_ids"), KEYS.c.revoked_at.is_(None)
+    )
 )
+
+
+@requires(Scope.READ)
+async def watch_changes(
+    tx: Tx, *, access: Access, assistant_id: str | None
+) -> frozenset[str] | None:
+    """The assistants whose changes a new stream carries (None: every assistant of the
+    organisation): the one asked for, or else every one the caller sees. An assistant the
+    caller does not see is NOT_FOUND."""
+    if assistant_id is None:
+        return access.assistant_ids
+    if not access.sees(assistant_id):
+        raise NotFound(f"no assistant '{assistant_id}' in this organisation")
+    return frozenset({assistant_id})
 
 
 async def last_revision_seq(tx: Tx) -> int:
@@ -76,15 +94,16 @@ async def revisions_after(
     *,
     after_seq: int,
     org_id: str | None = None,
-    assistant_id: str | None = None,
+    assistant_ids: Collection[str] | None = None,
     limit: int = REPLAY_PAGE,
 ) -> list[RevisionRecord]:
-    """Revisions with a seq above `after_seq`, oldest first (of one organisation, when given)."""
-    statement = _AFTER[org_id is not None, assistant_id is not None]
+    """Revisions with a seq above `after_seq`, oldest first (of one organisation, and of some
+    of its assistants, when given)."""
+    statement = _AFTER[org_id is not None, assistant_ids is not None]
     parameters = {
         "after_seq": min(after_seq, STORED_SEQ_MAX),
         "org_id": org_id,
-        "assistant_id": assistant_id,
+        "assistant_ids": None if assistant_ids is None else sorted(assistant_ids),
         "limit": limit,
     }
     return await tx.all(statement, parameters, RevisionRecord)
@@ -99,8 +118,18 @@ async def revisions_by_seq(tx: Tx, seqs: Collection[int]) -> list[RevisionRecord
     return [by_seq[seq] for seq in seqs if seq in by_seq]
 
 
-async def live_key_ids(tx: Tx, key_ids: Collection[str]) -> set[str]:
-    """Those of these API keys that still open their organisation (not revoked, not gone)."""
+async def dead_keys(tx: Tx, key_ids: Collection[str]) -> dict[str, str]:
+    """Those of these API keys that no longer open their organisation, each with the reason
+    ("the API key was revoked" or "the API key has expired")."""
     if not key_ids:
-        return set()
-    return {row[0] for row in await tx.all(_LIVE_KEYS, {"key_ids": list(key_ids)})}
+        return {}
+    rows = await tx.all(_UNREVOKED_KEYS, {"key_ids": list(key_ids)})
+    now = utcnow()
+    expiry: dict[str, datetime | None] = {row[0]: row[1] for row in rows}
+    dead = {}
+    for key_id in key_ids:
+        if key_id not in expiry:
+            dead[key_id] = "the API key was revoked"
+        elif (expires_at := expiry[key_id]) is not None and expires_at <= now:
+            dead[key_id] = "the API key has expired"
+    return dead

@@ -11,7 +11,8 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, select
 
-from app.domain.assistants import get_assistant
+from app.domain.access import Access, Scope, requires
+from app.domain.assistants import find_assistant
 from app.domain.child_input import IntegrationCreate, IntegrationPatch, parse_body
 from app.domain.children import (
     INTEGRATIONS,
@@ -40,17 +41,18 @@ _COUNT = Statement(
 )
 
 
+@requires(Scope.WRITE)
 async def create_integration(
-    tx: Tx, *, org_id: str, assistant_id: str, body: Any
+    tx: Tx, *, access: Access, assistant_id: str, body: Any
 ) -> IntegrationRecord:
-    assistant = await get_assistant(tx, org_id=org_id, assistant_id=assistant_id, for_update=True)
+    assistant = await find_assistant(tx, access, assistant_id, for_update=True)
     data = parse_body(IntegrationCreate, body)
     if (await tx.scalar(_COUNT, {"assistant_id": assistant.id}) or 0) >= MAX_INTEGRATIONS:
         raise too_many("integrations", MAX_INTEGRATIONS)
     now = utcnow()
     values = {
         "id": new_id(),
-        "org_id": org_id,
+        "org_id": access.org_id,
         "assistant_id": assistant.id,
         "error": None,
         "created_at": now,
@@ -62,25 +64,30 @@ async def create_integration(
     return row
 
 
-async def list_integrations(tx: Tx, *, org_id: str, assistant_id: str) -> list[IntegrationRecord]:
+@requires(Scope.READ)
+async def list_integrations(
+    tx: Tx, *, access: Access, assistant_id: str
+) -> list[IntegrationRecord]:
     """The integrations of one assistant, oldest first."""
-    assistant = await get_assistant(tx, org_id=org_id, assistant_id=assistant_id)
+    assistant = await find_assistant(tx, access, assistant_id)
     return await tx.all(_OF_ASSISTANT, {"assistant_id": assistant.id}, IntegrationRecord)
 
 
+@requires(Scope.READ)
 async def get_integration(
-    tx: Tx, *, org_id: str, assistant_id: str, integration_id: str
+    tx: Tx, *, access: Access, assistant_id: str, integration_id: str
 ) -> IntegrationRecord:
     row: IntegrationRecord = await load_child(
-        tx, INTEGRATIONS, org_id=org_id, child_id=integration_id, assistant_id=assistant_id
+        tx, INTEGRATIONS, access=access, child_id=integration_id, assistant_id=assistant_id
     )
     return row
 
 
+@requires(Scope.WRITE)
 async def update_integration(
     tx: Tx,
     *,
-    org_id: str,
+    access: Access,
     integration_id: str,
     patch: Any,
     assistant_id: str | None = None,
@@ -92,7 +99,7 @@ async def update_integration(
     row: IntegrationRecord = await load_child(
         tx,
         INTEGRATIONS,
-        org_id=org_id,
+        access=access,
         child_id=integration_id,
         assistant_id=assistant_id,
         for_update=True,
@@ -102,13 +109,14 @@ async def update_integration(
     return row
 
 
+@requires(Scope.WRITE)
 async def delete_integration(
-    tx: Tx, *, org_id: str, integration_id: str, assistant_id: str | None = None
+    tx: Tx, *, access: Access, integration_id: str, assistant_id: str | None = None
 ) -> IntegrationRecord:
     row: IntegrationRecord = await load_child(
         tx,
         INTEGRATIONS,
-        org_id=org_id,
+        access=access,
         child_id=integration_id,
         assistant_id=assistant_id,
         for_update=True,

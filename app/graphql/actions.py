@@ -91,9 +91,9 @@ class ActionMutation:
     ) -> Action:
         ctx = info.context
         async with ctx.db.write() as tx:
-            org = await ctx.org(tx, org_id)
+            access = await ctx.access(tx, org_id)
             row = await create_action(
-                tx, org_id=org, assistant_id=assistant_id, body=sent_fields(input)
+                tx, access=access, assistant_id=assistant_id, body=sent_fields(input)
             )
         return Action.from_row(row)
 
@@ -111,16 +111,18 @@ class ActionMutation:
     ) -> Action:
         ctx = info.context
         async with ctx.db.write() as tx:
-            org = await ctx.org(tx, org_id)
-            row = await update_action(tx, org_id=org, action_id=action_id, patch=sent_fields(input))
+            access = await ctx.access(tx, org_id)
+            row = await update_action(
+                tx, access=access, action_id=action_id, patch=sent_fields(input)
+            )
         return Action.from_row(row)
 
     @strawberry.mutation(description="Delete an action; returns the id of the deleted one.")
     async def delete_action(self, info: Info, org_id: OrgId, action_id: ActionId) -> strawberry.ID:
         ctx = info.context
         async with ctx.db.write() as tx:
-            org = await ctx.org(tx, org_id)
-            row = await delete_action(tx, org_id=org, action_id=action_id)
+            access = await ctx.access(tx, org_id)
+            row = await delete_action(tx, access=access, action_id=action_id)
         return strawberry.ID(row.id)
 
     @strawberry.mutation(
@@ -138,10 +140,10 @@ class ActionMutation:
     ) -> list[Action]:
         ctx = info.context
         async with ctx.db.write() as tx:
-            org = await ctx.org(tx, org_id)
+            access = await ctx.access(tx, org_id)
             rows = await reorder_actions(
                 tx,
-                org_id=org,
+                access=access,
                 assistant_id=assistant_id,
                 body={"positions": sent_fields(positions)},
             )

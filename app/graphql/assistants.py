@@ -100,8 +100,8 @@ class AssistantQuery:
     async def assistant(self, info: Info, org_id: OrgId, id: AssistantId) -> Assistant | None:  # noqa: A002
         ctx = info.context
         async with ctx.db.read() as tx:
-            org = await ctx.org(tx, org_id)
-            row = await get_assistant(tx, org_id=org, assistant_id=id)
+            access = await ctx.access(tx, org_id)
+            row = await get_assistant(tx, access=access, assistant_id=id)
             children = await children_if_asked(info, tx, [row])
         return node(row, ctx.settings.base_url, children)
 
@@ -123,11 +123,11 @@ class AssistantQuery:
     ) -> AssistantConnection:
         ctx = info.context
         async with ctx.db.read() as tx:
-            org = await ctx.org(tx, org_id)
+            access = await ctx.access(tx, org_id)
             size = check_page_size(DEFAULT_FIRST if first is None else first, "first")
             after_seq = None if after is None else decode_cursor(CURSOR_KIND, after)
-            rows = await list_assistants(tx, org_id=org, after_seq=after_seq, limit=size + 1)
-            total = await count_assistants(tx, org_id=org)
+            rows = await list_assistants(tx, access=access, after_seq=after_seq, limit=size + 1)
+            total = await count_assistants(tx, access=access)
             children = await children_if_asked(info, tx, rows[:size])
         return assistant_connection(rows, size, total, ctx.settings.base_url, children)
 
@@ -145,10 +145,10 @@ class AssistantMutation:
     ) -> Assistant:
         ctx = info.context
         async with ctx.db.write() as tx:
-            org = await ctx.org(tx, org_id)
+            access = await ctx.access(tx, org_id)
             row = await create_assistant(
                 tx,
-                org_id=org,
+                access=access,
                 body=sent_fields(input),
                 default_model=ctx.settings.default_model,
                 writer=ctx.writer,
@@ -188,10 +188,10 @@ class AssistantMutation:
     ) -> Assistant:
         ctx = info.context
         async with ctx.db.write() as tx:
-            org = await ctx.org(tx, org_id)
+            access = await ctx.access(tx, org_id)
             row = await update_assistant(
                 tx,
-                org_id=org,
+                access=access,
                 assistant_id=assistant_id,
                 patch=sent_fields(input),
                 writer=ctx.writer,
@@ -212,9 +212,9 @@ class AssistantMutation:
     ) -> strawberry.ID:
         ctx = info.context
         async with ctx.db.write() as tx:
-            org = await ctx.org(tx, org_id)
+            access = await ctx.access(tx, org_id)
             row = await delete_assistant(
-                tx, org_id=org, assistant_id=assistant_id, writer=ctx.writer
+                tx, access=access, assistant_id=assistant_id, writer=ctx.writer
             )
         return strawberry.ID(row.id)
 
@@ -226,9 +226,9 @@ class AssistantMutation:
     ) -> Assistant:
         ctx = info.context
         async with ctx.db.write() as tx:
-            org = await ctx.org(tx, org_id)
+            access = await ctx.access(tx, org_id)
             row = await rotate_secret_key(
-                tx, org_id=org, assistant_id=assistant_id, writer=ctx.writer
+                tx, access=access, assistant_id=assistant_id, writer=ctx.writer
             )
             children = await children_if_asked(info, tx, [row])
         return node(row, ctx.settings.base_url, children)

@@ -7,9 +7,12 @@ from typing import Any, ClassVar
 
 from strawberry.types import Info as StrawberryInfo
 
-from app.auth import Principal, authenticate, authorize
+from app.auth import KeyUsage, authenticate, authorize
+from app.domain.access import Access
+from app.domain.errors import Unauthenticated
 from app.domain.revisions import Writer
 from app.graphql.loaders import Loaders
+from app.models import utcnow
 from app.settings import Settings
 from app.store import Store, Tx
 
@@ -22,22 +25,34 @@ class Context:
     request: Any = None
     response: Any = None
     loaders: Loaders = field(init=False)
-    _principal: Principal | None = field(default=None, init=False)
+    _principal: Access | None = field(default=None, init=False)
     shared_loaders: ClassVar[bool] = True  # one read transaction for the request's loaders
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.db, shared=self.shared_loaders)
 
-    async def org(self, tx: Tx, org_id: str) -> str:
-        """The organisation this request may act on (401/403 otherwise)."""
+    async def caller(self, tx: Tx) -> Access:
+        """The caller (its API key, authenticated once per request or websocket; 401
+        otherwise, also when the key has expired since)."""
+        expires_at = None if self._principal is None else self._principal.expires_at
+        if expires_at is not None and expires_at <= utcnow():  # a websocket lives on
+            raise Unauthenticated("the API key has expired")
         if self._principal is None:
-            self._principal = await authenticate(tx, self.authorization)
+            usage: KeyUsage | None = None
+            if self.request is not None:
+                usage = getattr(self.request.app.state, "key_usage", None)
+            self._principal = await authenticate(tx, self.authorization, usage)
             if self.request is not None:  # for the access log and the rate limiter
                 self.request.state.principal = self._principal
-        return authorize(self._principal, org_id)
+        return self._principal
+
+    async def access(self, tx: Tx, org_id: str) -> Access:
+        """The caller's access to the organisation an operation names (401/403 otherwise);
+        the use cases check the scope each needs, and which assistants the key sees."""
+        return authorize(await self.caller(tx), org_id)
 
     @property
-    def principal(self) -> Principal | None:
+    def principal(self) -> Access | None:
         return self._principal
 
     @property

@@ -36,6 +36,8 @@ def domain_message(error: DomainError) -> str:
 
 def domain_extensions(error: DomainError) -> dict[str, Any]:
     extensions: dict[str, Any] = {"code": error.extension_code}
+    for name, value in error.details.items():  # e.g. requiredScope
+        extensions[to_camel_case(name)] = value
     if error.fields:
         extensions["fields"] = [
             {"path": _field_path(f.path), "message": f.message} for f in error.fields

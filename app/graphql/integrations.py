@@ -59,9 +59,9 @@ class IntegrationMutation:
     ) -> Integration:
         ctx = info.context
         async with ctx.db.write() as tx:
-            org = await ctx.org(tx, org_id)
+            access = await ctx.access(tx, org_id)
             row = await create_integration(
-                tx, org_id=org, assistant_id=assistant_id, body=sent_fields(input)
+                tx, access=access, assistant_id=assistant_id, body=sent_fields(input)
             )
         return Integration.from_row(row)
 
@@ -79,9 +79,9 @@ class IntegrationMutation:
     ) -> Integration:
         ctx = info.context
         async with ctx.db.write() as tx:
-            org = await ctx.org(tx, org_id)
+            access = await ctx.access(tx, org_id)
             row = await update_integration(
-                tx, org_id=org, integration_id=integration_id, patch=sent_fields(input)
+                tx, access=access, integration_id=integration_id, patch=sent_fields(input)
             )
         return Integration.from_row(row)
 
@@ -91,6 +91,6 @@ class IntegrationMutation:
     ) -> strawberry.ID:
         ctx = info.context
         async with ctx.db.write() as tx:
-            org = await ctx.org(tx, org_id)
-            row = await delete_integration(tx, org_id=org, integration_id=integration_id)
+            access = await ctx.access(tx, org_id)
+            row = await delete_integration(tx, access=access, integration_id=integration_id)
         return strawberry.ID(row.id)

@@ -12,11 +12,8 @@ from strawberry.utils.str_converters import to_camel_case
 
 from app.domain.assistants import check_page_size, restore_revision
 from app.domain.documents import avatar_url
-from app.domain.revisions import (
-    assistant_from_snapshot,
-    count_revisions,
-    list_revisions,
-)
+from app.domain.history import list_assistant_revisions
+from app.domain.revisions import assistant_from_snapshot
 from app.graphql.args import AssistantId, OrgId
 from app.graphql.context import Info
 from app.graphql.pagination import PageInfo, decode_cursor, encode_cursor
@@ -127,11 +124,17 @@ async def revisions_of(
     ctx = info.context
     size = check_page_size(20 if first is None else first, "first")
     before = None if after is None else decode_cursor(CURSOR_KIND, after)
+    access = ctx.principal  # the root field that gave this assistant authenticated the caller
+    assert access is not None
     async with ctx.db.read() as tx:
-        rows = await list_revisions(
-            tx, assistant_id=assistant_id, before_version=before, limit=size + 1
+        rows, total = await list_assistant_revisions(
+            tx,
+            access=access,
+            assistant_id=assistant_id,
+            before_version=before,
+            limit=size + 1,
+            read_already=True,
         )
-        total = await count_revisions(tx, assistant_id=assistant_id)
     edges = [
         AssistantRevisionEdge(
             cursor=encode_cursor(CURSOR_KIND, row.version),
@@ -173,10 +176,10 @@ class RevisionMutation:
     ) -> Assistant:
         ctx = info.context
         async with ctx.db.write() as tx:
-            org = await ctx.org(tx, org_id)
+            access = await ctx.access(tx, org_id)
             row = await restore_revision(
                 tx,
-                org_id=org,
+                access=access,
                 assistant_id=assistant_id,
                 version=version,
                 writer=ctx.writer,

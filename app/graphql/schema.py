@@ -19,6 +19,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from app.graphql.actions import ActionMutation
+from app.graphql.api_keys import ApiKeyMutation, ApiKeyQuery
 from app.graphql.assistants import AssistantMutation, AssistantQuery
 from app.graphql.execution import CompiledExecutionContext
 from app.graphql.integrations import IntegrationMutation
@@ -36,16 +37,21 @@ from app.graphql.scalars import SCALAR_MAP
 from app.graphql.subscriptions import AssistantSubscription, StreamErrorCodes
 from app.settings import Settings
 
-Query = merge_types("Query", (AssistantQuery,))
+Query = merge_types("Query", (AssistantQuery, ApiKeyQuery))
 Mutation = merge_types(
-    "Mutation", (AssistantMutation, IntegrationMutation, ActionMutation, RevisionMutation)
+    "Mutation",
+    (AssistantMutation, IntegrationMutation, ActionMutation, RevisionMutation, ApiKeyMutation),
 )
 Subscription = merge_types("Subscription", (AssistantSubscription,))
 
 # merge_types takes no description: these are what GraphiQL's documentation explorer shows.
 Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "Reads. Each needs `Authorization: Bearer <API key>` (introspection does not); "
-    "`orgId` is the key's own organisation, or `c` for short. An operation may cost at most "
+    "`orgId` is the key's own organisation, or `c` for short. Reading assistants, their "
+    "integrations, actions and revisions needs the scope `assistants:read`, `apiKeys` needs "
+    "`api_keys:manage`, `viewer` any scope; a missing scope is FORBIDDEN with "
+    "`extensions.requiredScope`. A key restricted to some assistants sees only those: any "
+    "other is NOT_FOUND, as if it did not exist. An operation may cost at most "
     "GRAPHQL_MAX_COST (25,000 by default): the list items its answer may hold, a connection "
     "counting its `first` and `integrations` and `actions` 100 each, times the lists above "
     "them. Every answer carries `extensions.cost` {requested, pointsRemaining}: a request "
@@ -53,7 +59,9 @@ Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
 )
 Mutation.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "Writes. Each needs `Authorization: Bearer <API key>` and is all or nothing: "
-    "when anything in it is invalid, nothing is stored."
+    "when anything in it is invalid, nothing is stored. Writing assistants, integrations and "
+    "actions (dry runs included) needs the scope `assistants:write`; making and revoking keys "
+    "`api_keys:manage`. A key restricted to some assistants cannot create assistants."
 )
 Subscription.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "Live changes over graphql-transport-ws on `/graphql`; the socket authenticates with "

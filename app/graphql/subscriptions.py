@@ -24,6 +24,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import Subscr
 
 from app.auth import bearer_token, hash_key
 from app.domain.errors import RateLimited, Unauthenticated
+from app.domain.events import watch_changes
 from app.domain.revisions import DELETED, assistant_from_snapshot
 from app.events import Broker
 from app.graphql.args import OrgId
@@ -54,7 +55,7 @@ async def accept_connection(context: Context) -> None:
     context.authorization = header if isinstance(header, str) else None
     try:
         async with context.db.read() as tx:
-            await context.org(tx, "c")
+            await context.caller(tx)
     except Unauthenticated:
         raise ConnectionRejectionError from None
 
@@ -103,7 +104,8 @@ class AssistantSubscription:
     @strawberry.subscription(
         description="Every change of the organisation's assistants (or of one), in version "
         "order per assistant, from whichever process or server made it. A slow subscriber is "
-        "dropped (SLOW_CONSUMER); a revoked key closes the socket."
+        "dropped (SLOW_CONSUMER); a revoked or expired key closes the socket. Needs "
+        "`assistants:read`; a key restricted to some assistants receives only theirs."
     )
     async def assistant_changed(
         self,
@@ -118,11 +120,17 @@ class AssistantSubscription:
     ) -> AsyncGenerator[AssistantChangeEvent, None]:
         ctx = info.context
         async with ctx.db.read() as tx:
-            org = await ctx.org(tx, org_id)
-        assert ctx.principal is not None
+            try:
+                access = await ctx.access(tx, org_id)
+            except Unauthenticated as exc:  # the socket's key expired since it connected
+                await close_socket(ctx, exc.message)
+                raise
+            assistant_ids = await watch_changes(tx, access=access, assistant_id=assistant_id)
+        assert access.key_id is not None
         broker: Broker = ctx.request.app.state.broker
-        key_id = ctx.principal.key_id
-        async with broker.stream(org_id=org, assistant_id=assistant_id, key_id=key_id) as stream:
+        async with broker.stream(
+            org_id=access.org_id, assistant_ids=assistant_ids, key_id=access.key_id
+        ) as stream:
             while True:
                 try:
                     row = await stream.next()

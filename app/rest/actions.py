@@ -23,11 +23,11 @@ ITEM = COLLECTION + "/{action_id}"
 
 
 async def create(request: Request) -> Response:
-    async with org_transaction(request, write=True) as (tx, org_id):
+    async with org_transaction(request, write=True) as (tx, access):
         body = await read_json(request)
         row = await create_action(
             tx,
-            org_id=org_id,
+            access=access,
             assistant_id=request.path_params["assistant_id"],
             body=body,
         )
@@ -36,19 +36,19 @@ async def create(request: Request) -> Response:
 
 
 async def list_all(request: Request) -> Response:
-    async with org_transaction(request, write=False) as (tx, org_id):
+    async with org_transaction(request, write=False) as (tx, access):
         rows = await list_actions(
-            tx, org_id=org_id, assistant_id=request.path_params["assistant_id"]
+            tx, access=access, assistant_id=request.path_params["assistant_id"]
         )
         documents = [action_document(row) for row in rows]
     return json_response(documents)
 
 
 async def read(request: Request) -> Response:
-    async with org_transaction(request, write=False) as (tx, org_id):
+    async with org_transaction(request, write=False) as (tx, access):
         row = await get_action(
             tx,
-            org_id=org_id,
+            access=access,
             assistant_id=request.path_params["assistant_id"],
             action_id=request.path_params["action_id"],
         )
@@ -57,11 +57,11 @@ async def read(request: Request) -> Response:
 
 
 async def patch(request: Request) -> Response:
-    async with org_transaction(request, write=True) as (tx, org_id):
+    async with org_transaction(request, write=True) as (tx, access):
         body = await read_json(request, PATCH_TYPES)
         row = await update_action(
             tx,
-            org_id=org_id,
+            access=access,
             assistant_id=request.path_params["assistant_id"],
             action_id=request.path_params["action_id"],
             patch=body,
@@ -71,10 +71,10 @@ async def patch(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
-    async with org_transaction(request, write=True) as (tx, org_id):
+    async with org_transaction(request, write=True) as (tx, access):
         await delete_action(
             tx,
-            org_id=org_id,
+            access=access,
             assistant_id=request.path_params["assistant_id"],
             action_id=request.path_params["action_id"],
         )
@@ -82,11 +82,11 @@ async def delete(request: Request) -> Response:
 
 
 async def reorder(request: Request) -> Response:
-    async with org_transaction(request, write=True) as (tx, org_id):
+    async with org_transaction(request, write=True) as (tx, access):
         body = await read_json(request, PATCH_TYPES)
         rows = await reorder_actions(
             tx,
-            org_id=org_id,
+            access=access,
             assistant_id=request.path_params["assistant_id"],
             body=body,
         )

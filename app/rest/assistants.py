@@ -34,11 +34,11 @@ from app.rest.common import (
 
 async def create(request: Request) -> Response:
     settings = settings_of(request)
-    async with org_transaction(request, write=True) as (tx, org_id):
+    async with org_transaction(request, write=True) as (tx, access):
         body = await read_json(request)
         row = await create_assistant(
             tx,
-            org_id=org_id,
+            access=access,
             body=body,
             default_model=settings.default_model,
             writer=writer_of(request),
@@ -48,9 +48,9 @@ async def create(request: Request) -> Response:
 
 
 async def read(request: Request) -> Response:
-    async with org_transaction(request, write=False) as (tx, org_id):
+    async with org_transaction(request, write=False) as (tx, access):
         row = await get_assistant(
-            tx, org_id=org_id, assistant_id=request.path_params["assistant_id"]
+            tx, access=access, assistant_id=request.path_params["assistant_id"]
         )
         [document] = await assistant_documents(tx, [row], settings_of(request).base_url)
     return json_response(document, headers={"ETag": etag(row)})
@@ -58,11 +58,11 @@ async def read(request: Request) -> Response:
 
 async def patch(request: Request) -> Response:
     dry_run = bool_param(request, "dry_run")
-    async with org_transaction(request, write=True) as (tx, org_id):
+    async with org_transaction(request, write=True) as (tx, access):
         body = await read_json(request, PATCH_TYPES)
         row = await update_assistant(
             tx,
-            org_id=org_id,
+            access=access,
             assistant_id=request.path_params["assistant_id"],
             patch=body,
             writer=writer_of(request),
@@ -75,18 +75,18 @@ async def patch(request: Request) -> Response:
 
 async def list_(request: Request) -> Response:
     page, take = page_params(request)
-    async with org_transaction(request, write=False) as (tx, org_id):
-        total = await count_assistants(tx, org_id=org_id)
-        rows = await list_assistants(tx, org_id=org_id, offset=(page - 1) * take, limit=take)
+    async with org_transaction(request, write=False) as (tx, access):
+        total = await count_assistants(tx, access=access)
+        rows = await list_assistants(tx, access=access, offset=(page - 1) * take, limit=take)
         documents = await assistant_documents(tx, rows, settings_of(request).base_url)
     return json_response(documents, headers=pagination_headers(total, page, take))
 
 
 async def delete(request: Request) -> Response:
-    async with org_transaction(request, write=True) as (tx, org_id):
+    async with org_transaction(request, write=True) as (tx, access):
         await delete_assistant(
             tx,
-            org_id=org_id,
+            access=access,
             assistant_id=request.path_params["assistant_id"],
             writer=writer_of(request),
             expected_versions=if_match_versions(request),
@@ -95,10 +95,10 @@ async def delete(request: Request) -> Response:
 
 
 async def rotate(request: Request) -> Response:
-    async with org_transaction(request, write=True) as (tx, org_id):
+    async with org_transaction(request, write=True) as (tx, access):
         row = await rotate_secret_key(
             tx,
-            org_id=org_id,
+            access=access,
             assistant_id=request.path_params["assistant_id"],
             writer=writer_of(request),
             expected_versions=if_match_versions(request),

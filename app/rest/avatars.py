@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.domain.access import check_use
 from app.domain.avatars import create_avatar, get_avatar, read_avatar
 from app.domain.documents import avatar_url
 from app.domain.errors import FieldError, ValidationFailed
@@ -30,14 +31,14 @@ async def _image_bytes(request: Request) -> bytes:
 
 
 async def upload(request: Request) -> Response:
-    async with org_transaction(request, write=False) as (_tx, org_id):
-        pass  # authenticated before the body is read; the write lock is not held meanwhile
+    async with org_transaction(request, write=False) as (_tx, access):
+        check_use(access, create_avatar)  # before the body is read (the write lock is not held)
     data = await _image_bytes(request)
     settings = settings_of(request)
     async with store_of(request).write() as tx:
         avatar = await create_avatar(
             tx,
-            org_id=org_id,
+            access=access,
             data=data,
             directory=settings.avatars_dir,
             max_bytes=settings.max_avatar_bytes,

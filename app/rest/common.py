@@ -10,7 +10,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.auth import Principal, authenticate, authorize
+from app.auth import KeyUsage, authenticate, authorize
+from app.domain.access import Access
 from app.domain.assistants import MAX_PAGE_SIZE
 from app.domain.documents import assistant_document
 from app.domain.errors import FieldError, UnsupportedMediaType, ValidationFailed
@@ -46,16 +47,22 @@ async def read_json(request: Request, accepted: Sequence[str] = JSON_TYPES) -> A
     return parse_json_body(await request.body())
 
 
+def key_usage_of(request: Request) -> KeyUsage:
+    usage: KeyUsage = request.app.state.key_usage
+    return usage
+
+
 @asynccontextmanager
-async def org_transaction(request: Request, *, write: bool) -> AsyncIterator[tuple[Tx, str]]:
-    """One transaction for the request, and the organisation its API key may act on."""
+async def org_transaction(request: Request, *, write: bool) -> AsyncIterator[tuple[Tx, Access]]:
+    """One transaction for the request, and the caller's access to the organisation it names
+    (the use cases check the scope each needs, and which assistants the key sees)."""
     store = store_of(request)
     if write:
         await request.body()  # read before the write lock is taken; cached for read_json
     async with store.write() if write else store.read() as tx:
-        principal = await authenticate(tx, request.headers.get("authorization"))
-        request.state.principal = principal
-        yield tx, authorize(principal, request.path_params["org_id"])
+        access = await authenticate(tx, request.headers.get("authorization"), key_usage_of(request))
+        request.state.principal = access  # for the access log and the rate limiter
+        yield tx, authorize(access, request.path_params["org_id"])
 
 
 def bool_param(request: Request, name: str) -> bool:
@@ -72,8 +79,8 @@ def bool_param(request: Request, name: str) -> bool:
 
 def writer_of(request: Request) -> Writer:
     """Who writes, for the revisions (inside `org_transaction`, once the key is known)."""
-    principal: Principal = request.state.principal
-    return Writer(principal.key_id, "rest", settings_of(request).revisions_keep)
+    access: Access = request.state.principal
+    return Writer(access.key_id, "rest", settings_of(request).revisions_keep)
 
 
 def json_response(

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from app.domain.errors import DomainError, RateLimited, Unauthenticated
+from app.domain.errors import DomainError, RateLimited
 
 logger = logging.getLogger("app.errors")
 
@@ -44,15 +44,21 @@ def problem_response(
 
 def domain_error_response(error: DomainError) -> Response:
     headers: dict[str, str] = {}
-    if isinstance(error, Unauthenticated):
-        headers["WWW-Authenticate"] = 'Bearer realm="assistants-api"'
+    if (challenge := error.challenge) is not None:  # 401 and 403 INSUFFICIENT_SCOPE (RFC 6750)
+        headers["WWW-Authenticate"] = challenge
     if isinstance(error, RateLimited):
         headers["Retry-After"] = str(error.retry_after)
     errors = [
         {"path": ".".join(str(p) for p in f.path), "message": f.message} for f in error.fields
     ]
     return problem_response(
-        error.status, error.code, error.title, error.message, errors, headers or None
+        error.status,
+        error.code,
+        error.title,
+        error.message,
+        errors,
+        headers or None,
+        **error.details,
     )
 
 

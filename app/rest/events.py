@@ -17,7 +17,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from app.domain.errors import DomainError
-from app.domain.events import event_document, parse_event_id, revisions_after
+from app.domain.events import event_document, parse_event_id, revisions_after, watch_changes
 from app.events import Broker, Stream
 from app.rest.common import org_transaction, settings_of, store_of
 from app.store import Store
@@ -49,7 +49,7 @@ async def replay(store: Store, stream: Stream, after_seq: int) -> AsyncIterator[
     while True:
         async with store.read() as tx:
             rows = await revisions_after(
-                tx, after_seq=after_seq, org_id=stream.org_id, assistant_id=stream.assistant_id
+                tx, after_seq=after_seq, org_id=stream.org_id, assistant_ids=stream.assistant_ids
             )
         for row in rows:
             yield row
@@ -86,11 +86,14 @@ async def events(request: Request) -> Response:
     last_id = parse_event_id(request.headers.get("last-event-id"), "Last-Event-ID")
     if last_id is None:
         last_id = parse_event_id(request.query_params.get("last_event_id"))
-    async with org_transaction(request, write=False) as (_tx, org_id):
-        key_id = request.state.principal.key_id
+    async with org_transaction(request, write=False) as (tx, access):
+        assistant_ids = await watch_changes(
+            tx, access=access, assistant_id=request.query_params.get("assistant_id")
+        )
+    assert access.key_id is not None
     broker: Broker = request.app.state.broker
     stream = await broker.open(
-        org_id=org_id, assistant_id=request.query_params.get("assistant_id"), key_id=key_id
+        org_id=access.org_id, assistant_ids=assistant_ids, key_id=access.key_id
     )
     heartbeat = settings_of(request).events_heartbeat_seconds
     body = event_stream(store_of(request), broker, stream, last_id, heartbeat)

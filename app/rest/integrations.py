@@ -21,11 +21,11 @@ ITEM = COLLECTION + "/{integration_id}"
 
 
 async def create(request: Request) -> Response:
-    async with org_transaction(request, write=True) as (tx, org_id):
+    async with org_transaction(request, write=True) as (tx, access):
         body = await read_json(request)
         row = await create_integration(
             tx,
-            org_id=org_id,
+            access=access,
             assistant_id=request.path_params["assistant_id"],
             body=body,
         )
@@ -34,19 +34,19 @@ async def create(request: Request) -> Response:
 
 
 async def list_all(request: Request) -> Response:
-    async with org_transaction(request, write=False) as (tx, org_id):
+    async with org_transaction(request, write=False) as (tx, access):
         rows = await list_integrations(
-            tx, org_id=org_id, assistant_id=request.path_params["assistant_id"]
+            tx, access=access, assistant_id=request.path_params["assistant_id"]
         )
         documents = [integration_document(row) for row in rows]
     return json_response(documents)
 
 
 async def read(request: Request) -> Response:
-    async with org_transaction(request, write=False) as (tx, org_id):
+    async with org_transaction(request, write=False) as (tx, access):
         row = await get_integration(
             tx,
-            org_id=org_id,
+            access=access,
             assistant_id=request.path_params["assistant_id"],
             integration_id=request.path_params["integration_id"],
         )
@@ -55,11 +55,11 @@ async def read(request: Request) -> Response:
 
 
 async def patch(request: Request) -> Response:
-    async with org_transaction(request, write=True) as (tx, org_id):
+    async with org_transaction(request, write=True) as (tx, access):
         body = await read_json(request, PATCH_TYPES)
         row = await update_integration(
             tx,
-            org_id=org_id,
+            access=access,
             assistant_id=request.path_params["assistant_id"],
             integration_id=request.path_params["integration_id"],
             patch=body,
@@ -69,10 +69,10 @@ async def patch(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
-    async with org_transaction(request, write=True) as (tx, org_id):
+    async with org_transaction(request, write=True) as (tx, access):
         await delete_integration(
             tx,
-            org_id=org_id,
+            access=access,
             assistant_id=request.path_params["assistant_id"],
             integration_id=request.path_params["integration_id"],
         )

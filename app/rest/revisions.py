@@ -6,13 +6,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.domain.assistants import get_assistant, restore_revision
-from app.domain.revisions import (
-    count_revisions,
-    get_revision,
-    list_revisions,
-    revision_document,
-)
+from app.domain.assistants import restore_revision
+from app.domain.history import get_assistant_revision, list_assistant_revisions
+from app.domain.revisions import revision_document
 from app.rest.common import (
     assistant_documents,
     etag,
@@ -28,13 +24,13 @@ from app.rest.common import (
 
 async def list_(request: Request) -> Response:
     page, take = page_params(request)
-    async with org_transaction(request, write=False) as (tx, org_id):
-        assistant = await get_assistant(
-            tx, org_id=org_id, assistant_id=request.path_params["assistant_id"]
-        )
-        total = await count_revisions(tx, assistant_id=assistant.id)
-        rows = await list_revisions(
-            tx, assistant_id=assistant.id, offset=(page - 1) * take, limit=take
+    async with org_transaction(request, write=False) as (tx, access):
+        rows, total = await list_assistant_revisions(
+            tx,
+            access=access,
+            assistant_id=request.path_params["assistant_id"],
+            offset=(page - 1) * take,
+            limit=take,
         )
     base_url = settings_of(request).base_url
     documents = [revision_document(row, base_url=base_url) for row in rows]
@@ -42,22 +38,22 @@ async def list_(request: Request) -> Response:
 
 
 async def read(request: Request) -> Response:
-    async with org_transaction(request, write=False) as (tx, org_id):
-        assistant = await get_assistant(
-            tx, org_id=org_id, assistant_id=request.path_params["assistant_id"]
-        )
-        revision = await get_revision(
-            tx, assistant_id=assistant.id, version=request.path_params["version"]
+    async with org_transaction(request, write=False) as (tx, access):
+        revision = await get_assistant_revision(
+            tx,
+            access=access,
+            assistant_id=request.path_params["assistant_id"],
+            version=request.path_params["version"],
         )
     base_url = settings_of(request).base_url
     return json_response(revision_document(revision, base_url=base_url, with_snapshot=True))
 
 
 async def restore(request: Request) -> Response:
-    async with org_transaction(request, write=True) as (tx, org_id):
+    async with org_transaction(request, write=True) as (tx, access):
         row = await restore_revision(
             tx,
-            org_id=org_id,
+            access=access,
             assistant_id=request.path_params["assistant_id"],
             version=request.path_params["version"],
             writer=writer_of(request),
