@@ -204,7 +204,7 @@ class Walk:
         """The weight of a connection: (a constant, None) or (1, the index of its variable)."""
         default = field.args["first"].default_value
         fallback = default if isinstance(default, int) else DEFAULT_PAGE
-        argument = next((a for a in node.arguments if a.name.value == "first"), None)
+        argument = next((a for a in node.arguments or () if a.name.value == "first"), None)
         value = argument.value if argument is not None else None
         if isinstance(value, VariableNode):
             key = (value.name.value, fallback)

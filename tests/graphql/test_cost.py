@@ -63,6 +63,8 @@ def cost_of(document: str, variables: dict[str, Any] | None = None) -> int:
         (ATTACK, 101_000),
         ('{ assistants(orgId: "c") { totalCount pageInfo { endCursor } } }', 20),
         ('{ assistants(orgId: "c", first: null) { edges { cursor node { id } } } }', 20),
+        # a connection selected without any argument: its default page
+        ('{ assistant(orgId: "c", id: "x") { revisions { totalCount } } }', 20),
         # an edge and its node are one item; `nodes` beside `edges` counts what it selects
         ('{ assistants(orgId: "c", first: 5) { edges { node { integrations { id } } } } }', 505),
         # a revision's changes and snapshot, and an action's definitions, add nothing
@@ -98,6 +100,7 @@ def cost_of(document: str, variables: dict[str, Any] | None = None) -> int:
         "issue 14 attack",
         "connection without items",
         "null first",
+        "no arguments at all",
         "edges and nodes",
         "lists inside an item",
         "plain objects",
