@@ -105,7 +105,7 @@ class Stream:
                 return self._queue.popleft()
             self._wake.clear()
             try:
-                async with asyncio.timeout(wait):  # not wait_for: see Broker._running
+                async with asyncio.timeout(wait):  # not wait_for: see Broker._ready
                     await self._wake.wait()
             except TimeoutError:
                 return None
@@ -160,6 +160,7 @@ class Broker:
             raise ShuttingDown("the server is shutting down")
         if self._count >= self.settings.events_max_streams:
             raise TooManyStreams("too many open event streams on this server", retry_after=5)
+        source = await self._source_for_a_new_stream()
         stream = Stream(
             org_id=org_id,
             assistant_ids=assistant_ids,
@@ -169,7 +170,7 @@ class Broker:
         self._streams[org_id].add(stream)
         self._count += 1
         try:
-            await self._running()
+            await self._ready(source)
         except BaseException:
             self.release(stream)
             raise
@@ -222,11 +223,34 @@ class Broker:
             self._retired.add(source.task)
             source.task.add_done_callback(self._retired.discard)
 
-    async def _running(self) -> None:
-        if self._source is None or self._source.task is None or self._source.task.done():
-            self._source = _Source()
-            self._source.task = asyncio.create_task(self._run(self._source), name="events")
-        ready = self._source.ready
+    def _live_source(self) -> _Source | None:
+        source = self._source
+        if source is None or source.task is None or source.task.done():
+            return None
+        return source
+
+    async def _source_for_a_new_stream(self) -> _Source:
+        """The running source, or a new one whose starting point was read before the new stream
+        is registered: whatever commits once the stream is open reaches it, even while the new
+        source is still connecting (its catch-up sends what came after that point)."""
+        source = self._live_source()
+        if source is not None:
+            return source
+        try:
+            async with asyncio.timeout(READY_TIMEOUT), self.store.read() as tx:
+                floor = await last_revision_seq(tx)
+        except (TimeoutError, OSError, sqlite3.Error, asyncpg.PostgresError) as exc:
+            logger.warning("events: cannot read where the stream starts (%s)", exc)
+            raise EventsUnavailable("live changes are unavailable: try again later") from None
+        source = self._live_source()  # another stream may have started one meanwhile
+        if source is None:
+            source = self._source = _Source()
+            source.floor = source.last_seq = floor
+            source.task = asyncio.create_task(self._run(source), name="events")
+        return source
+
+    async def _ready(self, source: _Source) -> None:
+        ready = source.ready
         if ready.is_set():
             return
         # asyncio.timeout, not wait_for: on Python 3.11, wait_for swallows a cancellation that

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -339,3 +340,29 @@ async def test_a_key_that_expires_while_its_socket_is_open_closes_it_at_the_next
                 await socket.receive()
         assert closed.value == Closed(4403, "the API key has expired")
         assert broker_of(application).open_streams == 0
+
+
+async def test_a_change_committed_while_the_stream_starts_still_arrives(
+    app: Starlette, client: httpx.AsyncClient, org: Org, make_assistant: Any, monkeypatch: Any
+) -> None:
+    """The first stream starts the broker's source, which takes a while to connect: a change
+    committed once the stream is open, before the source listens, is not lost (the source's
+    starting point is read before the stream opens)."""
+    from app.events import Broker
+
+    starting = Broker._run
+
+    async def slow_start(self: Broker, source: Any) -> None:
+        await asyncio.sleep(0.5)
+        await starting(self, source)
+
+    monkeypatch.setattr(Broker, "_run", slow_start)
+    watched = await make_assistant(org, name="Watched")
+    async with AsgiWebSocket(app) as socket:
+        await open_subscription(app, socket, org, watched["id"])
+        url = f"/orgs/c/assistants/{watched['id']}"
+        patched = await client.patch(url, json={"enabled": False}, headers=org.headers)
+        assert patched.is_success
+        message = await socket.receive()
+    event = message["payload"]["data"]["assistantChanged"]
+    assert (event["assistantId"], event["version"]) == (watched["id"], 2)
