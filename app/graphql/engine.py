@@ -43,10 +43,9 @@ from app.graphql.cost import NO_COST, Cost, operation_costs
 from app.graphql.errors import code_error
 from app.graphql.execution import CompiledExecutionContext
 from app.graphql.limits import (
-    Limits,
     OperationNameRequired,
-    limits_rule,
     parse_limit_error,
+    settings_limits_rule,
     strip_suggestions,
 )
 from app.graphql.points import Spending
@@ -95,17 +94,11 @@ class Engine:
     """Runs GraphQL requests of one schema with the app's settings."""
 
     def __init__(self, schema: Any, settings: Settings) -> None:
-        self.strawberry_schema = schema
         self.schema: GraphQLSchema = schema._schema
         self.settings = settings
         self.hide_suggestions = not settings.graphql_introspection
         self.max_cost = settings.graphql_max_cost
-        limits = Limits(
-            max_depth=settings.graphql_max_depth,
-            max_aliases=settings.graphql_max_aliases,
-            max_root_fields=settings.graphql_max_root_fields,
-        )
-        rules: list[type[ASTValidationRule]] = [*specified_rules, limits_rule(limits)]
+        rules: list[type[ASTValidationRule]] = [*specified_rules, settings_limits_rule(settings)]
         if not settings.graphql_introspection:
             rules.append(NoSchemaIntrospectionCustomRule)
         self.rules = tuple(rules)

@@ -477,10 +477,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                             continue
                     result = self.slow(s, fields, parent_type, source_value, path)
                 else:
-                    try:
-                        result = self.fast(s, fields, parent_type, source_value, path)
-                    except Slow:
-                        result = self.slow(s, fields, parent_type, source_value, path)
+                    result = self.step(s, fields, parent_type, source_value, path)
                 if result is Undefined:
                     continue
                 results[key] = result

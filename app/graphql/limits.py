@@ -36,6 +36,8 @@ from strawberry.extensions import MaxTokensLimiter, ParserCache, SchemaExtension
 from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.schema.schema import validate_document
 
+from app.settings import Settings
+
 TOKENS_EXCEEDED = "tokens. Parsing aborted."
 NESTED_TOO_DEEPLY = "nested too deeply. Parsing aborted."
 
@@ -153,6 +155,17 @@ def limit_errors(context: ValidationContext, limits: Limits) -> Iterator[GraphQL
             f"the document uses {aliases} aliases (counted through fragment spreads); "
             f"at most {limits.max_aliases} are allowed"
         )
+
+
+def settings_limits_rule(settings: Settings) -> type[ValidationRule]:
+    """The rule of the limits `settings` name (the engine and the websocket path use it)."""
+    return limits_rule(
+        Limits(
+            max_depth=settings.graphql_max_depth,
+            max_aliases=settings.graphql_max_aliases,
+            max_root_fields=settings.graphql_max_root_fields,
+        )
+    )
 
 
 def limits_rule(limits: Limits) -> type[ValidationRule]:

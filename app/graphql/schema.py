@@ -25,12 +25,11 @@ from app.graphql.execution import CompiledExecutionContext
 from app.graphql.integrations import IntegrationMutation
 from app.graphql.limits import (
     HideSuggestions,
-    Limits,
     SafeParserCache,
     SingleOperation,
     TextValidationCache,
     TokenLimit,
-    limits_rule,
+    settings_limits_rule,
 )
 from app.graphql.revisions import RevisionMutation
 from app.graphql.scalars import SCALAR_MAP
@@ -110,13 +109,7 @@ def protective_extensions(settings: Settings) -> list[Callable[[], SchemaExtensi
     """Limits checked before any resolver runs, bounded parse and validation caches, and (when
     introspection is off) no introspection and no "Did you mean" hints. ErrorCodes comes first,
     so it sees the errors last, after every other extension has shaped them."""
-    rule = limits_rule(
-        Limits(
-            max_depth=settings.graphql_max_depth,
-            max_aliases=settings.graphql_max_aliases,
-            max_root_fields=settings.graphql_max_root_fields,
-        )
-    )
+    rule = settings_limits_rule(settings)
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: TokenLimit(max_token_count=settings.graphql_max_tokens),
         lambda: SafeParserCache(maxsize=PARSER_CACHE_SIZE),
