@@ -3,10 +3,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ASSETS_STAMP := ide/node_modules/.installed
+CLIENTS_STAMP := tests/js/node_modules/.installed
 
 .PHONY: install assets run test lint schema migrate bench clean lock
 
-install: $(STAMP) $(ASSETS_STAMP)
+install: $(STAMP) $(ASSETS_STAMP) $(CLIENTS_STAMP)
 
 # GraphiQL's browser assets, pinned by ide/package-lock.json and served from ide/node_modules.
 # Without npm (or when it fails) the app still works: the GraphiQL page then uses a CDN.
@@ -19,6 +20,18 @@ $(ASSETS_STAMP): ide/package.json ide/package-lock.json
 	  touch $@; \
 	else \
 	  echo "npm ci failed: GraphiQL will load its assets from a CDN" >&2; \
+	fi
+
+# The JavaScript tools real clients use (graphql-http's audit, Apollo Client, Apollo composition,
+# openapi-typescript), pinned by tests/js/package-lock.json for the tests in tests/clients/.
+# Without npm those tests skip and say why; in CI (REQUIRE_NODE_CLIENTS=1) they fail instead.
+$(CLIENTS_STAMP): tests/js/package.json tests/js/package-lock.json
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  echo "npm not found: the JavaScript client tests will skip" >&2; \
+	elif (cd tests/js && npm ci --no-audit --no-fund --loglevel=error); then \
+	  touch $@; \
+	else \
+	  echo "npm ci failed in tests/js: the JavaScript client tests will skip" >&2; \
 	fi
 
 # Exact versions from requirements.lock (the fast paths rely on some libraries' private parts,
