@@ -10,7 +10,6 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from app.models import Assistant
 from app.settings import Settings
 from app.store import Store
 from app.store.records import AssistantRecord, as_dict
+from tests.helpers.factories import Org
 
 POSTGRES_SKIP = "TEST_POSTGRES_URL not set: PostgreSQL tests skipped"
 DATABASES = ["sqlite", "postgres"]
@@ -220,17 +220,6 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         yield http
-
-
-@dataclass
-class Org:
-    org_id: str
-    key_id: str
-    api_key: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"}
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from app.auth import revoke_key
-from tests.answers import answer
 from tests.graphql.test_create_read import CREATE, READ
 from tests.graphql.test_update_assistant import UPDATE
+from tests.helpers.graphql_answers import answer
 from tests.rest.test_assistants_create_read import count_assistants
 
 REST_CODES = {

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.answers import answer
 from tests.graphql.test_update_assistant import ASSISTANT_FIELDS, to_input
+from tests.helpers.graphql_answers import answer
 from tests.rest.test_assistants_create_read import RFC3339_Z, URL_SAFE, count_assistants
 from tests.rest.test_assistants_update import FULL
 

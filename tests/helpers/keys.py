@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from app.auth import revoke_key
 from app.models import Action, ApiKey, Assistant, AssistantRevision, Avatar, Integration
 from app.store import Store
-from tests.conftest import Org
+from tests.helpers.factories import Org
 
 READ, WRITE, MANAGE = "assistants:read", "assistants:write", "api_keys:manage"
 ALL = [READ, WRITE, MANAGE]
