@@ -24,7 +24,7 @@ from app.store import Store
 from tests.helpers.event_clients import AsgiHttpStream, AsgiWebSocket, until
 from tests.helpers.factories import Org
 from tests.helpers.keys import ALL, MANAGE, PNG, READ, WRITE, everything, make_key, make_target
-from tests.test_scopes import root_fields
+from tests.helpers.schema_fields import root_fields
 
 OK, NOT_FOUND = "ok", "404"
 

@@ -1,5 +1,6 @@
-"""Rows written and read straight in the database, independent of the routes: integrations and
-actions (inserted, counted, read back), a soft-deleted assistant."""
+"""Rows written and read straight in the database, independent of the routes: assistants
+counted, an avatar inserted, integrations and actions (inserted, counted, read back), a
+soft-deleted assistant."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, select, update
 
-from app.models import Action, Assistant, Integration, new_id, utcnow
+from app.models import Action, Assistant, Avatar, Integration, new_id, utcnow
 from app.store import Store
 from app.store.records import ActionRecord, IntegrationRecord, as_dict
 
@@ -17,6 +18,28 @@ ACTIONS = Action.__table__
 
 Child = type[Integration] | type[Action]
 RECORDS: dict[Any, Any] = {Integration: IntegrationRecord, Action: ActionRecord}
+
+
+async def count_assistants(db: Store) -> int:
+    """How many assistants rows the database holds (deleted ones too)."""
+    async with db.read() as tx:
+        return int(await tx.scalar(select(func.count()).select_from(Assistant)) or 0)
+
+
+async def insert_avatar(db: Store, org_id: str) -> str:
+    """An avatar row of the organisation (no file): its id."""
+    avatar_id = new_id()
+    values = {
+        "id": avatar_id,
+        "org_id": org_id,
+        "content_type": "image/png",
+        "size": 1,
+        "sha256": "0" * 64,
+        "created_at": utcnow(),
+    }
+    async with db.write() as tx:
+        await tx.execute(insert(Avatar.__table__).values(values))
+    return avatar_id
 
 
 async def insert_children(
