@@ -18,7 +18,7 @@ from tests.helpers.factories import Org
 
 READ, WRITE, MANAGE = "assistants:read", "assistants:write", "api_keys:manage"
 ALL = [READ, WRITE, MANAGE]
-KEYS = ApiKey.__table__
+KEYS = ApiKey.__table__  # type: ignore[attr-defined]
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
 

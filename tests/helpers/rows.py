@@ -13,8 +13,9 @@ from app.models import Action, Assistant, Avatar, Integration, new_id, utcnow
 from app.store import Store
 from app.store.records import ActionRecord, IntegrationRecord, as_dict
 
-INTEGRATIONS = Integration.__table__
-ACTIONS = Action.__table__
+INTEGRATIONS = Integration.__table__  # type: ignore[attr-defined]
+ACTIONS = Action.__table__  # type: ignore[attr-defined]
+AVATARS = Avatar.__table__  # type: ignore[attr-defined]
 
 Child = type[Integration] | type[Action]
 RECORDS: dict[Any, Any] = {Integration: IntegrationRecord, Action: ActionRecord}
@@ -38,7 +39,7 @@ async def insert_avatar(db: Store, org_id: str) -> str:
         "created_at": utcnow(),
     }
     async with db.write() as tx:
-        await tx.execute(insert(Avatar.__table__).values(values))
+        await tx.execute(insert(AVATARS).values(values))
     return avatar_id
 
 
@@ -81,7 +82,7 @@ async def insert_children(
             await tx.execute(insert(INTEGRATIONS).values(row))
         for row in rows_a:
             await tx.execute(insert(ACTIONS).values(row))
-    return [r["id"] for r in rows_i], [r["id"] for r in rows_a]
+    return [str(r["id"]) for r in rows_i], [str(r["id"]) for r in rows_a]
 
 
 async def count_children(db: Store, assistant_id: str) -> tuple[int, int]:
@@ -98,7 +99,7 @@ async def count_children(db: Store, assistant_id: str) -> tuple[int, int]:
 
 async def stored_children(db: Store, model: Child, assistant_id: str) -> list[dict[str, Any]]:
     """The rows of one assistant's integrations or actions, as plain dicts, by id."""
-    table = model.__table__
+    table = model.__table__  # type: ignore[union-attr]
     statement = select(table).where(table.c.assistant_id == assistant_id).order_by(table.c.id)
     async with db.read() as tx:
         return [as_dict(row) for row in await tx.all(statement, None, RECORDS[model])]
@@ -106,7 +107,7 @@ async def stored_children(db: Store, model: Child, assistant_id: str) -> list[di
 
 async def stored_child(db: Store, model: Child, child_id: str) -> dict[str, Any] | None:
     """One integration's or action's row, as a plain dict (None when there is none)."""
-    table = model.__table__
+    table = model.__table__  # type: ignore[union-attr]
     async with db.read() as tx:
         row = await tx.first(select(table).where(table.c.id == child_id), None, RECORDS[model])
         return None if row is None else as_dict(row)
@@ -114,6 +115,6 @@ async def stored_child(db: Store, model: Child, child_id: str) -> dict[str, Any]
 
 async def mark_deleted(db: Store, assistant_id: str) -> None:
     """Soft-deletes an assistant the way the delete use case leaves it."""
-    table = Assistant.__table__
+    table = Assistant.__table__  # type: ignore[attr-defined]
     async with db.write() as tx:
         await tx.execute(update(table).where(table.c.id == assistant_id).values(deleted=True))
