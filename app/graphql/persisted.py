@@ -37,6 +37,7 @@ from app.store import Statement, Store
 
 if TYPE_CHECKING:
     from app.graphql.engine import Engine, Prepared
+    from app.settings import Settings
 
 TABLE: Any = PersistedDocument.__table__
 MANIFEST_FORMAT = "apollo-persisted-query-manifest"
@@ -279,3 +280,16 @@ def storable(prepared: Prepared) -> bool:
         return False
     operations = [prepared.first, *prepared.operations.values()]
     return any(op is not None and op.refusal is None for op in operations)
+
+
+def check_manifest(settings: Settings) -> None:
+    """Reads and checks GRAPHQL_TRUSTED_DOCUMENTS against the schema (ManifestError), as the
+    app does when it is built: `serve` calls it before any worker starts."""
+    from app.graphql.engine import Engine  # noqa: PLC0415  (imports this module's callers)
+    from app.graphql.schema import build_schema  # noqa: PLC0415
+
+    Documents(
+        Engine(build_schema(settings), settings),
+        keep=settings.graphql_persisted_max,
+        manifest=settings.graphql_trusted_documents,
+    )

@@ -43,7 +43,7 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 def response_media_type(accept: str) -> str:
     """`application/graphql-response+json` when the Accept header takes it (q > 0) at least as
     much as `application/json`; `application/json` otherwise (no Accept, `*/*`, …)."""
-    if GRAPHQL_RESPONSE not in accept:
+    if GRAPHQL_RESPONSE not in accept and GRAPHQL_RESPONSE not in accept.lower():
         return JSON
     ours = theirs = 0.0
     for item in accept.lower().split(","):
