@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from app.graphql.engine import Engine, Prepared
     from app.settings import Settings
 
-TABLE: Any = PersistedDocument.__table__
+TABLE: Any = PersistedDocument.__table__  # type: ignore[attr-defined]
 MANIFEST_FORMAT = "apollo-persisted-query-manifest"
 OPERATION_TYPES = frozenset({"query", "mutation", "subscription"})
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -152,7 +152,7 @@ _FIND = Statement(select(TABLE.c.document).where(TABLE.c.sha256 == bindparam("sh
 _TOUCH = Statement(
     update(TABLE).where(TABLE.c.sha256 == bindparam("sha256")).values(last_used_at=bindparam("now"))
 )
-_VALUES = {
+_VALUES: dict[str, Any] = {
     "sha256": bindparam("sha256"),
     "document": bindparam("document"),
     "created_at": bindparam("now"),

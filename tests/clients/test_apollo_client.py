@@ -24,6 +24,8 @@ from tests.conftest import Org
 from tests.server import Server
 
 pytestmark = pytest.mark.slow
+DOCUMENTS: Any = PersistedDocument.__table__  # type: ignore[attr-defined]
+ASSISTANTS: Any = Assistant.__table__  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -59,8 +61,10 @@ async def test_apollo_client_persisted_queries(
     assert names == ["First", "Second"]
 
     async with db.read() as tx:
-        stored = dict(await tx.all(select(PersistedDocument.sha256, PersistedDocument.document)))
-        assert len(await tx.all(select(Assistant.id))) == 2
+        stored: dict[str, str] = dict(
+            await tx.all(select(DOCUMENTS.c.sha256, DOCUMENTS.c.document))
+        )
+        assert len(await tx.all(select(ASSISTANTS.c.id))) == 2
     assert len(stored) == 2
     [list_text] = [text for text in stored.values() if text.startswith("query List")]
     [create_text] = [text for text in stored.values() if text.startswith("mutation Create")]
