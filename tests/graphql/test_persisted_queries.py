@@ -239,3 +239,25 @@ async def test_persisted_queries_can_be_turned_off(org, make_client, db):
     assert await stored_documents(db) == {}
     plain = await post(off, org, query=LIST, extensions={"other": "extension"})
     assert plain.json()["data"]["assistants"]["totalCount"] == 0
+
+
+async def test_a_known_hash_costs_no_statement_more_than_its_text(client, org, db, make_assistant):
+    """A hash this process knows is looked up in memory: the same SQL as the text itself."""
+    made = await make_assistant(org, name="Ada")
+    body = {"variables": {"id": made["id"], "name": "Counted"}}
+    await post(client, org, query=RENAME, extensions=persisted(RENAME), **body)
+    seen: list[str] = []
+    db.statement_listeners.append(seen.append)
+    try:
+        by_text = await post(client, org, query=RENAME, variables={"id": made["id"], "name": "T"})
+        text_statements, seen[:] = list(seen), []
+        by_hash = await post(
+            client, org, extensions=persisted(RENAME), variables={"id": made["id"], "name": "H"}
+        )
+        hash_statements = list(seen)
+    finally:
+        db.statement_listeners.remove(seen.append)
+    assert by_text.json()["data"]["updateAssistant"] == {"name": "T", "version": 3}
+    assert by_hash.json()["data"]["updateAssistant"] == {"name": "H", "version": 4}
+    assert hash_statements == text_statements
+    assert not any("persisted_documents" in statement for statement in hash_statements)
