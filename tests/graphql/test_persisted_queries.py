@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from app.graphql.view import GRAPHQL_RESPONSE
 from app.models import Assistant, PersistedDocument
 from tests.answers import ANY
+from tests.event_clients import SUBSCRIPTION, AsgiWebSocket, until
 
 LIST = 'query List($n: Int) { assistants(orgId: "c", first: $n) { totalCount nodes { name } } }'
 RENAME = (
@@ -261,3 +262,29 @@ async def test_a_known_hash_costs_no_statement_more_than_its_text(client, org, d
     assert by_hash.json()["data"]["updateAssistant"] == {"name": "H", "version": 4}
     assert hash_statements == text_statements
     assert not any("persisted_documents" in statement for statement in hash_statements)
+
+
+async def test_the_websocket_takes_a_persisted_subscription(app, client, org):
+    """A subscription registered over HTTP starts over the websocket by its hash alone; an
+    unknown hash is the same PERSISTED_QUERY_NOT_FOUND, as an `error` message."""
+    variables = {"orgId": "c"}
+    registered = await post(client, org, query=SUBSCRIPTION, extensions=persisted(SUBSCRIPTION))
+    assert registered.status_code == 400  # subscriptions run over the websocket only
+    broker = app.state.broker
+    async with AsgiWebSocket(app) as socket:
+        assert await socket.init(f"Bearer {org.api_key}") == {"type": "connection_ack"}
+        unknown = {"extensions": persisted(SUBSCRIPTION + " "), "variables": variables}
+        await socket.send({"id": "1", "type": "subscribe", "payload": unknown})
+        assert await socket.receive() == {
+            "id": "1",
+            "type": "error",
+            "payload": [
+                {
+                    "message": "PersistedQueryNotFound",
+                    "extensions": {"code": "PERSISTED_QUERY_NOT_FOUND"},
+                }
+            ],
+        }
+        by_hash = {"extensions": persisted(SUBSCRIPTION), "variables": variables}
+        await socket.send({"id": "2", "type": "subscribe", "payload": by_hash})
+        await until(lambda: broker.open_streams == 1)
