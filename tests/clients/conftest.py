@@ -18,5 +18,5 @@ def node_clients() -> Path:
     if reason is not None:
         if os.environ.get(REQUIRED_ENV) == "1":
             pytest.fail(f"{REQUIRED_ENV}=1 but {reason}")
-        pytest.skip(reason)
+        pytest.skip(f"{reason}: the node client tests are skipped")
     return NODE_MODULES

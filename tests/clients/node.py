@@ -20,9 +20,9 @@ TIMEOUT_SECONDS = 120.0
 def missing_node() -> str | None:
     """Why the node client tests cannot run here, or None when they can."""
     if shutil.which("node") is None:
-        return "node is not on PATH: the node client tests are skipped"
+        return "node is not on PATH"
     if not NODE_MODULES.is_dir():
-        return f"{NODE_MODULES} is missing (run `make install`): the node client tests are skipped"
+        return f"{NODE_MODULES} is missing (run `make install`)"
     return None
 
 
