@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.clients.node import NODE_MODULES, REQUIRED_ENV, missing_node
+from tests.helpers.node_clients import NODE_MODULES, REQUIRED_ENV, missing_node
 
 
 @pytest.fixture(scope="session")

@@ -19,9 +19,9 @@ from app.graphql.view import GRAPHQL_RESPONSE
 from app.models import Assistant, PersistedDocument
 from app.settings import Settings
 from app.store import Store
-from tests.clients.node import JS, run_node
-from tests.conftest import Org
-from tests.server import Server
+from tests.helpers.factories import Org
+from tests.helpers.node_clients import JS, run_node
+from tests.helpers.server_process import Server
 
 pytestmark = pytest.mark.slow
 DOCUMENTS: Any = PersistedDocument.__table__  # type: ignore[attr-defined]

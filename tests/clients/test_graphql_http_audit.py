@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from app.settings import Settings
-from tests.clients.node import JS, run_node
-from tests.conftest import Org
-from tests.server import Server
+from tests.helpers.factories import Org
+from tests.helpers.node_clients import JS, run_node
+from tests.helpers.server_process import Server
 
 pytestmark = pytest.mark.slow
 

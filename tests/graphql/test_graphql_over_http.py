@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from app.graphql.view import GRAPHQL_RESPONSE, response_media_type
 from app.models import Assistant
-from tests.answers import ANY
+from tests.helpers.graphql_answers import ANY
 
 CREATE = (
     'mutation Make($name: String!) { createAssistant(orgId: "c", input: {name: $name}) { id } }'

@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 
 from app.graphql.view import GRAPHQL_RESPONSE
 from app.models import Assistant, PersistedDocument
-from tests.answers import ANY
-from tests.event_clients import SUBSCRIPTION, AsgiWebSocket, until
+from tests.helpers.event_clients import SUBSCRIPTION, AsgiWebSocket, until
+from tests.helpers.graphql_answers import ANY
 
 LIST = 'query List($n: Int) { assistants(orgId: "c", first: $n) { totalCount nodes { name } } }'
 RENAME = (

@@ -24,8 +24,8 @@ from app.graphql.view import GRAPHQL_RESPONSE
 from app.main import create_app
 from app.models import Assistant, PersistedDocument
 from app.settings import Settings
-from tests.event_clients import SUBSCRIPTION, AsgiWebSocket, until
-from tests.server import ROOT
+from tests.helpers.event_clients import SUBSCRIPTION, AsgiWebSocket, until
+from tests.helpers.server_process import ROOT
 
 LIST = 'query List { assistants(orgId: "c") { totalCount nodes { name } } }'
 CREATE = (
