@@ -37,15 +37,27 @@ def graphql_error_response(status: int, code: str, message: str) -> Response:
     return JSONResponse(graphql_error_body(code, message), status_code=status)
 
 
-def answer(spending: Spending, body: dict[str, Any], status: int = 200) -> Response:
+def rate_limited(errors: list[dict[str, Any]]) -> dict[str, str] | None:
+    """The `Retry-After` of a RATE_LIMITED error a resolver raised (CREATE_ASSISTANT_LIMIT):
+    that answer is a 429 over HTTP, like every other refusal of its kind (CONTRACT 5)."""
+    for error in errors:
+        extensions = error.get("extensions") or {}
+        if extensions.get("code") == RateLimited.code:
+            return {"Retry-After": str(extensions.get("retryAfter", 1))}
+    return None
+
+
+async def answer(spending: Spending, body: dict[str, Any], status: int = 200) -> Response:
     """A GraphQL answer with its `extensions.cost`; a request that did not run spends its
     point now (429 RATE_LIMITED when even that is beyond the budget)."""
     headers = None
     try:
-        spending.settle()
+        await spending.settle()
     except RateLimited as exc:
         body, status = graphql_error_body(exc.code, exc.message), exc.status
         headers = {"Retry-After": str(exc.retry_after)}
+    if status == 200 and "errors" in body and (headers := rate_limited(body["errors"])):
+        status = RateLimited.status
     body["extensions"] = {**body.get("extensions", {}), "cost": spending.extension}
     return Response(orjson.dumps(body), status, headers, media_type="application/json")
 
@@ -92,7 +104,8 @@ class GraphQLView(GraphQL[Context, None]):
             # No form, multipart or text/plain POST (what a cross-site form can send) executes.
             message = f"send the request as application/json, not '{media_type or 'nothing'}'"
             body = graphql_error_body("UNSUPPORTED_MEDIA_TYPE", message)
-            await answer(spending, body, 415)(scope, receive, send)
+            refusal = await answer(spending, body, 415)
+            await refusal(scope, receive, send)
             return
         try:
             response = await self.serve(request, spending)
@@ -100,14 +113,14 @@ class GraphQLView(GraphQL[Context, None]):
             code = "BAD_REQUEST" if exc.status_code == 400 else "METHOD_NOT_ALLOWED"
             if exc.status_code == 404:
                 code = "NOT_FOUND"
-            response = answer(spending, graphql_error_body(code, exc.reason), exc.status_code)
+            response = await answer(spending, graphql_error_body(code, exc.reason), exc.status_code)
         except RequestError as exc:
-            response = answer(spending, graphql_error_body("BAD_REQUEST", exc.message), 400)
+            response = await answer(spending, graphql_error_body("BAD_REQUEST", exc.message), 400)
         except RateLimited as exc:  # the points of the request are beyond the budget
-            response = answer(spending, graphql_error_body(exc.code, exc.message), exc.status)
+            response = await answer(spending, graphql_error_body(exc.code, exc.message), exc.status)
             response.headers["Retry-After"] = str(exc.retry_after)
         except DomainError as exc:  # raised while the body streams in (413)
-            response = answer(spending, graphql_error_body(exc.code, exc.message), exc.status)
+            response = await answer(spending, graphql_error_body(exc.code, exc.message), exc.status)
         finally:
             context: Context | None = getattr(request.state, "graphql_context", None)
             if context is not None:
@@ -147,7 +160,7 @@ class GraphQLView(GraphQL[Context, None]):
         body = await self.engine.run(
             query, variables, operation_name, context, request.method, spending
         )
-        return answer(spending, body)
+        return await answer(spending, body)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         """The websocket's context (HTTP requests make theirs in `serve`)."""
