@@ -132,8 +132,8 @@ class SharedStorage:
             return
         self.up = False
         logger.error(
-            "rate limits: Redis at %s is unreachable (%s); counting in this process until it "
-            "answers again",
+            "rate limits: Redis at %s is unreachable (%s); counting in this process's memory "
+            "meanwhile",
             self.where,
             error,
         )
