@@ -47,6 +47,7 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -119,7 +120,8 @@ class SharedStorage:
             key_prefix=REDIS_KEY_PREFIX,
             socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
             socket_timeout=REDIS_TIMEOUT_SECONDS,
-            retry=Retry(NoBackoff(), 1),  # type: ignore[arg-type]  # one retry: a stale connection
+            # one retry, on a lost connection only (a restarted Redis); a timeout is not retried
+            retry=Retry(NoBackoff(), 1, (RedisConnectionError,)),  # type: ignore[arg-type]
         )
         self.moving = shared_strategies.MovingWindowRateLimiter(self.redis)
         self.sliding = shared_strategies.SlidingWindowCounterRateLimiter(self.redis)

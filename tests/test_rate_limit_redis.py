@@ -161,7 +161,8 @@ async def test_a_hanging_redis_costs_one_request_a_timeout_not_every_request(
     started = time.perf_counter()
     assert await remaining(a, org) == "99"  # waited for Redis's timeout, then counted here
     first = time.perf_counter() - started
-    assert first >= ratelimit.REDIS_TIMEOUT_SECONDS
+    # one timeout, not retried
+    assert ratelimit.REDIS_TIMEOUT_SECONDS <= first < 2 * ratelimit.REDIS_TIMEOUT_SECONDS
     started = time.perf_counter()
     assert [await remaining(a, org) for _ in range(20)][-1] == "79"
     rest = time.perf_counter() - started
