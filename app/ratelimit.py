@@ -38,6 +38,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from limits import RateLimitItem, RateLimitItemPerMinute, WindowStats, parse
 from limits.aio import strategies as shared_strategies
@@ -48,6 +49,7 @@ from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateL
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -64,7 +66,7 @@ PROVEN_KEYS_KEPT = 100_000
 REDIS_TIMEOUT_SECONDS = 0.5  # connecting to Redis, and each of its answers
 REDIS_RETRY_SECONDS = 3.0  # while Redis is unreachable, how often it is asked again
 REDIS_KEY_PREFIX = "assistants"
-SHARED_ERRORS = (StorageError, OSError, TimeoutError)
+SHARED_ERRORS = (StorageError, RedisError, OSError, TimeoutError)
 
 
 class QuietMemoryStorage(MemoryStorage):
@@ -123,7 +125,6 @@ class SharedStorage:
             # one retry, on a lost connection only (a restarted Redis); a timeout is not retried
             retry=Retry(NoBackoff(), 1, (RedisConnectionError,)),  # type: ignore[arg-type]
         )
-        self.moving = shared_strategies.MovingWindowRateLimiter(self.redis)
         self.sliding = shared_strategies.SlidingWindowCounterRateLimiter(self.redis)
         self.up = True
         self._probe: asyncio.Task[None] | None = None
@@ -151,6 +152,38 @@ class SharedStorage:
                 continue
         self.up = True
         logger.warning("rate limits: Redis at %s answers again; limits are shared", self.where)
+
+    async def moving_hits(self, item: RateLimitItem, buckets: Sequence[str]) -> list[Verdict]:
+        """A hit in each bucket's moving window and the window after it, in one round trip:
+        limits' own two scripts (those of MovingWindowRateLimiter.hit and get_window_stats, on
+        its keys) sent in one pipeline instead of one after the other. A Redis that restarted
+        has forgotten the scripts: they are loaded again once."""
+        bridge: Any = self.redis.bridge
+        acquire, window = bridge.lua_acquire_moving_window, bridge.lua_moving_window
+        expiry, amount = item.get_expiry(), item.amount
+        for attempt in (1, 2):
+            now = time.time()
+            pipeline = bridge.get_connection().pipeline(transaction=False)
+            for bucket in buckets:
+                key = bridge.prefixed_key(item.key_for(bucket))
+                pipeline.evalsha(acquire.sha, 1, key, now, amount, expiry, 1)
+                pipeline.evalsha(window.sha, 1, key, now - expiry, amount)
+            try:
+                answers = await pipeline.execute()
+                break
+            except NoScriptError:
+                if attempt == 2:
+                    raise
+                connection = bridge.get_connection()
+                for script in (acquire, window):
+                    await connection.script_load(script.script)
+        verdicts = []
+        for acquired, (start, count) in zip(
+            answers[::2], (a or (now, 0) for a in answers[1::2]), strict=True
+        ):
+            stats = WindowStats(float(start) + expiry, amount - int(count))
+            verdicts.append(window_verdict(bool(acquired), stats))
+        return verdicts
 
     @property
     def where(self) -> str:
@@ -210,12 +243,7 @@ class Buckets:
         shared = self.shared
         if shared is not None and shared.up:
             try:
-                verdicts = []
-                for bucket in buckets:
-                    allowed = await shared.moving.hit(item, bucket)
-                    stats = await shared.moving.get_window_stats(item, bucket)
-                    verdicts.append(window_verdict(allowed, stats))
-                return tightest(verdicts)
+                return tightest(await shared.moving_hits(item, buckets))
             except SHARED_ERRORS as exc:
                 shared.lost(exc)
         return tightest([self.hit_here(item, bucket) for bucket in buckets])
