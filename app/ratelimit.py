@@ -18,8 +18,9 @@ request spends many points at once, and the counter costs the same whatever it s
 moving window keeps one entry per point).
 
 Where they count (`RATE_LIMIT_STORAGE`): `memory://`, this process's memory (the default, and
-the fast path: nothing is awaited); or `redis://HOST:PORT/DB`, one Redis for every process and
-machine (limits' asyncio Redis storage, two round trips per bucket). While Redis cannot be
+the fast path: nothing waits); or `redis://HOST:PORT/DB`, one Redis for every process and
+machine (limits' asyncio Redis storage and scripts: one round trip for the request limit, two
+for the points of a proven key). While Redis cannot be
 reached, requests are served and counted in this process's memory: the log says so once, a
 background task asks Redis again every few seconds (a request never waits for it), and says
 once more when the shared limits are back.
