@@ -19,8 +19,8 @@ moving window keeps one entry per point).
 
 Where they count (`RATE_LIMIT_STORAGE`): `memory://`, this process's memory (the default, and
 the fast path: nothing waits); or `redis://HOST:PORT/DB`, one Redis for every process and
-machine (limits' asyncio Redis storage and scripts: one round trip for the request limit, two
-for the points of a proven key). While Redis cannot be
+machine (limits' asyncio Redis storage and its scripts, pipelined: one round trip for the
+request limit, one for the points of a proven key). While Redis cannot be
 reached, requests are served and counted in this process's memory: the log says so once, a
 background task asks Redis again every few seconds (a request never waits for it), and says
 once more when the shared limits are back.
@@ -154,30 +154,40 @@ class SharedStorage:
         self.up = True
         logger.warning("rate limits: Redis at %s answers again; limits are shared", self.where)
 
-    async def moving_hits(self, item: RateLimitItem, buckets: Sequence[str]) -> list[Verdict]:
-        """A hit in each bucket's moving window and the window after it, in one round trip:
-        limits' own two scripts (those of MovingWindowRateLimiter.hit and get_window_stats, on
-        its keys) sent in one pipeline instead of one after the other. A Redis that restarted
-        has forgotten the scripts: they are loaded again once."""
+    async def _scripts(self, calls: list[tuple[Any, list[str], tuple[Any, ...]]]) -> list[Any]:
+        """limits' own Lua scripts (script, keys, arguments), sent in one pipeline: one round
+        trip where its strategies make one per script. A Redis that restarted has forgotten
+        the scripts: they are loaded again, once."""
         bridge: Any = self.redis.bridge
-        acquire, window = bridge.lua_acquire_moving_window, bridge.lua_moving_window
-        expiry, amount = item.get_expiry(), item.amount
         for attempt in (1, 2):
-            now = time.time()
             pipeline = bridge.get_connection().pipeline(transaction=False)
-            for bucket in buckets:
-                key = bridge.prefixed_key(item.key_for(bucket))
-                pipeline.evalsha(acquire.sha, 1, key, now, amount, expiry, 1)
-                pipeline.evalsha(window.sha, 1, key, now - expiry, amount)
+            for script, keys, arguments in calls:
+                pipeline.evalsha(script.sha, len(keys), *keys, *arguments)
             try:
-                answers = await pipeline.execute()
-                break
+                answers: list[Any] = await pipeline.execute()
+                return answers
             except NoScriptError:
                 if attempt == 2:
                     raise
-                connection = bridge.get_connection()
-                for script in (acquire, window):
-                    await connection.script_load(script.script)
+                for script in {script.sha: script for script, _, _ in calls}.values():
+                    await bridge.get_connection().script_load(script.script)
+        raise AssertionError("unreachable")
+
+    async def moving_hits(self, item: RateLimitItem, buckets: Sequence[str]) -> list[Verdict]:
+        """A hit in each bucket's moving window and the window after it (what limits'
+        MovingWindowRateLimiter.hit and get_window_stats do), in one round trip."""
+        bridge: Any = self.redis.bridge
+        acquire, window = bridge.lua_acquire_moving_window, bridge.lua_moving_window
+        expiry, amount = item.get_expiry(), item.amount
+        now = time.time()
+        calls = []
+        for bucket in buckets:
+            keys = [bridge.prefixed_key(item.key_for(bucket))]
+            calls += [
+                (acquire, keys, (now, amount, expiry, 1)),
+                (window, keys, (now - expiry, amount)),
+            ]
+        answers = await self._scripts(calls)
         verdicts = []
         for acquired, (start, count) in zip(
             answers[::2], (a or (now, 0) for a in answers[1::2]), strict=True
@@ -185,6 +195,33 @@ class SharedStorage:
             stats = WindowStats(float(start) + expiry, amount - int(count))
             verdicts.append(window_verdict(bool(acquired), stats))
         return verdicts
+
+    async def sliding_spend(
+        self, item: RateLimitItem, bucket: str, cost: int
+    ) -> tuple[bool, tuple[int, float, int, float]]:
+        """`cost` spent in one bucket's sliding window counter, and its counts after it (what
+        limits' SlidingWindowCounterRateLimiter.hit and the storage's get_sliding_window do),
+        in one round trip."""
+        bridge: Any = self.redis.bridge
+        key = item.key_for(bucket)
+        keys = [
+            bridge.prefixed_key(self.redis._previous_window_key(key)),  # noqa: SLF001
+            bridge.prefixed_key(self.redis._current_window_key(key)),  # noqa: SLF001
+        ]
+        expiry = item.get_expiry()
+        acquired, counts = await self._scripts(
+            [
+                (bridge.lua_acquire_sliding_window, keys, (item.amount, expiry, cost)),
+                (bridge.lua_sliding_window, keys, (expiry,)),
+            ]
+        )
+        previous, previous_ttl, current, current_ttl = counts or (0, 0, 0, 0)
+        return bool(acquired), (
+            int(previous or 0),
+            max(0, float(previous_ttl or 0)) / 1000,
+            int(current or 0),
+            max(0, float(current_ttl or 0)) / 1000,
+        )
 
     @property
     def where(self) -> str:
@@ -351,10 +388,11 @@ class PointsBudget:
     async def _spend_shared(
         self, shared: SharedStorage, buckets: Sequence[str], points: int
     ) -> Verdict:
-        item, limiter = self.item, shared.sliding
-        fits = True
-        if len(buckets) > 1:
-            fits = all([await limiter.test(item, b, cost=points) for b in buckets])
+        if len(buckets) == 1:  # a proven key: one round trip
+            allowed, counts = await shared.sliding_spend(self.item, buckets[0], points)
+            return self._verdict(counts, points, allowed)
+        item, limiter = self.item, shared.sliding  # in every bucket, or in none
+        fits = all([await limiter.test(item, b, cost=points) for b in buckets])
         allowed = fits and all([await limiter.hit(item, b, cost=points) for b in buckets])
         window = item.get_expiry()
         verdicts = [
