@@ -92,6 +92,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         log_level=settings.log_level.lower(),
         access_log=False,
         lifespan="on",
+        proxy_headers=False,  # the app owns X-Forwarded-For (FORWARDED_ALLOW_IPS, main.py)
     )
 
 

@@ -60,6 +60,12 @@ class TooManyStreams(RateLimited):
     code, status, title = "TOO_MANY_STREAMS", 503, "Service Unavailable"
 
 
+class TooManyStreamsForKey(TooManyStreams):
+    """EVENTS_MAX_STREAMS_PER_KEY: one API key's fair share of the process's streams."""
+
+    code, status, title = "TOO_MANY_STREAMS", 429, "Too Many Requests"
+
+
 class EventsUnavailable(DomainError):
     code, status, title = "EVENTS_UNAVAILABLE", 503, "Service Unavailable"
 
@@ -142,6 +148,7 @@ class Broker:
         self.settings = settings
         self._streams: dict[str, set[Stream]] = defaultdict(set)
         self._count = 0
+        self._per_key: dict[str, int] = defaultdict(int)  # open streams of each API key
         self._source: _Source | None = None
         self._retired: set[asyncio.Task[None]] = set()
         self._recent: deque[int] = deque(maxlen=RECENT_SEQS)
@@ -160,6 +167,10 @@ class Broker:
             raise ShuttingDown("the server is shutting down")
         if self._count >= self.settings.events_max_streams:
             raise TooManyStreams("too many open event streams on this server", retry_after=5)
+        if self._per_key.get(key_id, 0) >= self.settings.events_max_streams_per_key:
+            limit = self.settings.events_max_streams_per_key
+            message = f"this API key has {limit} open event streams on this server already"
+            raise TooManyStreamsForKey(message, retry_after=5)
         source = await self._source_for_a_new_stream()
         stream = Stream(
             org_id=org_id,
@@ -169,6 +180,7 @@ class Broker:
         )
         self._streams[org_id].add(stream)
         self._count += 1
+        self._per_key[key_id] += 1
         try:
             await self._ready(source)
         except BaseException:
@@ -183,6 +195,10 @@ class Broker:
             return
         streams.discard(stream)
         self._count -= 1
+        if self._per_key[stream.key_id] <= 1:
+            del self._per_key[stream.key_id]
+        else:
+            self._per_key[stream.key_id] -= 1
         if not streams:
             del self._streams[stream.org_id]
         if self._count == 0:

@@ -25,12 +25,13 @@ from app.logs import configure_logging
 from app.middleware import (
     AccessLogMiddleware,
     BodyLimitMiddleware,
+    ForwardedMiddleware,
     RequestIdMiddleware,
     UnexpectedErrorMiddleware,
     cors_options,
 )
 from app.openapi import openapi_json
-from app.ratelimit import Buckets, PointsBudget, RateLimitMiddleware
+from app.ratelimit import Buckets, CreationQuota, PointsBudget, RateLimitMiddleware
 from app.rest import actions, api_keys, assistants, avatars, events, integrations, revisions
 from app.rest.errors import handle_domain_error, handle_http_error, handle_unexpected
 from app.settings import Settings
@@ -80,6 +81,8 @@ def middleware(settings: Settings, buckets: Buckets) -> list[Middleware]:
         Middleware(AccessLogMiddleware),
         Middleware(UnexpectedErrorMiddleware),
     ]
+    if settings.forwarded_allow_ips:  # first: every layer sees the same client address
+        stack.insert(0, Middleware(ForwardedMiddleware, allowed=settings.forwarded_allow_ips))
     if settings.cors_origins:
         stack.append(Middleware(CORSMiddleware, **cors_options(settings.cors_origins)))
     return [
@@ -111,9 +114,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await app.state.broker.stop()
             await app.state.key_usage.close()
             await app.state.db.close()
+            await buckets.close()
 
-    buckets = Buckets()
+    buckets = Buckets.of_settings(settings)  # memory, or Redis shared by every process
     points = PointsBudget(buckets, settings.graphql_points)
+    limit = settings.create_assistant_limit
+    creation_quota = CreationQuota(buckets, limit) if limit else None
     graphql = GraphQLView(build_schema(settings), settings=settings, points=points)
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -141,4 +147,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.creation_quota = creation_quota
     return app

@@ -1,5 +1,5 @@
-"""Pure ASGI middleware: request ids, the access log, masking of unexpected errors, and body
-size limits (checked before the body is read)."""
+"""Pure ASGI middleware: request ids, the access log, masking of unexpected errors, body size
+limits (checked before the body is read), and the client address behind trusted proxies."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import logging
 import re
 import time
 import uuid
+from functools import lru_cache
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -98,6 +100,65 @@ def request_state(scope: Scope) -> dict[str, Any]:
     return state
 
 
+def client_address(scope: Scope) -> str:
+    """The client's address: the one place it is read (per-address limits, the access log).
+    The direct peer, or what X-Forwarded-For says when the peer is a trusted proxy
+    (`ForwardedMiddleware` has then rewritten `scope["client"]`)."""
+    client = scope.get("client")
+    return client[0] if client else "unknown"
+
+
+class TrustedProxies:
+    """FORWARDED_ALLOW_IPS: comma-separated addresses and CIDRs, or `*` for any peer."""
+
+    def __init__(self, allowed: str) -> None:
+        entries = [entry.strip() for entry in allowed.split(",") if entry.strip()]
+        self.everyone = "*" in entries
+        self.networks = tuple(ip_network(e, strict=False) for e in entries if e != "*")
+        self.trusts = lru_cache(maxsize=4096)(self._trusts)
+
+    def _trusts(self, address: str) -> bool:
+        if self.everyone:
+            return True
+        try:
+            parsed: IPv4Address | IPv6Address = ip_address(address)
+        except ValueError:
+            return False
+        return any(parsed in network for network in self.networks)
+
+    def client(self, peer: str, forwarded_for: str | None) -> str:
+        """The right-most address of the chain (X-Forwarded-For, then the peer) that is not a
+        trusted proxy: what the last proxy we trust saw. Anything to its left was written by
+        the client and is ignored. A chain of trusted proxies only: its left-most address."""
+        if forwarded_for is None or not self.trusts(peer):
+            return peer
+        chain = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+        for hop in reversed(chain):
+            if not self.trusts(hop):
+                return hop
+        return chain[0] if chain else peer
+
+
+class ForwardedMiddleware:
+    """Outermost (only when FORWARDED_ALLOW_IPS is set): a request from a trusted proxy gets
+    the client address of its X-Forwarded-For in `scope["client"]`, so every layer after it
+    (limits, logs, metrics) sees the same one; from anyone else the header is ignored."""
+
+    def __init__(self, app: ASGIApp, *, allowed: str) -> None:
+        self.app = app
+        self.proxies = TrustedProxies(allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        peer = scope.get("client")
+        if scope["type"] in ("http", "websocket") and peer:
+            forwarded_for = Headers(scope=scope).getlist("x-forwarded-for")
+            if forwarded_for:
+                client = self.proxies.client(peer[0], ",".join(forwarded_for))
+                if client != peer[0]:
+                    scope["client"] = (client[:100], 0)
+        await self.app(scope, receive, send)
+
+
 class AccessLogMiddleware:
     """One structured line per request on the `app.access` logger: request id, organisation and
     key id (when authenticated), method, route, path, status and duration. Never a header
@@ -134,6 +195,7 @@ def access_fields(scope: Scope, status: int, seconds: float) -> dict[str, Any]:
         "request_id": state.get("request_id"),
         "org_id": getattr(principal, "org_id", None),
         "key_id": getattr(principal, "key_id", None),
+        "client": client_address(scope),
         "method": scope["method"],
         "route": getattr(route, "path", None),
         "path": scope["path"],

@@ -9,36 +9,65 @@
   (seconds) and `RateLimit-Policy`; a refusal is 429 `RATE_LIMITED` with `Retry-After`.
 - Exempt: `/healthz`, `/readyz` and `GET /avatars/…` (public images).
 
-Counters live in each process: with N workers a caller gets up to N times the limit.
+With `memory://` counters live in each process: with N workers a caller gets up to N times
+the limit; with Redis, one limit for all.
 
 GraphQL requests also spend points (`GRAPHQL_POINTS` per minute, see app/graphql/cost.py),
 counted in the same storage against the same buckets, with limits' sliding window counter: a
 request spends many points at once, and the counter costs the same whatever it spends (the
 moving window keeps one entry per point).
+
+Where they count (`RATE_LIMIT_STORAGE`): `memory://`, this process's memory (the default, and
+the fast path: nothing waits); or `redis://HOST:PORT/DB`, one Redis for every process and
+machine (limits' asyncio Redis storage and its scripts, pipelined: one round trip for the
+request limit, one for the points of a proven key). While Redis cannot be
+reached, requests are served and counted in this process's memory: the log says so once, a
+background task asks Redis again every few seconds (a request never waits for it), and says
+once more when the shared limits are back.
+
+`CREATE_ASSISTANT_LIMIT` (`CreationQuota`) counts assistant creations per organisation in the
+same storage; the use case (app/domain/assistants.py) spends one once the body is valid.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import re
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from limits import RateLimitItem, RateLimitItemPerMinute, parse
+from limits import RateLimitItem, RateLimitItemPerMinute, WindowStats, parse
+from limits.aio import strategies as shared_strategies
+from limits.aio.storage import RedisStorage
+from limits.errors import StorageError
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import bearer_token, hash_key
 from app.domain.errors import RateLimited
-from app.middleware import error_response, request_state
+from app.middleware import client_address, error_response, request_state
+from app.settings import Settings
+
+logger = logging.getLogger("app.ratelimit")
 
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz"})
 PUBLIC_AVATAR = re.compile(r"^/avatars/[^/]+$")
 PROVEN_KEYS_KEPT = 100_000
+REDIS_TIMEOUT_SECONDS = 0.5  # connecting to Redis, and each of its answers
+REDIS_RETRY_SECONDS = 3.0  # while Redis is unreachable, how often it is asked again
+REDIS_KEY_PREFIX = "assistants"
+SHARED_ERRORS = (StorageError, RedisError, OSError, TimeoutError)
 
 
 class QuietMemoryStorage(MemoryStorage):
@@ -68,6 +97,10 @@ class Verdict:
     reset_after: int  # seconds until the window frees a request
 
 
+def window_verdict(allowed: bool, stats: WindowStats) -> Verdict:
+    return Verdict(allowed, stats.remaining, max(1, math.ceil(stats.reset_time - time.time())))
+
+
 def is_exempt(scope: Scope) -> bool:
     path = scope["path"]
     if path in EXEMPT_PATHS:
@@ -75,21 +108,153 @@ def is_exempt(scope: Scope) -> bool:
     return scope["method"] in ("GET", "HEAD") and PUBLIC_AVATAR.match(path) is not None
 
 
-class Buckets:
-    """What every limit of the process counts in: one storage, and the API keys (their hashes)
-    that have authenticated in this process, which stop counting against their address."""
+class SharedStorage:
+    """One Redis for the limits of every process and machine (`RATE_LIMIT_STORAGE=redis://…`).
 
-    def __init__(self) -> None:
+    `up` is False while Redis cannot be reached: the limits then count in the process's memory,
+    and one task (never a request) asks Redis again every REDIS_RETRY_SECONDS."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.redis = RedisStorage(
+            f"async+{uri}",
+            implementation="redispy",
+            wrap_exceptions=True,
+            key_prefix=REDIS_KEY_PREFIX,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            # one retry, on a lost connection only (a restarted Redis); a timeout is not retried
+            retry=Retry(NoBackoff(), 1, (RedisConnectionError,)),  # type: ignore[arg-type]
+        )
+        self.sliding = shared_strategies.SlidingWindowCounterRateLimiter(self.redis)
+        self.up = True
+        self._probe: asyncio.Task[None] | None = None
+
+    def lost(self, error: Exception) -> None:
+        """Redis failed a request: count in memory until it answers again (said once)."""
+        if not self.up:
+            return
+        self.up = False
+        logger.error(
+            "rate limits: Redis at %s is unreachable (%s); counting in this process's memory "
+            "meanwhile",
+            self.where,
+            error,
+        )
+        self._probe = asyncio.get_running_loop().create_task(self._wait_for_redis())
+
+    async def _wait_for_redis(self) -> None:
+        while True:
+            await asyncio.sleep(REDIS_RETRY_SECONDS)
+            try:
+                if await self.redis.check():
+                    break
+            except Exception:  # noqa: BLE001, S112  (still down: asked again later)
+                continue
+        self.up = True
+        logger.warning("rate limits: Redis at %s answers again; limits are shared", self.where)
+
+    async def _scripts(self, calls: list[tuple[Any, list[str], tuple[Any, ...]]]) -> list[Any]:
+        """limits' own Lua scripts (script, keys, arguments), sent in one pipeline: one round
+        trip where its strategies make one per script. A Redis that restarted has forgotten
+        the scripts: they are loaded again, once."""
+        bridge: Any = self.redis.bridge
+        for attempt in (1, 2):
+            pipeline = bridge.get_connection().pipeline(transaction=False)
+            for script, keys, arguments in calls:
+                pipeline.evalsha(script.sha, len(keys), *keys, *arguments)
+            try:
+                answers: list[Any] = await pipeline.execute()
+                return answers
+            except NoScriptError:
+                if attempt == 2:
+                    raise
+                for script in {script.sha: script for script, _, _ in calls}.values():
+                    await bridge.get_connection().script_load(script.script)
+        raise AssertionError("unreachable")
+
+    async def moving_hits(self, item: RateLimitItem, buckets: Sequence[str]) -> list[Verdict]:
+        """A hit in each bucket's moving window and the window after it (what limits'
+        MovingWindowRateLimiter.hit and get_window_stats do), in one round trip."""
+        bridge: Any = self.redis.bridge
+        acquire, window = bridge.lua_acquire_moving_window, bridge.lua_moving_window
+        expiry, amount = item.get_expiry(), item.amount
+        now = time.time()
+        calls = []
+        for bucket in buckets:
+            keys = [bridge.prefixed_key(item.key_for(bucket))]
+            calls += [
+                (acquire, keys, (now, amount, expiry, 1)),
+                (window, keys, (now - expiry, amount)),
+            ]
+        answers = await self._scripts(calls)
+        verdicts = []
+        for acquired, (start, count) in zip(
+            answers[::2], (a or (now, 0) for a in answers[1::2]), strict=True
+        ):
+            stats = WindowStats(float(start) + expiry, amount - int(count))
+            verdicts.append(window_verdict(bool(acquired), stats))
+        return verdicts
+
+    async def sliding_spend(
+        self, item: RateLimitItem, bucket: str, cost: int
+    ) -> tuple[bool, tuple[int, float, int, float]]:
+        """`cost` spent in one bucket's sliding window counter, and its counts after it (what
+        limits' SlidingWindowCounterRateLimiter.hit and the storage's get_sliding_window do),
+        in one round trip."""
+        bridge: Any = self.redis.bridge
+        key = item.key_for(bucket)
+        keys = [
+            bridge.prefixed_key(self.redis._previous_window_key(key)),  # noqa: SLF001
+            bridge.prefixed_key(self.redis._current_window_key(key)),  # noqa: SLF001
+        ]
+        expiry = item.get_expiry()
+        acquired, counts = await self._scripts(
+            [
+                (bridge.lua_acquire_sliding_window, keys, (item.amount, expiry, cost)),
+                (bridge.lua_sliding_window, keys, (expiry,)),
+            ]
+        )
+        previous, previous_ttl, current, current_ttl = counts or (0, 0, 0, 0)
+        return bool(acquired), (
+            int(previous or 0),
+            max(0, float(previous_ttl or 0)) / 1000,
+            int(current or 0),
+            max(0, float(current_ttl or 0)) / 1000,
+        )
+
+    @property
+    def where(self) -> str:
+        """host:port/db of the URI, without a password."""
+        return self.uri.split("://", 1)[-1].rpartition("@")[2]
+
+    async def close(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+        await self.redis.bridge.storage.aclose()  # type: ignore[attr-defined]
+
+
+class Buckets:
+    """What every limit of the process counts in: one storage (memory, or Redis with the memory
+    while Redis is unreachable), and the API keys (their hashes) that have authenticated in this
+    process, which stop counting against their address."""
+
+    def __init__(self, storage_uri: str = "memory://") -> None:
         self.storage = QuietMemoryStorage()
+        self.moving = MovingWindowRateLimiter(self.storage)
+        self.shared = None if storage_uri.startswith("memory://") else SharedStorage(storage_uri)
         self.proven: OrderedDict[str, None] = OrderedDict()
+
+    @classmethod
+    def of_settings(cls, settings: Settings) -> Buckets:
+        return cls(settings.rate_limit_storage)
 
     def of(self, scope: Scope, key: str | None) -> tuple[str, ...]:
         """The buckets a request counts against: its key, and its client address unless the
         key has proven itself here (always the address without a key)."""
         if key is not None and key in self.proven:
             return (f"key:{key}",)
-        client = scope.get("client")
-        address = f"address:{client[0] if client else 'unknown'}"
+        address = f"address:{client_address(scope)}"
         return (address,) if key is None else (f"key:{key}", address)
 
     def of_request(self, scope: Scope) -> tuple[str, ...]:
@@ -106,13 +271,35 @@ class Buckets:
         if len(self.proven) > PROVEN_KEYS_KEPT:
             self.proven.popitem(last=False)
 
+    def hit_here(self, item: RateLimitItem, bucket: str) -> Verdict:
+        """One hit in this process's memory (moving window)."""
+        allowed = self.moving.hit(item, bucket)
+        return window_verdict(allowed, self.moving.get_window_stats(item, bucket))
+
+    async def hit_all(self, item: RateLimitItem, buckets: Sequence[str]) -> Verdict:
+        """Hits every bucket (in Redis when it answers); the tightest one decides."""
+        shared = self.shared
+        if shared is not None and shared.up:
+            try:
+                return tightest(await shared.moving_hits(item, buckets))
+            except SHARED_ERRORS as exc:
+                shared.lost(exc)
+        return tightest([self.hit_here(item, bucket) for bucket in buckets])
+
+    async def close(self) -> None:
+        if self.shared is not None:
+            await self.shared.close()
+
+
+def tightest(verdicts: Sequence[Verdict]) -> Verdict:
+    return min(verdicts, key=lambda v: (v.allowed, v.remaining))
+
 
 class RateLimitMiddleware:
     def __init__(self, app: ASGIApp, *, limit: str, buckets: Buckets | None = None) -> None:
         self.app = app
         self.item: RateLimitItem = parse(limit)
         self.buckets = buckets or Buckets()
-        self.limiter = MovingWindowRateLimiter(self.buckets.storage)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or is_exempt(scope):
@@ -122,7 +309,10 @@ class RateLimitMiddleware:
         key = hash_key(token) if token is not None else None
         buckets = self.buckets.of(scope, key)
         request_state(scope)["rate_buckets"] = buckets  # the GraphQL points count there too
-        verdict = self.check(buckets)
+        if self.buckets.shared is None:
+            verdict = self.check(buckets)
+        else:
+            verdict = await self.buckets.hit_all(self.item, buckets)
         headers = self.headers(verdict)
         if not verdict.allowed:
             refusal = RateLimited(
@@ -145,15 +335,10 @@ class RateLimitMiddleware:
             self.buckets.remember(key)
 
     def check(self, buckets: Sequence[str]) -> Verdict:
-        """Hits every bucket the request counts against; the tightest one decides."""
-        verdicts = [self.hit(bucket) for bucket in buckets]
-        return min(verdicts, key=lambda v: (v.allowed, v.remaining))
-
-    def hit(self, bucket: str) -> Verdict:
-        allowed = self.limiter.hit(self.item, bucket)
-        stats = self.limiter.get_window_stats(self.item, bucket)
-        reset_after = max(1, math.ceil(stats.reset_time - time.time()))
-        return Verdict(allowed, stats.remaining, reset_after)
+        """Hits every bucket in memory; the tightest one decides."""
+        if len(buckets) == 1:
+            return self.buckets.hit_here(self.item, buckets[0])
+        return tightest([self.buckets.hit_here(self.item, bucket) for bucket in buckets])
 
     def headers(self, verdict: Verdict) -> dict[str, str]:
         return {
@@ -178,21 +363,52 @@ class PointsBudget:
     def points(self) -> int:
         return self.item.amount
 
-    def spend(self, buckets: Sequence[str], points: int) -> Verdict:
+    async def spend(self, buckets: Sequence[str], points: int) -> Verdict:
         """Spends `points` in every bucket, or in none when one of them has not enough left; the
         tightest bucket decides (`reset_after`: seconds until a refused request would fit)."""
+        shared = self.buckets.shared
+        if shared is not None and shared.up:
+            try:
+                return await self._spend_shared(shared, buckets, points)
+            except SHARED_ERRORS as exc:
+                shared.lost(exc)
+        return self.spend_here(buckets, points)
+
+    def spend_here(self, buckets: Sequence[str], points: int) -> Verdict:
         item, limiter = self.item, self.limiter
         fits = len(buckets) == 1 or all(limiter.test(item, b, cost=points) for b in buckets)
         allowed = fits and all([limiter.hit(item, bucket, cost=points) for bucket in buckets])
-        verdicts = [self._verdict(bucket, points, allowed) for bucket in buckets]
+        storage, window = self.buckets.storage, item.get_expiry()
+        verdicts = [
+            self._verdict(storage.get_sliding_window(item.key_for(b), window), points, allowed)
+            for b in buckets
+        ]
         return min(verdicts, key=lambda v: v.remaining)
 
-    def _verdict(self, bucket: str, points: int, allowed: bool) -> Verdict:
+    async def _spend_shared(
+        self, shared: SharedStorage, buckets: Sequence[str], points: int
+    ) -> Verdict:
+        if len(buckets) == 1:  # a proven key: one round trip
+            allowed, counts = await shared.sliding_spend(self.item, buckets[0], points)
+            return self._verdict(counts, points, allowed)
+        item, limiter = self.item, shared.sliding  # in every bucket, or in none
+        fits = all([await limiter.test(item, b, cost=points) for b in buckets])
+        allowed = fits and all([await limiter.hit(item, b, cost=points) for b in buckets])
+        window = item.get_expiry()
+        verdicts = [
+            self._verdict(
+                await shared.redis.get_sliding_window(item.key_for(b), window), points, allowed
+            )
+            for b in buckets
+        ]
+        return min(verdicts, key=lambda v: v.remaining)
+
+    def _verdict(
+        self, counts: tuple[int, float, int, float], points: int, allowed: bool
+    ) -> Verdict:
         item = self.item
         window = item.get_expiry()
-        previous, previous_ttl, current, current_ttl = self.buckets.storage.get_sliding_window(
-            item.key_for(bucket), window
-        )
+        previous, previous_ttl, current, current_ttl = counts
         spent = previous * previous_ttl / window + current
         remaining = max(0, item.amount - math.floor(spent))
         if allowed:
@@ -205,3 +421,22 @@ class PointsBudget:
         else:  # the current minute must become the previous one and fall
             wait = (current_ttl - window) + window - room * window / current
         return Verdict(False, remaining, max(1, math.ceil(wait)))
+
+
+class CreationQuota:
+    """CREATE_ASSISTANT_LIMIT: assistant creations per organisation, counted in the buckets'
+    storage (shared through Redis like the other limits)."""
+
+    def __init__(self, buckets: Buckets, limit: str) -> None:
+        self.buckets = buckets
+        self.item = parse(limit)
+
+    async def spend(self, org_id: str) -> None:
+        verdict = await self.buckets.hit_all(self.item, (f"creations:{org_id}",))
+        if not verdict.allowed:
+            raise RateLimited(
+                f"too many assistants created: at most {self.item.amount} per "
+                f"{self.item.get_expiry()} seconds in an organisation; retry in "
+                f"{verdict.reset_after} seconds",
+                retry_after=verdict.reset_after,
+            )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from ipaddress import ip_network
 from pathlib import Path
 
+from limits import parse
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,6 +53,41 @@ class Settings(BaseSettings):
     events_max_streams: int = 1000  # open streams (SSE and subscriptions) per process
     events_queue_size: int = 1000  # events waiting for one slow subscriber before it is dropped
     graphql_max_subscriptions: int = 20  # operations per websocket connection
+
+    # Processes and machines (README "Running in production"): where the limits count,
+    # assistant creations per organisation, trusted proxies, live streams per API key.
+    rate_limit_storage: str = "memory://"  # or redis://HOST:PORT/DB, shared by every process
+    create_assistant_limit: str | None = None  # e.g. "10/hour" per organisation; unset: off
+    forwarded_allow_ips: str = ""  # proxies whose X-Forwarded-For is believed; "*": any
+    events_max_streams_per_key: int = 20  # open streams of one API key, per process
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _known_storage(cls, value: str) -> str:
+        if not value.startswith(("memory://", "redis://", "rediss://")):
+            raise ValueError("must be memory:// or redis://HOST:PORT/DB")
+        return value
+
+    @field_validator("create_assistant_limit")
+    @classmethod
+    def _a_rate(cls, value: str | None) -> str | None:
+        if value:
+            try:
+                parse(value)
+            except ValueError:
+                raise ValueError(f"'{value}' is not a rate such as 10/hour") from None
+        return value or None
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _addresses(cls, value: str) -> str:
+        for entry in value.split(","):
+            if entry.strip() not in ("", "*"):
+                try:
+                    ip_network(entry.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"'{entry.strip()}' is not an address or CIDR") from None
+        return value
 
     @property
     def base_url(self) -> str:

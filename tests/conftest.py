@@ -313,3 +313,16 @@ async def make_client(settings: Settings) -> AsyncIterator[MakeClient]:
             return await stack.enter_async_context(http)
 
         yield make
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[Any]:
+    """A real redis-server of this test (tests/helpers/redis_server.py): skipped without
+    `redis-server`, failed instead with REQUIRE_REDIS=1."""
+    from tests.helpers.redis_server import RedisServer
+
+    server = RedisServer(tmp_path).start()
+    try:
+        yield server
+    finally:
+        server.stop()

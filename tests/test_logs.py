@@ -58,6 +58,7 @@ async def test_one_line_per_rest_request_without_secrets(
         "request_id": "req-logs-1",
         "org_id": org.org_id,
         "key_id": org.key_id,
+        "client": "127.0.0.1",
         "method": "PATCH",
         "route": "/orgs/{org_id}/assistants/{assistant_id}",
         "path": f"/orgs/c/assistants/{created['id']}",

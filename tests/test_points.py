@@ -148,14 +148,14 @@ async def test_the_default_is_10000_points_a_minute(client: httpx.AsyncClient, o
 
 def test_retry_after_when_the_previous_minute_still_weighs(clock: Clock) -> None:
     budget = PointsBudget(Buckets(), 100)
-    assert budget.spend(("k",), 100).allowed
+    assert budget.spend_here(("k",), 100).allowed
     clock.now += 60  # 10 s into the next minute: the 100 points weigh 100 * 50 / 60
-    verdict = budget.spend(("k",), 30)
+    verdict = budget.spend_here(("k",), 30)
     assert (verdict.allowed, verdict.remaining) == (False, 17)
     # 30 points fit once 100 * left / 60 <= 70: left <= 42 s, so in 8 s
     assert verdict.reset_after == 8
     clock.now += 8
-    assert budget.spend(("k",), 30).allowed
+    assert budget.spend_here(("k",), 30).allowed
 
 
 # -- the websocket -------------------------------------------------------------------------

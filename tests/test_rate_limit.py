@@ -10,32 +10,18 @@ import time
 import pytest
 from limits import parse
 from limits.strategies import MovingWindowRateLimiter
-from sqlalchemy import func, select
 
-from app.models import Assistant
 from app.ratelimit import QuietMemoryStorage
 from app.settings import Settings
+from tests.helpers.rate_limits import assert_limited
+from tests.helpers.rows import count_assistants
 
 LIMIT = "5/minute"
-
-
-async def count_assistants(db) -> int:
-    async with db.read() as tx:
-        return int(await tx.scalar(select(func.count()).select_from(Assistant)) or 0)
 
 
 @pytest.fixture
 async def limited(make_client):
     return await make_client(rate_limit=LIMIT)
-
-
-def assert_limited(response) -> None:
-    assert response.status_code == 429
-    retry_after = int(response.headers["retry-after"])
-    assert 1 <= retry_after <= 60
-    assert response.headers["ratelimit-limit"] == "5"
-    assert response.headers["ratelimit-remaining"] == "0"
-    assert 1 <= int(response.headers["ratelimit-reset"]) <= 60
 
 
 async def test_a_key_gets_its_limit_then_429(limited, org, db):
@@ -161,3 +147,80 @@ def test_expired_entries_are_still_cleaned_up(monkeypatch):
     time.sleep(1.05)  # the window passes
     assert limiter.hit(item, "k")
     assert len(storage.events[key]) == 1  # the three expired entries are gone
+
+
+# CREATE_ASSISTANT_LIMIT (CONTRACT section 10): creations per organisation, both transports.
+
+CREATE = 'mutation($name: String!) { createAssistant(orgId: "c", input: {name: $name}) { id } }'
+
+
+async def create_rest(client, org, body):
+    return await client.post("/orgs/c/assistants", json=body, headers=org.headers)
+
+
+async def create_graphql(client, org, name):
+    body = {"query": CREATE, "variables": {"name": name}}
+    return await client.post("/graphql", json=body, headers=org.headers)
+
+
+async def test_creations_beyond_the_limit_are_429_on_both_transports(make_client, org, db):
+    client = await make_client(create_assistant_limit="2/hour")
+    invalid = await create_rest(client, org, {"name": ""})  # refused: spends nothing
+    assert (invalid.status_code, invalid.json()["code"]) == (400, "VALIDATION_FAILED")
+    assert (await create_rest(client, org, {"name": "one"})).status_code == 201
+    created = await create_graphql(client, org, "two")
+    assert created.status_code == 200
+    assert created.json()["data"]["createAssistant"]["id"]
+
+    refused = await create_rest(client, org, {"name": "three"})
+    assert refused.status_code == 429
+    assert refused.headers["content-type"] == "application/problem+json"
+    retry_after = int(refused.headers["retry-after"])
+    assert 3500 < retry_after <= 3600
+    problem = refused.json()
+    assert (problem["code"], problem["status"], problem["retry_after"]) == (
+        "RATE_LIMITED",
+        429,
+        retry_after,
+    )
+    assert problem["detail"].startswith(
+        "too many assistants created: at most 2 per 3600 seconds in an organisation"
+    )
+
+    refused = await create_graphql(client, org, "three")
+    assert refused.status_code == 429
+    assert 3500 < int(refused.headers["retry-after"]) <= 3600
+    body = refused.json()
+    assert body["data"] is None  # createAssistant is non-null
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "RATE_LIMITED"
+    assert error["extensions"]["retryAfter"] == int(refused.headers["retry-after"])
+    assert await count_assistants(db) == 2  # nothing created beyond the limit
+
+
+async def test_the_creation_limit_counts_per_organisation(make_client, org, other_org, db):
+    client = await make_client(create_assistant_limit="1/hour")
+    assert (await create_rest(client, org, {"name": "one"})).status_code == 201
+    assert (await create_rest(client, org, {"name": "two"})).status_code == 429
+    assert (await create_rest(client, other_org, {"name": "one"})).status_code == 201
+    # other requests of the organisation are not held back
+    listed = await client.get("/orgs/c/assistants", headers=org.headers)
+    assert (listed.status_code, len(listed.json())) == (200, 1)
+    assert await count_assistants(db) == 2
+
+
+async def test_the_creation_limit_is_off_by_default(client, org, db):
+    assert Settings(_env_file=None).create_assistant_limit is None  # type: ignore[call-arg]
+    for i in range(12):
+        assert (await create_rest(client, org, {"name": f"a{i}"})).status_code == 201
+    assert await count_assistants(db) == 12
+
+
+def test_bad_limit_settings_are_refused_naming_the_setting():
+    for name, value in [
+        ("create_assistant_limit", "ten an hour"),
+        ("rate_limit_storage", "memcached://localhost"),
+        ("forwarded_allow_ips", "10.0.0.0/8, proxy.local"),
+    ]:
+        with pytest.raises(ValueError, match=name):
+            Settings(_env_file=None, **{name: value})  # type: ignore[call-arg]

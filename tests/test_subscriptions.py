@@ -276,7 +276,10 @@ async def test_the_process_wide_stream_limit_refuses_with_a_code(
             await socket.subscribe("2", "c")
             refused = await socket.receive()
     assert refused["id"] == "2"
-    assert refused["payload"]["errors"][0]["extensions"] == {"code": "TOO_MANY_STREAMS"}
+    assert refused["payload"]["errors"][0]["extensions"] == {
+        "code": "TOO_MANY_STREAMS",
+        "retryAfter": 5,
+    }
 
 
 async def test_completing_a_subscription_releases_its_stream(app: Starlette, org: Org) -> None:

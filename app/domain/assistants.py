@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy import bindparam, delete, func, select
@@ -146,17 +146,34 @@ async def _apply(
 _INSERT = insert_statement(TABLE, returning=True)
 
 
+class CreationQuota(Protocol):
+    """CREATE_ASSISTANT_LIMIT (app/ratelimit.py): spends one creation of the organisation, or
+    raises RateLimited beyond the limit."""
+
+    async def spend(self, org_id: str) -> None: ...
+
+
 @requires(Scope.WRITE)
 async def create_assistant(
-    tx: Tx, *, access: Access, body: Any, default_model: str, writer: Writer
+    tx: Tx,
+    *,
+    access: Access,
+    body: Any,
+    default_model: str,
+    writer: Writer,
+    quota: CreationQuota | None = None,
 ) -> AssistantRecord:
-    """A new assistant; a key restricted to some assistants cannot make one."""
+    """A new assistant; a key restricted to some assistants cannot make one. With a `quota`,
+    a creation that passes authorisation and validation counts against it (an invalid body
+    spends nothing), and beyond it nothing is created."""
     if access.bound:
         raise InsufficientScope(
             "this API key is restricted to some assistants: it cannot create assistants"
         )
     org_id = access.org_id
     data = await _validated(tx, AssistantCreate, org_id, body)
+    if quota is not None:
+        await quota.spend(org_id)
     now = utcnow()
     new = Assistant(  # the model's defaults for every column the body leaves out
         id=new_id(),

@@ -139,6 +139,12 @@ class RateLimited(DomainError):
         super().__init__(message)
         self.retry_after = retry_after
 
+    @property
+    def details(self) -> dict[str, Any]:
+        """`retry_after` (seconds) also in the body: GraphQL `extensions.retryAfter`, which sets
+        the `Retry-After` of the HTTP answer when a resolver refused."""
+        return {"retry_after": self.retry_after}
+
 
 def _message(error: Any) -> str:
     loc = error["loc"]

@@ -152,6 +152,7 @@ class AssistantMutation:
                 body=sent_fields(input),
                 default_model=ctx.settings.default_model,
                 writer=ctx.writer,
+                quota=ctx.request.app.state.creation_quota,
             )
         return Assistant.from_row(row, ctx.settings.base_url, ([], []))  # no children yet
 

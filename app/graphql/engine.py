@@ -236,7 +236,7 @@ class Engine:
         )
         if isinstance(executor, list):  # variables that do not coerce
             return {"errors": [self._format(e, EXECUTION) for e in executor]}
-        spending.charge(cost)
+        await spending.charge(cost)
         try:
             result = await await_maybe(executor.execute_operation())
         except Exception as exc:  # noqa: BLE001  (masked and logged, as Strawberry does)

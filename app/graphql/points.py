@@ -33,11 +33,11 @@ class Spending:
     def charged(self) -> bool:
         return self.remaining is not None
 
-    def charge(self, cost: int, *, runs: bool = True) -> None:
+    async def charge(self, cost: int, *, runs: bool = True) -> None:
         """Spends the points of `cost` (1 when nothing runs); RateLimited beyond the budget."""
         self.requested = cost
         points = points_for(cost) if runs else 1
-        verdict = self.budget.spend(self.buckets, points)
+        verdict = await self.budget.spend(self.buckets, points)
         self.remaining = verdict.remaining
         if not verdict.allowed:
             raise RateLimited(
@@ -46,10 +46,10 @@ class Spending:
                 retry_after=verdict.reset_after,
             )
 
-    def settle(self) -> None:
+    async def settle(self) -> None:
         """Charges a request that did not run (1 point), unless it was charged already."""
         if self.remaining is None:
-            self.charge(self.requested, runs=False)
+            await self.charge(self.requested, runs=False)
 
     @property
     def extension(self) -> dict[str, int]:

@@ -161,7 +161,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                     "extensions": {"code": "TOO_MANY_SUBSCRIPTIONS"},
                 }
             else:
-                error = await self.persisted(message) or self.charge(message)
+                error = await self.persisted(message) or await self.charge(message)
             if error is not None:
                 await self.send_message({"id": message["id"], "type": "error", "payload": [error]})
                 return
@@ -188,7 +188,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             payload["query"] = found[0]
         return None
 
-    def charge(self, message: SubscribeMessage) -> dict[str, Any] | None:
+    async def charge(self, message: SubscribeMessage) -> dict[str, Any] | None:
         """Spends the operation's points (1 when it will not run); the error that refuses it
         (above GRAPHQL_MAX_COST, or beyond the budget), or None. A document that does not
         parse or validate is left to Strawberry, which answers its errors."""
@@ -205,7 +205,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         key = hash_key(bearer_token(self.context.authorization) or "")
         spending = Spending(view.points, (f"key:{key}",))
         try:
-            spending.charge(cost, runs=operation is not None and not over)
+            await spending.charge(cost, runs=operation is not None and not over)
         except RateLimited as exc:
             extensions = {"code": exc.code, "retryAfter": exc.retry_after}
             return {"message": exc.message, "extensions": extensions}

@@ -72,17 +72,29 @@ def graphql_error_response(status: int, code: str, message: str) -> Response:
     return JSONResponse(graphql_error_body(code, message), status_code=status)
 
 
-def answer(
+def rate_limited(errors: list[dict[str, Any]]) -> dict[str, str] | None:
+    """The `Retry-After` of a RATE_LIMITED error a resolver raised (CREATE_ASSISTANT_LIMIT):
+    that answer is a 429 over HTTP, like every other refusal of its kind (CONTRACT 5)."""
+    for error in errors:
+        extensions = error.get("extensions") or {}
+        if extensions.get("code") == RateLimited.code:
+            return {"Retry-After": str(extensions.get("retryAfter", 1))}
+    return None
+
+
+async def answer(
     spending: Spending, body: dict[str, Any], status: int = 200, media_type: str = JSON
 ) -> Response:
     """A GraphQL answer with its `extensions.cost`; a request that did not run spends its
     point now (429 RATE_LIMITED when even that is beyond the budget)."""
     headers = None
     try:
-        spending.settle()
+        await spending.settle()
     except RateLimited as exc:
         body, status = graphql_error_body(exc.code, exc.message), exc.status
         headers = {"Retry-After": str(exc.retry_after)}
+    if status == 200 and "errors" in body and (headers := rate_limited(body["errors"])):
+        status = RateLimited.status
     body["extensions"] = {**body.get("extensions", {}), "cost": spending.extension}
     return Response(orjson.dumps(body), status, headers, media_type=media_type)
 
@@ -136,7 +148,7 @@ class GraphQLView(GraphQL[Context, None]):
             # No form, multipart or text/plain POST (what a cross-site form can send) executes.
             message = f"send the request as application/json, not '{media_type or 'nothing'}'"
             body = graphql_error_body("UNSUPPORTED_MEDIA_TYPE", message)
-            await answer(spending, body, 415, answers)(scope, receive, send)
+            await (await answer(spending, body, 415, answers))(scope, receive, send)
             return
         try:
             response = await self.serve(request, spending, answers)
@@ -145,17 +157,17 @@ class GraphQLView(GraphQL[Context, None]):
             if exc.status_code == 404:
                 code = "NOT_FOUND"
             body = graphql_error_body(code, exc.reason)
-            response = answer(spending, body, exc.status_code, answers)
+            response = await answer(spending, body, exc.status_code, answers)
         except RequestError as exc:
             body = graphql_error_body("BAD_REQUEST", exc.message)
-            response = answer(spending, body, 400, answers)
+            response = await answer(spending, body, 400, answers)
         except RateLimited as exc:  # the points of the request are beyond the budget
             body = graphql_error_body(exc.code, exc.message)
-            response = answer(spending, body, exc.status, answers)
+            response = await answer(spending, body, exc.status, answers)
             response.headers["Retry-After"] = str(exc.retry_after)
         except DomainError as exc:  # 413 while the body streams in; persisted documents' errors
             body = graphql_error_body(exc.code, exc.message)
-            response = answer(spending, body, exc.status, answers)
+            response = await answer(spending, body, exc.status, answers)
         finally:
             context: Context | None = getattr(request.state, "graphql_context", None)
             if context is not None:
@@ -213,9 +225,9 @@ class GraphQLView(GraphQL[Context, None]):
         )
         if "data" not in body:  # failed before it ran: parse, validation, cost or variables
             if answers == GRAPHQL_RESPONSE:
-                return answer(spending, body, 400, answers)
+                return await answer(spending, body, 400, answers)
             body = {"data": None, **body}
-        return answer(spending, body, 200, answers)
+        return await answer(spending, body, 200, answers)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         """The websocket's context (HTTP requests make theirs in `serve`)."""

@@ -42,6 +42,7 @@ async def create(request: Request) -> Response:
             body=body,
             default_model=settings.default_model,
             writer=writer_of(request),
+            quota=request.app.state.creation_quota,
         )
         [document] = await assistant_documents(tx, [row], settings.base_url)
     return created_response(request, document, {"ETag": etag(row)})

@@ -55,9 +55,16 @@ def server_env(settings: Settings, port: int) -> dict[str, str]:
 class Server:
     """One `serve` process group; can be started again (on a new port) after stop or kill."""
 
-    def __init__(self, settings: Settings, log_dir: Path, workers: int = 2) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        log_dir: Path,
+        workers: int = 2,
+        env: dict[str, str] | None = None,  # more environment (settings) for the server
+    ) -> None:
         self.settings = settings
         self.workers = workers
+        self.env = env or {}
         self.log_dir = log_dir
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
@@ -78,7 +85,7 @@ class Server:
             self.process = subprocess.Popen(  # noqa: S603  (our own command line)
                 command,
                 cwd=ROOT,
-                env=server_env(self.settings, self.port),
+                env={**server_env(self.settings, self.port), **self.env},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
