@@ -116,3 +116,24 @@ def test_strawberry_parts() -> None:
     assert InvalidOperationTypeError  # its message is compared by tests/graphql/test_engine.py
     field = schema._schema.query_type.fields["assistant"]  # type: ignore[union-attr]
     assert field.extensions["strawberry-definition"].python_name == "assistant"
+
+
+def test_limits_redis_parts() -> None:
+    """app/ratelimit.py (RedisCounters) sends limits' own Lua scripts in one pipeline: it
+    reaches for the storage's bridge, its registered scripts and its key helpers."""
+    from limits.aio.storage import RedisStorage
+
+    storage = RedisStorage("async+redis://127.0.0.1:1/0", implementation="redispy")
+    bridge = storage.bridge
+    for script in (
+        "lua_acquire_moving_window",
+        "lua_moving_window",
+        "lua_acquire_sliding_window",
+        "lua_sliding_window",
+    ):
+        registered = getattr(bridge, script)
+        assert isinstance(registered.sha, str)
+        assert isinstance(registered.script, str | bytes)
+    assert parameters(bridge.prefixed_key) == ["key"]
+    assert parameters(bridge.get_connection) == ["readonly"]
+    assert storage._current_window_key("k") != storage._previous_window_key("k")  # noqa: SLF001
