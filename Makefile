@@ -63,6 +63,7 @@ lint: install
 
 schema: install
 	$(PY) -m app export-schema > schema.graphql
+	$(PY) -m app export-schema --federation > subgraph.graphql
 
 migrate: install
 	$(PY) -m app migrate
