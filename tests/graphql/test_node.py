@@ -194,3 +194,24 @@ async def test_node_runs_over_the_websocket_too(app, client, org):
         "id": target.action_id,
         "actionId": "TOOLS:HTTP_REQUEST",
     }
+
+
+def test_implementing_node_keeps_the_compiled_fast_path():
+    """Strawberry gives a type implementing an interface an `is_type_of`, which graphql-core
+    calls on every such object and which makes the compiled plans step aside: the served and
+    the exported schema drop it, so `updateAssistant { … integrations { … } }` plans as before."""
+    from app.graphql.execution import OBJECT, OBJECT_LIST, PRELOADED, steps_for
+    from app.graphql.schema import build_schema, schema
+
+    for built in (build_schema(), schema):
+        types = built._schema.type_map
+        for name in ("Assistant", "Integration", "Action"):
+            assert types[name].is_type_of is None, name
+        assistant = types["Assistant"]
+        shape = (("config", "config", False), ("integrations", "integrations", False),
+                 ("actions", "actions", False))  # fmt: skip
+        assert [s.kind for s in steps_for(assistant, shape)] == [OBJECT, PRELOADED, PRELOADED]
+        action = types["Action"]
+        definitions = steps_for(types["ActionConfig"], (("d", "definitions", False),))
+        assert [s.kind for s in definitions] == [OBJECT_LIST]
+        assert steps_for(action, (("config", "config", False),))[0].kind == OBJECT
