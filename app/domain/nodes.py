@@ -42,7 +42,7 @@ ASSISTANTS_BY_ID = Statement(
 
 def _children_by_id(model: type[Integration] | type[Action]) -> Statement:
     """Children of a kind by id, under a live assistant of the organisation."""
-    table = model.__table__  # type: ignore[attr-defined]
+    table: Any = model.__table__  # type: ignore[union-attr]
     return Statement(
         select(table).where(
             table.c.org_id == bindparam("org_id"),
@@ -91,10 +91,11 @@ async def find_by_ids(
             found.assistants[row.id] = row
     if not children or len(found.assistants) == len(wanted):  # nothing else to look for
         return found
-    for statement, record, into in (
+    kinds: tuple[tuple[Statement, type[Any], dict[str, Any]], ...] = (
         (INTEGRATIONS_BY_ID, IntegrationRecord, found.integrations),
         (ACTIONS_BY_ID, ActionRecord, found.actions),
-    ):
+    )
+    for statement, record, into in kinds:
         for child in await tx.all(statement, parameters, record):
             if access.sees(child.assistant_id):
                 into[child.id] = child

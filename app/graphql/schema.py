@@ -20,6 +20,7 @@ from strawberry.schema.name_converter import NameConverter
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionResult
+from strawberry.types.base import get_object_definition
 from strawberry.types.graphql import OperationType
 
 from app.graphql.actions import ActionMutation
@@ -87,7 +88,7 @@ class Served:
         # app/graphql/execution.py step aside for types that have one); our resolvers return
         # instances of the types themselves, which `Node` and `_Entity` resolve by class.
         for node_type in NODE_TYPES:
-            name = node_type.__strawberry_definition__.name  # type: ignore[attr-defined]
+            name = get_object_definition(node_type, strict=True).name
             self._schema.type_map[name].is_type_of = None
 
     async def execute(  # type: ignore[override]
@@ -111,7 +112,7 @@ class Served:
 def federation_directives_hidden() -> Iterator[None]:
     """The types' federation directives (`Assistant @key`) left out while the plain schema is
     built or printed: they belong to the subgraph SDL only."""
-    definitions = [t.__strawberry_definition__ for t in NODE_TYPES]  # type: ignore[attr-defined]
+    definitions = [get_object_definition(t, strict=True) for t in NODE_TYPES]
     kept = [d.directives for d in definitions]
     for definition in definitions:
         definition.directives = [
