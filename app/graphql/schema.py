@@ -186,14 +186,12 @@ def protective_extensions(settings: Settings) -> list[Callable[[], SchemaExtensi
     return extensions
 
 
-def build_schema(settings: Settings | None = None, *, federation: bool = True) -> Schema:
+def build_schema(settings: Settings | None = None, *, federation: bool = True) -> strawberry.Schema:
     """The schema served by `create_app(settings)` (a federation subgraph); without settings,
     the bare schema (the export target: extensions and settings never change the SDL);
     `federation=False`: the plain schema of `schema.graphql`."""
     if federation:
-        return SubgraphSchema(  # type: ignore[return-value]
-            federation_version=FEDERATION_VERSION, **_schema_arguments(settings)
-        )
+        return SubgraphSchema(federation_version=FEDERATION_VERSION, **_schema_arguments(settings))
     return Schema(**_schema_arguments(settings))
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from app.models import new_id
+from tests.event_clients import AsgiWebSocket
 from tests.key_helpers import MANAGE, READ, WRITE, make_key, make_target
 from tests.test_batched_reads import statements
 
@@ -144,3 +145,23 @@ async def test_entities_need_a_key(client, org):
     )
     body = response.json()
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_entities_and_service_run_over_the_websocket_too(app, client, org, other_org):
+    mine = await make_target(client, org, "Mine")
+    theirs = await make_target(client, other_org, "Theirs")
+    representations = [representation(theirs.assistant_id), representation(mine.assistant_id)]
+    async with AsgiWebSocket(app) as socket:
+        assert await socket.init(f"Bearer {org.api_key}") == {"type": "connection_ack"}
+        payload = {"query": ENTITIES, "variables": {"representations": representations}}
+        await socket.send({"id": "1", "type": "subscribe", "payload": payload})
+        found = await socket.receive()
+        await socket.send(
+            {"id": "2", "type": "subscribe", "payload": {"query": "{ _service { sdl } }"}}
+        )
+        service = await socket.receive()
+        while service["type"] != "next":  # the first operation's `complete`
+            service = await socket.receive()
+    assert found["type"] == "next", found
+    assert [e and e["name"] for e in found["payload"]["data"]["_entities"]] == [None, "Mine 2"]
+    assert service["payload"]["data"]["_service"]["sdl"] + "\n" == SUBGRAPH.read_text()
