@@ -157,10 +157,12 @@ def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> None:
     _print(_in_transaction(settings, work))
 
 
-def cmd_export_schema(_settings: Settings, _args: argparse.Namespace) -> None:
-    from app.graphql.schema import schema
+def cmd_export_schema(_settings: Settings, args: argparse.Namespace) -> None:
+    """schema.graphql; with `--federation`, the subgraph SDL (`_service { sdl }`)."""
+    from app.graphql.schema import build_schema, schema
 
-    sys.stdout.write(schema.as_str() + "\n")
+    exported = build_schema() if args.federation else schema
+    sys.stdout.write(exported.as_str() + "\n")
 
 
 def cmd_demo(settings: Settings, _args: argparse.Namespace) -> None:
@@ -195,7 +197,13 @@ def parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
-    sub.add_parser("export-schema", help="print the SDL").set_defaults(func=cmd_export_schema)
+    export = sub.add_parser("export-schema", help="print the SDL")
+    export.add_argument(
+        "--federation",
+        action="store_true",
+        help="the Apollo Federation 2 subgraph SDL (what `_service { sdl }` answers)",
+    )
+    export.set_defaults(func=cmd_export_schema)
     sub.add_parser("demo", help="ensure the demo organisation").set_defaults(func=cmd_demo)
 
     orgs = sub.add_parser("orgs").add_subparsers(dest="action", required=True)

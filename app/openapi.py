@@ -206,7 +206,7 @@ class Op:
     query: tuple[str, ...] = ()
     errors: tuple[int, ...] = (401, 403, 404, 429)
     public: bool = False
-    operation_id: str | None = None
+    operation_id: str = ""  # a name a generated client reads: `updateAssistant`
     description: str | None = None
 
 
@@ -225,49 +225,65 @@ CAPPED = (
 )
 
 OPERATIONS = [
-    Op("GET", "/healthz", "Liveness", response=Health, errors=(), public=True),
+    Op("GET", "/healthz", "Liveness", response=Health, errors=(), public=True,
+       operation_id="getHealth"),
     Op("GET", "/readyz", "Readiness: 503 while the database does not answer", response=Health,
-       errors=(503,), public=True),
+       errors=(503,), public=True, operation_id="getReadiness"),
     Op("POST", ASSISTANTS, "Create an assistant", 201, Assistant, body=AssistantCreate,
-       errors=BODY_ERRORS),
+       errors=BODY_ERRORS, operation_id="createAssistant"),
     Op("GET", ASSISTANTS, "List assistants, oldest first", response=Assistant, many=True,
-       query=("page", "take"), errors=(400, 401, 403, 429)),
-    Op("GET", ASSISTANT, "Read an assistant", response=Assistant),
+       query=("page", "take"), errors=(400, 401, 403, 429), operation_id="listAssistants"),
+    Op("GET", ASSISTANT, "Read an assistant", response=Assistant, operation_id="getAssistant"),
     Op("PATCH", ASSISTANT, "Update an assistant (deep merge; RFC 7396 accepted)",
        response=Assistant, body=AssistantPatch, body_types=PATCH_TYPES, query=("dry_run",),
-       errors=(*BODY_ERRORS, 412)),
+       errors=(*BODY_ERRORS, 412), operation_id="updateAssistant"),
     Op("DELETE", ASSISTANT, "Delete an assistant (`If-Match` honoured)", 204,
-       errors=(401, 403, 404, 412, 429)),
+       errors=(401, 403, 404, 412, 429), operation_id="deleteAssistant"),
     Op("POST", ASSISTANT + "/rotate-secret-key", "Rotate the secret key (`If-Match` honoured)",
-       response=Assistant, errors=(401, 403, 404, 412, 429)),
+       response=Assistant, errors=(401, 403, 404, 412, 429),
+       operation_id="rotateAssistantSecretKey"),
     Op("POST", INTEGRATIONS, "Add an integration", 201, Integration, body=IntegrationCreate,
-       errors=BODY_ERRORS, description=CAPPED.format(n=MAX_INTEGRATIONS, kind="integrations")),
-    Op("GET", INTEGRATIONS, "List integrations", response=Integration, many=True),
-    Op("GET", INTEGRATIONS + "/{integration_id}", "Read an integration", response=Integration),
+       errors=BODY_ERRORS, description=CAPPED.format(n=MAX_INTEGRATIONS, kind="integrations"),
+       operation_id="createIntegration"),
+    Op("GET", INTEGRATIONS, "List integrations", response=Integration, many=True,
+       operation_id="listIntegrations"),
+    Op("GET", INTEGRATIONS + "/{integration_id}", "Read an integration", response=Integration,
+       operation_id="getIntegration"),
     Op("PATCH", INTEGRATIONS + "/{integration_id}", "Update an integration",
-       response=Integration, body=IntegrationPatch, body_types=PATCH_TYPES, errors=BODY_ERRORS),
-    Op("DELETE", INTEGRATIONS + "/{integration_id}", "Delete an integration", 204),
+       response=Integration, body=IntegrationPatch, body_types=PATCH_TYPES, errors=BODY_ERRORS,
+       operation_id="updateIntegration"),
+    Op("DELETE", INTEGRATIONS + "/{integration_id}", "Delete an integration", 204,
+       operation_id="deleteIntegration"),
     Op("POST", ACTIONS, "Add an action (it goes last)", 201, Action, body=ActionCreate,
-       errors=BODY_ERRORS, description=CAPPED.format(n=MAX_ACTIONS, kind="actions")),
-    Op("GET", ACTIONS, "List actions by position", response=Action, many=True),
+       errors=BODY_ERRORS, description=CAPPED.format(n=MAX_ACTIONS, kind="actions"),
+       operation_id="createAction"),
+    Op("GET", ACTIONS, "List actions by position", response=Action, many=True,
+       operation_id="listActions"),
     Op("PATCH", ACTIONS + "/reorder", "Reorder actions", response=Action, many=True,
-       body=ActionReorder, body_types=PATCH_TYPES, errors=BODY_ERRORS),
-    Op("GET", ACTIONS + "/{action_id}", "Read an action", response=Action),
+       body=ActionReorder, body_types=PATCH_TYPES, errors=BODY_ERRORS,
+       operation_id="reorderActions"),
+    Op("GET", ACTIONS + "/{action_id}", "Read an action", response=Action,
+       operation_id="getAction"),
     Op("PATCH", ACTIONS + "/{action_id}", "Update an action", response=Action,
-       body=ActionPatch, body_types=PATCH_TYPES, errors=BODY_ERRORS),
-    Op("DELETE", ACTIONS + "/{action_id}", "Delete an action", 204),
+       body=ActionPatch, body_types=PATCH_TYPES, errors=BODY_ERRORS, operation_id="updateAction"),
+    Op("DELETE", ACTIONS + "/{action_id}", "Delete an action", 204,
+       operation_id="deleteAction"),
     Op("POST", "/orgs/{org_id}/avatars", "Upload an avatar (PNG, JPEG, WebP or GIF, 2 MiB)",
-       201, AvatarCreated, body_types=(*IMAGE_TYPES, "multipart/form-data"),
-       errors=(400, 401, 403, 404, 413, 429)),
-    Op("GET", "/avatars/{avatar_id}", "An avatar image (public)", errors=(404,), public=True),
+       201, AvatarCreated, errors=(400, 401, 403, 404, 413, 429), operation_id="uploadAvatar",
+       description="The image is the multipart field `file`, or the whole body (any "
+       "`Content-Type`: `image/png`, `application/octet-stream`, …); its type is read from "
+       "its bytes, never from what the request claims."),
+    Op("GET", "/avatars/{avatar_id}", "An avatar image (public)", errors=(404,), public=True,
+       operation_id="getAvatarImage"),
     Op("GET", REVISIONS, "History, newest first", response=Revision, many=True,
-       query=("page", "take"), errors=(400, 401, 403, 404, 429)),
+       query=("page", "take"), errors=(400, 401, 403, 404, 429), operation_id="listRevisions"),
     Op("GET", REVISIONS + "/{version}", "One revision with its snapshot",
-       response=RevisionWithSnapshot),
+       response=RevisionWithSnapshot, operation_id="getRevision"),
     Op("POST", REVISIONS + "/{version}/restore", "Restore a revision", response=Assistant,
-       errors=(401, 403, 404, 412, 429)),
+       errors=(401, 403, 404, 412, 429), operation_id="restoreRevision"),
     Op("GET", "/orgs/{org_id}/events", "Changes as server-sent events (`Last-Event-ID` resumes)",
-       query=("assistant_id", "last_event_id"), errors=(400, 401, 403, 429)),
+       query=("assistant_id", "last_event_id"), errors=(400, 401, 403, 429),
+       operation_id="streamEvents"),
     Op("GET", API_KEYS, "List the organisation's API keys, oldest first (revoked ones too)",
        response=ApiKey, many=True, query=("page", "take"), errors=(400, 401, 403, 429),
        operation_id="listApiKeys"),
@@ -322,8 +338,53 @@ REASONS = {
 ERROR_MEDIA = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
 
+BINARY = {"schema": {"type": "string", "format": "binary"}}
+# Every object of the document has a name of its own (a component), so that no generator has
+# to make one up: openapi-python-client names an inline object after its parent and property
+# (`ActionConfig.input` → `ActionConfigInput`), which may well be the name of a component.
+JSON_OBJECT = "JsonObject"
+AVATAR_UPLOAD = "AvatarUpload"
+NAMED_OBJECTS: dict[str, dict[str, Any]] = {
+    JSON_OBJECT: {
+        "type": "object",
+        "additionalProperties": True,
+        "description": "Any JSON object.",
+    },
+    AVATAR_UPLOAD: {
+        "type": "object",
+        "properties": {"file": {"type": "string", "format": "binary"}},
+        "required": ["file"],
+        "description": "An avatar image as the multipart field `file`.",
+    },
+}
+
+
+def _ref_name(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
 def _ref(model: type[BaseModel]) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{model.__name__}"}
+    return _ref_name(model.__name__)
+
+
+def _is_any_object(node: dict[str, Any]) -> bool:
+    """A free-form object (`dict[str, Any]`): no properties, any others."""
+    return (
+        node.get("type") == "object"
+        and "properties" not in node
+        and node.get("additionalProperties", True) is True
+    )
+
+
+def named_objects(node: Any, top: bool = True) -> Any:
+    """The schema with each free-form object inside it a reference to `JsonObject`."""
+    if isinstance(node, dict):
+        if not top and _is_any_object(node):
+            return _ref_name(JSON_OBJECT)
+        return {k: named_objects(v, top=False) for k, v in node.items()}
+    if isinstance(node, list):
+        return [named_objects(v, top=False) for v in node]
+    return node
 
 
 def _drop_unset_defaults(node: Any) -> Any:
@@ -349,7 +410,9 @@ def _components() -> dict[str, Any]:
     )
     schemas = _drop_unset_defaults(top["$defs"])
     schemas["Change"]["properties"].update({"from": {}, "to": {}})
-    return schemas
+    schemas = {name: named_objects(schema) for name, schema in schemas.items()}
+    assert NAMED_OBJECTS.keys().isdisjoint(schemas)
+    return {**schemas, **NAMED_OBJECTS}
 
 
 def _parameters(op: Op) -> list[dict[str, Any]]:
@@ -374,8 +437,10 @@ def _success(op: Op) -> dict[str, Any]:
     if op.status == 204:
         return {"description": "Done"}
     if op.path == "/avatars/{avatar_id}":
-        binary = {"schema": {"type": "string", "format": "binary"}}
-        return {"description": "The image", "content": dict.fromkeys(IMAGE_TYPES, binary)}
+        # served with the image's own type; `application/octet-stream` is how generated
+        # clients (openapi-python-client) read an answer of bytes
+        content = dict.fromkeys((*IMAGE_TYPES, "application/octet-stream"), BINARY)
+        return {"description": "The image", "content": content}
     if op.path.endswith("/events"):
         stream = {"schema": {"type": "string"}}
         return {"description": "An event stream", "content": {"text/event-stream": stream}}
@@ -389,16 +454,10 @@ def _request_body(op: Op) -> dict[str, Any] | None:
         content = {t: {"schema": _ref(op.body)} for t in op.body_types}
         return {"required": True, "content": content}
     if op.path.endswith("/avatars"):
-        binary = {"schema": {"type": "string", "format": "binary"}}
-        form = {
-            "schema": {
-                "type": "object",
-                "properties": {"file": {"type": "string", "format": "binary"}},
-                "required": ["file"],
-            }
-        }
-        return {"required": True, "content": {**dict.fromkeys(IMAGE_TYPES, binary),
-                                              "multipart/form-data": form}}  # fmt: skip
+        # the two forms generators read: a form with a file (`format: binary`), raw bytes
+        form = {"schema": _ref_name(AVATAR_UPLOAD)}
+        content = {"multipart/form-data": form, "application/octet-stream": BINARY}
+        return {"required": True, "content": content}
     return None
 
 
@@ -407,7 +466,7 @@ def _operation(op: Op) -> dict[str, Any]:
     for status in op.errors:
         responses[str(status)] = {"description": REASONS[status], "content": ERROR_MEDIA}
     operation: dict[str, Any] = {
-        "operationId": op.operation_id or f"{op.method.lower()}{op.path}",
+        "operationId": op.operation_id,
         "summary": op.summary,
         "parameters": _parameters(op),
         "responses": responses,

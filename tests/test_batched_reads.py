@@ -3,11 +3,8 @@ assistant as for fifty (children are loaded in batches, never one query per assi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
 from tests.helpers.rows import insert_children
+from tests.helpers.statements import statements
 
 GRAPHQL_LIST = """
 { assistants(orgId: "c", first: 100) {
@@ -15,17 +12,6 @@ GRAPHQL_LIST = """
     nodes { id name integrations { id integrationId } actions { id name position } }
 } }
 """
-
-
-@contextmanager
-def statements(db: Any) -> Iterator[list[str]]:
-    """The SQL statements the store runs while the block runs."""
-    seen: list[str] = []
-    db.statement_listeners.append(seen.append)
-    try:
-        yield seen
-    finally:
-        db.statement_listeners.remove(seen.append)
 
 
 async def make_assistants(client, db, org, count: int) -> None:

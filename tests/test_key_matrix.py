@@ -117,6 +117,9 @@ GQL = [
     Gql("assistants", "read_all", "{ assistants(orgId: \"c\") { totalCount nodes { id } } }"),
     Gql("apiKeys", "manage", "{ apiKeys(orgId: \"c\") { totalCount nodes { id } } }"),
     Gql("viewer", "any", "{ viewer { orgId apiKey { id scopes } } }"),
+    # null, never an error, for what the key may not read (tests/graphql/test_node.py)
+    Gql("node", "any", "query($a: ID!) { node(id: $a) { id } }"),
+    Gql("nodes", "any", "query($a: ID!, $i: ID!, $x: ID!) { nodes(ids: [$a, $i, $x]) { id } }"),
     Gql("createAssistant", "create",
         "mutation { createAssistant(orgId: \"c\", input: {name: \"New\"}) { id } }"),
     Gql("updateAssistant", "write_one", "mutation($a: ID!) { updateAssistant(orgId: \"c\", "

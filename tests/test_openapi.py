@@ -19,7 +19,7 @@ from app.domain.child_input import (
     IntegrationCreate,
     IntegrationPatch,
 )
-from app.openapi import _drop_unset_defaults
+from app.openapi import OPERATIONS, _drop_unset_defaults, named_objects
 
 NOT_REST = {"/graphql", "/graphiql-assets/{path:path}", "/openapi.json"}
 
@@ -70,9 +70,10 @@ async def test_bodies_are_the_schemas_of_the_validating_models(document, model):
     schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
     definitions = _drop_unset_defaults(schema.pop("$defs", {}))
     components = document["components"]["schemas"]
-    assert components[model.__name__] == _drop_unset_defaults(schema)
+    # the same, with each free-form object (`dict[str, Any]`) named `JsonObject`
+    assert components[model.__name__] == named_objects(_drop_unset_defaults(schema))
     for name, definition in definitions.items():
-        assert components[name] == definition
+        assert components[name] == named_objects(definition)
     assert components[model.__name__]["additionalProperties"] is False
 
 
@@ -135,3 +136,61 @@ async def test_api_keys_fit_their_schemas_and_each_operation_names_its_scope(cli
     assert patch["security"] == [{"bearer": ["assistants:write"]}]
     assert "security" not in paths["/orgs/{org_id}/api-keys/current"]["get"]
     assert paths["/healthz"]["get"]["security"] == []
+
+
+OPERATION_ID = re.compile(
+    r"^(get|list|create|update|delete|rotate|reorder|upload|restore|revoke|stream)[A-Z][A-Za-z]+$"
+)
+
+
+async def test_operation_ids_read_as_names(document):
+    """camelCase verb + noun, one per operation, so a generated client has `update_assistant`
+    (Python) or `updateAssistant` (TypeScript), never a name made from the path."""
+    ids = [op["operationId"] for item in document["paths"].values() for op in item.values()]
+    assert len(ids) == len(OPERATIONS) == len(set(ids))
+    assert [i for i in ids if not OPERATION_ID.match(i)] == []
+    paths = document["paths"]
+    assistant = paths["/orgs/{org_id}/assistants/{assistant_id}"]
+    assert paths["/orgs/{org_id}/assistants"]["post"]["operationId"] == "createAssistant"
+    assert paths["/orgs/{org_id}/assistants"]["get"]["operationId"] == "listAssistants"
+    assert assistant["get"]["operationId"] == "getAssistant"
+    assert assistant["patch"]["operationId"] == "updateAssistant"
+    assert assistant["delete"]["operationId"] == "deleteAssistant"
+
+
+def inline_objects(node: Any, where: str = "") -> list[str]:
+    """Where an object schema with properties of its own, or a free-form one, sits inline (not
+    as a component): a generator would have to make up its name."""
+    found = []
+    if isinstance(node, dict):
+        if node.get("type") == "object" and where.count("/") > 1:
+            found.append(where)
+        for key, value in node.items():
+            found += inline_objects(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += inline_objects(value, f"{where}/{index}")
+    return found
+
+
+async def test_every_object_has_a_name_of_its_own(document):
+    schemas = document["components"]["schemas"]
+    assert [w for name, s in schemas.items() for w in inline_objects(s, name)] == []
+    media = [
+        content["schema"]
+        for item in document["paths"].values()
+        for op in item.values()
+        for part in (op.get("requestBody", {}), *op["responses"].values())
+        for content in part.get("content", {}).values()
+    ]
+    assert [m for m in media if m.get("type") == "object"] == []
+
+
+async def test_the_avatar_upload_reads_as_a_file(document):
+    """A form with a `format: binary` field, or the raw bytes: the forms generators read."""
+    upload = document["paths"]["/orgs/{org_id}/avatars"]["post"]["requestBody"]["content"]
+    assert set(upload) == {"multipart/form-data", "application/octet-stream"}
+    assert upload["application/octet-stream"]["schema"] == {"type": "string", "format": "binary"}
+    form = document["components"]["schemas"]["AvatarUpload"]
+    assert form["properties"]["file"] == {"type": "string", "format": "binary"}
+    assert form["required"] == ["file"]

@@ -12,6 +12,9 @@ multiplications (`Cost.of`), never a second walk.
   which its resolver refuses, counts as the nearest bound). An edge and its node are one item:
   what is selected under `edges` and `nodes` counts once per item.
 - A list of integrations or of actions holds 100 (an assistant's maximum of each).
+- A list of objects by id (`nodes(ids:)`, federation's `_entities(representations:)`) holds as
+  many items as its list argument has: the length of a literal list, or of the variable's
+  value per request.
 - Each of these counts its items times the items of the lists above it; any other field (an
   object, a connection's `pageInfo`, a list inside one item's data such as `definitions`,
   `suggestedMessages` or a revision's `changes`, introspection) adds nothing itself.
@@ -35,6 +38,7 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     IntValueNode,
+    ListValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
     VariableNode,
@@ -51,10 +55,13 @@ MIN_PAGE, MAX_PAGE, DEFAULT_PAGE = 1, 100, 20
 # lists whose length has a known bound, by the name of their item type
 BOUNDED_LISTS: dict[str, int] = {"Integration": MAX_INTEGRATIONS, "Action": MAX_ACTIONS}
 ITEM_FIELDS = frozenset({"edges", "nodes"})
+# lists of objects by id: the argument whose length is theirs, by field name
+LISTED_BY: dict[str, str] = {"nodes": "ids", "_entities": "representations"}
 
 Term = tuple[int, ...]  # the factors (page-size variables, by index) a coefficient multiplies
 Poly = dict[Term, int]
-Factor = tuple[str, int | None, int]  # (variable, its default in the operation, the fallback)
+Factor = tuple[str, int | None, int, bool]
+"""(variable, its default in the operation, the fallback, whether it counts a list's length)"""
 
 
 def page_size(value: Any, fallback: int) -> int:
@@ -65,6 +72,15 @@ def page_size(value: Any, fallback: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         value = fallback
     return min(max(value, MIN_PAGE), MAX_PAGE)
+
+
+def list_length(value: Any, default: int | None) -> int:
+    """How many items a list argument of this value holds (a single value is a list of one)."""
+    if isinstance(value, list | tuple):
+        return len(value)
+    if value is None:
+        return default or 0
+    return 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +97,10 @@ class Cost:
             return self.constant
         given = variables or {}
         sizes = [
-            page_size(given.get(name, default), fallback)
-            for name, default, fallback in self.factors
+            list_length(given.get(name), default)
+            if length
+            else page_size(given.get(name, default), fallback)
+            for name, default, fallback, length in self.factors
         ]
         total = 0
         for coefficient, term in self.terms:
@@ -125,7 +143,8 @@ class Walk:
 
     def __init__(self, schema: GraphQLSchema, document: DocumentNode) -> None:
         self.schema = schema
-        self.factors: dict[tuple[str, int], int] = {}  # (variable, fallback) → index
+        # (variable, fallback, counts a length) → index
+        self.factors: dict[tuple[str, int, bool], int] = {}
         fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
@@ -143,15 +162,12 @@ class Walk:
         if all(term == () for term in poly):
             return Cost(poly.get((), 0))
         defaults = {
-            definition.variable.name.value: (
-                int(definition.default_value.value)
-                if isinstance(definition.default_value, IntValueNode)
-                else None
-            )
+            definition.variable.name.value: definition.default_value
             for definition in operation.variable_definitions or ()
         }
         factors = tuple(
-            (name, defaults.get(name), fallback) for (name, fallback) in self.factors
+            (name, _default(defaults.get(name), length), fallback, length)
+            for (name, fallback, length) in self.factors
         )  # in index order: dicts keep insertion order
         return Cost(None, tuple((c, term) for term, c in poly.items()), factors)
 
@@ -193,8 +209,13 @@ class Walk:
             cost = _scaled(per_item, constant, factor)
             _add(cost, fixed)
             return cost
-        bound = BOUNDED_LISTS.get(named.name) if _is_list(field) else None
         _add(fixed, items)
+        by = LISTED_BY.get(node.name.value)
+        if by is not None and by in field.args and _is_list(field):
+            constant, factor = self.length(node, by)
+            _add(fixed, {(): 1})
+            return _scaled(fixed, constant, factor)
+        bound = BOUNDED_LISTS.get(named.name) if _is_list(field) else None
         if bound is None:
             return fixed
         _add(fixed, {(): 1})
@@ -208,10 +229,31 @@ class Walk:
         value = argument.value if argument is not None else None
         if isinstance(value, VariableNode):
             key = (value.name.value, fallback)
-            return 1, self.factors.setdefault(key, len(self.factors))
+            return 1, self.factors.setdefault((*key, False), len(self.factors))
         # absent or null: the fallback (anything but an Int is refused by validation anyway)
         given = int(value.value) if isinstance(value, IntValueNode) else None
         return page_size(given, fallback), None
+
+    def length(self, node: FieldNode, name: str) -> tuple[int, int | None]:
+        """The weight of a list by id: its argument's length, (a constant, None) or (1, the
+        index of its variable)."""
+        argument = next((a for a in node.arguments or () if a.name.value == name), None)
+        value = argument.value if argument is not None else None
+        if isinstance(value, VariableNode):
+            key = (value.name.value, 0, True)
+            return 1, self.factors.setdefault(key, len(self.factors))
+        if isinstance(value, ListValueNode):
+            return len(value.values), None
+        return (0 if value is None else 1), None
+
+
+def _default(value: Any, length: bool) -> int | None:
+    """A variable's default in the operation, as a page size or as a list's length."""
+    if length:
+        if isinstance(value, ListValueNode):
+            return len(value.values)
+        return None if value is None else 1
+    return int(value.value) if isinstance(value, IntValueNode) else None
 
 
 def operation_costs(

@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import strawberry
+import strawberry.federation
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
     SchemaExtension,
 )
+from strawberry.federation.schema import FederationAny
+from strawberry.federation.schema_directives import FederationDirective
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.name_converter import NameConverter
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionResult
+from strawberry.types.base import get_object_definition
 from strawberry.types.graphql import OperationType
 
 from app.graphql.actions import ActionMutation
 from app.graphql.api_keys import ApiKeyMutation, ApiKeyQuery
 from app.graphql.assistants import AssistantMutation, AssistantQuery
+from app.graphql.context import Info
 from app.graphql.execution import CompiledExecutionContext
 from app.graphql.integrations import IntegrationMutation
 from app.graphql.limits import (
@@ -31,12 +37,14 @@ from app.graphql.limits import (
     TokenLimit,
     settings_limits_rule,
 )
+from app.graphql.node import NodeQuery, entities
 from app.graphql.revisions import RevisionMutation
 from app.graphql.scalars import SCALAR_MAP
 from app.graphql.subscriptions import AssistantSubscription, StreamErrorCodes
+from app.graphql.types import NODE_TYPES
 from app.settings import Settings
 
-Query = merge_types("Query", (AssistantQuery, ApiKeyQuery))
+Query = merge_types("Query", (AssistantQuery, ApiKeyQuery, NodeQuery))
 Mutation = merge_types(
     "Mutation",
     (AssistantMutation, IntegrationMutation, ActionMutation, RevisionMutation, ApiKeyMutation),
@@ -68,7 +76,21 @@ Subscription.__strawberry_definition__.description = (  # type: ignore[attr-defi
 )
 
 
-class Schema(strawberry.Schema):
+class Served:
+    """What both schemas below share: how they run, and objects typed by their class alone."""
+
+    _schema: Any
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Strawberry gives the types implementing an interface an `is_type_of` (graphql-core
+        # calls it on every such object it completes, and the compiled plans of
+        # app/graphql/execution.py step aside for types that have one); our resolvers return
+        # instances of the types themselves, which `Node` and `_Entity` resolve by class.
+        for node_type in NODE_TYPES:
+            name = get_object_definition(node_type, strict=True).name
+            self._schema.type_map[name].is_type_of = None
+
     async def execute(  # type: ignore[override]
         self,
         query: str | None,
@@ -80,10 +102,53 @@ class Schema(strawberry.Schema):
         over HTTP it is refused before anything runs (400 `BAD_REQUEST`)."""
         allowed = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
         allowed.discard(OperationType.SUBSCRIPTION)
-        return await super().execute(query, *args, allowed_operation_types=allowed, **kwargs)
+        return await super().execute(query, *args, allowed_operation_types=allowed, **kwargs)  # type: ignore[misc]
 
-    def process_errors(self, errors: list, execution_context: object = None) -> None:  # type: ignore[override]
+    def process_errors(self, errors: list, execution_context: object = None) -> None:  # type: ignore[type-arg]
         """Errors are logged (unexpected ones only) by the ErrorCodes extension."""
+
+
+@contextmanager
+def federation_directives_hidden() -> Iterator[None]:
+    """The types' federation directives (`Assistant @key`) left out while the plain schema is
+    built or printed: they belong to the subgraph SDL only."""
+    definitions = [get_object_definition(t, strict=True) for t in NODE_TYPES]
+    kept = [d.directives for d in definitions]
+    for definition in definitions:
+        definition.directives = [
+            d for d in definition.directives or () if not isinstance(d, FederationDirective)
+        ]
+    try:
+        yield
+    finally:
+        for definition, directives in zip(definitions, kept, strict=True):
+            definition.directives = directives
+
+
+class Schema(Served, strawberry.Schema):
+    """The plain schema: `schema.graphql`, without federation's additions."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        with federation_directives_hidden():
+            super().__init__(*args, **kwargs)
+
+    def as_str(self) -> str:
+        with federation_directives_hidden():
+            return super().as_str()
+
+
+FEDERATION_VERSION = "2.3"  # @key is all it uses; 2.3 composes with every Federation 2 router
+
+
+class SubgraphSchema(Served, strawberry.federation.Schema):
+    """The schema served: the plain one plus Apollo Federation 2's `_service { sdl }` (this
+    schema's SDL, with `@link` and `Assistant @key(fields: "id")`) and `_entities`."""
+
+    async def entities_resolver(  # type: ignore[override]
+        self, info: Info, representations: list[FederationAny]
+    ) -> list[FederationAny]:
+        """Every representation in one lookup, answering only what the key may read."""
+        return await entities(info, representations)  # type: ignore[return-value]
 
 
 class CachedNames(NameConverter):
@@ -121,12 +186,19 @@ def protective_extensions(settings: Settings) -> list[Callable[[], SchemaExtensi
     return extensions
 
 
-def build_schema(settings: Settings | None = None) -> Schema:
-    """The schema served by `create_app(settings)`; without settings, the bare schema (the
-    export target: extensions and settings never change the SDL)."""
+def build_schema(settings: Settings | None = None, *, federation: bool = True) -> strawberry.Schema:
+    """The schema served by `create_app(settings)` (a federation subgraph); without settings,
+    the bare schema (the export target: extensions and settings never change the SDL);
+    `federation=False`: the plain schema of `schema.graphql`."""
+    if federation:
+        return SubgraphSchema(federation_version=FEDERATION_VERSION, **_schema_arguments(settings))
+    return Schema(**_schema_arguments(settings))
+
+
+def _schema_arguments(settings: Settings | None) -> dict[str, Any]:
     extensions = protective_extensions(settings) if settings else []
     introspection = settings.graphql_introspection if settings else True
-    return Schema(
+    return dict(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -140,4 +212,4 @@ def build_schema(settings: Settings | None = None) -> Schema:
     )
 
 
-schema = build_schema()
+schema = build_schema(federation=False)

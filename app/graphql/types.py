@@ -109,8 +109,18 @@ class Config:
         )
 
 
+@strawberry.interface(
+    description=(
+        "An object with an id unique across every type (Relay object identification): "
+        "`node(id:)` and `nodes(ids:)` find it again by that id alone."
+    )
+)
+class Node:
+    id: strawberry.ID = strawberry.field(description="The object's id, unique across types.")
+
+
 @strawberry.type(description="A channel or system the assistant is connected to.")
-class Integration:
+class Integration(Node):
     id: strawberry.ID = strawberry.field(description="Opaque id of this integration.")
     enabled: bool = strawberry.field(description="Whether it is active.")
     integration_id: str = strawberry.field(description="Kind, a lower-case slug: `whatsapp`, …")
@@ -149,7 +159,7 @@ class ActionConfig:
 
 
 @strawberry.type(description="A tool the assistant can call, such as `TOOLS:HTTP_REQUEST`.")
-class Action:
+class Action(Node):
     id: strawberry.ID = strawberry.field(description="Opaque id of this action.")
     enabled: bool = strawberry.field(description="Whether it is active.")
     name: str = strawberry.field(description="Name, at most 64 characters.")
@@ -186,8 +196,11 @@ class Action:
         )
 
 
-@strawberry.type(description="An AI assistant: who it is, how it talks, what it may do.")
-class Assistant:
+@strawberry.federation.type(
+    description="An AI assistant: who it is, how it talks, what it may do.",
+    keys=["id"],  # an Apollo Federation entity (the subgraph SDL only: see app/graphql/schema.py)
+)
+class Assistant(Node):
     id: strawberry.ID = strawberry.field(description="Opaque id of the assistant.")
     name: str = strawberry.field(description="Name, 1-1024 characters, stored trimmed.")
     enabled: bool = strawberry.field(description="Whether it answers contacts.")
@@ -289,3 +302,6 @@ class AssistantConnection:
     nodes: list[Assistant] = strawberry.field(description="The assistants of this page.")
     page_info: PageInfo = strawberry.field(description="Whether more follow, and where.")
     total_count: int = strawberry.field(description="How many assistants the organisation has.")
+
+
+NODE_TYPES = (Assistant, Integration, Action)  # what `node(id:)` may answer

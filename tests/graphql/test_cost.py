@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import httpx
 import pytest
-from graphql import OperationDefinitionNode, parse
+from graphql import GraphQLSchema, OperationDefinitionNode, parse
 from starlette.applications import Starlette
 
 from app.graphql import engine as engine_module
@@ -269,3 +270,38 @@ async def test_the_maximum_is_a_setting(make_client: Any, settings: Settings, or
     refused = await post(client, org, two)
     [error] = refused.json()["errors"]
     assert error["extensions"] == {"code": "GRAPHQL_VALIDATION_FAILED", "cost": 402, "maxCost": 200}
+
+
+@cache
+def served_schema() -> GraphQLSchema:
+    """The schema served (the federation subgraph, with `_entities`), built once."""
+    from app.graphql.schema import build_schema
+
+    return build_schema()._schema
+
+
+def subgraph_cost_of(document: str, variables: dict[str, Any] | None = None) -> int:
+    parsed = parse(document)
+    nodes = [d for d in parsed.definitions if isinstance(d, OperationDefinitionNode)]
+    return operation_costs(served_schema(), parsed, nodes)[0].of(variables)
+
+
+NODES_WITH_CHILDREN = "nodes(ids: $ids) { id ... on Assistant { " + CHILDREN + " } }"
+
+
+def test_lists_by_id_cost_their_length() -> None:
+    """`nodes(ids:)` and `_entities(representations:)` hold one item per id, each with what it
+    selects: a literal list counts its items, a variable its value's, per request."""
+    assert cost_of('{ nodes(ids: ["a", "b", "c"]) { id } }') == 3
+    assert cost_of('{ nodes(ids: "a") { id } }') == 1  # one value is a list of one
+    assert cost_of('{ node(id: "a") { id ... on Assistant { integrations { id } } } }') == 100
+    document = "query($ids: [ID!]!) { " + NODES_WITH_CHILDREN + " }"
+    assert cost_of(document, {"ids": ["a"] * 7}) == 7 * (1 + 100 + 100)
+    assert cost_of(document, {"ids": []}) == 0
+    with_default = 'query($ids: [ID!]! = ["a", "b"]) { ' + NODES_WITH_CHILDREN + " }"
+    assert cost_of(with_default, {}) == 2 * 201
+    assert cost_of(with_default, {"ids": ["a"] * 4}) == 4 * 201
+    entities = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Assistant { id } } }"
+    assert subgraph_cost_of(entities, {"r": [{"__typename": "Assistant", "id": "a"}] * 9}) == 9
+    literal = '{ _entities(representations: [{__typename: "Assistant", id: "a"}]) { __typename } }'
+    assert subgraph_cost_of(literal) == 1

@@ -17,6 +17,7 @@ from app.graphql.view import GRAPHQL_RESPONSE
 from app.models import Assistant, PersistedDocument
 from tests.helpers.event_clients import SUBSCRIPTION, AsgiWebSocket, until
 from tests.helpers.graphql_answers import ANY
+from tests.helpers.statements import statements
 
 LIST = 'query List($n: Int) { assistants(orgId: "c", first: $n) { totalCount nodes { name } } }'
 RENAME = (
@@ -247,17 +248,13 @@ async def test_a_known_hash_costs_no_statement_more_than_its_text(client, org, d
     made = await make_assistant(org, name="Ada")
     body = {"variables": {"id": made["id"], "name": "Counted"}}
     await post(client, org, query=RENAME, extensions=persisted(RENAME), **body)
-    seen: list[str] = []
-    db.statement_listeners.append(seen.append)
-    try:
+    with statements(db) as seen:
         by_text = await post(client, org, query=RENAME, variables={"id": made["id"], "name": "T"})
         text_statements, seen[:] = list(seen), []
         by_hash = await post(
             client, org, extensions=persisted(RENAME), variables={"id": made["id"], "name": "H"}
         )
         hash_statements = list(seen)
-    finally:
-        db.statement_listeners.remove(seen.append)
     assert by_text.json()["data"]["updateAssistant"] == {"name": "T", "version": 3}
     assert by_hash.json()["data"]["updateAssistant"] == {"name": "H", "version": 4}
     assert hash_statements == text_statements
