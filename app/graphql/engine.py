@@ -43,6 +43,7 @@ from app.graphql.cost import NO_COST, Cost, operation_costs
 from app.graphql.errors import code_error
 from app.graphql.execution import CompiledExecutionContext
 from app.graphql.limits import (
+    NoSubgraphSdl,
     OperationNameRequired,
     parse_limit_error,
     settings_limits_rule,
@@ -100,7 +101,7 @@ class Engine:
         self.max_cost = settings.graphql_max_cost
         rules: list[type[ASTValidationRule]] = [*specified_rules, settings_limits_rule(settings)]
         if not settings.graphql_introspection:
-            rules.append(NoSchemaIntrospectionCustomRule)
+            rules += [NoSchemaIntrospectionCustomRule, NoSubgraphSdl]
         self.rules = tuple(rules)
         self._documents: OrderedDict[str, Prepared] = OrderedDict()
         # the same documents by SHA-256 (automatic persisted queries: app/graphql/persisted.py)

@@ -181,6 +181,23 @@ def limits_rule(limits: Limits) -> type[ValidationRule]:
     return DocumentLimitsRule
 
 
+class NoSubgraphSdl(ValidationRule):
+    """With introspection off, `_service { sdl }` (the federation subgraph's SDL, the whole
+    schema) is refused like `__schema`: a supergraph then composes from the committed
+    subgraph.graphql instead of asking the server."""
+
+    def enter_field(self, node: FieldNode, *_args: object) -> None:
+        parent = self.context.get_parent_type()
+        if node.name.value == "_service" and parent is self.context.schema.query_type:
+            self.report_error(
+                GraphQLError(
+                    "GraphQL introspection has been disabled, but the requested query "
+                    "contained the field '_service' (compose from subgraph.graphql)",
+                    node,
+                )
+            )
+
+
 class TokenLimit(MaxTokensLimiter):
     """The parser stops after `max_token_count` tokens (or when the document nests deeper than
     the interpreter's recursion allows); either refusal reads as a validation error."""

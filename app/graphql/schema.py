@@ -31,6 +31,7 @@ from app.graphql.execution import CompiledExecutionContext
 from app.graphql.integrations import IntegrationMutation
 from app.graphql.limits import (
     HideSuggestions,
+    NoSubgraphSdl,
     SafeParserCache,
     SingleOperation,
     TextValidationCache,
@@ -182,7 +183,11 @@ def protective_extensions(settings: Settings) -> list[Callable[[], SchemaExtensi
         lambda: TextValidationCache(maxsize=VALIDATION_CACHE_SIZE),
     ]
     if not settings.graphql_introspection:
-        extensions += [DisableIntrospection, HideSuggestions]
+        extensions += [
+            DisableIntrospection,
+            lambda: AddValidationRules([NoSubgraphSdl]),
+            HideSuggestions,
+        ]
     return extensions
 
 

@@ -73,6 +73,21 @@ async def test_service_sdl_is_the_subgraph_sdl(client, org):
     assert body["data"]["_service"]["sdl"] + "\n" == SUBGRAPH.read_text()
 
 
+async def test_service_sdl_is_refused_when_introspection_is_off(make_client, org):
+    """The SDL is the whole schema: with introspection off it is not served (a supergraph
+    composes from the committed subgraph.graphql), with a key or without one."""
+    closed = await make_client(graphql_introspection=False)
+    for headers in (org.headers, {}):
+        response = await closed.post(
+            "/graphql", json={"query": "{ _service { sdl } }"}, headers=headers
+        )
+        body = response.json()
+        assert body["data"] is None
+        assert [e["extensions"]["code"] for e in body["errors"]] == ["GRAPHQL_VALIDATION_FAILED"]
+        assert "'_service'" in body["errors"][0]["message"]
+        assert "schema @link" not in response.text
+
+
 async def test_entities_resolve_the_keys_own_assistants_in_order(client, org):
     first, second = await make_target(client, org, "One"), await make_target(client, org, "Two")
     body = await entities(
