@@ -22,7 +22,7 @@ class Kind:
     """The statements of one kind of child (integrations or actions), built once."""
 
     def __init__(self, model: type[Integration] | type[Action], record: type[Any]) -> None:
-        table = model.__table__  # type: ignore[attr-defined]
+        table = model.__table__  # type: ignore[union-attr]  # set by SQLModel's metaclass
         self.table = table
         self.record = record
         self.noun = table.name[:-1]

@@ -92,7 +92,7 @@ class Served:
             name = get_object_definition(node_type, strict=True).name
             self._schema.type_map[name].is_type_of = None
 
-    async def execute(  # type: ignore[override]
+    async def execute(
         self,
         query: str | None,
         *args: Any,
@@ -103,7 +103,11 @@ class Served:
         over HTTP it is refused before anything runs (400 `BAD_REQUEST`)."""
         allowed = set(allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES)
         allowed.discard(OperationType.SUBSCRIPTION)
-        return await super().execute(query, *args, allowed_operation_types=allowed, **kwargs)  # type: ignore[misc]
+        # misc: mypy fears *args could hold allowed_operation_types too; it never does
+        result: ExecutionResult = await super().execute(  # type: ignore[misc]
+            query, *args, allowed_operation_types=allowed, **kwargs
+        )
+        return result
 
     def process_errors(self, errors: list, execution_context: object = None) -> None:  # type: ignore[type-arg]
         """Errors are logged (unexpected ones only) by the ErrorCodes extension."""
