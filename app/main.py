@@ -29,6 +29,7 @@ from app.middleware import (
     UnexpectedErrorMiddleware,
     cors_options,
 )
+from app.observability import metrics, tracing
 from app.openapi import openapi_json
 from app.ratelimit import Buckets, PointsBudget, RateLimitMiddleware
 from app.rest import actions, api_keys, assistants, avatars, events, integrations, revisions
@@ -77,9 +78,11 @@ def middleware(settings: Settings, buckets: Buckets) -> list[Middleware]:
     where the GraphQL points are counted too)."""
     stack = [
         Middleware(RequestIdMiddleware),
-        Middleware(AccessLogMiddleware),
+        Middleware(AccessLogMiddleware, metrics=metrics.active),
         Middleware(UnexpectedErrorMiddleware),
     ]
+    if tracing.tracer is not None:  # the request's span is around everything else
+        stack[:0] = [Middleware(cls, **options) for cls, options in tracing.http_middleware()]
     if settings.cors_origins:
         stack.append(Middleware(CORSMiddleware, **cors_options(settings.cors_origins)))
     return [
@@ -96,6 +99,8 @@ def middleware(settings: Settings, buckets: Buckets) -> list[Middleware]:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     configure_logging(settings.log_level)
+    metrics.configure(settings.metrics_enabled)  # before the engine and middleware read it
+    tracing.configure()  # only with OTEL_EXPORTER_OTLP_ENDPOINT set
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -111,6 +116,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await app.state.broker.stop()
             await app.state.key_usage.close()
             await app.state.db.close()
+            metrics.mark_worker_dead()
 
     buckets = Buckets()
     points = PointsBudget(buckets, settings.graphql_points)
@@ -130,6 +136,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *events.routes,
         *api_keys.routes,
     ]
+    if settings.metrics_enabled:  # for the scraper: no API key; METRICS_TOKEN when set
+        endpoint = metrics.metrics_endpoint(settings.metrics_token)
+        routes.append(Route("/metrics", endpoint, methods=["GET"]))
     app = Starlette(
         routes=routes,
         middleware=middleware(settings, buckets),

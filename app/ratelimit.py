@@ -7,7 +7,7 @@
 - A request without a key counts against its client address.
 - Every limited response carries `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`
   (seconds) and `RateLimit-Policy`; a refusal is 429 `RATE_LIMITED` with `Retry-After`.
-- Exempt: `/healthz`, `/readyz` and `GET /avatars/…` (public images).
+- Exempt: `/healthz`, `/readyz`, `/metrics` (the scraper's) and `GET /avatars/…` (public images).
 
 Counters live in each process: with N workers a caller gets up to N times the limit.
 
@@ -36,7 +36,7 @@ from app.auth import bearer_token, hash_key
 from app.domain.errors import RateLimited
 from app.middleware import error_response, request_state
 
-EXEMPT_PATHS = frozenset({"/healthz", "/readyz"})
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 PUBLIC_AVATAR = re.compile(r"^/avatars/[^/]+$")
 PROVEN_KEYS_KEPT = 100_000
 

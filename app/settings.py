@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     events_queue_size: int = 1000  # events waiting for one slow subscriber before it is dropped
     graphql_max_subscriptions: int = 20  # operations per websocket connection
 
+    # Operations (CONTRACT section 10): GET /metrics unless METRICS_ENABLED=false; with
+    # METRICS_TOKEN set it needs `Authorization: Bearer <METRICS_TOKEN>`.
+    metrics_enabled: bool = True
+    metrics_token: str | None = None
+
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -49,6 +49,7 @@ from app.graphql.limits import (
     strip_suggestions,
 )
 from app.graphql.points import Spending
+from app.observability import metrics, tracing
 from app.settings import Settings
 
 DOCUMENT_CACHE_SIZE = 1024
@@ -103,6 +104,10 @@ class Engine:
             rules.append(NoSchemaIntrospectionCustomRule)
         self.rules = tuple(rules)
         self._documents: OrderedDict[str, Prepared] = OrderedDict()
+        self.metrics = metrics.active
+        self.tracer = tracing.tracer
+        if self.metrics is not None or self.tracer is not None:
+            self.run = self.observed_run  # type: ignore[method-assign]
 
     # -- once per document text ------------------------------------------------------------
 
@@ -225,6 +230,42 @@ class Engine:
         if result.errors:
             body["errors"] = [self._format(error, EXECUTION) for error in result.errors]
         return body
+
+    async def observed_run(
+        self,
+        text: str,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        context: Any,
+        method: str,
+        spending: Spending,
+    ) -> dict[str, Any]:
+        """`run`, counted in graphql_operations_total and traced as `<type> <name>` (in place
+        of `run` while metrics or tracing are on)."""
+        operation = pick(self.prepare(text), operation_name)  # the cached document
+        kind = operation.node.operation.value if operation is not None else "unknown"
+        node_name = operation.node.name if operation is not None else None
+        name = node_name.value if node_name is not None else None
+        args = (text, variables, operation_name, context, method, spending)
+        if self.tracer is None:
+            return await self.counted_run(kind, name, *args)
+        with self.tracer.operation(kind, name):
+            return await self.counted_run(kind, name, *args)
+
+    async def counted_run(self, kind: str, name: str | None, *args: Any) -> dict[str, Any]:
+        """Outcome: `success` (no error), `error` (it ran: errors, data maybe partial) or
+        `rejected` (it did not run: parse, validation, cost, variables, rate limit)."""
+        outcome = metrics.REJECTED
+        try:
+            body = await Engine.run(self, *args)
+            if "errors" not in body:
+                outcome = metrics.SUCCESS
+            elif args[-1].charged:  # its points were spent: it ran
+                outcome = metrics.ERROR
+            return body
+        finally:
+            if self.metrics is not None:
+                self.metrics.operation(kind, name, outcome)
 
     def cost_of(
         self, text: str, operation_name: str | None, variables: Mapping[str, Any] | None

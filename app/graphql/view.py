@@ -23,6 +23,7 @@ from app.graphql.engine import Engine, RequestError
 from app.graphql.ide import page_response
 from app.graphql.points import Spending
 from app.graphql.subscriptions import SocketContext, TransportWSHandler, accept_connection
+from app.observability import metrics
 from app.settings import Settings
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ def answer(spending: Spending, body: dict[str, Any], status: int = 200) -> Respo
         body, status = graphql_error_body(exc.code, exc.message), exc.status
         headers = {"Retry-After": str(exc.retry_after)}
     body["extensions"] = {**body.get("extensions", {}), "cost": spending.extension}
+    if "errors" in body and metrics.active is not None:
+        metrics.active.graphql_errors(body["errors"])
     return Response(orjson.dumps(body), status, headers, media_type="application/json")
 
 
