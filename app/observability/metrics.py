@@ -20,7 +20,6 @@ import os
 from typing import Any
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
     Counter,
@@ -30,6 +29,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
@@ -233,7 +233,7 @@ def metrics_endpoint(token: str | None) -> Any:
                     {"WWW-Authenticate": 'Bearer realm="metrics"'},
                     media_type="text/plain",
                 )
-        return Response(exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return Response(exposition(), headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
     return metrics
 
