@@ -25,7 +25,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 SERVICE_NAME = "assistants-api"
@@ -110,6 +110,9 @@ def _span_details(scope: Scope) -> tuple[str, dict[str, Any]]:
 
 
 class RouteSpanName:
+    """Names the request's span after its route as the answer starts (OpenTelemetry's
+    middleware ends the span with the last byte of the body)."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -117,11 +120,16 @@ class RouteSpanName:
         from opentelemetry import trace  # noqa: PLC0415  (tracing is on: already imported)
 
         span = trace.get_current_span()
-        try:
-            await self.app(scope, receive, send)
-        finally:
+
+        def name_it() -> None:
             route = scope.get("route")
             if route is not None and span.is_recording():
-                name = f"{scope.get('method') or 'WEBSOCKET'} {route.path}"
-                span.update_name(name)
+                span.update_name(f"{scope.get('method') or 'WEBSOCKET'} {route.path}")
                 span.set_attribute("http.route", route.path)
+
+        async def send_named(message: Message) -> None:
+            if message["type"] in ("http.response.start", "websocket.accept"):
+                name_it()
+            await send(message)
+
+        await self.app(scope, receive, send_named)
