@@ -173,6 +173,7 @@ async def test_graphql_operations_by_outcome_and_errors_by_code(
     after = await scrape(client)
 
     operations = "graphql_operations_total"
+    durations = "graphql_operation_duration_seconds_count"
     changes = {k: v for k, v in moved(before, after).items() if k[0].startswith("graphql_")}
     assert changes == {
         series(operations, type="query", name="getAssistant", outcome="success"): 1,
@@ -181,6 +182,11 @@ async def test_graphql_operations_by_outcome_and_errors_by_code(
         series(operations, type="query", name="broken", outcome="rejected"): 1,
         series(operations, type="unknown", name="anonymous", outcome="rejected"): 1,
         series(operations, type="query", name="anonymous", outcome="success"): 1,
+        series(durations, type="query", name="getAssistant"): 2,
+        series(durations, type="mutation", name="updateAssistant"): 1,
+        series(durations, type="query", name="broken"): 1,
+        series(durations, type="unknown", name="anonymous"): 1,
+        series(durations, type="query", name="anonymous"): 1,
         series("graphql_errors_total", code="NOT_FOUND"): 1,
         series("graphql_errors_total", code="GRAPHQL_VALIDATION_FAILED"): 1,
         series("graphql_errors_total", code="GRAPHQL_PARSE_FAILED"): 1,
@@ -407,5 +413,6 @@ async def test_every_dashboard_expression_names_an_exported_metric(
         "rate_limited_total",
         "revisions_written_total",
         "event_streams_open",
+        "graphql_operation_duration_seconds_bucket",
     ):
         assert any(wanted in expr for expr in exprs), wanted

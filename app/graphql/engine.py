@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 from graphql import (
@@ -256,6 +257,7 @@ class Engine:
         """Outcome: `success` (no error), `error` (it ran: errors, data maybe partial) or
         `rejected` (it did not run: parse, validation, cost, variables, rate limit)."""
         outcome = metrics.REJECTED
+        started = perf_counter()
         try:
             body = await Engine.run(self, *args)
             if "errors" not in body:
@@ -265,7 +267,7 @@ class Engine:
             return body
         finally:
             if self.metrics is not None:
-                self.metrics.operation(kind, name, outcome)
+                self.metrics.operation(kind, name, outcome, perf_counter() - started)
 
     def cost_of(
         self, text: str, operation_name: str | None, variables: Mapping[str, Any] | None

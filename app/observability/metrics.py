@@ -95,6 +95,12 @@ class Metrics:
             "GraphQL operations by type, name and outcome (success, error, rejected)",
             ("type", "name", "outcome"),
         )
+        self.operation_duration = Histogram(
+            "graphql_operation_duration_seconds",
+            "Time to run a GraphQL operation over HTTP (from its document to its answer)",
+            ("type", "name"),
+            buckets=DURATION_BUCKETS,
+        )
         self.errors = Counter("graphql_errors_total", "GraphQL errors answered", ("code",))
         self.rate_limited = Counter("rate_limited_total", "Requests refused with 429")
         self.revisions = Counter(
@@ -107,7 +113,7 @@ class Metrics:
             multiprocess_mode="livesum",
         )
         self._http: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        self._operations: dict[tuple[str, str, str], Any] = {}
+        self._operations: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._names: set[str] = set()
         self._errors: dict[str, Any] = {}
         self._revisions: dict[str, Any] = {}
@@ -138,24 +144,28 @@ class Metrics:
 
     # -- GraphQL -----------------------------------------------------------------------------
 
-    def operation(self, kind: str, name: str | None, outcome: str) -> None:
+    def operation(self, kind: str, name: str | None, outcome: str, seconds: float) -> None:
         key = (kind, name or ANONYMOUS, outcome)
-        child = self._operations.get(key)
-        if child is None:
-            child = self._operation_child(*key)
-        child.inc()
+        children = self._operations.get(key)
+        if children is None:
+            children = self._operation_children(*key)
+        children[0].inc()
+        children[1].observe(seconds)
 
-    def _operation_child(self, kind: str, name: str, outcome: str) -> Any:
+    def _operation_children(self, kind: str, name: str, outcome: str) -> tuple[Any, Any]:
         label = name
         if name not in self._names:
             if len(self._names) >= MAX_OPERATION_NAMES:
                 label = OTHER
             else:
                 self._names.add(name)
-        child = self.operations.labels(kind, label, outcome)
+        children = (
+            self.operations.labels(kind, label, outcome),
+            self.operation_duration.labels(kind, label),
+        )
         if label != OTHER or name == OTHER:
-            self._operations[(kind, name, outcome)] = child
-        return child
+            self._operations[(kind, name, outcome)] = children
+        return children
 
     def graphql_errors(self, errors: Any) -> None:
         """The errors of one GraphQL answer, by `extensions.code`."""
