@@ -31,9 +31,11 @@ from app.graphql.limits import (
     TokenLimit,
     settings_limits_rule,
 )
+from app.graphql.observed import OperationMetrics
 from app.graphql.revisions import RevisionMutation
 from app.graphql.scalars import SCALAR_MAP
 from app.graphql.subscriptions import AssistantSubscription, StreamErrorCodes
+from app.observability import metrics
 from app.settings import Settings
 
 Query = merge_types("Query", (AssistantQuery, ApiKeyQuery))
@@ -125,6 +127,8 @@ def build_schema(settings: Settings | None = None) -> Schema:
     """The schema served by `create_app(settings)`; without settings, the bare schema (the
     export target: extensions and settings never change the SDL)."""
     extensions = protective_extensions(settings) if settings else []
+    if settings is not None and metrics.active is not None:  # the websocket's operations
+        extensions.append(OperationMetrics)
     introspection = settings.graphql_introspection if settings else True
     return Schema(
         query=Query,
