@@ -5,13 +5,16 @@ STAMP := $(VENV)/.installed
 ASSETS_STAMP := ide/node_modules/.installed
 CLIENTS_STAMP := tests/js/node_modules/.installed
 
-.PHONY: install assets run test lint schema migrate bench clean lock
+.PHONY: help install assets run test test-fast lint fmt typecheck schema migrate bench clean lock
 
-install: $(STAMP) $(ASSETS_STAMP) $(CLIENTS_STAMP)
+help: ## this list
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z-]+:.*## / { printf "  make %-10s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+install: $(STAMP) $(ASSETS_STAMP) $(CLIENTS_STAMP) ## install everything into .venv, ide/ and tests/js/ (idempotent)
 
 # GraphiQL's browser assets, pinned by ide/package-lock.json and served from ide/node_modules.
 # Without npm (or when it fails) the app still works: the GraphiQL page then uses a CDN.
-assets: $(ASSETS_STAMP)
+assets: $(ASSETS_STAMP) ## GraphiQL's browser assets only
 
 $(ASSETS_STAMP): ide/package.json ide/package-lock.json
 	@if ! command -v npm >/dev/null 2>&1; then \
@@ -44,32 +47,42 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 # After changing a dependency in pyproject.toml: resolve again and pin what was installed.
-lock:
+lock: ## resolve pyproject.toml again and pin what was installed in requirements.lock
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/pip install --quiet -e ".[dev]"
 	{ head -n 2 requirements.lock; .venv-lock/bin/pip freeze --exclude-editable; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock && rm -rf .venv-lock
 
-run: install
+run: install ## the demo server on http://127.0.0.1:8000 (GraphiQL at /graphql)
 	DEMO=1 $(PY) -m app demo
 	DEMO=1 $(PY) -m app serve
 
-test: install lint
+test: install lint ## lint and the whole suite (PostgreSQL half with TEST_POSTGRES_URL)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: install
+lint: install ## ruff check and ruff format --check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-schema: install
+test-fast: install ## the suite without slow, fuzz or browser tests (no server processes)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+fmt: install ## ruff format and ruff check --fix
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck: install ## mypy in strict mode (configured in pyproject.toml)
+	$(VENV)/bin/mypy
+
+schema: install ## write schema.graphql from the code
 	$(PY) -m app export-schema > schema.graphql
 
-migrate: install
+migrate: install ## apply the migrations to DATABASE_URL
 	$(PY) -m app migrate
 
 # needs wrk for the load (apt-get install -y wrk), else a slower Python generator is used
-bench: install
+bench: install ## the benchmark against PostGraphile (about 7 minutes; see bench/README.md)
 	$(PY) bench/run.py
 
-clean:
-	rm -rf $(VENV) data .pytest_cache .ruff_cache ide/node_modules
+clean: ## remove .venv, node_modules and caches
+	rm -rf $(VENV) data .pytest_cache .ruff_cache .mypy_cache ide/node_modules tests/js/node_modules

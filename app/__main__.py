@@ -74,6 +74,14 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     if args.port:
         os.environ["PORT"] = str(args.port)
     settings = Settings()
+    if settings.graphql_trusted_documents is not None:  # a bad manifest stops here, not per worker
+        from app.graphql.persisted import ManifestError, check_manifest
+
+        try:
+            check_manifest(settings)
+        except ManifestError as exc:
+            sys.stderr.write(f"error: TRUSTED_DOCUMENTS: {exc}\n")
+            raise SystemExit(2) from None
     upgrade(settings)
     metrics_directory(args.workers)
     uvicorn.run(

@@ -82,7 +82,7 @@ def middleware(settings: Settings, buckets: Buckets) -> list[Middleware]:
         Middleware(UnexpectedErrorMiddleware),
     ]
     if tracing.tracer is not None:  # the request's span is around everything else
-        stack[:0] = [Middleware(cls, **options) for cls, options in tracing.http_middleware()]
+        stack[:0] = tracing.http_middleware()
     if settings.cors_origins:
         stack.append(Middleware(CORSMiddleware, **cors_options(settings.cors_origins)))
     return [

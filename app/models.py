@@ -201,3 +201,17 @@ class AssistantRevision(SQLModel, table=True):
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
     snapshot: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class PersistedDocument(SQLModel, table=True):
+    """A GraphQL document registered by a client through automatic persisted queries, found by
+    the SHA-256 of its text. Only documents that parse and validate are stored; the table is
+    bounded (GRAPHQL_PERSISTED_MAX): the ones used longest ago are evicted first."""
+
+    __tablename__ = "persisted_documents"
+    __table_args__ = (Index("ix_persisted_documents_last_used_at", "last_used_at"),)
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    document: str
+    created_at: datetime = _time()
+    last_used_at: datetime = _time()

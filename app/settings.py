@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     graphql_max_root_fields: int = 10
     graphql_max_cost: int = 25_000  # list items an operation's answer may hold (CONTRACT 6)
     graphql_points: int = 10_000  # per API key (or client address) per minute; see ratelimit.py
+    # Automatic persisted queries: documents kept in the database (0: off); see graphql/persisted.py
+    graphql_persisted_max: int = 10_000
+    # An Apollo persisted-query manifest: when set, only its operations run
+    graphql_trusted_documents: Path | None = None
 
     revisions_keep: int | None = None  # REVISIONS_KEEP=N keeps the newest N per assistant
     rate_limit: str = "500/minute"  # per API key (or client address), per process

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import httpx
@@ -65,6 +66,13 @@ def update_mutation(org: str, fields: str, alias: str = "") -> str:
     )
 
 
+def persisted(text: str) -> dict[str, Any]:
+    """`extensions.persistedQuery` of a document (automatic persisted queries)."""
+    return {
+        "persistedQuery": {"version": 1, "sha256Hash": hashlib.sha256(text.encode()).hexdigest()}
+    }
+
+
 def list_query(org: str, fields: str) -> str:
     return (
         f'query List {{ assistants(orgId: "{org}", first: 100) {{ totalCount '
@@ -83,9 +91,12 @@ def templates(org: str, fields: str) -> dict[str, list[Template]]:
     rest_patch = Template(
         "PATCH", one, {"name": "Bench @N@", "config": {"tts": {"voice_id": "v@N@"}}}
     )
-    gql_update = Template(
-        "POST", "/graphql", {"query": update_mutation(org, fields), "variables": update_vars}
-    )
+    update = update_mutation(org, fields)
+    gql_update = Template("POST", "/graphql", {"query": update, "variables": update_vars})
+    # the same mutation by its hash alone, once registered (the query with its hash, sent once)
+    hashed = {"extensions": persisted(update), "variables": update_vars}
+    persisted_update = Template("POST", "/graphql", hashed)
+    register = Template("POST", "/graphql", {"query": update, **hashed})
     rest_get = Template("GET", one)
     # unique texts (an alias no request used before) so parse/validation caches see new keys
     unique_read = Template(
@@ -98,6 +109,8 @@ def templates(org: str, fields: str) -> dict[str, list[Template]]:
     )
     return {
         "graphql_update": [gql_update],
+        "graphql_persisted_update": [persisted_update],
+        "graphql_persisted_register": [register],
         "rest_update": [rest_patch],
         "rest_get": [rest_get],
         "graphql_list": [

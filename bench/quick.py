@@ -9,7 +9,7 @@ import argparse
 
 import paths
 from load import drive
-from run import DATA, Target, start_app
+from run import DATA, Target, one_request, start_app
 
 
 def main() -> None:
@@ -23,6 +23,7 @@ def main() -> None:
     try:
         fields, _ = paths.discover(server.url)
         target = Target.sqlite("server", server, db, fields)
+        one_request(target, "graphql_persisted_register")  # the hash alone runs it from now on
         for path in args.paths:
             drive(server.url, args.concurrency, 3, target.env(path))  # warm up
             for _ in range(2):

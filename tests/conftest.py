@@ -10,7 +10,6 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from app.models import Assistant
 from app.settings import Settings
 from app.store import Store
 from app.store.records import AssistantRecord, as_dict
+from tests.helpers.factories import Gql, MakeAssistant, MakeClient, MakeOrg, NewKey, Org, Stored
 
 POSTGRES_SKIP = "TEST_POSTGRES_URL not set: PostgreSQL tests skipped"
 DATABASES = ["sqlite", "postgres"]
@@ -180,7 +180,7 @@ def _settings(database_url: str, tmp_path: Path) -> Settings:
         database_url=database_url,
         avatars_dir=tmp_path / "avatars",
         public_url="https://api.test",
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
     )
 
 
@@ -222,19 +222,8 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-@dataclass
-class Org:
-    org_id: str
-    key_id: str
-    api_key: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"}
-
-
 @pytest.fixture
-def make_org(db: Store) -> Any:
+def make_org(db: Store) -> MakeOrg:
     async def make(name: str = "Acme") -> Org:
         async with db.write() as tx:
             org, key_id, token = await create_organisation(tx, name=name)
@@ -244,19 +233,17 @@ def make_org(db: Store) -> Any:
 
 
 @pytest.fixture
-async def org(make_org: Any) -> Org:
-    made: Org = await make_org("Acme")
-    return made
+async def org(make_org: MakeOrg) -> Org:
+    return await make_org("Acme")
 
 
 @pytest.fixture
-async def other_org(make_org: Any) -> Org:
-    made: Org = await make_org("Other")
-    return made
+async def other_org(make_org: MakeOrg) -> Org:
+    return await make_org("Other")
 
 
 @pytest.fixture
-def new_key(db: Store) -> Any:
+def new_key(db: Store) -> NewKey:
     async def make(org: Org) -> Org:
         async with db.write() as tx:
             key_id, token = await create_key(tx, org_id=org.org_id)
@@ -266,7 +253,7 @@ def new_key(db: Store) -> Any:
 
 
 @pytest.fixture
-def make_assistant(client: httpx.AsyncClient) -> Any:
+def make_assistant(client: httpx.AsyncClient) -> MakeAssistant:
     async def make(org: Org, **body: Any) -> dict[str, Any]:
         body.setdefault("name", "Support bot")
         response = await client.post(
@@ -280,9 +267,9 @@ def make_assistant(client: httpx.AsyncClient) -> Any:
 
 
 @pytest.fixture
-def stored(db: Store) -> Any:
+def stored(db: Store) -> Stored:
     """The assistant's row as stored, as a plain dict (to compare before/after)."""
-    table = Assistant.__table__
+    table = Assistant.__table__  # type: ignore[attr-defined]
 
     async def read(assistant_id: str) -> dict[str, Any] | None:
         async with db.read() as tx:
@@ -294,7 +281,7 @@ def stored(db: Store) -> Any:
 
 
 @pytest.fixture
-def gql(client: httpx.AsyncClient) -> Any:
+def gql(client: httpx.AsyncClient) -> Gql:
     async def run(
         query: str, variables: dict[str, Any] | None = None, org: Org | None = None
     ) -> dict[str, Any]:
@@ -311,7 +298,7 @@ def gql(client: httpx.AsyncClient) -> Any:
 
 
 @pytest.fixture
-async def make_client(settings: Settings) -> AsyncIterator[Any]:
+async def make_client(settings: Settings) -> AsyncIterator[MakeClient]:
     """`await make_client(rate_limit="5/minute")`: a client of another app on the same database,
     built with some settings changed (closed with the test)."""
     from contextlib import AsyncExitStack

@@ -17,8 +17,8 @@ from app.domain.documents import rfc3339
 from app.models import ApiKey
 from app.store import Store
 from app.store.records import ApiKeyRecord
-from tests.conftest import Org
-from tests.key_helpers import ALL, MANAGE, READ, WRITE, everything, make_key, make_target
+from tests.helpers.factories import Org
+from tests.helpers.keys import ALL, MANAGE, READ, WRITE, everything, make_key, make_target
 
 KEYS = ApiKey.__table__
 CREATE = """

@@ -1,4 +1,5 @@
-"""The one-way flow: domain and models know no transport; the transports ignore each other."""
+"""The one-way flow: domain and models know no transport; the transports ignore each other; a
+test module imports no other test module, only tests/helpers/."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import ast
 from pathlib import Path
 
 APP = Path(__file__).resolve().parent.parent / "app"
+TESTS = APP.parent / "tests"
 
 
 def imports_of(folder: str) -> dict[str, set[str]]:
@@ -83,3 +85,73 @@ def test_no_sqlalchemy_session_or_engine_on_a_request_path():
 def test_the_alembic_environment_uses_the_migration_engine():
     env = APP.parent / "migrations" / "env.py"
     assert "app.migrate" in names_imported(env)
+
+
+HELPERS = "tests.helpers"
+
+
+def imported_from_tests(source: str, module: str) -> set[str]:
+    """The modules of `tests` (and names in them) that the source of `module` imports, relative
+    imports resolved: `from tests.rest.test_x import FULL` gives `tests.rest.test_x.FULL`."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                package = module.split(".")[: -node.level]
+                base = ".".join([*package, *([base] if base else [])])
+            names = [base if alias.name == "*" else f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        found.update(name for name in names if name == "tests" or name.startswith("tests."))
+    return found
+
+
+def helpers_only_offenders(path: Path, source: str) -> list[str]:
+    """What a file under tests/ imports from tests/ but tests/helpers/ (a test module, conftest)."""
+    relative = path.relative_to(TESTS.parent).with_suffix("")
+    parts = relative.parts[:-1] if relative.name == "__init__" else relative.parts
+    module = ".".join(parts) + (".__init__" if relative.name == "__init__" else "")
+    return [
+        f"{relative}.py imports {name}"
+        for name in sorted(imported_from_tests(source, module))
+        if name != HELPERS and not name.startswith(f"{HELPERS}.")
+    ]
+
+
+def test_a_test_module_imports_only_helpers_of_the_tests():
+    """Shared test code lives in tests/helpers/: no file under tests/ imports a test module or
+    `tests.conftest` (pytest collects those; importing one runs it twice and hides what is
+    shared)."""
+    paths = [p for p in sorted(TESTS.rglob("*.py")) if "js" not in p.relative_to(TESTS).parts]
+    assert len(paths) > 50
+    found = [line for path in paths for line in helpers_only_offenders(path, path.read_text())]
+    assert found == []
+
+
+def test_the_test_import_rule_sees_every_spelling():
+    """The rule above catches absolute, relative, `import x` and nested imports of test modules
+    and conftest, and lets tests/helpers/ through."""
+    where = TESTS / "graphql" / "test_x.py"
+    bad = {
+        "from tests.rest.test_lists import FULL": "tests.rest.test_lists.FULL",
+        "from tests.conftest import Org": "tests.conftest.Org",
+        "import tests.test_scopes": "tests.test_scopes",
+        "from tests import conftest": "tests.conftest",
+        "from .test_update_assistant import UPDATE": "tests.graphql.test_update_assistant.UPDATE",
+        "from ..test_scopes import root_fields": "tests.test_scopes.root_fields",
+        "from .. import conftest": "tests.conftest",
+        "def f():\n    from tests.server import ROOT": "tests.server.ROOT",
+    }
+    for source, name in bad.items():
+        assert helpers_only_offenders(where, source) == [f"tests/graphql/test_x.py imports {name}"]
+    fine = [
+        "from tests.helpers.rows import insert_children",
+        "import tests.helpers.keys",
+        "from tests import helpers",
+        "from ..helpers.factories import Org",
+        "from app.models import Assistant",
+    ]
+    assert [helpers_only_offenders(where, source) for source in fine] == [[]] * len(fine)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from tests.children import insert_children
+from tests.helpers.rows import insert_children
 
 GRAPHQL_LIST = """
 { assistants(orgId: "c", first: 100) {

@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.graphql.test_update_assistant import UPDATE
-from tests.rest.test_assistants_create_read import count_assistants
+from tests.helpers.graphql_operations import UPDATE_ASSISTANT
+from tests.helpers.rows import count_assistants
 
 LIMIT = 1024 * 1024
 CHUNK = 64 * 1024
@@ -36,7 +36,7 @@ class Chunks:
 
 def graphql_body(assistant_id: str, name: str) -> dict[str, Any]:
     variables = {"org": "c", "id": assistant_id, "input": {"name": name}}
-    return {"query": UPDATE, "variables": variables}
+    return {"query": UPDATE_ASSISTANT, "variables": variables}
 
 
 @pytest.fixture

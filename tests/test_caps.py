@@ -12,8 +12,8 @@ import pytest
 
 from app.graphql.schema import schema
 from app.store import Store
-from tests.children import count_children, insert_children
-from tests.conftest import Org
+from tests.helpers.factories import Org
+from tests.helpers.rows import count_children, insert_children
 
 INTEGRATION = {"integration_id": "whatsapp"}
 ACTION = {"action_id": "TOOLS:HTTP_REQUEST", "name": "Call"}

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from app.settings import Settings
-from tests.server import ROOT, Server
+from tests.helpers.server_process import ROOT, Server
 
 pytestmark = pytest.mark.slow
 

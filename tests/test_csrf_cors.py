@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from app.models import Assistant
 from app.settings import Settings
-from tests.answers import answer
+from tests.helpers.graphql_answers import answer
 
 CREATE = 'mutation { createAssistant(orgId: "c", input: {name: "csrf"}) { id } }'
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from app.settings import Settings
-from tests.server import Server
+from tests.helpers.server_process import Server
 
 pytestmark = pytest.mark.slow
 

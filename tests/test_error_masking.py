@@ -10,7 +10,7 @@ import pytest
 
 import app.graphql.assistants
 import app.rest.assistants
-from tests.answers import answer
+from tests.helpers.graphql_answers import answer
 
 LEAK = "boom: SELECT secret_key FROM assistants"
 UPDATE = """

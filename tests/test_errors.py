@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 
 from app.auth import revoke_key
-from tests.answers import answer
-from tests.graphql.test_create_read import CREATE, READ
-from tests.graphql.test_update_assistant import UPDATE
-from tests.rest.test_assistants_create_read import count_assistants
+from tests.helpers.graphql_answers import answer
+from tests.helpers.graphql_operations import CREATE_ASSISTANT, READ_ASSISTANT, UPDATE_ASSISTANT
+from tests.helpers.rows import count_assistants
 
 REST_CODES = {
     401: "UNAUTHENTICATED",
@@ -99,9 +98,9 @@ async def test_rest_401(client, mine, stored, bad_keys, which):
 @pytest.mark.parametrize("which", ["none", "unknown", "revoked"])
 async def test_graphql_unauthenticated(client, mine, stored, bad_keys, which):
     operations = [
-        (READ, {"org": "c", "id": mine["id"]}),
-        (UPDATE, {"org": "c", "id": mine["id"], "input": {"name": "x"}}),
-        (CREATE, {"org": "c", "input": {"name": "x"}}),
+        (READ_ASSISTANT, {"org": "c", "id": mine["id"]}),
+        (UPDATE_ASSISTANT, {"org": "c", "id": mine["id"], "input": {"name": "x"}}),
+        (CREATE_ASSISTANT, {"org": "c", "input": {"name": "x"}}),
     ]
     for query, variables in operations:
         response = await client.post(
@@ -138,17 +137,21 @@ async def test_rest_403_for_another_org_and_404_for_its_assistant(
 async def test_graphql_forbidden_and_not_found(gql, org, other_org, theirs, stored):
     before = await stored(theirs["id"])
     for org_id in (other_org.org_id, "no-such-org"):
-        read = await gql(READ, {"org": org_id, "id": theirs["id"]}, org)
+        read = await gql(READ_ASSISTANT, {"org": org_id, "id": theirs["id"]}, org)
         assert (read["data"], graphql_code(read)) == ({"assistant": None}, "FORBIDDEN")
-        update = await gql(UPDATE, {"org": org_id, "id": theirs["id"], "input": {"name": "x"}}, org)
+        update = await gql(
+            UPDATE_ASSISTANT, {"org": org_id, "id": theirs["id"], "input": {"name": "x"}}, org
+        )
         assert (update["data"], graphql_code(update)) == (None, "FORBIDDEN")
-        create = await gql(CREATE, {"org": org_id, "input": {"name": "x"}}, org)
+        create = await gql(CREATE_ASSISTANT, {"org": org_id, "input": {"name": "x"}}, org)
         assert graphql_code(create) == "FORBIDDEN"
     for assistant_id in (theirs["id"], "no-such-assistant"):
-        read = await gql(READ, {"org": "c", "id": assistant_id}, org)
+        read = await gql(READ_ASSISTANT, {"org": "c", "id": assistant_id}, org)
         assert (read["data"], graphql_code(read)) == ({"assistant": None}, "NOT_FOUND")
         assert read["errors"][0]["path"] == ["assistant"]
-        update = await gql(UPDATE, {"org": "c", "id": assistant_id, "input": {"name": "x"}}, org)
+        update = await gql(
+            UPDATE_ASSISTANT, {"org": "c", "id": assistant_id, "input": {"name": "x"}}, org
+        )
         assert graphql_code(update) == "NOT_FOUND"
     assert await stored(theirs["id"]) == before
 
@@ -265,7 +268,9 @@ async def test_rest_unexpected_error_is_masked(client, org, mine, monkeypatch, c
 async def test_graphql_unexpected_error_is_masked(gql, org, mine, monkeypatch, caplog):
     monkeypatch.setattr("app.graphql.assistants.update_assistant", explode)
     with caplog.at_level(logging.ERROR):
-        body = await gql(UPDATE, {"org": "c", "id": mine["id"], "input": {"name": "x"}}, org)
+        body = await gql(
+            UPDATE_ASSISTANT, {"org": "c", "id": mine["id"], "input": {"name": "x"}}, org
+        )
     [error] = body["errors"]
     assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
     assert "secret internals" not in str(body)

@@ -26,9 +26,9 @@ from sqlalchemy import select, update
 from app.models import ApiKey, AssistantRevision
 from app.settings import Settings
 from app.store import Store
-from tests.conftest import Org
-from tests.event_clients import GraphQLSocket, SseStream, sse_over_http
-from tests.server import ROOT, Server, server_env
+from tests.helpers.event_clients import GraphQLSocket, SseStream, sse_over_http
+from tests.helpers.factories import Org
+from tests.helpers.server_process import ROOT, Server, server_env
 
 pytestmark = pytest.mark.slow
 

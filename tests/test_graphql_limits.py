@@ -18,7 +18,7 @@ from app.graphql.limits import TextValidationCache
 from app.graphql.schema import VALIDATION_CACHE_SIZE, build_schema, protective_extensions
 from app.main import create_app
 from app.models import Assistant
-from tests.answers import answer, without_cost
+from tests.helpers.graphql_answers import answer, without_cost
 
 INTROSPECTION = get_introspection_query(
     descriptions=True,

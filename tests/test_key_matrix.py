@@ -21,10 +21,10 @@ from app.graphql.schema import schema
 from app.openapi import openapi_document
 from app.settings import Settings
 from app.store import Store
-from tests.conftest import Org
-from tests.event_clients import AsgiHttpStream, AsgiWebSocket, until
-from tests.key_helpers import ALL, MANAGE, PNG, READ, WRITE, everything, make_key, make_target
-from tests.test_scopes import root_fields
+from tests.helpers.event_clients import AsgiHttpStream, AsgiWebSocket, until
+from tests.helpers.factories import Org
+from tests.helpers.keys import ALL, MANAGE, PNG, READ, WRITE, everything, make_key, make_target
+from tests.helpers.schema_fields import root_fields
 
 OK, NOT_FOUND = "ok", "404"
 

@@ -22,9 +22,9 @@ from starlette.applications import Starlette
 from app.main import create_app
 from app.observability import metrics
 from app.settings import Settings
-from tests.conftest import Org
-from tests.event_clients import AsgiHttpStream, AsgiWebSocket, SseStream, until
-from tests.server import Server
+from tests.helpers.event_clients import AsgiHttpStream, AsgiWebSocket, SseStream, until
+from tests.helpers.factories import Org
+from tests.helpers.server_process import Server
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "ops" / "grafana" / "assistants-api.json"

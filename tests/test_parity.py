@@ -8,11 +8,10 @@ import pytest
 from strawberry.utils.str_converters import to_snake_case
 
 from app.domain.documents import rfc3339
-from tests.graphql.test_update_assistant import UPDATE, gql_path, to_input
-from tests.rest.test_assistants_update import FULL
+from tests.helpers.assistant_cases import FULL
+from tests.helpers.graphql_operations import ENUM_KEYS, UPDATE_ASSISTANT, gql_path, to_input
 
 IGNORED = {"id", "seq", "created_at", "updated_at"}
-ENUM_KEYS = {"thread_mode", "knowledge_scope"}
 
 PATCHES: list[dict[str, Any]] = [
     {"config": {"tts": {"voice_id": "v-2"}}},
@@ -68,7 +67,7 @@ async def send_both(
 ) -> tuple[Any, dict[str, Any]]:
     rest = await client.patch(f"/orgs/c/assistants/{pair[0]}", json=patch, headers=org.headers)
     variables = {"org": "c", "id": pair[1], "input": to_input(patch)}
-    graphql = await gql(UPDATE, variables, org)
+    graphql = await gql(UPDATE_ASSISTANT, variables, org)
     return rest, graphql
 
 

@@ -20,8 +20,8 @@ from app.models import Assistant
 from app.ratelimit import Buckets, PointsBudget
 from app.settings import Settings
 from app.store import Store
-from tests.conftest import Org
-from tests.event_clients import AsgiWebSocket, until
+from tests.helpers.event_clients import AsgiWebSocket, until
+from tests.helpers.factories import Org
 
 WINDOW_START = 1_800_000_000 - 1_800_000_000 % 60  # a minute boundary of the limits' windows
 CREATE = (

@@ -28,7 +28,7 @@ import app.models  # noqa: F401  (registers the tables)
 from app.main import create_app
 from app.migrate import alembic_config, migration_engine, upgrade
 from app.settings import Settings
-from tests.server import ROOT
+from tests.helpers.server_process import ROOT
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

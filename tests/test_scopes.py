@@ -18,6 +18,7 @@ from app.graphql.schema import schema
 from app.main import create_app
 from app.openapi import OPERATIONS, documented_scope, openapi_document
 from app.settings import Settings
+from tests.helpers.schema_fields import root_fields
 
 
 def _codes(code: CodeType) -> Iterator[CodeType]:
@@ -75,17 +76,6 @@ def test_the_documented_scopes():
     assert documented["POST", "/orgs/{org_id}/api-keys"] == Scope.MANAGE
     assert documented["GET", "/orgs/{org_id}/api-keys/current"] is None
     assert documented["GET", "/healthz"] is None
-
-
-def root_fields() -> Iterator[tuple[str, str, Callable[..., Any]]]:
-    for kind, definition in (
-        ("Query", schema.query),
-        ("Mutation", schema.mutation),
-        ("Subscription", schema.subscription),
-    ):
-        for field in definition.__strawberry_definition__.fields:  # type: ignore[union-attr]
-            assert field.base_resolver is not None, f"{kind}.{field.name} has no resolver"
-            yield kind, field.name, field.base_resolver.wrapped_func
 
 
 EXPECTED = {

@@ -20,9 +20,9 @@ from app.models import AssistantRevision
 from app.settings import Settings
 from app.store import Store
 from app.store.records import RevisionRecord
-from tests.conftest import Org
-from tests.event_clients import AsgiWebSocket, Closed, GraphQLSocket, until
-from tests.key_helpers import READ, end_the_key, make_key
+from tests.helpers.event_clients import AsgiWebSocket, Closed, GraphQLSocket, until
+from tests.helpers.factories import Org
+from tests.helpers.keys import READ, end_the_key, make_key
 
 FAST = {"events_poll_interval": 0.05, "events_key_check_seconds": 0.2}
 

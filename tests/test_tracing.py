@@ -27,8 +27,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from app.settings import Settings
-from tests.conftest import Org
-from tests.server import ROOT, Server
+from tests.helpers.factories import Org
+from tests.helpers.server_process import ROOT, Server
 
 ASSISTANT_ROUTE = "PATCH /orgs/{org_id}/assistants/{assistant_id}"
 UPDATE = (

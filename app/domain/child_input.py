@@ -9,7 +9,6 @@ a whole. Keys fixed at creation (`integration_id`, `action_id`) and the server's
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar
 
@@ -22,7 +21,7 @@ from app.domain.errors import (
     invalid_input,
     validation_failed,
 )
-from app.domain.fields import Identifier, Input, NotNull, Slug, text
+from app.domain.fields import NO_CONTROL, NO_NUL, Identifier, Input, NotNull, Slug, limits
 
 UNSET: Any = None  # default of every patch field; never validated, dropped by exclude_unset
 MAX_POSITION = 1_000_000_000
@@ -60,19 +59,13 @@ def _action_kind(value: str) -> str:
     return value
 
 
-def _no_control(value: str) -> str:
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
-        raise PydanticCustomError("control_character", "may not contain control characters")
-    return value
-
-
 JsonObject = Annotated[
     dict[str, Any], BeforeValidator(_json_object), AfterValidator(_no_nul_anywhere)
 ]
-ConnectionId = text(1, 200)
-ActionKind = Annotated[text(1, 128), AfterValidator(_action_kind)]
-ActionName = Annotated[text(1, 64, strip=True), AfterValidator(_no_control)]
-ActionInstructions = text(0, 2048)
+ConnectionId = Annotated[str, limits(1, 200), NO_NUL]
+ActionKind = Annotated[str, limits(1, 128), NO_NUL, AfterValidator(_action_kind)]
+ActionName = Annotated[str, limits(1, 64, strip=True), NO_NUL, NO_CONTROL]
+ActionInstructions = Annotated[str, limits(0, 2048), NO_NUL]
 
 
 class IntegrationCreate(Input):
@@ -93,7 +86,7 @@ class IntegrationPatch(Input):
 
 
 class ActionDefinitionInput(Input):
-    path: Annotated[text(1, 1024), NotNull]
+    path: Annotated[str, limits(1, 1024), NO_NUL, NotNull]
     definition: Annotated[JsonObject, NotNull]
 
 

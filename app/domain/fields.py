@@ -71,27 +71,26 @@ def _slug(value: str) -> str:
 
 
 NotNull = BeforeValidator(_reject_null)
-Text = Annotated[str, AfterValidator(_no_nul)]
+NO_NUL = AfterValidator(_no_nul)
+NO_CONTROL = AfterValidator(_no_control)
+Text = Annotated[str, NO_NUL]
 
 
-def text(min_length: int = 0, max_length: int | None = None, *, strip: bool = False) -> Any:
-    """A string with the given limits that never holds U+0000."""
-    return Annotated[
-        str,
-        StringConstraints(strip_whitespace=strip, min_length=min_length, max_length=max_length),
-        AfterValidator(_no_nul),
-    ]
+def limits(min_length: int, max_length: int, *, strip: bool = False) -> StringConstraints:
+    """The length limits of a text field (whitespace stripped first when `strip`)."""
+    return StringConstraints(strip_whitespace=strip, min_length=min_length, max_length=max_length)
 
 
-Name = Annotated[text(1, 1024, strip=True), AfterValidator(_no_control)]
-ModelName = text(1, 200)
-Language = Annotated[text(1, 64), AfterValidator(_language)]
-TimeZone = Annotated[text(1, 64), AfterValidator(_timezone)]
-Instructions = text(0, 100_000)
-ShortMessage = text(0, 2000)
-SuggestedMessage = text(1, 500)
-Identifier = text(1, 64)
-Slug = Annotated[text(1, 64), AfterValidator(_slug)]
+# Every text field: its limits, then no U+0000, then its own rule (the order errors are found in).
+Name = Annotated[str, limits(1, 1024, strip=True), NO_NUL, NO_CONTROL]
+ModelName = Annotated[str, limits(1, 200), NO_NUL]
+Language = Annotated[str, limits(1, 64), NO_NUL, AfterValidator(_language)]
+TimeZone = Annotated[str, limits(1, 64), NO_NUL, AfterValidator(_timezone)]
+Instructions = Annotated[str, limits(0, 100_000), NO_NUL]
+ShortMessage = Annotated[str, limits(0, 2000), NO_NUL]
+SuggestedMessage = Annotated[str, limits(1, 500), NO_NUL]
+Identifier = Annotated[str, limits(1, 64), NO_NUL]
+Slug = Annotated[str, limits(1, 64), NO_NUL, AfterValidator(_slug)]
 
 
 class Input(BaseModel):

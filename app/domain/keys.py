@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -29,7 +28,7 @@ from app.domain.errors import (
     invalid_input,
     validation_failed,
 )
-from app.domain.fields import Identifier, Input, NotNull, text
+from app.domain.fields import NO_CONTROL, NO_NUL, Identifier, Input, NotNull, limits
 from app.models import ApiKey, Assistant, Organisation, new_id, utcnow
 from app.store import Statement, Tx, in_list
 from app.store.records import ApiKeyRecord
@@ -53,12 +52,6 @@ def new_secret() -> str:
 
 
 # -- the body of a new key ------------------------------------------------------------------
-
-
-def _no_control(value: str) -> str:
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
-        raise PydanticCustomError("control_character", "may not contain control characters")
-    return value
 
 
 def _instant(value: Any) -> Any:
@@ -86,7 +79,7 @@ def _in_the_future(value: datetime) -> datetime:
     return value
 
 
-KeyName = Annotated[text(1, 200, strip=True), AfterValidator(_no_control)]
+KeyName = Annotated[str, limits(1, 200, strip=True), NO_NUL, NO_CONTROL]
 ScopeName = Literal["assistants:read", "assistants:write", "api_keys:manage"]
 Expiry = Annotated[datetime, BeforeValidator(_instant), AfterValidator(_in_the_future)]
 

@@ -105,6 +105,8 @@ class Engine:
             rules.append(NoSchemaIntrospectionCustomRule)
         self.rules = tuple(rules)
         self._documents: OrderedDict[str, Prepared] = OrderedDict()
+        # the same documents by SHA-256 (automatic persisted queries: app/graphql/persisted.py)
+        self._hashed: OrderedDict[str, tuple[str, Prepared]] = OrderedDict()
         self.metrics = metrics.active
         self.tracer = tracing.tracer
         if self.metrics is not None or self.tracer is not None:
@@ -123,6 +125,21 @@ class Engine:
         if len(documents) > DOCUMENT_CACHE_SIZE:
             documents.popitem(last=False)
         return prepared
+
+    def by_hash(self, sha: str) -> tuple[str, Prepared] | None:
+        """The text and Prepared of a document known by its SHA-256 (the text lookup's cost)."""
+        hashed = self._hashed
+        found = hashed.get(sha)
+        if found is not None:
+            hashed.move_to_end(sha)
+        return found
+
+    def remember(self, sha: str, text: str, prepared: Prepared) -> None:
+        """Indexes a stored document by its SHA-256 (bounded like the text cache)."""
+        hashed = self._hashed
+        hashed[sha] = (text, prepared)
+        if len(hashed) > DOCUMENT_CACHE_SIZE:
+            hashed.popitem(last=False)
 
     def _prepare(self, text: str) -> Prepared:
         try:
@@ -193,20 +210,25 @@ class Engine:
         context: Any,
         method: str,
         spending: Spending,
+        prepared: Prepared | None = None,
     ) -> dict[str, Any]:
         """The response body of one request (RequestError when it cannot run). Its points are
         spent just before it runs (RateLimited beyond the budget); `spending.requested` is
-        its cost whenever that is known."""
-        prepared = self.prepare(text)
+        its cost whenever that is known. `prepared` is the text's, when the caller has it (a
+        persisted document). A request that fails before it runs (parse, validation, cost,
+        variables) has no `data` in its body (the view adds `"data": null` for
+        application/json)."""
+        if prepared is None:
+            prepared = self.prepare(text)
         if prepared.document is None:  # did not parse: nothing else is looked at
-            return {"data": None, "errors": list(prepared.errors)}
+            return {"errors": list(prepared.errors)}
         operation = self.operation(prepared, operation_name, method)
         if prepared.errors:
-            return {"data": None, "errors": list(prepared.errors)}
+            return {"errors": list(prepared.errors)}
         cost = spending.requested = operation.cost.of(variables)
         if cost > self.max_cost:
             refusal = operation.refusal or self.cost_refusal(cost, operation.node)
-            return {"data": None, "errors": [refusal]}
+            return {"errors": [refusal]}
         executor = CompiledExecutionContext.build(
             self.schema,
             prepared.document,
@@ -219,7 +241,7 @@ class Engine:
             static_selections=prepared.static,
         )
         if isinstance(executor, list):  # variables that do not coerce
-            return {"data": None, "errors": [self._format(e, EXECUTION) for e in executor]}
+            return {"errors": [self._format(e, EXECUTION) for e in executor]}
         spending.charge(cost)
         try:
             result = await await_maybe(executor.execute_operation())
@@ -240,20 +262,25 @@ class Engine:
         context: Any,
         method: str,
         spending: Spending,
+        prepared: Prepared | None = None,
     ) -> dict[str, Any]:
         """`run`, counted in graphql_operations_total and traced as `<type> <name>` (in place
         of `run` while metrics or tracing are on)."""
-        operation = pick(self.prepare(text), operation_name)  # the cached document
+        if prepared is None:
+            prepared = self.prepare(text)  # the cached document (`run` finds it again)
+        operation = pick(prepared, operation_name)
         kind = operation.node.operation.value if operation is not None else "unknown"
         node_name = operation.node.name if operation is not None else None
         name = node_name.value if node_name is not None else None
-        args = (text, variables, operation_name, context, method, spending)
+        args = (text, variables, operation_name, context, method, spending, prepared)
         if self.tracer is None:
-            return await self.counted_run(kind, name, *args)
+            return await self.counted_run(kind, name, spending, args)
         with self.tracer.operation(kind, name):
-            return await self.counted_run(kind, name, *args)
+            return await self.counted_run(kind, name, spending, args)
 
-    async def counted_run(self, kind: str, name: str | None, *args: Any) -> dict[str, Any]:
+    async def counted_run(
+        self, kind: str, name: str | None, spending: Spending, args: tuple[Any, ...]
+    ) -> dict[str, Any]:
         """Outcome: `success` (no error), `error` (it ran: errors, data maybe partial) or
         `rejected` (it did not run: parse, validation, cost, variables, rate limit)."""
         outcome = metrics.REJECTED
@@ -262,7 +289,7 @@ class Engine:
             body = await Engine.run(self, *args)
             if "errors" not in body:
                 outcome = metrics.SUCCESS
-            elif args[-1].charged:  # its points were spent: it ran
+            elif spending.charged:  # its points were spent: it ran
                 outcome = metrics.ERROR
             return body
         finally:

@@ -4,7 +4,10 @@ The socket authenticates once, with `{"authorization": "Bearer <key>"}` in its
 `connection_init` payload; a missing, unknown or revoked key closes it (4403). Each
 subscription is one stream of the process's broker (app/events.py). An operation started over
 the socket spends its document's points once, when it starts, from its key's budget (the same
-as over HTTP); above GRAPHQL_MAX_COST or beyond the budget it does not start.
+as over HTTP); above GRAPHQL_MAX_COST or beyond the budget it does not start. Persisted and
+trusted documents follow the rules of HTTP (app/graphql/persisted.py): a `subscribe` payload may
+name its document by `extensions.persistedQuery`, and with GRAPHQL_TRUSTED_DOCUMENTS only the
+manifest's operations start (else an `error` message with `TRUSTED_DOCUMENT_REQUIRED`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 
 from app.auth import bearer_token, hash_key
-from app.domain.errors import RateLimited, Unauthenticated
+from app.domain.errors import DomainError, RateLimited, Unauthenticated
 from app.domain.events import watch_changes
 from app.domain.revisions import DELETED, assistant_from_snapshot
 from app.events import Broker
@@ -31,6 +34,7 @@ from app.graphql.args import OrgId
 from app.graphql.context import Context, Info
 from app.graphql.errors import ErrorCodes
 from app.graphql.loaders import Loaders
+from app.graphql.persisted import Miss
 from app.graphql.points import Spending
 from app.graphql.revisions import ChangeType, RevisionChange, revision_changes
 from app.graphql.types import Assistant
@@ -160,11 +164,32 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                     "extensions": {"code": "TOO_MANY_SUBSCRIPTIONS"},
                 }
             else:
-                error = self.charge(message)
+                error = await self.persisted(message) or self.charge(message)
             if error is not None:
                 await self.send_message({"id": message["id"], "type": "error", "payload": [error]})
                 return
         await super().handle_subscribe(message)
+
+    async def persisted(self, message: SubscribeMessage) -> dict[str, Any] | None:
+        """Persisted and trusted documents as over HTTP: the payload's `query` becomes the
+        document its hash names; the error that refuses it, or None."""
+        view: Any = self.view  # the app's GraphQLView (its persisted and trusted documents)
+        documents = view.documents
+        payload: Any = message.get("payload")
+        if not isinstance(payload, dict):
+            return None
+        extensions, query = payload.get("extensions"), payload.get("query")
+        if (extensions is None and documents.trusted is None) or not isinstance(query, str | None):
+            return None
+        try:
+            found = documents.resolve(query, extensions)
+            if isinstance(found, Miss):
+                found = await documents.complete(found, self.context.db)
+        except DomainError as exc:
+            return {"message": exc.message, "extensions": {"code": exc.code}}
+        if found is not None:
+            payload["query"] = found[0]
+        return None
 
     def charge(self, message: SubscribeMessage) -> dict[str, Any] | None:
         """Spends the operation's points (1 when it will not run); the error that refuses it

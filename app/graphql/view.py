@@ -1,5 +1,11 @@
 """The Strawberry ASGI view: context per request, JSON error bodies for HTTP-level failures, and
-the points each request spends (`extensions.cost` on every answer; see app/graphql/points.py)."""
+the points each request spends (`extensions.cost` on every answer; see app/graphql/points.py).
+
+GraphQL over HTTP: a client whose `Accept` takes `application/graphql-response+json` (at least
+as much as `application/json`) gets that media type, and a request that fails before it runs
+(parse, validation, cost, variables) is 400 without `data`; `application/json` (or no
+`Accept`, or `*/*`) keeps `"data": null` and 200. Persisted and trusted documents:
+app/graphql/persisted.py."""
 
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from app.domain.json_input import parse_json_body
 from app.graphql.context import Context
 from app.graphql.engine import Engine, RequestError
 from app.graphql.ide import page_response
+from app.graphql.persisted import Documents, Miss
 from app.graphql.points import Spending
 from app.graphql.subscriptions import SocketContext, TransportWSHandler, accept_connection
 from app.observability import metrics
@@ -28,6 +35,34 @@ from app.settings import Settings
 
 if TYPE_CHECKING:
     from app.ratelimit import PointsBudget
+
+
+JSON = "application/json"
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+
+def response_media_type(accept: str) -> str:
+    """`application/graphql-response+json` when the Accept header takes it (q > 0) at least as
+    much as `application/json`; `application/json` otherwise (no Accept, `*/*`, …)."""
+    if GRAPHQL_RESPONSE not in accept and GRAPHQL_RESPONSE not in accept.lower():
+        return JSON
+    ours = theirs = 0.0
+    for item in accept.lower().split(","):
+        media, *parameters = item.split(";")
+        quality = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        media = media.strip()
+        if media == GRAPHQL_RESPONSE:
+            ours = max(ours, quality)
+        elif media == JSON:
+            theirs = max(theirs, quality)
+    return GRAPHQL_RESPONSE if ours > 0 and ours >= theirs else JSON
 
 
 def graphql_error_body(code: str, message: str) -> dict[str, Any]:
@@ -38,7 +73,9 @@ def graphql_error_response(status: int, code: str, message: str) -> Response:
     return JSONResponse(graphql_error_body(code, message), status_code=status)
 
 
-def answer(spending: Spending, body: dict[str, Any], status: int = 200) -> Response:
+def answer(
+    spending: Spending, body: dict[str, Any], status: int = 200, media_type: str = JSON
+) -> Response:
     """A GraphQL answer with its `extensions.cost`; a request that did not run spends its
     point now (429 RATE_LIMITED when even that is beyond the budget)."""
     headers = None
@@ -50,7 +87,7 @@ def answer(spending: Spending, body: dict[str, Any], status: int = 200) -> Respo
     body["extensions"] = {**body.get("extensions", {}), "cost": spending.extension}
     if "errors" in body and metrics.active is not None:
         metrics.active.graphql_errors(body["errors"])
-    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+    return Response(orjson.dumps(body), status, headers, media_type=media_type)
 
 
 class TextWebSocketAdapter(ASGIWebSocketAdapter):
@@ -77,6 +114,11 @@ class GraphQLView(GraphQL[Context, None]):
         )
         self.settings = settings
         self.engine = Engine(schema, settings)
+        self.documents = Documents(  # a bad trusted documents manifest stops the start-up here
+            self.engine,
+            keep=settings.graphql_persisted_max,
+            manifest=settings.graphql_trusted_documents,
+        )
         if points is None:  # a view of its own (the app passes the budget of its rate limiter)
             from app.ratelimit import Buckets, PointsBudget  # noqa: PLC0415  (imports this module)
 
@@ -90,39 +132,51 @@ class GraphQLView(GraphQL[Context, None]):
             return
         request = Request(scope=scope, receive=receive)
         spending = Spending(self.points, self.points.buckets.of_request(scope))
-        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        headers = request.headers
+        media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        answers = response_media_type(headers.get("accept", ""))
         if request.method == "POST" and media_type != "application/json":
             # No form, multipart or text/plain POST (what a cross-site form can send) executes.
             message = f"send the request as application/json, not '{media_type or 'nothing'}'"
             body = graphql_error_body("UNSUPPORTED_MEDIA_TYPE", message)
-            await answer(spending, body, 415)(scope, receive, send)
+            await answer(spending, body, 415, answers)(scope, receive, send)
             return
         try:
-            response = await self.serve(request, spending)
+            response = await self.serve(request, spending, answers)
         except HTTPException as exc:
             code = "BAD_REQUEST" if exc.status_code == 400 else "METHOD_NOT_ALLOWED"
             if exc.status_code == 404:
                 code = "NOT_FOUND"
-            response = answer(spending, graphql_error_body(code, exc.reason), exc.status_code)
+            body = graphql_error_body(code, exc.reason)
+            response = answer(spending, body, exc.status_code, answers)
         except RequestError as exc:
-            response = answer(spending, graphql_error_body("BAD_REQUEST", exc.message), 400)
+            body = graphql_error_body("BAD_REQUEST", exc.message)
+            response = answer(spending, body, 400, answers)
         except RateLimited as exc:  # the points of the request are beyond the budget
-            response = answer(spending, graphql_error_body(exc.code, exc.message), exc.status)
+            body = graphql_error_body(exc.code, exc.message)
+            response = answer(spending, body, exc.status, answers)
             response.headers["Retry-After"] = str(exc.retry_after)
-        except DomainError as exc:  # raised while the body streams in (413)
-            response = answer(spending, graphql_error_body(exc.code, exc.message), exc.status)
+        except DomainError as exc:  # 413 while the body streams in; persisted documents' errors
+            body = graphql_error_body(exc.code, exc.message)
+            response = answer(spending, body, exc.status, answers)
         finally:
             context: Context | None = getattr(request.state, "graphql_context", None)
             if context is not None:
                 await context.loaders.close()
         await response(scope, receive, send)
 
-    async def serve(self, request: Request, spending: Spending) -> Response:
-        """One GraphQL request over HTTP through the engine (GraphiQL for a browser's GET)."""
+    async def serve(self, request: Request, spending: Spending, answers: str) -> Response:
+        """One GraphQL request over HTTP through the engine (GraphiQL for a browser's GET);
+        `answers` is the media type of the response."""
         if request.method == "GET":
             params = request.query_params
-            if params.get("query") is None and any(
-                accepted in request.headers.get("accept", "") for accepted in ("text/html", "*/*")
+            if (
+                "query" not in params
+                and "extensions" not in params
+                and any(
+                    accepted in request.headers.get("accept", "")
+                    for accepted in ("text/html", "*/*")
+                )
             ):
                 return await self.render_graphql_ide(request)
             data: Any = self.parse_query_params(params)
@@ -132,6 +186,16 @@ class GraphQLView(GraphQL[Context, None]):
             raise HTTPException(400, "Batching is not enabled")
         query, variables = data.get("query"), data.get("variables")
         operation_name = data.get("operationName")
+        prepared = None
+        extensions = data.get("extensions")
+        if (extensions is not None or self.documents.trusted is not None) and isinstance(
+            query, str | None
+        ):
+            found = self.documents.resolve(query, extensions)
+            if isinstance(found, Miss):  # a hash this process does not know yet
+                found = await self.documents.complete(found, request.app.state.db)
+            if found is not None:
+                query, prepared = found
         if not isinstance(query, str) or not query:
             if query is not None and not isinstance(query, str):
                 raise HTTPException(400, "The GraphQL operation's `query` must be a string")
@@ -148,9 +212,13 @@ class GraphQLView(GraphQL[Context, None]):
         )
         request.state.graphql_context = context  # its loaders are closed when the request ends
         body = await self.engine.run(
-            query, variables, operation_name, context, request.method, spending
+            query, variables, operation_name, context, request.method, spending, prepared
         )
-        return answer(spending, body)
+        if "data" not in body:  # failed before it ran: parse, validation, cost or variables
+            if answers == GRAPHQL_RESPONSE:
+                return answer(spending, body, 400, answers)
+            body = {"data": None, **body}
+        return answer(spending, body, 200, answers)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         """The websocket's context (HTTP requests make theirs in `serve`)."""

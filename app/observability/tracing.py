@@ -25,6 +25,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
@@ -77,7 +78,7 @@ def configure() -> bool:
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     otel_tracer = trace.get_tracer("app")
-    AsyncPGInstrumentor().instrument(tracer_provider=provider)
+    AsyncPGInstrumentor().instrument(tracer_provider=provider)  # type: ignore[no-untyped-call]
     trace_statements(otel_tracer)
     logs.trace_ids = _current_ids(trace)
     tracer = OperationTracer(otel_tracer)
@@ -94,13 +95,19 @@ def _current_ids(trace: Any) -> Callable[[], tuple[str, str] | None]:
     return current
 
 
-def http_middleware() -> list[tuple[type[Any], dict[str, Any]]]:
+def http_middleware() -> list[Middleware]:
     """The ASGI middleware of a traced app, outermost first: OpenTelemetry's span per request,
     then the one that names it after its route."""
     from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware  # noqa: PLC0415
 
-    options = {"default_span_details": _span_details, "exclude_spans": ["receive", "send"]}
-    return [(OpenTelemetryMiddleware, options), (RouteSpanName, {})]
+    return [
+        Middleware(
+            OpenTelemetryMiddleware,
+            default_span_details=_span_details,
+            exclude_spans=["receive", "send"],
+        ),
+        Middleware(RouteSpanName),
+    ]
 
 
 def _span_details(scope: Scope) -> tuple[str, dict[str, Any]]:

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from app.models import Action
-from tests.answers import answer
-from tests.child_helpers import mark_deleted, stored_child, stored_children
+from tests.helpers.graphql_answers import answer
+from tests.helpers.rows import mark_deleted, stored_child, stored_children
 
 FIELDS = """id enabled name instructions actionId assistantId connectionId
   config { input definitions { path definition } } position createdAt updatedAt"""

@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from tests.answers import answer
-from tests.children import insert_children
+from tests.helpers.graphql_answers import answer
+from tests.helpers.rows import insert_children
 
 LIST = """
 query($org: ID!, $first: Int, $after: String) {

@@ -15,8 +15,8 @@ from app.graphql.cost import operation_costs
 from app.graphql.ide import EXAMPLE_QUERY
 from app.graphql.schema import schema
 from app.settings import Settings
-from tests.children import insert_children
-from tests.conftest import Org
+from tests.helpers.factories import Org
+from tests.helpers.rows import insert_children
 
 # the attack of issue 14: 10 aliases of 100 assistants, each with 100 revisions
 ONE_ATTACK = (

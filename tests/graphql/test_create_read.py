@@ -6,19 +6,10 @@ from typing import Any
 
 import pytest
 
-from tests.answers import answer
-from tests.graphql.test_update_assistant import ASSISTANT_FIELDS, to_input
-from tests.rest.test_assistants_create_read import RFC3339_Z, URL_SAFE, count_assistants
-from tests.rest.test_assistants_update import FULL
-
-CREATE = f"""
-mutation($org: ID!, $input: CreateAssistantInput!) {{
-  createAssistant(orgId: $org, input: $input) {{ {ASSISTANT_FIELDS} }}
-}}
-"""
-READ = f"""
-query($org: ID!, $id: ID!) {{ assistant(orgId: $org, id: $id) {{ {ASSISTANT_FIELDS} }} }}
-"""
+from tests.helpers.assistant_cases import FULL, RFC3339_Z, URL_SAFE
+from tests.helpers.graphql_answers import answer
+from tests.helpers.graphql_operations import CREATE_ASSISTANT, READ_ASSISTANT, to_input
+from tests.helpers.rows import count_assistants
 
 DEFAULT_CONFIG = {
     "language": "auto",
@@ -49,7 +40,7 @@ DEFAULT_CONFIG = {
 @pytest.fixture
 def create(gql: Any, org: Any) -> Any:
     async def send(input_: dict[str, Any]) -> dict[str, Any]:
-        body: dict[str, Any] = await gql(CREATE, {"org": "c", "input": input_}, org)
+        body: dict[str, Any] = await gql(CREATE_ASSISTANT, {"org": "c", "input": input_}, org)
         return body
 
     return send
@@ -131,13 +122,13 @@ async def test_invalid_create_stores_nothing(create, db, input_, path):
 async def test_read_answers_what_create_answered(create, gql, org):
     created = (await create(to_input(FULL)))["data"]["createAssistant"]
     for org_id in (org.org_id, "c"):
-        result = await gql(READ, {"org": org_id, "id": created["id"]}, org)
+        result = await gql(READ_ASSISTANT, {"org": org_id, "id": created["id"]}, org)
         assert result == answer({"assistant": created}, 200)
 
 
 async def test_rest_and_graphql_read_the_same_assistant(make_assistant, gql, org):
     created = await make_assistant(org, **FULL)
-    result = await gql(READ, {"org": "c", "id": created["id"]}, org)
+    result = await gql(READ_ASSISTANT, {"org": "c", "id": created["id"]}, org)
     read = result["data"]["assistant"]
     assert (read["id"], read["version"], read["createdAt"], read["updatedAt"]) == (
         created["id"],

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 
-from tests.answers import answer
-from tests.children import count_children, insert_children
+from tests.helpers.graphql_answers import answer
+from tests.helpers.rows import count_children, insert_children
 
 DELETE = """
 mutation($org: ID!, $id: ID!) { deleteAssistant(orgId: $org, assistantId: $id) }

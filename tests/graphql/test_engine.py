@@ -107,7 +107,7 @@ def assert_costed(served: httpx.Response) -> None:
 class ReferenceView(GraphQLView):
     """The view as it was: every HTTP request through Strawberry's own `GraphQL.run`."""
 
-    async def serve(self, request: Request, spending: Any) -> Response:
+    async def serve(self, request: Request, spending: Any, answers: str = "") -> Response:
         return await GraphQL.run(self, request)
 
     async def get_context(self, request: Any, response: Any) -> Context:

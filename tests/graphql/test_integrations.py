@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from app.models import Integration
-from tests.answers import answer
-from tests.child_helpers import mark_deleted, stored_child, stored_children
+from tests.helpers.graphql_answers import answer
+from tests.helpers.rows import mark_deleted, stored_child, stored_children
 
 FIELDS = "id enabled integrationId assistantId connectionId config error createdAt updatedAt"
 CREATE = f"""

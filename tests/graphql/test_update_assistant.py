@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from strawberry.utils.str_converters import to_camel_case
 
-from tests.rest.test_assistants_update import (
+from tests.helpers.assistant_cases import (
     CHANGES,
     FULL,
     INVALID,
@@ -15,46 +15,11 @@ from tests.rest.test_assistants_update import (
     READ_ONLY,
     UNKNOWN,
     VOLATILE,
-    insert_avatar,
     nest,
     without,
 )
-
-ASSISTANT_FIELDS = """
-id name enabled deleted version secretKey avatarId avatarUrl createdAt updatedAt
-config {
-  language model instructions knowledgeScope timezone
-  stt { model } tts { model voiceId }
-  conversation {
-    threadMode enableMemories enableTransferToHumanTool welcomeBanner suggestedMessages
-    autoIntroMessage enableEndConversationTool enableBlockContactTool enablePrivateChats
-    enableAutoResolve enableAutoFollowUps enableAutoCsat enableUpdateContactTool
-  }
-}
-integrations { id } actions { id }
-"""
-
-UPDATE = f"""
-mutation($org: ID!, $id: ID!, $input: UpdateAssistantInput!, $expected: Int) {{
-  updateAssistant(orgId: $org, assistantId: $id, input: $input, expectedVersion: $expected) {{
-    {ASSISTANT_FIELDS}
-  }}
-}}
-"""
-ENUM_KEYS = {"thread_mode", "knowledge_scope"}
-
-
-def to_input(value: Any, key: str = "") -> Any:
-    """A snake_case REST body as the camelCase GraphQL input (enum values in upper case)."""
-    if isinstance(value, dict):
-        return {to_camel_case(k): to_input(v, k) for k, v in value.items()}
-    if key in ENUM_KEYS and isinstance(value, str):
-        return value.upper()
-    return value
-
-
-def gql_path(dotted: str) -> list[str | int]:
-    return [int(p) if p.isdigit() else to_camel_case(p) for p in dotted.split(".")]
+from tests.helpers.graphql_operations import UPDATE_ASSISTANT, gql_path, to_input
+from tests.helpers.rows import insert_avatar
 
 
 @pytest.fixture
@@ -67,7 +32,7 @@ async def full(org: Any, make_assistant: Any) -> dict[str, Any]:
 def update(gql: Any, org: Any) -> Any:
     async def send(assistant_id: str, patch: Any, expected: int | None = None) -> dict[str, Any]:
         variables = {"org": "c", "id": assistant_id, "input": patch, "expected": expected}
-        body: dict[str, Any] = await gql(UPDATE, variables, org)
+        body: dict[str, Any] = await gql(UPDATE_ASSISTANT, variables, org)
         return body
 
     return send

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import base64
-import re
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
 
-from app.models import Assistant
-from tests.rest.test_assistants_update import FULL
-
-RFC3339_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
-URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
+from tests.helpers.assistant_cases import FULL, RFC3339_Z, URL_SAFE
+from tests.helpers.rows import count_assistants
 
 # Every key of the response in ../shared/seed/ ("Update an existing assistant"), by object.
 SEED_KEYS = {
@@ -76,11 +71,6 @@ def at(document: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
     for key in path:
         document = document[key]
     return document
-
-
-async def count_assistants(db: Any) -> int:
-    async with db.read() as tx:
-        return int(await tx.scalar(select(func.count()).select_from(Assistant)) or 0)
 
 
 async def create(client: Any, org: Any, body: Any) -> Any:

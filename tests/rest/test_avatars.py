@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from app.models import Avatar
 from app.store.records import AvatarRecord
-from tests.answers import answer
+from tests.helpers.graphql_answers import answer
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(64))
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(64))

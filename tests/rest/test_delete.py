@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.children import count_children, insert_children
+from tests.helpers.rows import count_children, insert_children
 
 
 async def test_delete_then_everything_is_404(client, org, db, make_assistant, stored):

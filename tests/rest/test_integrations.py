@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from app.models import Integration
-from tests.child_helpers import mark_deleted, stored_child, stored_children
+from tests.helpers.rows import mark_deleted, stored_child, stored_children
 
 ANY_ID, ANY_TIME = object(), object()
 

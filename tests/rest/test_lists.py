@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.children import insert_children
+from tests.helpers.rows import insert_children
 
 
 async def list_page(client, org, **params):

@@ -14,11 +14,11 @@ from sqlalchemy import select, update
 from app.auth import revoke_key
 from app.models import Action, ApiKey, Assistant, AssistantRevision, Avatar, Integration
 from app.store import Store
-from tests.conftest import Org
+from tests.helpers.factories import Org
 
 READ, WRITE, MANAGE = "assistants:read", "assistants:write", "api_keys:manage"
 ALL = [READ, WRITE, MANAGE]
-KEYS = ApiKey.__table__
+KEYS = ApiKey.__table__  # type: ignore[attr-defined]
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
 

@@ -22,7 +22,7 @@ import httpx
 
 from app.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 60.0
 STOP_SECONDS = 15.0
 WORKER_READY = "Application startup complete."

@@ -247,7 +247,7 @@ class AsgiWebSocket:
 
     async def __aenter__(self) -> GraphQLSocket:
         self._to_app.put_nowait({"type": "websocket.connect"})
-        self._task = asyncio.create_task(self.app(self.scope, self._to_app.get, self._put))
+        self._task = asyncio.ensure_future(self.app(self.scope, self._to_app.get, self._put))
         accepted = await asyncio.wait_for(self._from_app.get(), 10)
         assert accepted["type"] == "websocket.accept", accepted
         return GraphQLSocket(self._send_text, self._receive_text)
