@@ -83,6 +83,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
             sys.stderr.write(f"error: TRUSTED_DOCUMENTS: {exc}\n")
             raise SystemExit(2) from None
     upgrade(settings)
+    metrics_directory(args.workers)
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -94,6 +95,21 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         lifespan="on",
         proxy_headers=False,  # the app owns X-Forwarded-For (FORWARDED_ALLOW_IPS, main.py)
     )
+
+
+def metrics_directory(workers: int) -> None:
+    """With several workers, Prometheus metrics are kept in prometheus-client's multiprocess
+    mode: PROMETHEUS_MULTIPROC_DIR as the operator set it, else a fresh directory of our own
+    (removed on exit); set before any worker imports prometheus-client."""
+    if workers <= 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    import atexit
+    import shutil
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="assistants-api-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
 
 
 def cmd_orgs_create(settings: Settings, args: argparse.Namespace) -> None:

@@ -34,6 +34,7 @@ import asyncpg
 from app.domain.errors import DomainError, RateLimited, Unauthenticated
 from app.domain.events import dead_keys, last_revision_seq, revisions_after, revisions_by_seq
 from app.domain.revisions import CHANNEL
+from app.observability import metrics
 from app.settings import Settings
 from app.store import Store
 from app.store.postgres import libpq_dsn
@@ -84,6 +85,7 @@ class Stream:
         self._queue: deque[RevisionRecord] = deque()
         self._wake = asyncio.Event()
         self.closed: DomainError | None = None
+        self.gauge: Any = None  # its event_streams_open child while counted there
 
     def push(self, revision: RevisionRecord) -> None:
         if self.closed is not None:
@@ -160,9 +162,15 @@ class Broker:
         return self._count
 
     async def open(
-        self, *, org_id: str, assistant_ids: Collection[str] | None, key_id: str
+        self,
+        *,
+        org_id: str,
+        assistant_ids: Collection[str] | None,
+        key_id: str,
+        transport: str = "sse",
     ) -> Stream:
-        """A new stream, once the source listens (so nothing committed after this is missed)."""
+        """A new stream, once the source listens (so nothing committed after this is missed);
+        `transport` (sse, websocket) labels it in event_streams_open."""
         if self._stopping:
             raise ShuttingDown("the server is shutting down")
         if self._count >= self.settings.events_max_streams:
@@ -181,6 +189,7 @@ class Broker:
         self._streams[org_id].add(stream)
         self._count += 1
         self._per_key[key_id] += 1
+        stream.gauge = None if metrics.active is None else metrics.active.stream_opened(transport)
         try:
             await self._ready(source)
         except BaseException:
@@ -199,6 +208,8 @@ class Broker:
             del self._per_key[stream.key_id]
         else:
             self._per_key[stream.key_id] -= 1
+        if stream.gauge is not None:
+            stream.gauge.dec()
         if not streams:
             del self._streams[stream.org_id]
         if self._count == 0:
@@ -206,9 +217,16 @@ class Broker:
 
     @contextlib.asynccontextmanager
     async def stream(
-        self, *, org_id: str, assistant_ids: Collection[str] | None, key_id: str
+        self,
+        *,
+        org_id: str,
+        assistant_ids: Collection[str] | None,
+        key_id: str,
+        transport: str = "sse",
     ) -> AsyncIterator[Stream]:
-        stream = await self.open(org_id=org_id, assistant_ids=assistant_ids, key_id=key_id)
+        stream = await self.open(
+            org_id=org_id, assistant_ids=assistant_ids, key_id=key_id, transport=transport
+        )
         try:
             yield stream
         finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,9 @@ import orjson
 # The attributes every LogRecord has; anything else was passed as `extra`.
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 _HANDLER_NAME = "app-json"
+# (trace_id, span_id) of the active span, or None; set by app/observability/tracing.py when
+# tracing is on (None otherwise: nothing from OpenTelemetry is looked at).
+trace_ids: Callable[[], tuple[str, str] | None] | None = None
 
 
 class JsonFormatter(logging.Formatter):
@@ -31,6 +35,8 @@ class JsonFormatter(logging.Formatter):
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 line[key] = value
+        if trace_ids is not None and (ids := trace_ids()) is not None:
+            line["trace_id"], line["span_id"] = ids
         if record.exc_info:
             line["exc_info"] = self.formatException(record.exc_info)
         return orjson.dumps(line, default=str).decode()

@@ -30,6 +30,7 @@ from app.middleware import (
     UnexpectedErrorMiddleware,
     cors_options,
 )
+from app.observability import metrics, tracing
 from app.openapi import openapi_json
 from app.ratelimit import Buckets, CreationQuota, PointsBudget, RateLimitMiddleware
 from app.rest import actions, api_keys, assistants, avatars, events, integrations, revisions
@@ -78,9 +79,11 @@ def middleware(settings: Settings, buckets: Buckets) -> list[Middleware]:
     where the GraphQL points are counted too)."""
     stack = [
         Middleware(RequestIdMiddleware),
-        Middleware(AccessLogMiddleware),
+        Middleware(AccessLogMiddleware, metrics=metrics.active),
         Middleware(UnexpectedErrorMiddleware),
     ]
+    if tracing.tracer is not None:  # the span is around all but the client-address rewrite
+        stack[:0] = tracing.http_middleware()
     if settings.forwarded_allow_ips:  # first: every layer sees the same client address
         stack.insert(0, Middleware(ForwardedMiddleware, allowed=settings.forwarded_allow_ips))
     if settings.cors_origins:
@@ -99,6 +102,8 @@ def middleware(settings: Settings, buckets: Buckets) -> list[Middleware]:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
     configure_logging(settings.log_level)
+    metrics.configure(settings.metrics_enabled)  # before the engine and middleware read it
+    tracing.configure()  # only with OTEL_EXPORTER_OTLP_ENDPOINT set
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -115,6 +120,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await app.state.key_usage.close()
             await app.state.db.close()
             await buckets.close()
+            metrics.mark_worker_dead()
 
     buckets = Buckets.of_settings(settings)  # memory, or Redis shared by every process
     points = PointsBudget(buckets, settings.graphql_points)
@@ -136,6 +142,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *events.routes,
         *api_keys.routes,
     ]
+    if settings.metrics_enabled:  # for the scraper: no API key; METRICS_TOKEN when set
+        endpoint = metrics.metrics_endpoint(settings.metrics_token)
+        routes.append(Route("/metrics", endpoint, methods=["GET"]))
     app = Starlette(
         routes=routes,
         middleware=middleware(settings, buckets),

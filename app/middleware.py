@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.domain.errors import DomainError, PayloadTooLarge
 from app.graphql.view import graphql_error_response
+from app.observability import metrics as observed
 from app.rest.errors import domain_error_response, handle_unexpected
 
 access_logger = logging.getLogger("app.access")
@@ -87,6 +88,8 @@ def error_response(scope: Scope, error: DomainError) -> Response:
     if scope["path"] != GRAPHQL_PATH:
         return response
     graphql = graphql_error_response(error.status, error.code, error.message)
+    if observed.active is not None:
+        observed.active.graphql_errors(({"extensions": {"code": error.code}},))
     for name in ("retry-after", "www-authenticate"):
         if name in response.headers:
             graphql.headers[name] = response.headers[name]
@@ -162,10 +165,12 @@ class ForwardedMiddleware:
 class AccessLogMiddleware:
     """One structured line per request on the `app.access` logger: request id, organisation and
     key id (when authenticated), method, route, path, status and duration. Never a header
-    value, a query string or a body."""
+    value, a query string or a body. The same timing feeds the Prometheus metrics (`metrics`,
+    None while they are off)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: observed.Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -183,7 +188,10 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_and_note)
         finally:
-            fields = access_fields(scope, status, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            if self.metrics is not None:
+                self.metrics.request(scope, status, seconds)
+            fields = access_fields(scope, status, seconds)
             access_logger.info("%s %s %s", scope["method"], scope["path"], status, extra=fields)
 
 

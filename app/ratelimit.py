@@ -7,7 +7,7 @@
 - A request without a key counts against its client address.
 - Every limited response carries `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`
   (seconds) and `RateLimit-Policy`; a refusal is 429 `RATE_LIMITED` with `Retry-After`.
-- Exempt: `/healthz`, `/readyz` and `GET /avatars/…` (public images).
+- Exempt: `/healthz`, `/readyz`, `/metrics` (the scraper's) and `GET /avatars/…` (public images).
 
 With `memory://` counters live in each process: with N workers a caller gets up to N times
 the limit; with Redis, one limit for all.
@@ -31,7 +31,6 @@ same storage; the use case (app/domain/assistants.py) spends one once the body i
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import re
@@ -39,18 +38,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from limits import RateLimitItem, RateLimitItemPerMinute, WindowStats, parse
-from limits.aio import strategies as shared_strategies
-from limits.aio.storage import RedisStorage
-from limits.errors import StorageError
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -59,15 +51,14 @@ from app.domain.errors import RateLimited
 from app.middleware import client_address, error_response, request_state
 from app.settings import Settings
 
+if TYPE_CHECKING:
+    from app.ratelimit_redis import SharedStorage
+
 logger = logging.getLogger("app.ratelimit")
 
-EXEMPT_PATHS = frozenset({"/healthz", "/readyz"})
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 PUBLIC_AVATAR = re.compile(r"^/avatars/[^/]+$")
 PROVEN_KEYS_KEPT = 100_000
-REDIS_TIMEOUT_SECONDS = 0.5  # connecting to Redis, and each of its answers
-REDIS_RETRY_SECONDS = 3.0  # while Redis is unreachable, how often it is asked again
-REDIS_KEY_PREFIX = "assistants"
-SHARED_ERRORS = (StorageError, RedisError, OSError, TimeoutError)
 
 
 class QuietMemoryStorage(MemoryStorage):
@@ -108,132 +99,6 @@ def is_exempt(scope: Scope) -> bool:
     return scope["method"] in ("GET", "HEAD") and PUBLIC_AVATAR.match(path) is not None
 
 
-class SharedStorage:
-    """One Redis for the limits of every process and machine (`RATE_LIMIT_STORAGE=redis://…`).
-
-    `up` is False while Redis cannot be reached: the limits then count in the process's memory,
-    and one task (never a request) asks Redis again every REDIS_RETRY_SECONDS."""
-
-    def __init__(self, uri: str) -> None:
-        self.uri = uri
-        self.redis = RedisStorage(
-            f"async+{uri}",
-            implementation="redispy",
-            wrap_exceptions=True,
-            key_prefix=REDIS_KEY_PREFIX,
-            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-            socket_timeout=REDIS_TIMEOUT_SECONDS,
-            # one retry, on a lost connection only (a restarted Redis); a timeout is not retried
-            retry=Retry(NoBackoff(), 1, (RedisConnectionError,)),  # type: ignore[arg-type]
-        )
-        self.sliding = shared_strategies.SlidingWindowCounterRateLimiter(self.redis)
-        self.up = True
-        self._probe: asyncio.Task[None] | None = None
-
-    def lost(self, error: Exception) -> None:
-        """Redis failed a request: count in memory until it answers again (said once)."""
-        if not self.up:
-            return
-        self.up = False
-        logger.error(
-            "rate limits: Redis at %s is unreachable (%s); counting in this process's memory "
-            "meanwhile",
-            self.where,
-            error,
-        )
-        self._probe = asyncio.get_running_loop().create_task(self._wait_for_redis())
-
-    async def _wait_for_redis(self) -> None:
-        while True:
-            await asyncio.sleep(REDIS_RETRY_SECONDS)
-            try:
-                if await self.redis.check():
-                    break
-            except Exception:  # noqa: BLE001, S112  (still down: asked again later)
-                continue
-        self.up = True
-        logger.warning("rate limits: Redis at %s answers again; limits are shared", self.where)
-
-    async def _scripts(self, calls: list[tuple[Any, list[str], tuple[Any, ...]]]) -> list[Any]:
-        """limits' own Lua scripts (script, keys, arguments), sent in one pipeline: one round
-        trip where its strategies make one per script. A Redis that restarted has forgotten
-        the scripts: they are loaded again, once."""
-        bridge: Any = self.redis.bridge
-        for attempt in (1, 2):
-            pipeline = bridge.get_connection().pipeline(transaction=False)
-            for script, keys, arguments in calls:
-                pipeline.evalsha(script.sha, len(keys), *keys, *arguments)
-            try:
-                answers: list[Any] = await pipeline.execute()
-                return answers
-            except NoScriptError:
-                if attempt == 2:
-                    raise
-                for script in {script.sha: script for script, _, _ in calls}.values():
-                    await bridge.get_connection().script_load(script.script)
-        raise AssertionError("unreachable")
-
-    async def moving_hits(self, item: RateLimitItem, buckets: Sequence[str]) -> list[Verdict]:
-        """A hit in each bucket's moving window and the window after it (what limits'
-        MovingWindowRateLimiter.hit and get_window_stats do), in one round trip."""
-        bridge: Any = self.redis.bridge
-        acquire, window = bridge.lua_acquire_moving_window, bridge.lua_moving_window
-        expiry, amount = item.get_expiry(), item.amount
-        now = time.time()
-        calls = []
-        for bucket in buckets:
-            keys = [bridge.prefixed_key(item.key_for(bucket))]
-            calls += [
-                (acquire, keys, (now, amount, expiry, 1)),
-                (window, keys, (now - expiry, amount)),
-            ]
-        answers = await self._scripts(calls)
-        verdicts = []
-        for acquired, (start, count) in zip(
-            answers[::2], (a or (now, 0) for a in answers[1::2]), strict=True
-        ):
-            stats = WindowStats(float(start) + expiry, amount - int(count))
-            verdicts.append(window_verdict(bool(acquired), stats))
-        return verdicts
-
-    async def sliding_spend(
-        self, item: RateLimitItem, bucket: str, cost: int
-    ) -> tuple[bool, tuple[int, float, int, float]]:
-        """`cost` spent in one bucket's sliding window counter, and its counts after it (what
-        limits' SlidingWindowCounterRateLimiter.hit and the storage's get_sliding_window do),
-        in one round trip."""
-        bridge: Any = self.redis.bridge
-        key = item.key_for(bucket)
-        keys = [
-            bridge.prefixed_key(self.redis._previous_window_key(key)),  # noqa: SLF001
-            bridge.prefixed_key(self.redis._current_window_key(key)),  # noqa: SLF001
-        ]
-        expiry = item.get_expiry()
-        acquired, counts = await self._scripts(
-            [
-                (bridge.lua_acquire_sliding_window, keys, (item.amount, expiry, cost)),
-                (bridge.lua_sliding_window, keys, (expiry,)),
-            ]
-        )
-        previous, previous_ttl, current, current_ttl = counts or (0, 0, 0, 0)
-        return bool(acquired), (
-            int(previous or 0),
-            max(0, float(previous_ttl or 0)) / 1000,
-            int(current or 0),
-            max(0, float(current_ttl or 0)) / 1000,
-        )
-
-    @property
-    def where(self) -> str:
-        """host:port/db of the URI, without a password."""
-        return self.uri.split("://", 1)[-1].rpartition("@")[2]
-
-    async def close(self) -> None:
-        if self._probe is not None:
-            self._probe.cancel()
-        await self.redis.bridge.storage.aclose()  # type: ignore[attr-defined]
-
-
 class Buckets:
     """What every limit of the process counts in: one storage (memory, or Redis with the memory
     while Redis is unreachable), and the API keys (their hashes) that have authenticated in this
@@ -242,7 +107,13 @@ class Buckets:
     def __init__(self, storage_uri: str = "memory://") -> None:
         self.storage = QuietMemoryStorage()
         self.moving = MovingWindowRateLimiter(self.storage)
-        self.shared = None if storage_uri.startswith("memory://") else SharedStorage(storage_uri)
+        self.shared: SharedStorage | None = None
+        if not storage_uri.startswith("memory://"):
+            # only for a Redis storage: `redis` imports OpenTelemetry when it is installed, and
+            # the default (memory) imports neither
+            from app.ratelimit_redis import SharedStorage  # noqa: PLC0415
+
+            self.shared = SharedStorage(storage_uri)
         self.proven: OrderedDict[str, None] = OrderedDict()
 
     @classmethod
@@ -282,7 +153,7 @@ class Buckets:
         if shared is not None and shared.up:
             try:
                 return tightest(await shared.moving_hits(item, buckets))
-            except SHARED_ERRORS as exc:
+            except shared.errors as exc:
                 shared.lost(exc)
         return tightest([self.hit_here(item, bucket) for bucket in buckets])
 
@@ -370,7 +241,7 @@ class PointsBudget:
         if shared is not None and shared.up:
             try:
                 return await self._spend_shared(shared, buckets, points)
-            except SHARED_ERRORS as exc:
+            except shared.errors as exc:
                 shared.lost(exc)
         return self.spend_here(buckets, points)
 

@@ -89,6 +89,11 @@ class Settings(BaseSettings):
                     raise ValueError(f"'{entry.strip()}' is not an address or CIDR") from None
         return value
 
+    # Operations (CONTRACT section 10): GET /metrics unless METRICS_ENABLED=false; with
+    # METRICS_TOKEN set it needs `Authorization: Bearer <METRICS_TOKEN>`.
+    metrics_enabled: bool = True
+    metrics_token: str | None = None
+
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -21,7 +21,7 @@ from app.domain.child_input import (
 )
 from app.openapi import OPERATIONS, _drop_unset_defaults, named_objects
 
-NOT_REST = {"/graphql", "/graphiql-assets/{path:path}", "/openapi.json"}
+NOT_REST = {"/graphql", "/graphiql-assets/{path:path}", "/openapi.json", "/metrics"}
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from app.domain.assistant_input import COLUMN_PATHS, LEAVES
 from app.domain.documents import avatar_url, config_document, rfc3339
 from app.domain.errors import NotFound
 from app.models import Assistant, AssistantRevision
+from app.observability import metrics
 from app.store import Statement, Tx
 from app.store.records import AssistantRecord, RevisionRecord
 from app.store.statements import insert_statement
@@ -114,6 +115,8 @@ async def record_revision(
         "snapshot": snapshot_of(assistant),
     }
     await tx.execute(REVISION_INSERT, values)
+    if metrics.active is not None:
+        metrics.active.revision_written(change_type)
     if writer.revisions_keep is not None:
         oldest_dropped = assistant.version - writer.revisions_keep
         await tx.execute(_PRUNE, {"assistant_id": assistant.id, "oldest_dropped": oldest_dropped})

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any
 
 from graphql import (
@@ -50,6 +51,7 @@ from app.graphql.limits import (
     strip_suggestions,
 )
 from app.graphql.points import Spending
+from app.observability import metrics, tracing
 from app.settings import Settings
 
 DOCUMENT_CACHE_SIZE = 1024
@@ -106,6 +108,10 @@ class Engine:
         self._documents: OrderedDict[str, Prepared] = OrderedDict()
         # the same documents by SHA-256 (automatic persisted queries: app/graphql/persisted.py)
         self._hashed: OrderedDict[str, tuple[str, Prepared]] = OrderedDict()
+        self.metrics = metrics.active
+        self.tracer = tracing.tracer
+        if self.metrics is not None or self.tracer is not None:
+            self.run = self.observed_run  # type: ignore[method-assign]
 
     # -- once per document text ------------------------------------------------------------
 
@@ -248,6 +254,48 @@ class Engine:
         if result.errors:
             body["errors"] = [self._format(error, EXECUTION) for error in result.errors]
         return body
+
+    async def observed_run(
+        self,
+        text: str,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        context: Any,
+        method: str,
+        spending: Spending,
+        prepared: Prepared | None = None,
+    ) -> dict[str, Any]:
+        """`run`, counted in graphql_operations_total and traced as `<type> <name>` (in place
+        of `run` while metrics or tracing are on)."""
+        if prepared is None:
+            prepared = self.prepare(text)  # the cached document (`run` finds it again)
+        operation = pick(prepared, operation_name)
+        kind = operation.node.operation.value if operation is not None else "unknown"
+        node_name = operation.node.name if operation is not None else None
+        name = node_name.value if node_name is not None else None
+        args = (text, variables, operation_name, context, method, spending, prepared)
+        if self.tracer is None:
+            return await self.counted_run(kind, name, spending, args)
+        with self.tracer.operation(kind, name):
+            return await self.counted_run(kind, name, spending, args)
+
+    async def counted_run(
+        self, kind: str, name: str | None, spending: Spending, args: tuple[Any, ...]
+    ) -> dict[str, Any]:
+        """Outcome: `success` (no error), `error` (it ran: errors, data maybe partial) or
+        `rejected` (it did not run: parse, validation, cost, variables, rate limit)."""
+        outcome = metrics.REJECTED
+        started = perf_counter()
+        try:
+            body = await Engine.run(self, *args)
+            if "errors" not in body:
+                outcome = metrics.SUCCESS
+            elif spending.charged:  # its points were spent: it ran
+                outcome = metrics.ERROR
+            return body
+        finally:
+            if self.metrics is not None:
+                self.metrics.operation(kind, name, outcome, perf_counter() - started)
 
     def cost_of(
         self, text: str, operation_name: str | None, variables: Mapping[str, Any] | None

@@ -39,10 +39,12 @@ from app.graphql.limits import (
     settings_limits_rule,
 )
 from app.graphql.node import NodeQuery, entities
+from app.graphql.observed import OperationMetrics
 from app.graphql.revisions import RevisionMutation
 from app.graphql.scalars import SCALAR_MAP
 from app.graphql.subscriptions import AssistantSubscription, StreamErrorCodes
 from app.graphql.types import NODE_TYPES
+from app.observability import metrics
 from app.settings import Settings
 
 Query = merge_types("Query", (AssistantQuery, ApiKeyQuery, NodeQuery))
@@ -206,6 +208,8 @@ def build_schema(settings: Settings | None = None, *, federation: bool = True) -
 
 def _schema_arguments(settings: Settings | None) -> dict[str, Any]:
     extensions = protective_extensions(settings) if settings else []
+    if settings is not None and metrics.active is not None:  # the websocket's operations
+        extensions.append(OperationMetrics)
     introspection = settings.graphql_introspection if settings else True
     return dict(
         query=Query,

@@ -133,7 +133,10 @@ class AssistantSubscription:
         assert access.key_id is not None
         broker: Broker = ctx.request.app.state.broker
         async with broker.stream(
-            org_id=access.org_id, assistant_ids=assistant_ids, key_id=access.key_id
+            org_id=access.org_id,
+            assistant_ids=assistant_ids,
+            key_id=access.key_id,
+            transport="websocket",
         ) as stream:
             while True:
                 try:

@@ -30,6 +30,7 @@ from app.graphql.ide import page_response
 from app.graphql.persisted import Documents, Miss
 from app.graphql.points import Spending
 from app.graphql.subscriptions import SocketContext, TransportWSHandler, accept_connection
+from app.observability import metrics
 from app.settings import Settings
 
 if TYPE_CHECKING:
@@ -96,6 +97,8 @@ async def answer(
     if status == 200 and "errors" in body and (headers := rate_limited(body["errors"])):
         status = RateLimited.status
     body["extensions"] = {**body.get("extensions", {}), "cost": spending.extension}
+    if "errors" in body and metrics.active is not None:
+        metrics.active.graphql_errors(body["errors"])
     return Response(orjson.dumps(body), status, headers, media_type=media_type)
 
 
