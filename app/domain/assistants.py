@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import Select, bindparam, delete, func, select
 
 from app.domain.access import Access, Scope, requires
 from app.domain.assistant_input import AssistantCreate, AssistantPatch, column_values
@@ -301,7 +301,7 @@ _VISIBLE = (TABLE.c.org_id == bindparam("org_id")) & TABLE.c.deleted.is_(False)
 _OF_KEY = in_list(TABLE.c.id, "assistant_ids")  # a key restricted to some assistants
 
 
-def _page(visible: Any) -> Statement:
+def _page(visible: Any) -> Statement[Select[Any]]:
     return Statement(
         select(TABLE)
         .where(visible, TABLE.c.seq > bindparam("after_seq"))

@@ -10,7 +10,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Select, bindparam, func, select
 
 from app.domain.access import Access, Scope, requires
 from app.domain.errors import FieldError, NotFound, ValidationFailed
@@ -51,7 +51,7 @@ KEYS = ApiKey.__table__  # type: ignore[attr-defined]
 _LAST_SEQ = Statement(select(func.max(REVISIONS.c.seq)))
 
 
-def _after(of_org: bool, of_assistants: bool) -> Statement:
+def _after(of_org: bool, of_assistants: bool) -> Statement[Select[Any]]:
     clause = select(REVISIONS).where(REVISIONS.c.seq > bindparam("after_seq"))
     if of_org:
         clause = clause.where(REVISIONS.c.org_id == bindparam("org_id"))

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Select, bindparam, select
 
 from app.domain.access import ANY_SCOPE, Access, Scope, requires
 from app.domain.errors import FieldError, ValidationFailed
@@ -40,7 +40,7 @@ ASSISTANTS_BY_ID = Statement(
 )
 
 
-def _children_by_id(model: type[Integration] | type[Action]) -> Statement:
+def _children_by_id(model: type[Integration] | type[Action]) -> Statement[Select[Any]]:
     """Children of a kind by id, under a live assistant of the organisation."""
     table: Any = model.__table__  # type: ignore[union-attr]
     return Statement(
@@ -91,7 +91,7 @@ async def find_by_ids(
             found.assistants[row.id] = row
     if not children or len(found.assistants) == len(wanted):  # nothing else to look for
         return found
-    kinds: tuple[tuple[Statement, type[Any], dict[str, Any]], ...] = (
+    kinds: tuple[tuple[Statement[Any], type[Any], dict[str, Any]], ...] = (
         (INTEGRATIONS_BY_ID, IntegrationRecord, found.integrations),
         (ACTIONS_BY_ID, ActionRecord, found.actions),
     )

@@ -71,7 +71,8 @@ def page_size(value: Any, fallback: int) -> int:
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool):
         value = fallback
-    return min(max(value, MIN_PAGE), MAX_PAGE)
+    items: int = min(max(value, MIN_PAGE), MAX_PAGE)
+    return items
 
 
 def list_length(value: Any, default: int | None) -> int:

@@ -27,6 +27,7 @@ from typing import Any
 
 from graphql import (
     DocumentNode,
+    ExecutionResult,
     GraphQLError,
     GraphQLSchema,
     OperationDefinitionNode,
@@ -237,7 +238,8 @@ class Engine:
             context,
             variables,
             operation.node.name.value if operation.node.name else None,
-            is_awaitable=optimized_is_awaitable,
+            # arg-type: graphql-core asks for a TypeGuard, Strawberry's predicate says bool
+            is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
             hide_suggestions=self.hide_suggestions,
             static_selections=prepared.static,
         )
@@ -245,7 +247,11 @@ class Engine:
             return {"errors": [self._format(e, EXECUTION) for e in executor]}
         await spending.charge(cost)
         try:
-            result = await await_maybe(executor.execute_operation())
+            # arg-type: an incremental result comes only from @defer/@stream, which the schema
+            # does not have; this is always an ExecutionResult
+            result: ExecutionResult = await await_maybe(
+                executor.execute_operation()  # type: ignore[arg-type]
+            )
         except Exception as exc:  # noqa: BLE001  (masked and logged, as Strawberry does)
             if not isinstance(exc, GraphQLError):
                 exc = GraphQLError(str(exc), original_error=exc)

@@ -15,15 +15,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, cast
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLFormattedError
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ErrorMessage,
+    SubscribeMessage,
+)
 
 from app.auth import bearer_token, hash_key
 from app.domain.errors import DomainError, RateLimited, Unauthenticated
@@ -166,7 +169,12 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             else:
                 error = await self.persisted(message) or await self.charge(message)
             if error is not None:
-                await self.send_message({"id": message["id"], "type": "error", "payload": [error]})
+                refused: ErrorMessage = {
+                    "id": message["id"],
+                    "type": "error",
+                    "payload": [cast(GraphQLFormattedError, error)],
+                }
+                await self.send_message(refused)
                 return
         await super().handle_subscribe(message)
 
@@ -212,7 +220,10 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         except RateLimited as exc:
             extensions = {"code": exc.code, "retryAfter": exc.retry_after}
             return {"message": exc.message, "extensions": extensions}
-        return view.engine.cost_refusal(cost, operation.node) if over else None
+        if over and operation is not None:
+            refusal: dict[str, Any] = view.engine.cost_refusal(cost, operation.node)
+            return refusal
+        return None
 
 
 class StreamErrorCodes(ErrorCodes):

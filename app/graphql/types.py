@@ -139,7 +139,7 @@ class Integration(Node):
             integration_id=i.integration_id,
             assistant_id=strawberry.ID(i.assistant_id),
             connection_id=i.connection_id,
-            config=i.config,
+            config=i.config,  # type: ignore[arg-type]  # JSON: a NewType of any JSON value
             error=i.error,
             created_at=i.created_at,
             updated_at=i.updated_at,

@@ -8,9 +8,12 @@ from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy.sql.expression import ClauseElement
 
 from app.store.statements import DIALECTS, Compiled, Statement, compiled
+
+# what a transaction runs: a Statement (compiled once per dialect) or a Core clause
+Runnable = Statement[Any] | ClauseElement
 
 R = TypeVar("R")
 Listener = Callable[[str], None]
@@ -43,7 +46,7 @@ class Tx(ABC):
         """(rows, rowcount) of one statement (rows only when `rows`)."""
 
     def _prepare(
-        self, statement: Statement | Executable, parameters: Mapping[str, Any] | None
+        self, statement: Runnable, parameters: Mapping[str, Any] | None
     ) -> tuple[Compiled, list[Any]]:
         if self._closed:
             raise TransactionClosed("this transaction has ended")
@@ -56,20 +59,23 @@ class Tx(ABC):
 
     @overload
     async def all(
-        self, statement: Statement | Executable, parameters: Mapping[str, Any] | None, into: type[R]
+        self,
+        statement: Runnable,
+        parameters: Mapping[str, Any] | None,
+        into: type[R],
     ) -> list[R]: ...
 
     @overload
     async def all(
         self,
-        statement: Statement | Executable,
+        statement: Runnable,
         parameters: Mapping[str, Any] | None = None,
         into: None = None,
     ) -> list[tuple[Any, ...]]: ...
 
     async def all(
         self,
-        statement: Statement | Executable,
+        statement: Runnable,
         parameters: Mapping[str, Any] | None = None,
         into: type[Any] | None = None,
     ) -> list[Any]:
@@ -80,20 +86,23 @@ class Tx(ABC):
 
     @overload
     async def first(
-        self, statement: Statement | Executable, parameters: Mapping[str, Any] | None, into: type[R]
+        self,
+        statement: Runnable,
+        parameters: Mapping[str, Any] | None,
+        into: type[R],
     ) -> R | None: ...
 
     @overload
     async def first(
         self,
-        statement: Statement | Executable,
+        statement: Runnable,
         parameters: Mapping[str, Any] | None = None,
         into: None = None,
     ) -> tuple[Any, ...] | None: ...
 
     async def first(
         self,
-        statement: Statement | Executable,
+        statement: Runnable,
         parameters: Mapping[str, Any] | None = None,
         into: type[Any] | None = None,
     ) -> Any:
@@ -102,15 +111,13 @@ class Tx(ABC):
         rows, _ = await self._run(done.sql, arguments, True)
         return done.reader(into)(rows[0]) if rows else None
 
-    async def scalar(
-        self, statement: Statement | Executable, parameters: Mapping[str, Any] | None = None
-    ) -> Any:
+    async def scalar(self, statement: Runnable, parameters: Mapping[str, Any] | None = None) -> Any:
         """The first column of the first row, or None."""
         row = await self.first(statement, parameters)
         return None if row is None else row[0]
 
     async def execute(
-        self, statement: Statement | Executable, parameters: Mapping[str, Any] | None = None
+        self, statement: Runnable, parameters: Mapping[str, Any] | None = None
     ) -> int:
         """Runs a statement that answers no rows; the number of rows it changed."""
         done, arguments = self._prepare(statement, parameters)

@@ -18,10 +18,10 @@ import keyword
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
-from sqlalchemy import String, TypeDecorator, insert, update
+from sqlalchemy import Insert, String, TypeDecorator, Update, insert, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
@@ -30,7 +30,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import BindParameter
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy.sql.expression import ClauseElement
 from sqlalchemy.types import NullType, TypeEngine
 
 SQLITE, POSTGRESQL = "sqlite", "postgresql"
@@ -44,7 +44,10 @@ def _json_text(value: Any) -> str:
 # TEXT columns, bytes that the asyncpg codec passes through for PostgreSQL's json).
 DIALECTS: dict[str, Dialect] = {
     SQLITE: SQLiteDialect_aiosqlite(json_serializer=_json_text, json_deserializer=orjson.loads),
-    POSTGRESQL: PGDialect_asyncpg(json_serializer=orjson.dumps, json_deserializer=orjson.loads),
+    # no-untyped-call: SQLAlchemy leaves this dialect's __init__ unannotated
+    POSTGRESQL: PGDialect_asyncpg(  # type: ignore[no-untyped-call]
+        json_serializer=orjson.dumps, json_deserializer=orjson.loads
+    ),
 }
 
 Processor = Callable[[Any], Any]
@@ -170,7 +173,7 @@ class Compiled:
         return read
 
 
-def compile_for(clause: Executable, dialect: Dialect) -> Compiled:
+def compile_for(clause: ClauseElement, dialect: Dialect) -> Compiled:
     """Compiles `clause`; a value written into the statement is the default of its parameter.
     (Lists go through `in_list`: an expanding IN would change the SQL with each length.)"""
     compiled: Any = clause.compile(dialect=dialect)
@@ -194,7 +197,10 @@ def compile_for(clause: Executable, dialect: Dialect) -> Compiled:
     )
 
 
-class Statement:
+C = TypeVar("C", bound=ClauseElement)
+
+
+class Statement(Generic[C]):
     """A Core statement built once, compiled once per dialect on its first execution.
 
     `Statement(clause, postgresql=other)` runs `other` on PostgreSQL (the same parameters and
@@ -203,7 +209,7 @@ class Statement:
 
     __slots__ = ("_by_dialect", "_compiled", "clause")
 
-    def __init__(self, clause: Executable, **by_dialect: Executable) -> None:
+    def __init__(self, clause: C, **by_dialect: ClauseElement) -> None:
         self.clause = clause
         self._by_dialect = by_dialect
         self._compiled: dict[str, Compiled] = {}
@@ -219,13 +225,13 @@ class Statement:
         return f"Statement({str(self.clause)[:60]!r}…)"
 
 
-def compiled(statement: Statement | Executable, dialect: Dialect) -> Compiled:
+def compiled(statement: Statement[Any] | ClauseElement, dialect: Dialect) -> Compiled:
     if isinstance(statement, Statement):
         return statement.compiled(dialect)
     return compile_for(statement, dialect)
 
 
-def insert_statement(table: Any, *, returning: bool = False) -> Statement:
+def insert_statement(table: Any, *, returning: bool = False) -> Statement[Insert]:
     """INSERT of every column but an autoincrement key, one parameter per column (named after
     it); with `returning`, the whole new row comes back."""
     columns = [c for c in table.c if c is not table.autoincrement_column]
@@ -235,7 +241,7 @@ def insert_statement(table: Any, *, returning: bool = False) -> Statement:
 
 
 @lru_cache(maxsize=512)
-def update_statement(table: Any, key: str, columns: tuple[str, ...]) -> Statement:
+def update_statement(table: Any, key: str, columns: tuple[str, ...]) -> Statement[Update]:
     """UPDATE of these columns of the row whose `key` is the parameter `v_<key>`, the new
     values in `v_<column>`: built once per table and set of columns."""
     values = {c: BindParameter(f"v_{c}", type_=table.c[c].type) for c in columns}
