@@ -31,7 +31,7 @@ from typing import Any
 
 import asyncpg
 
-from app.domain.errors import DomainError, RateLimited, Unauthenticated
+from app.domain.errors import DatabaseUnavailable, DomainError, RateLimited, Unauthenticated
 from app.domain.events import dead_keys, last_revision_seq, revisions_after, revisions_by_seq
 from app.domain.revisions import CHANNEL
 from app.settings import Settings
@@ -46,6 +46,16 @@ RETRY_SECONDS = 1.0
 LISTEN_HEALTH_SECONDS = 5.0
 RECENT_SEQS = 10_000
 CATCH_UP_WINDOW = 1_000  # PostgreSQL seqs may commit out of order: look back this far
+LISTEN_CONNECT_SECONDS = 5.0
+# The LISTEN connection (or the store, reading what it announced) was lost: reconnect, then
+# read what committed meanwhile (the catch-up), so live subscribers miss nothing.
+LISTEN_LOST = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    DatabaseUnavailable,
+)
 
 
 class SlowConsumer(DomainError):
@@ -306,7 +316,7 @@ class Broker:
             try:
                 await self._catch_up(source)
                 source.ready.set()
-            except (sqlite3.Error, OSError) as exc:
+            except (sqlite3.Error, OSError, DatabaseUnavailable) as exc:
                 logger.warning("events: cannot read revisions (%s); retrying", exc)
             await source.pause(self.settings.events_poll_interval)
 
@@ -315,14 +325,14 @@ class Broker:
         dsn = libpq_dsn(self.settings.database_url)
         while not source.stop.is_set():
             try:
-                connection = await asyncpg.connect(dsn)
-            except (OSError, asyncpg.PostgresError) as exc:
+                connection = await asyncpg.connect(dsn, timeout=LISTEN_CONNECT_SECONDS)
+            except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
                 logger.warning("events: cannot LISTEN (%s); retrying", exc)
                 await source.pause(RETRY_SECONDS)
                 continue
             try:
                 await self._listen_on(connection, source)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except LISTEN_LOST as exc:
                 logger.warning("events: LISTEN connection lost (%s); reconnecting", exc)
                 await source.pause(RETRY_SECONDS)
             finally:
@@ -337,7 +347,7 @@ class Broker:
             try:
                 batch = [await asyncio.wait_for(source.payloads.get(), LISTEN_HEALTH_SECONDS)]
             except TimeoutError:
-                await connection.execute("SELECT 1")  # a dead connection raises here
+                await connection.execute("SELECT 1", timeout=LISTEN_HEALTH_SECONDS)  # dead: raises
                 continue
             while not source.payloads.empty():
                 batch.append(source.payloads.get_nowait())
@@ -356,7 +366,7 @@ class Broker:
             try:
                 async with self.store.read() as tx:
                     dead = await dead_keys(tx, keys)
-            except (sqlite3.Error, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (*LISTEN_LOST, sqlite3.Error) as exc:
                 logger.warning("events: cannot check API keys (%s)", exc)
                 continue
             for stream in streams:

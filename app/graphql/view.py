@@ -20,6 +20,7 @@ from app.domain.errors import BadRequest, DomainError, RateLimited
 from app.domain.json_input import parse_json_body
 from app.graphql.context import Context
 from app.graphql.engine import Engine, RequestError
+from app.graphql.errors import unavailable_status
 from app.graphql.ide import page_response
 from app.graphql.points import Spending
 from app.graphql.subscriptions import SocketContext, TransportWSHandler, accept_connection
@@ -41,6 +42,8 @@ def answer(spending: Spending, body: dict[str, Any], status: int = 200) -> Respo
     """A GraphQL answer with its `extensions.cost`; a request that did not run spends its
     point now (429 RATE_LIMITED when even that is beyond the budget)."""
     headers = None
+    if status == 200 and "errors" in body and (outage := unavailable_status(body["errors"])):
+        status, headers = outage  # 503 DATABASE_UNAVAILABLE with Retry-After
     try:
         spending.settle()
     except RateLimited as exc:
@@ -108,6 +111,8 @@ class GraphQLView(GraphQL[Context, None]):
             response.headers["Retry-After"] = str(exc.retry_after)
         except DomainError as exc:  # raised while the body streams in (413)
             response = answer(spending, graphql_error_body(exc.code, exc.message), exc.status)
+            if exc.retry_after is not None:
+                response.headers["Retry-After"] = str(exc.retry_after)
         finally:
             context: Context | None = getattr(request.state, "graphql_context", None)
             if context is not None:
