@@ -1,4 +1,4 @@
-"""The command line: `python -m app serve|migrate|orgs|keys|export-schema|demo`.
+"""The command line: `python -m app serve|migrate|orgs|keys|export-schema|demo|backup`.
 
 Data commands print one JSON object on stdout; errors go to stderr with a non-zero exit.
 """
@@ -154,6 +154,22 @@ def cmd_export_schema(_settings: Settings, _args: argparse.Namespace) -> None:
     sys.stdout.write(schema.as_str() + "\n")
 
 
+class UsePgDump(Exception):
+    """`backup` on PostgreSQL: the database's own tool does it (exit 2)."""
+
+
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> None:
+    """A consistent copy of the live SQLite database (see app/store/backup.py)."""
+    from app.store.backup import BackupError, backup_sqlite
+
+    if not settings.is_sqlite:
+        raise UsePgDump
+    try:
+        _print(backup_sqlite(settings.database_url, args.path, replace=args.force))
+    except BackupError as exc:
+        raise DatabaseError(str(exc)) from None
+
+
 def cmd_demo(settings: Settings, _args: argparse.Namespace) -> None:
     """Makes sure a demo organisation, assistant and key exist; prints how to use them."""
     from app.demo import ensure_demo
@@ -188,6 +204,10 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply pending migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("export-schema", help="print the SDL").set_defaults(func=cmd_export_schema)
     sub.add_parser("demo", help="ensure the demo organisation").set_defaults(func=cmd_demo)
+    backup = sub.add_parser("backup", help="a consistent copy of the live SQLite database")
+    backup.add_argument("path", help="the new file (an existing one is refused)")
+    backup.add_argument("--force", action="store_true", help="replace PATH if it exists")
+    backup.set_defaults(func=cmd_backup)
 
     orgs = sub.add_parser("orgs").add_subparsers(dest="action", required=True)
     create_org = orgs.add_parser("create", help="a new organisation and its first API key")
@@ -234,10 +254,16 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"error: {exc.code}: {exc.message}\n")
         return 1
     except DatabaseError as exc:
-        sys.stderr.write(
-            f"error: DATABASE_ERROR: {exc} (is the database migrated? run 'migrate')\n"
-        )
+        hint = "" if args.command == "backup" else " (is the database migrated? run 'migrate')"
+        sys.stderr.write(f"error: DATABASE_ERROR: {exc}{hint}\n")
         return 1
+    except UsePgDump:
+        sys.stderr.write(
+            "error: backup copies SQLite databases only; for PostgreSQL use pg_dump, e.g.\n"
+            '  pg_dump --format=custom --file=assistants.dump "$DATABASE_URL"\n'
+            "(with the URL as postgresql://…, without '+asyncpg'; README: Backups and restore)\n"
+        )
+        return 2
     except KeyboardInterrupt:
         return 130
     return 0
