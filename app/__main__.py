@@ -9,10 +9,12 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.settings import Settings
@@ -64,6 +66,10 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> None:
     _print({"migrated": True})
 
 
+def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -75,6 +81,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         os.environ["PORT"] = str(args.port)
     settings = Settings()
     upgrade(settings)
+    # uvicorn re-raises the SIGTERM it handled once it has shut down gracefully: exit 0 then
+    # (and if SIGTERM comes before uvicorn listens, there is nothing to drain either)
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -84,6 +93,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         log_level=settings.log_level.lower(),
         access_log=False,
         lifespan="on",
+        timeout_graceful_shutdown=max(settings.shutdown_grace_seconds, 0.1),
     )
 
 

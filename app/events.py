@@ -22,11 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import sqlite3
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Callable, Collection
-from types import FrameType
+from collections.abc import AsyncIterator, Collection
 from typing import Any
 
 import asyncpg
@@ -63,7 +61,11 @@ class SlowConsumer(DomainError):
 
 
 class ShuttingDown(DomainError):
+    """The process is shutting down (app/shutdown.py): its streams end, and an SSE client is
+    told to reconnect after `retry_ms` (to another process behind the load balancer)."""
+
     code, status, title = "SHUTTING_DOWN", 503, "Service Unavailable"
+    retry_ms = 1000
 
 
 class TooManyStreams(RateLimited):
@@ -372,28 +374,3 @@ class Broker:
             for stream in streams:
                 if (reason := dead.get(stream.key_id)) is not None:
                     stream.close(Unauthenticated(reason))
-
-
-def close_streams_on_exit(broker: Broker) -> Callable[[], None]:
-    """uvicorn waits for open responses before it shuts down, and an event stream never ends
-    by itself: so the server's SIGTERM/SIGINT handler first closes every stream. Only a handler
-    installed by uvicorn is wrapped; returns what puts the previous handlers back."""
-    loop = asyncio.get_running_loop()
-    restore: list[tuple[int, Any]] = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        previous = signal.getsignal(signum)
-        if not callable(previous) or "uvicorn" not in getattr(previous, "__module__", ""):
-            continue
-
-        def handler(number: int, frame: FrameType | None, previous: Any = previous) -> None:
-            loop.call_soon_threadsafe(broker.shutting_down)
-            previous(number, frame)
-
-        signal.signal(signum, handler)
-        restore.append((signum, previous))
-
-    def undo() -> None:
-        for signum, previous in restore:
-            signal.signal(signum, previous)
-
-    return undo

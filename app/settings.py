@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     events_queue_size: int = 1000  # events waiting for one slow subscriber before it is dropped
     graphql_max_subscriptions: int = 20  # operations per websocket connection
 
+    # SIGTERM: seconds for the requests in flight to finish before the process exits
+    shutdown_grace_seconds: float = 20.0
+
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
