@@ -144,6 +144,20 @@ async def timed(request: Any) -> tuple[httpx.Response, float]:
     return response, time.monotonic() - started
 
 
+async def event_id_of(http: httpx.AsyncClient, path: str, version: int) -> int:
+    """The id (seq) of the event of one version, read from a replay of the stream."""
+    async with sse_over_http(
+        str(http.base_url), "/orgs/c/events", {**http.headers, "Last-Event-ID": "0"}
+    ) as (_, sse):
+        while True:
+            event = await sse.next(RECOVERY_WITHIN)
+            assert event is not None
+            if event.data["assistant_id"] == path.rsplit("/", 1)[1] and (
+                event.data["version"] == version
+            ):
+                return int(event.id or 0)
+
+
 async def versions_seen(sse: SseStream, until_version: int) -> list[int]:
     seen: list[int] = []
     while not seen or seen[-1] < until_version:
@@ -199,10 +213,14 @@ async def test_postgres_outage_is_503_then_the_server_recovers_without_losing_an
                 assert recovered.json()["version"] == 4
                 assert (await http.get("/readyz")).status_code == 200
                 assert await versions_seen(sse, 4) == [2, 3, 4]
+            # a client that lost its stream resumes after the last event it received
+            history = (await http.get(f"{path}/revisions?take=100")).json()
+            resume = {**org.headers, "Last-Event-ID": str(await event_id_of(http, path, 2))}
+            async with sse_over_http(server.base_url, "/orgs/c/events", resume) as (_, resumed):
+                assert await versions_seen(resumed, 4) == [3, 4]
+            assert [r["version"] for r in history] == [4, 3, 2, 1]
             stored = await other_server.get(path)
             assert (stored.json()["name"], stored.json()["version"]) == ("after", 4)
-            history = await other_server.get(f"{path}/revisions")
-            assert [r["version"] for r in history.json()] == [4, 3, 2, 1]
     print(
         f"\noutage: REST 503 after {rest_seconds:.2f} s, GraphQL 503 after "
         f"{graphql_seconds:.2f} s, served again {recovery_seconds:.2f} s after the restore"
@@ -281,6 +299,43 @@ async def test_a_silent_database_is_503_within_5_seconds(
     print(
         f"\nsilent database: REST 503 after {rest_seconds:.2f} s, GraphQL {graphql_seconds:.2f} s"
     )
+
+
+async def test_backends_terminated_by_a_restart_are_503_then_served(
+    postgres_settings: Settings,
+):
+    """A PostgreSQL restart or failover ends every session (57P01, `terminating connection due
+    to administrator command`): the request that was in one is 503, the next ones succeed."""
+    import asyncpg
+
+    from app.store.postgres import libpq_dsn
+
+    org = await make_org(postgres_settings)
+    async with direct_client(postgres_settings) as http:
+        http.headers.update(org.headers)
+        created = await http.post("/orgs/c/assistants", json={"name": "v1"})
+        assistant_id = created.json()["id"]
+        path = f"/orgs/c/assistants/{assistant_id}"
+        holder = await asyncpg.connect(libpq_dsn(postgres_settings.database_url))
+        try:
+            locked = holder.transaction()
+            await locked.start()
+            await holder.execute("SELECT 1 FROM assistants WHERE id = $1 FOR UPDATE", assistant_id)
+            waiting = asyncio.create_task(http.patch(path, json={"name": "terminated"}))
+            await asyncio.sleep(1.0)
+            assert not waiting.done()
+            terminated = await holder.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            assert terminated >= 1
+            assert_unavailable_rest(await waiting)
+            await locked.rollback()
+        finally:
+            await holder.close()
+        again = await http.patch(path, json={"name": "after the restart"})
+        assert again.status_code == 200, again.text
+        assert again.json()["version"] == 2  # the terminated PATCH stored nothing
 
 
 @pytest.fixture

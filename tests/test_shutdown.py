@@ -28,9 +28,11 @@ import asyncpg
 import httpx
 import pytest
 import websockets
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from app.auth import create_organisation
+from app.models import Assistant
 from app.settings import Settings
 from app.store import open_store
 from app.store.postgres import libpq_dsn
@@ -207,3 +209,52 @@ async def assert_every_write_stored(
         body = answer.json()
         assert names[body["version"]] == body["name"]
     assert sorted(a.json()["version"] for a in answers) == list(range(2, 2 + IN_FLIGHT))
+
+
+async def test_a_request_beyond_the_grace_period_is_cancelled_and_stores_nothing(
+    postgres_template: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """SHUTDOWN_GRACE_SECONDS=2 and a PATCH that waits on a row lock for longer: the process
+    still exits 0 soon after the grace period; the PATCH gets no 200, and nothing is stored."""
+    name = postgres_template.take()
+    settings = Settings(
+        database_url=postgres_template.url_for(name),
+        avatars_dir=tmp_path / "avatars",
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    monkeypatch.setenv("SHUTDOWN_GRACE_SECONDS", "2")
+    org = await make_org(settings)
+    server = Server(settings, tmp_path, workers=1).start()
+    try:
+        async with httpx.AsyncClient(
+            base_url=server.base_url, headers=org.headers, timeout=60
+        ) as http:
+            created = await http.post("/orgs/c/assistants", json={"name": "before"})
+            path = f"/orgs/c/assistants/{created.json()['id']}"
+            async with database_lock(settings, created.json()["id"]):
+                patch = asyncio.create_task(http.patch(path, json={"name": "too late"}))
+                await asyncio.sleep(1.0)
+                assert server.process is not None
+                os.kill(server.process.pid, signal.SIGTERM)
+                signalled = time.monotonic()
+                code = await asyncio.to_thread(server.process.wait, EXIT_WITHIN)
+                to_exit = time.monotonic() - signalled
+                try:
+                    answer: Any = await asyncio.wait_for(patch, 10)
+                except httpx.HTTPError as exc:  # the connection closed without an answer
+                    answer = exc
+        assert code == 0
+        assert 2.0 <= to_exit < 10.0
+        assert not isinstance(answer, httpx.Response) or answer.status_code != 200
+        store = open_store(settings)
+        try:
+            async with store.read() as tx:
+                table = Assistant.__table__
+                stored = await tx.first(select(table.c.name, table.c.version))
+        finally:
+            await store.close()
+        assert tuple(stored or ()) == ("before", 1)
+    finally:
+        server.stop()
+        postgres_template.drop_later(name)
+    print(f"\nbeyond the grace period: exit 0 after {to_exit:.2f} s, the PATCH got {answer!r}")
