@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import signal
 import sys
@@ -93,7 +94,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         log_level=settings.log_level.lower(),
         access_log=False,
         lifespan="on",
-        timeout_graceful_shutdown=max(settings.shutdown_grace_seconds, 0.1),
+        # (a whole number for uvicorn; app/shutdown.py gives it what is left of the grace)
+        timeout_graceful_shutdown=max(math.ceil(settings.shutdown_grace_seconds), 1),
     )
 
 
