@@ -667,3 +667,25 @@ def test_a_log_line_never_passes_64_kib():
     assert {"time", "level", "logger", "request_id"} <= parsed.keys()
     short = logging.makeLogRecord({"name": "app", "levelname": "INFO", "msg": "fine"})
     assert "truncated" not in json.loads(JsonFormatter().format(short))
+
+
+@pytest.mark.parametrize("levels", [900, MAX_JSON_DEPTH + 1])
+async def test_deep_json_inside_an_input_variable_is_refused(
+    client, org, family, db, caplog, levels
+):
+    """The JSON value inside a whole input object sent as one variable: refused by the scalar,
+    naming the variable and the field within it."""
+    before = await children(db)
+    query = (
+        "mutation($a: ID!, $input: CreateIntegrationInput!) "
+        '{ createIntegration(orgId: "c", assistantId: $a, input: $input) { id } }'
+    )
+    variables = {"a": family[ID], "input": {"integrationId": "internal", "config": deep(levels)}}
+    response = await client.post(
+        "/graphql", json={"query": query, "variables": variables}, headers=org.headers
+    )
+    assert_deep_refused_over_graphql(response, "$input")
+    (error,) = response.json()["errors"]
+    assert [f["path"] for f in error["extensions"]["fields"]] == [["config"]]
+    assert await children(db) == before
+    assert all(len(line) <= LOG_LINE_LIMIT for line in log_lines(caplog))
