@@ -28,17 +28,24 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.domain.errors import DomainError
 from app.events import Broker
 
 logger = logging.getLogger("app.shutdown")
 
 GOING_AWAY = 1001  # RFC 6455: the server is going down
+INTERNAL_ERROR = 1011
+TRY_AGAIN_LATER = 1013
+SHUTTING_DOWN = "the server is shutting down"
 POLL_SECONDS = 0.05
 
 
 class OpenSockets:
     """The websocket route's ASGI app (`app`), knowing its open sockets: to close them with
-    1001 when the process shuts down; a socket opened afterwards is refused."""
+    1001 when the process shuts down; a socket opened afterwards is refused. A domain error
+    that escapes an accepted socket (the database unavailable while `connection_init` checks
+    the key) closes it with 1013 (try again later) for a 503, else 1011, instead of an HTTP
+    answer a websocket can no longer carry."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -52,23 +59,28 @@ class OpenSockets:
         if self.closing:  # before the handshake: refused (HTTP 403)
             await send({"type": "websocket.close", "code": GOING_AWAY})
             return
-        closed = False
+        closed = accepted = False
 
         async def guarded(message: Message) -> None:
+            nonlocal accepted
             if not closed:  # once closed here, the app's last messages go nowhere
+                accepted = accepted or message["type"] == "websocket.accept"
                 await send(message)
 
-        async def close() -> None:
+        async def close(code: int = GOING_AWAY, reason: str = SHUTTING_DOWN) -> None:
             nonlocal closed
             if not closed:
                 closed = True
-                reason = "the server is shutting down"
-                await send({"type": "websocket.close", "code": GOING_AWAY, "reason": reason})
+                await send({"type": "websocket.close", "code": code, "reason": reason})
 
         token = object()
         self._open[token] = close
         try:
             await self.app(scope, receive, guarded)
+        except DomainError as exc:
+            if not accepted:
+                raise  # answered over HTTP by the app's handlers
+            await close(TRY_AGAIN_LATER if exc.status == 503 else INTERNAL_ERROR, exc.code)
         finally:
             self._open.pop(token, None)
 

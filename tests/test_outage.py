@@ -375,3 +375,24 @@ async def test_sqlite_locked_beyond_the_busy_timeout_is_503(sqlite_settings: Set
             holder.close()
         assert (await http.patch(path, json={"name": "free"})).status_code == 200
         assert (await http.get(path)).json()["version"] == 2
+
+
+async def test_a_websocket_whose_key_cannot_be_checked_closes_with_1013(tmp_path: Path):
+    """The database is unavailable while `connection_init` checks the key: the socket closes
+    with 1013 (try again later), not with an HTTP answer it can no longer carry."""
+    from tests.event_clients import AsgiWebSocket, Closed
+
+    (tmp_path / "gone").write_text("a file where the database's directory should be")
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'gone' / 'assistants.db'}",
+        avatars_dir=tmp_path / "avatars",
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        connection = AsgiWebSocket(application)
+        socket = await connection.__aenter__()
+        with pytest.raises(Closed) as closed:
+            await socket.init("Bearer any-key")
+        assert (closed.value.code, closed.value.reason) == (1013, "DATABASE_UNAVAILABLE")
+        await connection.__aexit__(None, None, None)
