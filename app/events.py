@@ -66,6 +66,7 @@ class ShuttingDown(DomainError):
 
     code, status, title = "SHUTTING_DOWN", 503, "Service Unavailable"
     retry_ms = 1000
+    retry_after = 1  # a new stream refused meanwhile: 503 with `Retry-After: 1`
 
 
 class TooManyStreams(RateLimited):

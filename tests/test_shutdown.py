@@ -162,6 +162,9 @@ async def test_sigterm_drains_requests_in_flight_and_exits_0(
                 signalled = time.monotonic()
                 to_503, readiness = await until_not_ready(base)
                 assert readiness == {"status": "shutting_down"}
+                refused = await http.get("/orgs/c/events")  # a new stream while draining
+                assert (refused.status_code, refused.json()["code"]) == (503, "SHUTTING_DOWN")
+                assert refused.headers["retry-after"] == "1"
                 close_code = await asyncio.wait_for(ws_task, 10)
                 await asyncio.wait_for(sse_task, 10)
                 assert not any(task.done() for task in patches)  # still waiting on the lock
