@@ -57,6 +57,7 @@ READY_TIMEOUT_SECONDS = 2.0
 STATEMENT_CACHE = 256  # per connection (sqlite3's prepared statements)
 SYNCHRONOUS = frozenset({"OFF", "NORMAL", "FULL", "EXTRA", "0", "1", "2", "3"})
 PROBE = "SELECT count(*) FROM sqlite_master"
+THREAD_END_POLLS = 100  # of 10 ms: a failed connection's thread ends within a second
 # sqlite3.OperationalError messages that mean "the database cannot be used now", not a bug
 UNAVAILABLE = (
     "database is locked",
@@ -316,7 +317,11 @@ class SQLiteStore(Store):
     async def _connect(self) -> aiosqlite.Connection:
         connection = aiosqlite.Connection(self._open, iter_chunk_size=64)
         connection._thread.daemon = True  # never holds the process open
-        return await connection
+        try:
+            return await connection
+        except BaseException:
+            await _thread_ended(connection)
+            raise
 
     def read(self) -> Transaction:
         return SQLiteTransaction(self, write=False)
@@ -335,6 +340,16 @@ class SQLiteStore(Store):
 
     async def close(self) -> None:
         await self.pool.close()
+
+
+async def _thread_ended(connection: aiosqlite.Connection) -> None:
+    """After a failed connect aiosqlite stops the connection's thread without waiting for it;
+    the thread then reports to this loop: wait (briefly) until it has, so that it never reports
+    to a loop that has closed meanwhile (an error in that thread)."""
+    for _ in range(THREAD_END_POLLS):
+        if not connection._thread.is_alive():
+            return
+        await asyncio.sleep(0.01)
 
 
 async def _probe(tx: Tx) -> None:
