@@ -1,4 +1,4 @@
-"""The command line: `python -m app serve|migrate|orgs|keys|export-schema|demo`.
+"""The command line: `python -m app serve|migrate|orgs|keys|export-schema|demo|backup`.
 
 Data commands print one JSON object on stdout; errors go to stderr with a non-zero exit.
 """
@@ -8,11 +8,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.settings import Settings
@@ -64,6 +67,10 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> None:
     _print({"migrated": True})
 
 
+def _exit_cleanly(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -84,6 +91,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
             raise SystemExit(2) from None
     upgrade(settings)
     metrics_directory(args.workers)
+    # uvicorn re-raises the SIGTERM it handled once it has shut down gracefully: exit 0 then
+    # (and if SIGTERM comes before uvicorn listens, there is nothing to drain either)
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -94,6 +104,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> None:
         access_log=False,
         lifespan="on",
         proxy_headers=False,  # the app owns X-Forwarded-For (FORWARDED_ALLOW_IPS, main.py)
+        # (a whole number for uvicorn; app/shutdown.py gives it what is left of the grace)
+        timeout_graceful_shutdown=max(math.ceil(settings.shutdown_grace_seconds), 1),
     )
 
 
@@ -181,6 +193,22 @@ def cmd_export_schema(_settings: Settings, args: argparse.Namespace) -> None:
     sys.stdout.write(exported.as_str() + "\n")
 
 
+class UsePgDump(Exception):
+    """`backup` on PostgreSQL: the database's own tool does it (exit 2)."""
+
+
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> None:
+    """A consistent copy of the live SQLite database (see app/store/backup.py)."""
+    from app.store.backup import BackupError, backup_sqlite
+
+    if not settings.is_sqlite:
+        raise UsePgDump
+    try:
+        _print(backup_sqlite(settings.database_url, args.path, replace=args.force))
+    except BackupError as exc:
+        raise DatabaseError(str(exc)) from None
+
+
 def cmd_demo(settings: Settings, _args: argparse.Namespace) -> None:
     """Makes sure a demo organisation, assistant and key exist; prints how to use them."""
     from app.demo import ensure_demo
@@ -221,6 +249,10 @@ def parser() -> argparse.ArgumentParser:
     )
     export.set_defaults(func=cmd_export_schema)
     sub.add_parser("demo", help="ensure the demo organisation").set_defaults(func=cmd_demo)
+    backup = sub.add_parser("backup", help="a consistent copy of the live SQLite database")
+    backup.add_argument("path", help="the new file (an existing one is refused)")
+    backup.add_argument("--force", action="store_true", help="replace PATH if it exists")
+    backup.set_defaults(func=cmd_backup)
 
     orgs = sub.add_parser("orgs").add_subparsers(dest="action", required=True)
     create_org = orgs.add_parser("create", help="a new organisation and its first API key")
@@ -267,10 +299,16 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"error: {exc.code}: {exc.message}\n")
         return 1
     except DatabaseError as exc:
-        sys.stderr.write(
-            f"error: DATABASE_ERROR: {exc} (is the database migrated? run 'migrate')\n"
-        )
+        hint = "" if args.command == "backup" else " (is the database migrated? run 'migrate')"
+        sys.stderr.write(f"error: DATABASE_ERROR: {exc}{hint}\n")
         return 1
+    except UsePgDump:
+        sys.stderr.write(
+            "error: backup copies SQLite databases only; for PostgreSQL use pg_dump, e.g.\n"
+            '  pg_dump --format=custom --file=assistants.dump "$DATABASE_URL"\n'
+            "(with the URL as postgresql://…, without '+asyncpg'; README: Backups and restore)\n"
+        )
+        return 2
     except KeyboardInterrupt:
         return 130
     return 0

@@ -22,16 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import sqlite3
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Callable, Collection
-from types import FrameType
+from collections.abc import AsyncIterator, Collection
 from typing import Any
 
 import asyncpg
 
-from app.domain.errors import DomainError, RateLimited, Unauthenticated
+from app.domain.errors import DatabaseUnavailable, DomainError, RateLimited, Unauthenticated
 from app.domain.events import dead_keys, last_revision_seq, revisions_after, revisions_by_seq
 from app.domain.revisions import CHANNEL
 from app.observability import metrics
@@ -47,6 +45,16 @@ RETRY_SECONDS = 1.0
 LISTEN_HEALTH_SECONDS = 5.0
 RECENT_SEQS = 10_000
 CATCH_UP_WINDOW = 1_000  # PostgreSQL seqs may commit out of order: look back this far
+LISTEN_CONNECT_SECONDS = 5.0
+# The LISTEN connection (or the store, reading what it announced) was lost: reconnect, then
+# read what committed meanwhile (the catch-up), so live subscribers miss nothing.
+LISTEN_LOST = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    DatabaseUnavailable,
+)
 
 
 class SlowConsumer(DomainError):
@@ -54,7 +62,12 @@ class SlowConsumer(DomainError):
 
 
 class ShuttingDown(DomainError):
+    """The process is shutting down (app/shutdown.py): its streams end, and an SSE client is
+    told to reconnect after `retry_ms` (to another process behind the load balancer)."""
+
     code, status, title = "SHUTTING_DOWN", 503, "Service Unavailable"
+    retry_ms = 1000
+    retry_after = 1  # a new stream refused meanwhile: 503 with `Retry-After: 1`
 
 
 class TooManyStreams(RateLimited):
@@ -340,7 +353,7 @@ class Broker:
             try:
                 await self._catch_up(source)
                 source.ready.set()
-            except (sqlite3.Error, OSError) as exc:
+            except (sqlite3.Error, OSError, DatabaseUnavailable) as exc:
                 logger.warning("events: cannot read revisions (%s); retrying", exc)
             await source.pause(self.settings.events_poll_interval)
 
@@ -349,14 +362,14 @@ class Broker:
         dsn = libpq_dsn(self.settings.database_url)
         while not source.stop.is_set():
             try:
-                connection = await asyncpg.connect(dsn)
-            except (OSError, asyncpg.PostgresError) as exc:
+                connection = await asyncpg.connect(dsn, timeout=LISTEN_CONNECT_SECONDS)
+            except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
                 logger.warning("events: cannot LISTEN (%s); retrying", exc)
                 await source.pause(RETRY_SECONDS)
                 continue
             try:
                 await self._listen_on(connection, source)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except LISTEN_LOST as exc:
                 logger.warning("events: LISTEN connection lost (%s); reconnecting", exc)
                 await source.pause(RETRY_SECONDS)
             finally:
@@ -371,7 +384,7 @@ class Broker:
             try:
                 batch = [await asyncio.wait_for(source.payloads.get(), LISTEN_HEALTH_SECONDS)]
             except TimeoutError:
-                await connection.execute("SELECT 1")  # a dead connection raises here
+                await connection.execute("SELECT 1", timeout=LISTEN_HEALTH_SECONDS)  # dead: raises
                 continue
             while not source.payloads.empty():
                 batch.append(source.payloads.get_nowait())
@@ -390,34 +403,9 @@ class Broker:
             try:
                 async with self.store.read() as tx:
                     dead = await dead_keys(tx, keys)
-            except (sqlite3.Error, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except (*LISTEN_LOST, sqlite3.Error) as exc:
                 logger.warning("events: cannot check API keys (%s)", exc)
                 continue
             for stream in streams:
                 if (reason := dead.get(stream.key_id)) is not None:
                     stream.close(Unauthenticated(reason))
-
-
-def close_streams_on_exit(broker: Broker) -> Callable[[], None]:
-    """uvicorn waits for open responses before it shuts down, and an event stream never ends
-    by itself: so the server's SIGTERM/SIGINT handler first closes every stream. Only a handler
-    installed by uvicorn is wrapped; returns what puts the previous handlers back."""
-    loop = asyncio.get_running_loop()
-    restore: list[tuple[int, Any]] = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        previous = signal.getsignal(signum)
-        if not callable(previous) or "uvicorn" not in getattr(previous, "__module__", ""):
-            continue
-
-        def handler(number: int, frame: FrameType | None, previous: Any = previous) -> None:
-            loop.call_soon_threadsafe(broker.shutting_down)
-            previous(number, frame)
-
-        signal.signal(signum, handler)
-        restore.append((signum, previous))
-
-    def undo() -> None:
-        for signum, previous in restore:
-            signal.signal(signum, previous)
-
-    return undo

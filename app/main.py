@@ -17,7 +17,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from app.auth import KeyUsage
 from app.domain.errors import DomainError
-from app.events import Broker, close_streams_on_exit
+from app.events import Broker
 from app.graphql import ide
 from app.graphql.schema import build_schema
 from app.graphql.view import GraphQLView
@@ -36,6 +36,7 @@ from app.ratelimit import Buckets, CreationQuota, PointsBudget, RateLimitMiddlew
 from app.rest import actions, api_keys, assistants, avatars, events, integrations, revisions
 from app.rest.errors import handle_domain_error, handle_http_error, handle_unexpected
 from app.settings import Settings
+from app.shutdown import OpenSockets, Shutdown
 from app.store import Store, open_store
 
 logger = logging.getLogger("app")
@@ -46,6 +47,10 @@ async def healthz(_request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """200 when the database answers; 503 when it does not, or once the process is shutting
+    down (SIGTERM: see app/shutdown.py)."""
+    if request.app.state.shutdown.draining:
+        return JSONResponse({"status": "shutting_down"}, status_code=503)
     store: Store = request.app.state.db
     if not await store.ping():
         return JSONResponse({"status": "unavailable"}, status_code=503)
@@ -110,7 +115,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.db = open_store(settings)  # the store (no connection opened yet)
         app.state.broker = Broker(app.state.db, settings)
         app.state.key_usage = KeyUsage(app.state.db)  # writes `last_used_at`, once a minute
-        restore_signals = close_streams_on_exit(app.state.broker)
+        app.state.shutdown = Shutdown(app.state.broker, sockets, settings.shutdown_grace_seconds)
+        restore_signals = app.state.shutdown.install()
         settle_garbage_collector()
         try:
             yield
@@ -127,12 +133,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     limit = settings.create_assistant_limit
     creation_quota = CreationQuota(buckets, limit) if limit else None
     graphql = GraphQLView(build_schema(settings), settings=settings, points=points)
+    sockets = OpenSockets(graphql)  # the websockets, closed with 1001 at shutdown
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
-        WebSocketRoute("/graphql", graphql),
+        WebSocketRoute("/graphql", sockets),
         *ide.routes,
         *assistants.routes,
         *integrations.routes,

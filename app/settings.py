@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     metrics_enabled: bool = True
     metrics_token: str | None = None
 
+    # SIGTERM: seconds for the requests in flight to finish before the process exits
+    shutdown_grace_seconds: float = 20.0
+
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -387,3 +387,305 @@ async def test_hostile_input(client, org, make_assistant, stored, db, case):
 def test_the_table_is_big_enough():
     assert len(REST) >= 40
     assert len(GRAPHQL) >= 30
+
+
+# Free-form JSON (CONTRACT section 6): at most 32 levels of nesting, counted from the value
+# itself (`{}` is one level); deeper is refused by name before anything recurses over it, on
+# both transports, and nothing is stored. A 900-level value is a valid 5 KB body.
+
+MAX_JSON_DEPTH = 32
+LOG_LINE_LIMIT = 64 * 1024
+
+
+def deep(levels: int) -> dict[str, Any]:
+    """An object `levels` deep: {"a": {"a": … {} …}} (built without recursion)."""
+    value: dict[str, Any] = {}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+def deep_literal(levels: int) -> str:
+    return "{a: " * (levels - 1) + "{}" + "}" * (levels - 1)
+
+
+@dataclass(frozen=True)
+class DeepCase:
+    name: str
+    method: str
+    path: str  # INTEGRATION / ACTION / ASSISTANT placeholders
+    body: Any  # with DEEP where the deep value goes
+    field: str  # the snake_case path the error names
+
+
+DEEP = "__DEEP__"
+INTEGRATIONS = f"/orgs/c/assistants/{ID}/integrations"
+ACTIONS = f"/orgs/c/assistants/{ID}/actions"
+ACTION_BODY = {"action_id": "TOOLS:HTTP_REQUEST", "name": "Fetch"}
+
+DEEP_REST = [
+    DeepCase(
+        "create integration config",
+        "POST",
+        INTEGRATIONS,
+        {"integration_id": "internal", "config": DEEP},
+        "config",
+    ),
+    DeepCase(
+        "update integration config",
+        "PATCH",
+        INTEGRATIONS + "/INTEGRATION",
+        {"config": DEEP},
+        "config",
+    ),
+    DeepCase(
+        "create action input",
+        "POST",
+        ACTIONS,
+        {**ACTION_BODY, "config": {"input": DEEP}},
+        "config.input",
+    ),
+    DeepCase(
+        "create action definition",
+        "POST",
+        ACTIONS,
+        {**ACTION_BODY, "config": {"definitions": [{"path": "p", "definition": DEEP}]}},
+        "config.definitions.0.definition",
+    ),
+    DeepCase(
+        "update action input",
+        "PATCH",
+        ACTIONS + "/ACTION",
+        {"config": {"input": DEEP}},
+        "config.input",
+    ),
+]
+
+
+def with_deep(body: Any, value: Any) -> Any:
+    """`body` with DEEP replaced by `value` (the body itself is shallow)."""
+    if body == DEEP:
+        return value
+    if isinstance(body, dict):
+        return {k: with_deep(v, value) for k, v in body.items()}
+    if isinstance(body, list):
+        return [with_deep(v, value) for v in body]
+    return body
+
+
+async def children(db) -> tuple[Any, ...]:
+    from app.models import Action, Integration
+
+    async with db.read() as tx:
+        found = []
+        for model in (Integration, Action):
+            table = model.__table__
+            found.append(sorted(map(tuple, await tx.all(select(table)))))
+        return tuple(found)
+
+
+@pytest.fixture
+async def family(client, org, make_assistant):
+    """An assistant with one integration and one action; the placeholders of the paths."""
+    assistant_id = (await make_assistant(org, name="Steady"))["id"]
+    base = f"/orgs/c/assistants/{assistant_id}"
+    integration = await client.post(
+        f"{base}/integrations", json={"integration_id": "internal"}, headers=org.headers
+    )
+    action = await client.post(f"{base}/actions", json=ACTION_BODY, headers=org.headers)
+    assert (integration.status_code, action.status_code) == (201, 201)
+    return {
+        ID: assistant_id,
+        "INTEGRATION": integration.json()["id"],
+        "ACTION": action.json()["id"],
+    }
+
+
+def place(path: str, family: dict[str, str]) -> str:
+    for placeholder, value in family.items():
+        path = path.replace(placeholder, value)
+    return path
+
+
+def log_lines(caplog) -> list[str]:
+    from app.logs import JsonFormatter
+
+    formatter = JsonFormatter()
+    return [formatter.format(r) for r in caplog.records]
+
+
+@pytest.mark.parametrize("levels", [900, MAX_JSON_DEPTH + 1])
+@pytest.mark.parametrize("case", DEEP_REST, ids=lambda case: case.name)
+async def test_deep_json_is_refused_over_rest(client, org, family, db, caplog, case, levels):
+    before = await children(db)
+    body = js(with_deep(case.body, deep(levels)))
+    assert len(body) < 1024 * 1024
+    response = await client.request(
+        case.method,
+        place(case.path, family),
+        content=body,
+        headers={**org.headers, "content-type": "application/json"},
+    )
+    assert response.status_code == 400, response.text[:500]
+    problem = response.json()
+    assert problem["code"] == "VALIDATION_FAILED"
+    assert [e["path"] for e in problem["errors"]] == [case.field]
+    assert f"at most {MAX_JSON_DEPTH} levels" in problem["errors"][0]["message"]
+    assert len(response.content) < 2_000
+    assert await children(db) == before
+    assert all(len(line) <= LOG_LINE_LIMIT for line in log_lines(caplog))
+
+
+@pytest.mark.parametrize("case", DEEP_REST, ids=lambda case: case.name)
+async def test_json_of_32_levels_is_stored(client, org, family, case):
+    value = deep(MAX_JSON_DEPTH)
+    response = await client.request(
+        case.method,
+        place(case.path, family),
+        json=with_deep(case.body, value),
+        headers=org.headers,
+    )
+    assert response.status_code in (200, 201), response.text[:500]
+    config = response.json()["config"]
+    stored_value = {
+        "config": config,
+        "config.input": config.get("input"),
+        "config.definitions.0.definition": (config.get("definitions") or [{}])[0].get("definition"),
+    }[case.field]
+    assert stored_value == value
+
+
+CREATE_INTEGRATION = (
+    'mutation($a: ID!, $config: JSON) { createIntegration(orgId: "c", assistantId: $a, '
+    'input: {integrationId: "internal", config: $config}) { id } }'
+)
+UPDATE_INTEGRATION = (
+    'mutation($i: ID!, $config: JSON) { updateIntegration(orgId: "c", integrationId: $i, '
+    "input: {config: $config}) { id } }"
+)
+CREATE_ACTION = (
+    'mutation($a: ID!, $input: JSON) { createAction(orgId: "c", assistantId: $a, '
+    'input: {actionId: "TOOLS:HTTP_REQUEST", name: "Fetch", config: {input: $input}}) { id } }'
+)
+UPDATE_ACTION_DEFINITION = (
+    'mutation($x: ID!, $d: JSON!) { updateAction(orgId: "c", actionId: $x, '
+    'input: {config: {definitions: [{path: "p", definition: $d}]}}) { id } }'
+)
+DEEP_GRAPHQL = [
+    ("createIntegration config", CREATE_INTEGRATION, "a", ID, "config"),
+    ("updateIntegration config", UPDATE_INTEGRATION, "i", "INTEGRATION", "config"),
+    ("createAction input", CREATE_ACTION, "a", ID, "input"),
+    ("updateAction definition", UPDATE_ACTION_DEFINITION, "x", "ACTION", "d"),
+]
+
+
+def assert_deep_refused_over_graphql(response, name: str) -> None:
+    assert response.status_code == 200, response.text[:500]
+    body = response.json()
+    assert body.get("data") is None, body
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    assert f"at most {MAX_JSON_DEPTH} levels" in error["message"]
+    assert name in error["message"]
+    assert len(response.content) < 2_000
+
+
+@pytest.mark.parametrize("levels", [900, MAX_JSON_DEPTH + 1])
+@pytest.mark.parametrize("case", DEEP_GRAPHQL, ids=lambda case: case[0])
+async def test_deep_json_variables_are_refused(client, org, family, db, caplog, case, levels):
+    _name, query, variable, target, _field = case
+    before = await children(db)
+    variables: dict[str, Any] = {variable: family[target], _field: deep(levels)}
+    response = await client.post(
+        "/graphql", json={"query": query, "variables": variables}, headers=org.headers
+    )
+    assert_deep_refused_over_graphql(response, f"${_field}")
+    assert await children(db) == before
+    assert all(len(line) <= LOG_LINE_LIMIT for line in log_lines(caplog))
+
+
+@pytest.mark.parametrize("levels", [MAX_JSON_DEPTH + 1, 300])
+async def test_deep_json_literals_are_refused(client, org, family, db, caplog, levels):
+    before = await children(db)
+    query = (
+        f'mutation {{ createIntegration(orgId: "c", assistantId: "{family[ID]}", input: '
+        f'{{integrationId: "internal", config: {deep_literal(levels)}}}) {{ id }} }}'
+    )
+    response = await client.post("/graphql", json={"query": query}, headers=org.headers)
+    assert response.status_code == 200, response.text[:500]
+    errors = response.json()["errors"]
+    codes = {e["extensions"]["code"] for e in errors}
+    # within the token limit the value is refused by its depth; beyond it, the document
+    assert codes <= {"BAD_USER_INPUT", "GRAPHQL_VALIDATION_FAILED"}, errors
+    if levels == MAX_JSON_DEPTH + 1:
+        assert any(f"at most {MAX_JSON_DEPTH} levels" in e["message"] for e in errors), errors
+    assert await children(db) == before
+    assert all(len(line) <= LOG_LINE_LIMIT for line in log_lines(caplog))
+
+
+async def test_json_literal_of_32_levels_is_stored(client, org, family):
+    query = (
+        f'mutation {{ createIntegration(orgId: "c", assistantId: "{family[ID]}", input: '
+        f'{{integrationId: "internal", config: {deep_literal(MAX_JSON_DEPTH)}}}) '
+        "{ config } }"
+    )
+    response = await client.post("/graphql", json={"query": query}, headers=org.headers)
+    body = response.json()
+    assert body.get("errors") is None, body
+    assert body["data"]["createIntegration"]["config"] == deep(MAX_JSON_DEPTH)
+
+
+def test_a_log_line_never_passes_64_kib():
+    """A huge message and a deep traceback: one valid JSON line of at most 64 KiB that keeps
+    its keys, the start of the message and the end of the traceback (the exception)."""
+    import logging
+
+    from app.logs import JsonFormatter
+
+    def recurse(n: int) -> None:
+        if n == 0:
+            raise RecursionError("the last frame")
+        recurse(n - 1)
+
+    try:
+        recurse(900)
+    except RecursionError:
+        import sys
+
+        exc_info = sys.exc_info()
+    record = logging.makeLogRecord(
+        {"name": "app.errors", "levelname": "ERROR", "msg": "start " + "x" * 500_000}
+    )
+    record.exc_info = exc_info
+    record.request_id = "r" * 200_000
+    line = JsonFormatter().format(record)
+    assert len(line.encode()) <= LOG_LINE_LIMIT
+    parsed = json.loads(line)
+    assert parsed["truncated"] is True
+    assert parsed["message"].startswith("start x")
+    assert parsed["exc_info"].endswith("RecursionError: the last frame")
+    assert {"time", "level", "logger", "request_id"} <= parsed.keys()
+    short = logging.makeLogRecord({"name": "app", "levelname": "INFO", "msg": "fine"})
+    assert "truncated" not in json.loads(JsonFormatter().format(short))
+
+
+@pytest.mark.parametrize("levels", [900, MAX_JSON_DEPTH + 1])
+async def test_deep_json_inside_an_input_variable_is_refused(
+    client, org, family, db, caplog, levels
+):
+    """The JSON value inside a whole input object sent as one variable: refused by the scalar,
+    naming the variable and the field within it."""
+    before = await children(db)
+    query = (
+        "mutation($a: ID!, $input: CreateIntegrationInput!) "
+        '{ createIntegration(orgId: "c", assistantId: $a, input: $input) { id } }'
+    )
+    variables = {"a": family[ID], "input": {"integrationId": "internal", "config": deep(levels)}}
+    response = await client.post(
+        "/graphql", json={"query": query, "variables": variables}, headers=org.headers
+    )
+    assert_deep_refused_over_graphql(response, "$input")
+    (error,) = response.json()["errors"]
+    assert [f["path"] for f in error["extensions"]["fields"]] == [["config"]]
+    assert await children(db) == before
+    assert all(len(line) <= LOG_LINE_LIMIT for line in log_lines(caplog))

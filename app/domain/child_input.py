@@ -22,6 +22,7 @@ from app.domain.errors import (
     validation_failed,
 )
 from app.domain.fields import NO_CONTROL, NO_NUL, Identifier, Input, NotNull, Slug, limits
+from app.domain.json_input import TOO_DEEP, too_deep
 
 UNSET: Any = None  # default of every patch field; never validated, dropped by exclude_unset
 MAX_POSITION = 1_000_000_000
@@ -46,8 +47,11 @@ def _no_nul_anywhere(value: Any) -> Any:
 
 
 def _json_object(value: Any) -> Any:
+    """A JSON object of at most MAX_JSON_DEPTH levels (measured before anything recurses)."""
     if not isinstance(value, dict):
         raise PydanticCustomError("json_object", "must be a JSON object")
+    if too_deep(value):
+        raise PydanticCustomError("json_depth", TOO_DEEP)
     return value
 
 

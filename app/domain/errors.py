@@ -39,6 +39,7 @@ class DomainError(Exception):
     status: ClassVar[int] = 500
     title: ClassVar[str] = "Internal Server Error"
     graphql_code: ClassVar[str | None] = None  # when GraphQL names the case differently
+    retry_after: int | None = None  # seconds: a `Retry-After` header on both transports
 
     def __init__(self, message: str, fields: list[FieldError] | None = None) -> None:
         super().__init__(message)
@@ -144,6 +145,14 @@ class RateLimited(DomainError):
         """`retry_after` (seconds) also in the body: GraphQL `extensions.retryAfter`, which sets
         the `Retry-After` of the HTTP answer when a resolver refused."""
         return {"retry_after": self.retry_after}
+
+
+class DatabaseUnavailable(DomainError):
+    """The database could not be reached (or was lost mid-request) within the store's wait:
+    nothing of the request is known to be stored; the client retries after `retry_after`."""
+
+    code, status, title = "DATABASE_UNAVAILABLE", 503, "Service Unavailable"
+    retry_after = 5
 
 
 def _message(error: Any) -> str:

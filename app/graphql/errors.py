@@ -12,7 +12,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.utils.str_converters import to_camel_case
 
-from app.domain.errors import DomainError, ValidationFailed, describe_fields
+from app.domain.errors import DatabaseUnavailable, DomainError, ValidationFailed, describe_fields
 
 logger = logging.getLogger("app.errors")
 
@@ -62,6 +62,15 @@ def variable_fields(message: str) -> list[dict[str, Any]]:
     if named:
         path.append(named.group(1))
     return [{"path": path, "message": detail}]
+
+
+def unavailable_status(errors: list[dict[str, Any]]) -> tuple[int, dict[str, str]] | None:
+    """HTTP 503 and `Retry-After` when an error of the answer is DATABASE_UNAVAILABLE (CONTRACT
+    section 10: the same status and header as over REST), else None (the answer stays 200)."""
+    for error in errors:
+        if (error.get("extensions") or {}).get("code") == DatabaseUnavailable.code:
+            return DatabaseUnavailable.status, {"Retry-After": str(DatabaseUnavailable.retry_after)}
+    return None
 
 
 def mask_unexpected(error: GraphQLError) -> None:

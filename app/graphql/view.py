@@ -26,6 +26,7 @@ from app.domain.errors import BadRequest, DomainError, RateLimited
 from app.domain.json_input import parse_json_body
 from app.graphql.context import Context
 from app.graphql.engine import Engine, RequestError
+from app.graphql.errors import unavailable_status
 from app.graphql.ide import page_response
 from app.graphql.persisted import Documents, Miss
 from app.graphql.points import Spending
@@ -89,6 +90,8 @@ async def answer(
     """A GraphQL answer with its `extensions.cost`; a request that did not run spends its
     point now (429 RATE_LIMITED when even that is beyond the budget)."""
     headers = None
+    if status == 200 and "errors" in body and (outage := unavailable_status(body["errors"])):
+        status, headers = outage  # 503 DATABASE_UNAVAILABLE with Retry-After
     try:
         await spending.settle()
     except RateLimited as exc:
@@ -171,6 +174,8 @@ class GraphQLView(GraphQL[Context, None]):
         except DomainError as exc:  # 413 while the body streams in; persisted documents' errors
             body = graphql_error_body(exc.code, exc.message)
             response = await answer(spending, body, exc.status, answers)
+            if exc.retry_after is not None:
+                response.headers["Retry-After"] = str(exc.retry_after)
         finally:
             context: Context | None = getattr(request.state, "graphql_context", None)
             if context is not None:
@@ -245,7 +250,8 @@ class GraphQLView(GraphQL[Context, None]):
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """`connection_init` must carry `{"authorization": "Bearer <key>"}` (else 4403)."""
         await accept_connection(context)
-        return UNSET
+        accepted: UnsetType = UNSET  # (Strawberry types UNSET as Any)
+        return accepted
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL from the pinned local assets, opening on a runnable example."""

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from app.domain.errors import DomainError, RateLimited
+from app.domain.errors import DomainError
 
 logger = logging.getLogger("app.errors")
 
@@ -46,7 +46,7 @@ def domain_error_response(error: DomainError) -> Response:
     headers: dict[str, str] = {}
     if (challenge := error.challenge) is not None:  # 401 and 403 INSUFFICIENT_SCOPE (RFC 6750)
         headers["WWW-Authenticate"] = challenge
-    if isinstance(error, RateLimited):
+    if error.retry_after is not None:  # 429 RATE_LIMITED, 503 DATABASE_UNAVAILABLE
         headers["Retry-After"] = str(error.retry_after)
     errors = [
         {"path": ".".join(str(p) for p in f.path), "message": f.message} for f in error.fields
@@ -77,7 +77,9 @@ _HTTP_CODES = {
 async def handle_http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code, title = _HTTP_CODES.get(exc.status_code, ("HTTP_ERROR", "HTTP Error"))
-    return problem_response(exc.status_code, code, title, str(exc.detail), headers=exc.headers)
+    return problem_response(
+        exc.status_code, code, title, str(exc.detail), headers=dict(exc.headers or {}) or None
+    )
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
@@ -86,6 +88,8 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
     "client closed request"), which nobody receives but the access log records."""
     if isinstance(exc, ClientDisconnect):
         return Response(status_code=CLIENT_CLOSED_REQUEST)
+    if isinstance(exc, DomainError):  # raised outside a route (the database lost at the end)
+        return domain_error_response(exc)
     error_id = uuid.uuid4().hex
     logger.error(
         "unexpected error %s on %s %s", error_id, request.method, request.url.path, exc_info=exc

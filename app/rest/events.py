@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from app.domain.errors import DomainError
 from app.domain.events import event_document, parse_event_id, revisions_after, watch_changes
-from app.events import Broker, Stream
+from app.events import Broker, ShuttingDown, Stream
 from app.rest.common import org_transaction, settings_of, store_of
 from app.store import Store
 from app.store.records import RevisionRecord
@@ -41,6 +41,8 @@ def error_frame(error: DomainError) -> bytes:
     """The last frame of a stream the server closes (no `id`: resuming starts after the last
     event received)."""
     data = orjson.dumps({"code": error.code, "detail": error.message})
+    if isinstance(error, ShuttingDown):  # reconnect soon (elsewhere), resuming by Last-Event-ID
+        return b"retry: %d\nevent: error\ndata: %s\n\n" % (error.retry_ms, data)
     return b"event: error\ndata: %s\n\n" % data
 
 
@@ -70,14 +72,14 @@ async def event_stream(
                 yield event_frame(row)
         while True:
             try:
-                row = await stream.next(heartbeat)
+                live = await stream.next(heartbeat)
             except DomainError as exc:
                 yield error_frame(exc)
                 return
-            if row is None:
+            if live is None:
                 yield KEEPALIVE
-            elif row.seq not in replayed:
-                yield event_frame(row)
+            elif live.seq not in replayed:
+                yield event_frame(live)
     finally:
         broker.release(stream)
 

@@ -11,6 +11,12 @@
   server, a cancelled request), is terminated: the pool opens a new one at the next need, so the
   server recovers by itself when the database comes back. The pool opens connections when they
   are needed (up to POOL_MAX), and closes those idle for IDLE_SECONDS.
+- An outage is DATABASE_UNAVAILABLE (503, `Retry-After`), never a 500 or a hang: a transaction
+  that cannot get a connection within WAIT_SECONDS (a refused, silent or restarting server, or
+  every connection busy that long), or whose connection is lost under a statement or at
+  COMMIT (nothing of it is known to be stored), raises DatabaseUnavailable. A lost connection
+  expires the whole pool (`expire_connections`): its idle connections died with the server, and
+  each is replaced at its next use instead of failing one more request.
 - PostgreSQL refuses U+0000 in text: a statement with such a parameter is not sent, and the
   lookup is NOT_FOUND (nothing stored contains it: input validation refuses it).
 """
@@ -18,6 +24,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from types import TracebackType
 from typing import Any
@@ -26,7 +33,7 @@ import asyncpg
 import orjson
 from sqlalchemy.engine.url import make_url
 
-from app.domain.errors import NotFound
+from app.domain.errors import DatabaseUnavailable, NotFound
 from app.settings import Settings
 from app.store.base import Listener, Store, Transaction, Tx
 from app.store.statements import DIALECTS, POSTGRESQL
@@ -35,11 +42,25 @@ logger = logging.getLogger("app.store")
 
 POOL_MAX = 20
 IDLE_SECONDS = 300.0
-POOL_TIMEOUT_SECONDS = 30.0  # waiting for a free connection
+WAIT_SECONDS = 5.0  # for a connection (a free one, or a new one): then DATABASE_UNAVAILABLE
 CONNECT_TIMEOUT_SECONDS = 5.0
 READY_TIMEOUT_SECONDS = 2.0
 END_TIMEOUT_SECONDS = 5.0  # a ROLLBACK that takes longer means a lost connection
 STATEMENT_CACHE = 512
+# The server is gone, restarting or refusing connections (SQLSTATE classes 08, 57 and 53): the
+# connection cannot be trusted, and the request is a 503, not a 500.
+SERVER_GONE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError,
+)
+LOST = (OSError, TimeoutError, *SERVER_GONE)
+
+
+def unavailable(exc: BaseException) -> DatabaseUnavailable:
+    reason = (str(exc) or type(exc).__name__).splitlines()[0][:200]
+    logger.warning("database unavailable: %s: %s", type(exc).__name__, reason)
+    return DatabaseUnavailable("the database is unavailable; try again shortly")
 
 
 def libpq_dsn(url: str) -> str:
@@ -78,6 +99,20 @@ def _refuse_nul(arguments: list[Any]) -> None:
             raise NotFound("no such resource (an id never contains U+0000)")
 
 
+def _gone(connection: asyncpg.Connection[Any]) -> bool:
+    """Closed, or taken back by the pool (asyncpg releases a connection that was lost)."""
+    try:
+        closed: bool = connection.is_closed()
+        return closed
+    except asyncpg.InterfaceError:
+        return True
+
+
+def _terminate(connection: asyncpg.Connection[Any]) -> None:
+    with contextlib.suppress(asyncpg.InterfaceError):  # already taken back: nothing to end
+        connection.terminate()
+
+
 def _row_count(status: str) -> int:
     """The count of a command tag: `UPDATE 3`, `DELETE 0`, `INSERT 0 1`."""
     last = status.rpartition(" ")[2]
@@ -111,10 +146,18 @@ class PostgresTx(Tx):
                 found = await connection.fetch(sql, *arguments)
                 return found, len(found)
             return [], _row_count(await connection.execute(sql, *arguments))
+        except SERVER_GONE as exc:
+            self.broken = True
+            raise unavailable(exc) from exc
         except asyncpg.PostgresError:
             raise  # the server answered: the connection is fine
+        except Exception as exc:
+            self.broken = True  # lost or timed out in the middle of a statement
+            if isinstance(exc, LOST) or _gone(connection):
+                raise unavailable(exc) from exc
+            raise
         except BaseException:
-            self.broken = True  # lost, timed out or cancelled in the middle of a statement
+            self.broken = True  # cancelled in the middle of a statement
             raise
 
 
@@ -129,20 +172,22 @@ class PostgresTransaction(Transaction):
         self._tx: PostgresTx | None = None
 
     async def __aenter__(self) -> Tx:
-        turn = self._store.turns
+        store = self._store
+        turn = store.turns
         try:
-            async with asyncio.timeout(POOL_TIMEOUT_SECONDS):
+            async with asyncio.timeout(WAIT_SECONDS):
                 await turn.acquire()  # first come, first served (see PostgresStore.turns)
-        except TimeoutError:
-            raise TimeoutError(
-                f"no PostgreSQL connection free within {POOL_TIMEOUT_SECONDS:.0f} s"
-            ) from None
-        try:
-            self._pool = pool = await self._store.pool()
-            self._connection = await pool.acquire(timeout=POOL_TIMEOUT_SECONDS)
-        except BaseException:
-            turn.release()
-            raise
+                try:
+                    self._pool = pool = await store.pool()
+                    self._connection = await pool.acquire()
+                except BaseException:
+                    turn.release()
+                    raise
+        except TimeoutError as exc:  # every connection busy, or a silent server
+            raise unavailable(exc) from exc
+        except LOST as exc:  # refused or restarting: 503 at once
+            await store.lost()
+            raise unavailable(exc) from exc
         self._tx = PostgresTx(self._connection, self._write, self._store.statement_listeners)
         return self._tx
 
@@ -158,15 +203,22 @@ class PostgresTransaction(Transaction):
         assert tx is not None
         tx._closed = True
         try:
-            if tx.broken or connection.is_closed():
-                connection.terminate()
+            if tx.broken or _gone(connection):
+                _terminate(connection)
+                if exc_type is None and self._write and not tx._begin:  # its COMMIT is lost
+                    raise unavailable(ConnectionError("the connection was lost before COMMIT"))
             elif connection.is_in_transaction():
                 async with asyncio.timeout(END_TIMEOUT_SECONDS):
                     await connection.execute("COMMIT" if exc_type is None else "ROLLBACK")
-        except BaseException:
-            connection.terminate()  # the pool replaces it
+        except BaseException as failure:
+            _terminate(connection)  # the pool replaces it
+            if isinstance(failure, LOST) and exc_type is None:  # COMMIT lost: not known stored
+                await self._store.lost()
+                raise unavailable(failure) from failure
             raise
         finally:
+            if exc_type is not None and issubclass(exc_type, DatabaseUnavailable):
+                await self._store.lost()
             try:
                 await pool.release(connection)
             finally:
@@ -200,6 +252,12 @@ class PostgresStore(Store):
                         reset=_no_reset,
                     )
         return self._pool
+
+    async def lost(self) -> None:
+        """A connection was lost: the idle ones are suspect too, each is replaced at its next
+        use (the pool reconnects by itself once the server is back)."""
+        if self._pool is not None:
+            await self._pool.expire_connections()
 
     def read(self) -> Transaction:
         return PostgresTransaction(self, write=False)

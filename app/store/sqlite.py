@@ -12,6 +12,13 @@ At most one trip to a connection's thread per statement, and none where SQLite c
   asyncio lock before they take a connection: SQLite has one writer anyway, and its busy handler
   (which sleeps with back-off) then only arbitrates between processes.
 
+An outage is DATABASE_UNAVAILABLE (503, `Retry-After`), never a 500: a database file that
+cannot be opened, read or written (a missing directory, a disk error, a full disk, a read-only
+file), or a write lock still held by another process after `SQLITE_BUSY_TIMEOUT_MS` (the
+writers of all processes queue for the one lock: that wait is the busy timeout, 30 s by
+default, not 5 s), or no connection free within POOL_TIMEOUT_SECONDS. Errors that are bugs
+(SQL, constraints) stay what they are.
+
 Every connection: `busy_timeout` (first: the next pragmas may wait), WAL, `synchronous` from the
 settings, `foreign_keys=ON`; autocommit mode (`isolation_level=None`), so BEGIN is ours.
 
@@ -36,6 +43,7 @@ from typing import Any, TypeVar
 import aiosqlite
 from sqlalchemy.engine.url import make_url
 
+from app.domain.errors import DatabaseUnavailable
 from app.settings import Settings
 from app.store.base import Listener, Store, Transaction, Tx
 from app.store.statements import DIALECTS, SQLITE
@@ -49,6 +57,25 @@ READY_TIMEOUT_SECONDS = 2.0
 STATEMENT_CACHE = 256  # per connection (sqlite3's prepared statements)
 SYNCHRONOUS = frozenset({"OFF", "NORMAL", "FULL", "EXTRA", "0", "1", "2", "3"})
 PROBE = "SELECT count(*) FROM sqlite_master"
+THREAD_END_POLLS = 100  # of 10 ms: a failed connection's thread ends within a second
+# sqlite3.OperationalError messages that mean "the database cannot be used now", not a bug
+UNAVAILABLE = (
+    "database is locked",
+    "unable to open database",
+    "disk i/o error",
+    "database or disk is full",
+    "readonly database",
+)
+
+
+def unavailable(exc: BaseException) -> DatabaseUnavailable | None:
+    """The DATABASE_UNAVAILABLE an error means, or None when it means something else."""
+    if isinstance(exc, TimeoutError | OSError) or (
+        isinstance(exc, sqlite3.OperationalError) and str(exc).lower().startswith(UNAVAILABLE)
+    ):
+        logger.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+        return DatabaseUnavailable("the database is unavailable; try again shortly")
+    return None
 
 
 def _run(
@@ -80,7 +107,8 @@ class Connection:
 
     async def call(self, work: Callable[[], T]) -> T:
         """`work()` on the connection's thread: one trip."""
-        result: T = await self.aio._execute(work)
+        # no-untyped-call: aiosqlite's private _execute (pinned, tests/test_store_private_parts.py)
+        result: T = await self.aio._execute(work)  # type: ignore[no-untyped-call]
         return result
 
     async def commit(self) -> None:
@@ -161,14 +189,21 @@ class SQLiteTx(Tx):
             if self._begin is not None:
                 self._notify(self._begin)
             self._notify(sql)
-        if self._inline:
-            return _run(connection.raw, sql, arguments)
-        begin, self._begin = self._begin, None
-        if begin is not None:
-            outcome = await connection.call(partial(_run, connection.raw, sql, arguments, begin))
-            self._inline = begin == "BEGIN IMMEDIATE"
-            return outcome
-        return await connection.call(partial(_run, connection.raw, sql, arguments))
+        try:
+            if self._inline:
+                return _run(connection.raw, sql, arguments)
+            begin, self._begin = self._begin, None
+            if begin is not None:
+                outcome = await connection.call(
+                    partial(_run, connection.raw, sql, arguments, begin)
+                )
+                self._inline = begin == "BEGIN IMMEDIATE"
+                return outcome
+            return await connection.call(partial(_run, connection.raw, sql, arguments))
+        except Exception as exc:
+            if (outage := unavailable(exc)) is not None:
+                raise outage from exc
+            raise
 
 
 def trace_statements(tracer: Any) -> None:
@@ -208,9 +243,11 @@ class SQLiteTransaction(Transaction):
             await lock.acquire()
         try:
             self._connection = await store.pool.acquire()
-        except BaseException:
+        except BaseException as exc:
             if lock is not None:
                 lock.release()
+            if isinstance(exc, Exception) and (outage := unavailable(exc)) is not None:
+                raise outage from exc
             raise
         self._tx = SQLiteTx(self._connection, self._write, store.statement_listeners)
         return self._tx
@@ -231,8 +268,10 @@ class SQLiteTransaction(Transaction):
                     await connection.commit()
                 else:
                     await connection.rollback()
-        except BaseException:
+        except BaseException as failure:
             await self._recover(connection)
+            if isinstance(failure, Exception) and (outage := unavailable(failure)) is not None:
+                raise outage from failure
             raise
         else:
             store.pool.release(connection)
@@ -300,7 +339,11 @@ class SQLiteStore(Store):
     async def _connect(self) -> aiosqlite.Connection:
         connection = aiosqlite.Connection(self._open, iter_chunk_size=64)
         connection._thread.daemon = True  # never holds the process open
-        return await connection
+        try:
+            return await connection
+        except BaseException:
+            await _thread_ended(connection)
+            raise
 
     def read(self) -> Transaction:
         return SQLiteTransaction(self, write=False)
@@ -319,6 +362,16 @@ class SQLiteStore(Store):
 
     async def close(self) -> None:
         await self.pool.close()
+
+
+async def _thread_ended(connection: aiosqlite.Connection) -> None:
+    """After a failed connect aiosqlite stops the connection's thread without waiting for it;
+    the thread then reports to this loop: wait (briefly) until it has, so that it never reports
+    to a loop that has closed meanwhile (an error in that thread)."""
+    for _ in range(THREAD_END_POLLS):
+        if not connection._thread.is_alive():
+            return
+        await asyncio.sleep(0.01)
 
 
 async def _probe(tx: Tx) -> None:
