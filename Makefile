@@ -57,7 +57,7 @@ run: install ## the demo server on http://127.0.0.1:8000 (GraphiQL at /graphql)
 	DEMO=1 $(PY) -m app demo
 	DEMO=1 $(PY) -m app serve
 
-test: install lint ## lint and the whole suite (PostgreSQL half with TEST_POSTGRES_URL)
+test: install lint typecheck ## lint, type check and the whole suite (PostgreSQL half with TEST_POSTGRES_URL)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install ## ruff check and ruff format --check

@@ -145,7 +145,7 @@ def main(requests: int, rounds: int) -> None:
         for side in (True, False) if number % 2 == 0 else (False, True):
             command = [sys.executable, __file__, "--side", "on" if side else "off"]
             command += ["--requests", str(requests), "--folder", str(folder)]
-            done = subprocess.run(command, capture_output=True, text=True, check=True)  # noqa: S603
+            done = subprocess.run(command, capture_output=True, text=True, check=True)
             for kind, value in json.loads(done.stdout.splitlines()[-1]).items():
                 figures[side].setdefault(kind, []).append(value)
     for kind in figures[True]:

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 
 def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603  (our own command line)
+    return subprocess.run(
         [sys.executable, "-m", "app", *args],
         cwd=ROOT,
         env=server_env(settings, 0),

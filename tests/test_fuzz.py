@@ -108,7 +108,7 @@ def _free_port() -> int:
 
 
 def _app_command(env: dict[str, str], *args: str) -> dict[str, Any]:
-    done = subprocess.run(  # noqa: S603  (our own command line)
+    done = subprocess.run(
         [sys.executable, "-m", "app", *args],
         cwd=ROOT,
         env=env,
@@ -171,9 +171,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     log = work / "server.log"
     command = [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as out:
-        process = subprocess.Popen(  # noqa: S603  (our own command line)
-            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(base_url, process, log)
@@ -206,7 +204,7 @@ def _schemathesis(live: Live, config: Path, location: str, checks: str, *extra: 
     command += ["-H", f"Authorization: Bearer {live.api_key}", "--checks", checks]
     command += ["--max-examples", str(MAX_EXAMPLES), "--seed", SEED, "--no-color", *extra]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SCHEMATHESIS_HOOKS": "tests.test_fuzz"}
-    done = subprocess.run(  # noqa: S603  (our own command line)
+    done = subprocess.run(
         command, cwd=live.work, env=env, capture_output=True, text=True, timeout=600
     )
     output = done.stdout + done.stderr
@@ -255,7 +253,7 @@ def test_rest_routes_survive_openapi_fuzzing(live):
         "/orgs/{org_id}/events",  # a stream that never ends; tested in its own module
     )
     cases = _cases(output)
-    print(f"\nschemathesis REST: {cases} cases")  # noqa: T201  (quoted in the closing note)
+    print(f"\nschemathesis REST: {cases} cases")
     assert cases >= 20 * MAX_EXAMPLES
     _no_masked_failures(live)
 
@@ -269,6 +267,6 @@ def test_graphql_survives_fuzzing(live):
         "no_internal_error,status_code_conformance,response_schema_conformance",
     )
     cases = _cases(output)
-    print(f"\nschemathesis GraphQL: {cases} cases")  # noqa: T201
+    print(f"\nschemathesis GraphQL: {cases} cases")
     assert cases >= 10 * MAX_EXAMPLES
     _no_masked_failures(live)

@@ -76,8 +76,8 @@ def fresh_operation_names() -> None:
     the suite's other tests would otherwise have filled it): the counters stay as they are."""
     observed = metrics.configure(True)
     assert observed is not None
-    observed._names.clear()  # noqa: SLF001
-    observed._operations.clear()  # noqa: SLF001
+    observed._names.clear()
+    observed._operations.clear()
 
 
 @pytest.fixture

@@ -97,7 +97,7 @@ def test_downgrade_to_nothing_and_up_again(empty: Settings):
 
 
 def test_the_migrate_command(empty: Settings):
-    result = subprocess.run(  # noqa: S603  (our own command line)
+    result = subprocess.run(
         [sys.executable, "-m", "app", "migrate"],
         cwd=ROOT,
         env={**os.environ, "DATABASE_URL": empty.database_url},
@@ -114,7 +114,7 @@ def test_servers_starting_at_once_migrate_one_after_another(empty: Settings):
     """Three `migrate` processes on one empty database: all succeed, the schema is built once."""
     env = {**os.environ, "DATABASE_URL": empty.database_url}
     processes = [
-        subprocess.Popen(  # noqa: S603  (our own command line)
+        subprocess.Popen(
             [sys.executable, "-m", "app", "migrate"],
             cwd=ROOT,
             env=env,

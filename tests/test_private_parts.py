@@ -136,4 +136,4 @@ def test_limits_redis_parts() -> None:
         assert isinstance(registered.script, str | bytes)
     assert parameters(bridge.prefixed_key) == ["key"]
     assert parameters(bridge.get_connection) == ["readonly"]
-    assert storage._current_window_key("k") != storage._previous_window_key("k")  # noqa: SLF001
+    assert storage._current_window_key("k") != storage._previous_window_key("k")

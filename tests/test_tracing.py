@@ -56,7 +56,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802  (http.server's name)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
@@ -215,7 +215,7 @@ print(sorted(name for name in sys.modules if name.startswith("opentelemetry")))
 
 def test_without_an_endpoint_nothing_from_opentelemetry_is_imported(settings: Settings) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    done = subprocess.run(  # noqa: S603  (our own interpreter and script)
+    done = subprocess.run(
         [sys.executable, "-c", UNTRACED, settings.database_url],
         cwd=ROOT,
         env=env,

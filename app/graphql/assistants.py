@@ -55,7 +55,7 @@ def _asks_children(selection_set: SelectionSetNode | None, fragments: dict[str, 
 async def children_if_asked(info: Info, tx: Tx, rows: Sequence[AssistantRow]) -> Children | None:
     """The children of `rows` from the resolver's own transaction (one statement) when the
     selection asks for them anywhere below; None leaves them to the request's loader."""
-    raw = info._raw_info
+    raw = info._raw_info  # noqa: SLF001  (Strawberry keeps graphql-core's info there)
     if not rows or not any(_asks_children(n.selection_set, raw.fragments) for n in raw.field_nodes):
         return None
     return await children_by_assistant(tx, [row.id for row in rows])

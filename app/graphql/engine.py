@@ -98,7 +98,7 @@ class Engine:
     """Runs GraphQL requests of one schema with the app's settings."""
 
     def __init__(self, schema: Any, settings: Settings) -> None:
-        self.schema: GraphQLSchema = schema._schema
+        self.schema: GraphQLSchema = schema._schema  # noqa: SLF001  (Strawberry's graphql-core schema)
         self.settings = settings
         self.hide_suggestions = not settings.graphql_introspection
         self.max_cost = settings.graphql_max_cost

@@ -82,7 +82,7 @@ Shape = tuple[tuple[str, str, bool], ...]
 nodes has arguments or directives."""
 
 
-class Slow(Exception):  # noqa: N818  (a signal, not an error)
+class Slow(Exception):  # a signal, not an error (hence no "Error" suffix)
     """The value does not fit the fast path; graphql-core completes the field instead."""
 
 
@@ -477,7 +477,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     elif not (guard and isinstance(value, Exception)):
                         try:
                             coerced = coerce(value)  # type: ignore[misc]
-                        except Exception:
+                        except Exception:  # noqa: BLE001  (a leaf that does not coerce: the slow path reports it)
                             coerced = None
                         if coerced is not None and coerced is not Undefined:
                             results[key] = coerced
@@ -583,7 +583,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 raise Slow
             try:
                 coerced = coerce(item)  # type: ignore[misc]
-            except Exception:
+            except Exception:  # noqa: BLE001  (as above: the slow path reports it)
                 raise Slow from None
             if coerced is None or coerced is Undefined:
                 raise Slow
@@ -612,7 +612,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 completed = self.subfields(s, fields, path, value)
             else:
                 completed = self.items_of(s, fields, value, path)
-        except Exception as raw_error:
+        except Exception as raw_error:  # noqa: BLE001  (graphql-core's execute_field handling)
             self.handle_field_error(raw_error, s.field_type, fields, path)  # type: ignore[arg-type]
             return None
         if self.is_awaitable(completed):
@@ -669,7 +669,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                             completed = self.execute_fields(
                                 object_type, item, item_path, grouped, None
                             )
-                except Exception as raw_error:
+                except Exception as raw_error:  # noqa: BLE001  (graphql-core's execute_field handling)
                     self.handle_field_error(raw_error, s.item_type, fields, item_path)  # type: ignore[arg-type]
                     completed = None
                 if self.is_awaitable(completed):
@@ -696,6 +696,6 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
     ) -> Any:
         try:
             return await completed
-        except Exception as raw_error:
+        except Exception as raw_error:  # noqa: BLE001  (graphql-core's execute_field handling)
             self.handle_field_error(raw_error, field_type, fields, path)
             return None

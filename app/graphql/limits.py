@@ -234,7 +234,7 @@ class SafeParserCache(ParserCache):
             context.graphql_document = self.cached_parse_document(
                 context.query, **context.parse_options
             )
-        except Exception:  # noqa: BLE001, S110  (parsed again, and reported, by Strawberry)
+        except Exception:  # noqa: BLE001  (parsed again, and reported, by Strawberry)
             context.graphql_document = None
         yield
 
@@ -281,7 +281,7 @@ class TextValidationCache(ValidationCache):
         assert context.query is not None
         assert context.graphql_document is not None
         context.pre_execution_errors = self.cached_validate_document(
-            context.schema._schema,
+            context.schema._schema,  # noqa: SLF001  (Strawberry's graphql-core schema)
             Parsed(context.query, context.graphql_document),
             tuple(context.validation_rules),
         )
@@ -326,7 +326,7 @@ class SingleOperation(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         # `operation_name` falls back to the first operation's; only this holds what was sent
-        if context._provided_operation_name is None and context.graphql_document is not None:
+        if context._provided_operation_name is None and context.graphql_document is not None:  # noqa: SLF001  (graphql-core keeps the requested name there)
             definitions = context.graphql_document.definitions
             if sum(isinstance(d, OperationDefinitionNode) for d in definitions) > 1:
                 raise OperationNameRequired

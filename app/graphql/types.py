@@ -11,7 +11,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.domain.documents import avatar_url
-from app.graphql.context import Info  # noqa: TC001  (strawberry resolves it at runtime)
+from app.graphql.context import Info  # strawberry resolves it at runtime
 from app.graphql.execution import PRELOADED_ATTRIBUTE
 from app.graphql.loaders import Family
 from app.graphql.pagination import PageInfo
@@ -285,7 +285,7 @@ class Assistant(Node):
             str | None, strawberry.argument(description="Return the revisions after this cursor.")
         ] = None,
     ) -> Annotated[AssistantRevisionConnection, strawberry.lazy("app.graphql.revisions")]:
-        from app.graphql.revisions import revisions_of
+        from app.graphql.revisions import revisions_of  # noqa: PLC0415  (revisions.py imports this module)
 
         return await revisions_of(info, str(self.id), first, after)
 

@@ -36,9 +36,9 @@ __all__ = ["Statement", "Store", "TransactionClosed", "Tx", "in_list", "open_sto
 def open_store(settings: Settings) -> Store:
     """The store of `settings.database_url` (no connection is opened before it is needed)."""
     if settings.is_sqlite:
-        from app.store.sqlite import SQLiteStore
+        from app.store.sqlite import SQLiteStore  # noqa: PLC0415  (only the driver in use is imported)
 
         return SQLiteStore(settings)
-    from app.store.postgres import PostgresStore
+    from app.store.postgres import PostgresStore  # noqa: PLC0415  (only the driver in use is imported)
 
     return PostgresStore(settings)

@@ -201,11 +201,11 @@ class PostgresTransaction(Transaction):
         assert pool is not None
         assert connection is not None
         assert tx is not None
-        tx._closed = True
+        tx._closed = True  # noqa: SLF001  (our own transaction class)
         try:
             if tx.broken or _gone(connection):
                 _terminate(connection)
-                if exc_type is None and self._write and not tx._begin:  # its COMMIT is lost
+                if exc_type is None and self._write and not tx._begin:  # noqa: SLF001  (COMMIT lost)
                     raise unavailable(ConnectionError("the connection was lost before COMMIT"))
             elif connection.is_in_transaction():
                 async with asyncio.timeout(END_TIMEOUT_SECONDS):

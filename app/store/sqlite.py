@@ -284,7 +284,7 @@ class SQLiteTransaction(Transaction):
         closed (a new connection takes its place when needed)."""
         try:
             await connection.rollback()
-        except BaseException:
+        except BaseException:  # noqa: BLE001  (whatever failed, the connection is discarded)
             await self._store.pool.discard(connection)
             return
         self._store.pool.release(connection)

@@ -30,6 +30,6 @@ def test_every_audit_is_ok(node_clients: Path, server: Server, org: Org) -> None
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout)
     summary = Counter(result["status"] for result in results)
-    print(f"graphql-http server audit: {dict(summary)} of {len(results)}")  # noqa: T201
+    print(f"graphql-http server audit: {dict(summary)} of {len(results)}")
     assert len(results) >= 40
     assert [r for r in results if r["status"] != "ok"] == []

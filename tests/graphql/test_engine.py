@@ -138,7 +138,7 @@ async def both(
             params = {
                 k: v if isinstance(v, str) else httpx._utils.primitive_value_to_str(v)
                 for k, v in payload.items()
-            }  # noqa: E501
+            }
             import orjson
 
             if "variables" in payload:

@@ -205,7 +205,7 @@ def test_a_bad_manifest_stops_the_app_from_being_built(tmp_path, case, content, 
 
 def test_serve_refuses_to_start_with_a_bad_manifest(tmp_path):
     missing = tmp_path / "missing.json"
-    result = subprocess.run(  # noqa: S603  (our own command line)
+    result = subprocess.run(
         [sys.executable, "-m", "app", "serve", "--port", "1"],
         cwd=ROOT,
         env={

@@ -37,7 +37,7 @@ def run_node(
     non-zero exit."""
     node = shutil.which("node")
     assert node is not None, missing_node()
-    return subprocess.run(  # noqa: S603  (our own scripts)
+    return subprocess.run(
         [node, str(script), *args],
         cwd=JS,
         env={**os.environ, "NODE_PATH": str(NODE_MODULES), **(env or {})},

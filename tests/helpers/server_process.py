@@ -82,7 +82,7 @@ class Server:
         command = [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1"]
         command += ["--port", str(self.port), "--workers", str(self.workers)]
         with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(  # noqa: S603  (our own command line)
+            self.process = subprocess.Popen(
                 command,
                 cwd=ROOT,
                 env={**server_env(self.settings, self.port), **self.env},
