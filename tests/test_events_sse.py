@@ -260,3 +260,34 @@ async def test_the_stream_limit_is_a_503_problem(settings: Settings) -> None:
     assert refused.headers["content-type"] == "application/problem+json"
     assert refused.headers["retry-after"] == "5"
     assert refused.json()["code"] == "TOO_MANY_STREAMS"
+
+
+async def test_a_revision_inserted_by_any_writer_reaches_the_stream(
+    app: Starlette, client: httpx.AsyncClient, org: Org, make_assistant: Any, db: Store
+) -> None:
+    """A revision written by plain SQL, not by the app, still reaches the live stream: on
+    PostgreSQL the notification is sent by the table's trigger (migration 0005), on SQLite the
+    poll reads it."""
+    created = await make_assistant(org, name="Bot")
+    before = await stored_events(db, org.org_id)
+    changes = [{"path": "name", "from": "Bot", "to": "Elsewhere"}]
+    async with Events(app, org) as stream:
+        async with db.write() as tx:
+            await tx.execute(
+                REVISIONS.insert().values(
+                    org_id=org.org_id,
+                    assistant_id=created["id"],
+                    version=2,
+                    changed_at=datetime.now(UTC),
+                    change_type="updated",
+                    actor_key_id=None,
+                    source="cli",
+                    changes=changes,
+                    snapshot={**before[0].snapshot, "name": "Elsewhere", "version": 2},
+                )
+            )
+        received = await stream.next()
+    rows = await stored_events(db, org.org_id)
+    assert len(rows) == 2
+    assert received == SseEvent(str(rows[1].seq), "updated", document(rows[1]))
+    assert received.data["changes"] == changes

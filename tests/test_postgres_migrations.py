@@ -192,3 +192,38 @@ def test_keys_made_before_scopes_keep_every_right(empty: Settings, tmp_path: Pat
                 assert keys.status_code == 201
 
     asyncio.run(use_it())
+
+
+def notify_triggers(connection: Connection) -> list[tuple[str, ...]]:
+    """The revision-notification trigger and its function (PostgreSQL); SQLite's triggers."""
+    if connection.dialect.name == "sqlite":
+        rows = connection.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'"))
+        return [tuple(row) for row in rows]
+    rows = connection.execute(
+        text(
+            "SELECT t.tgname, c.relname, p.proname FROM pg_trigger t "
+            "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid "
+            "WHERE NOT t.tgisinternal"
+        )
+    )
+    functions = connection.execute(
+        text("SELECT proname FROM pg_proc WHERE proname = 'assistant_revisions_notify'")
+    )
+    return [tuple(row) for row in rows] + [tuple(row) for row in functions]
+
+
+def test_revision_notifications_come_from_a_trigger_on_postgres_only(empty: Settings):
+    """Migration 0005: on PostgreSQL an AFTER INSERT trigger on assistant_revisions (and its
+    function); downgrading removes both, and upgrading again puts them back; on SQLite nothing."""
+    on_postgres = [
+        ("assistant_revisions_notify", "assistant_revisions", "assistant_revisions_notify"),
+        ("assistant_revisions_notify",),
+    ]
+    expected = [] if empty.is_sqlite else on_postgres
+    upgrade(empty)
+    assert inspect_db(empty, notify_triggers) == expected
+    command.downgrade(alembic_config(empty), "0004")
+    assert inspect_db(empty, notify_triggers) == []
+    assert inspect_db(empty, schema_differences) == []
+    upgrade(empty)
+    assert inspect_db(empty, notify_triggers) == expected

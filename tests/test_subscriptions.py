@@ -369,3 +369,77 @@ async def test_a_change_committed_while_the_stream_starts_still_arrives(
         message = await socket.receive()
     event = message["payload"]["data"]["assistantChanged"]
     assert (event["assistantId"], event["version"]) == (watched["id"], 2)
+
+
+RESUMING = """
+subscription Resume($orgId: ID!, $assistantId: ID, $after: ID) {
+  assistantChanged(orgId: $orgId, assistantId: $assistantId, afterEventId: $after) {
+    id assistantId version assistant { name version }
+  }
+}
+"""
+
+
+async def resume_subscription(
+    app: Starlette, socket: GraphQLSocket, org: Org, after: str | None, assistant_id: str | None
+) -> None:
+    assert await socket.init(f"Bearer {org.api_key}") == {"type": "connection_ack"}
+    variables = {"orgId": "c", "assistantId": assistant_id, "after": after}
+    payload = {"query": RESUMING, "variables": variables}
+    await socket.send({"id": "1", "type": "subscribe", "payload": payload})
+
+
+async def test_after_event_id_resumes_with_exactly_the_missed_events(
+    app: Starlette, client: httpx.AsyncClient, org: Org, make_assistant: Any, db: Store
+) -> None:
+    """The events after `afterEventId` (of the assistant asked for only) come first, read from
+    the table, then the live ones, none twice (as `Last-Event-ID` over SSE)."""
+    watched = await make_assistant(org, name="Bot")
+    other = await make_assistant(org, name="Other")
+    url = f"/orgs/c/assistants/{watched['id']}"
+    for n in range(3):
+        assert (await client.patch(url, json={"name": f"Bot {n}"}, headers=org.headers)).is_success
+        other_url = f"/orgs/c/assistants/{other['id']}"
+        patched = await client.patch(other_url, json={"name": f"O {n}"}, headers=org.headers)
+        assert patched.is_success
+    rows = await revisions(db, watched["id"])  # versions 1 to 4
+    async with AsgiWebSocket(app) as socket:
+        await resume_subscription(app, socket, org, str(rows[1].seq), watched["id"])
+        missed = [await socket.receive() for _ in range(2)]
+        await until(lambda: broker_of(app).open_streams == 1)
+        assert (await client.patch(url, json={"name": "Live"}, headers=org.headers)).is_success
+        live = await socket.receive()
+    rows = await revisions(db, watched["id"])
+    events = [m["payload"]["data"]["assistantChanged"] for m in [*missed, live]]
+    assert events == [
+        {
+            "id": str(row.seq),
+            "assistantId": watched["id"],
+            "version": row.version,
+            "assistant": {"name": row.snapshot["name"], "version": row.version},
+        }
+        for row in rows[2:]
+    ]
+    assert [e["assistant"]["name"] for e in events] == ["Bot 1", "Bot 2", "Live"]
+
+
+@pytest.mark.parametrize("after", ["x1", "-1", "99999999999999999999"])
+async def test_a_bad_after_event_id_is_refused_naming_the_argument(
+    app: Starlette, org: Org, after: str
+) -> None:
+    async with AsgiWebSocket(app) as socket:
+        await resume_subscription(app, socket, org, after, None)
+        error, complete = await socket.receive(), await socket.receive()
+    assert error["type"] == "next"
+    assert error["payload"]["data"] is None
+    assert error["payload"]["errors"] == [
+        {
+            "message": "'afterEventId' must be the id of an event",
+            "extensions": {
+                "code": "BAD_USER_INPUT",
+                "fields": [{"path": ["afterEventId"], "message": "must be an event id"}],
+            },
+        }
+    ]
+    assert complete == {"id": "1", "type": "complete"}
+    assert broker_of(app).open_streams == 0

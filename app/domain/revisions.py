@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, bindparam, cast, delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 
 from app.domain.assistant_input import COLUMN_PATHS, LEAVES
 from app.domain.documents import avatar_url, config_document, rfc3339
@@ -70,20 +70,12 @@ def snapshot_of(assistant: AssistantRecord) -> dict[str, Any]:
 
 
 REVISIONS = AssistantRevision.__table__  # type: ignore[attr-defined]
-CHANNEL = "assistant_changes"  # PostgreSQL notifications of new revisions (app/events.py)
-
-
-def _insert_and_notify() -> Any:
-    """PostgreSQL: the INSERT and `pg_notify('assistant_changes', '<org_id>:<seq>')` in one
-    statement; PostgreSQL delivers the notification after COMMIT, in commit order."""
-    inserted = insert_statement(REVISIONS).clause.returning(REVISIONS.c.seq, REVISIONS.c.org_id)
-    new = inserted.cte("new_revision")
-    payload = new.c.org_id + ":" + cast(new.c.seq, String)
-    return select(func.pg_notify(CHANNEL, payload)).select_from(new)
-
+# PostgreSQL notifications of new revisions, `<org_id>:<seq>`, sent at COMMIT by the trigger of
+# migration 0005 (app/events/sources.py listens)
+CHANNEL = "assistant_changes"
 
 # built once (SQLAlchemy Core, compiled once per dialect)
-REVISION_INSERT = Statement(insert_statement(REVISIONS).clause, postgresql=_insert_and_notify())
+REVISION_INSERT = insert_statement(REVISIONS)
 _PRUNE = Statement(
     delete(REVISIONS).where(
         REVISIONS.c.assistant_id == bindparam("assistant_id"),
@@ -101,8 +93,8 @@ async def record_revision(
     writer: Writer,
     changed_at: datetime,
 ) -> None:
-    """The revision of a real change, in the change's transaction (on PostgreSQL with its
-    notification to the live streams of every process)."""
+    """The revision of a real change, in the change's transaction (on PostgreSQL its trigger
+    notifies the live streams of every process)."""
     values = {
         "org_id": assistant.org_id,
         "assistant_id": assistant.id,

@@ -2,12 +2,14 @@
 
 The socket authenticates once, with `{"authorization": "Bearer <key>"}` in its
 `connection_init` payload; a missing, unknown or revoked key closes it (4403). Each
-subscription is one stream of the process's broker (app/events.py). An operation started over
-the socket spends its document's points once, when it starts, from its key's budget (the same
-as over HTTP); above GRAPHQL_MAX_COST or beyond the budget it does not start. Persisted and
-trusted documents follow the rules of HTTP (app/graphql/persisted.py): a `subscribe` payload may
-name its document by `extensions.persistedQuery`, and with GRAPHQL_TRUSTED_DOCUMENTS only the
-manifest's operations start (else an `error` message with `TRUSTED_DOCUMENT_REQUIRED`).
+subscription is one stream of the process's broker (app/events/); with `afterEventId` it
+first receives the changes it missed (app/events/resume.py, as SSE's `Last-Event-ID`). An
+operation started over the socket spends its document's points once, when it starts, from its
+key's budget (the same as over HTTP); above GRAPHQL_MAX_COST or beyond the budget it does not
+start. Persisted and trusted documents follow the rules of HTTP (app/graphql/persisted.py): a
+`subscribe` payload may name its document by `extensions.persistedQuery`, and with
+GRAPHQL_TRUSTED_DOCUMENTS only the manifest's operations start (else an `error` message with
+`TRUSTED_DOCUMENT_REQUIRED`).
 """
 
 from __future__ import annotations
@@ -30,9 +32,9 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 
 from app.auth import bearer_token, hash_key
 from app.domain.errors import DomainError, RateLimited, Unauthenticated
-from app.domain.events import watch_changes
+from app.domain.events import parse_event_id, watch_changes
 from app.domain.revisions import DELETED, assistant_from_snapshot
-from app.events import Broker
+from app.events import Broker, Resume
 from app.graphql.args import OrgId
 from app.graphql.context import Context, Info
 from app.graphql.errors import ErrorCodes
@@ -124,8 +126,17 @@ class AssistantSubscription:
                 description="Only this assistant's changes; without it, every assistant's."
             ),
         ] = None,
+        after_event_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(
+                description="Resume after this event (the `id` of the last one received): the "
+                "changes committed since are sent first, then the live ones, without a gap or a "
+                "duplicate (as `Last-Event-ID` on `GET /orgs/{org_id}/events`)."
+            ),
+        ] = None,
     ) -> AsyncGenerator[AssistantChangeEvent, None]:
         ctx = info.context
+        after_seq = parse_event_id(after_event_id, "afterEventId")
         async with ctx.db.read() as tx:
             try:
                 access = await ctx.access(tx, org_id)
@@ -141,6 +152,10 @@ class AssistantSubscription:
             key_id=access.key_id,
             transport="websocket",
         ) as stream:
+            resume = Resume(ctx.db, stream, after_seq)
+            async for missed in resume.replay():
+                ctx.loaders = Loaders(ctx.db, shared=False)
+                yield AssistantChangeEvent.from_row(missed, ctx.settings.base_url)
             while True:
                 try:
                     row = await stream.next()
@@ -148,6 +163,8 @@ class AssistantSubscription:
                     await close_socket(ctx, exc.message)
                     raise
                 assert row is not None
+                if not resume.fresh(row):
+                    continue
                 # integrations and actions as they are now
                 ctx.loaders = Loaders(ctx.db, shared=False)
                 yield AssistantChangeEvent.from_row(row, ctx.settings.base_url)

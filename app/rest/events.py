@@ -2,8 +2,8 @@
 
 Each revision is one event: `id: <seq>`, `event: <change_type>`, `data: <event JSON>`. A client
 that reconnects with `Last-Event-ID` (or `?last_event_id=`) first receives the revisions it
-missed, read from the table, then the live stream, without a gap or a duplicate: the live
-stream is opened before the table is read, and what both hold is sent once.
+missed, read from the table, then the live stream, without a gap or a duplicate (app/events/
+resume.py, shared with the GraphQL subscription).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from app.domain.errors import DomainError
-from app.domain.events import event_document, parse_event_id, revisions_after, watch_changes
-from app.events import Broker, ShuttingDown, Stream
+from app.domain.events import event_document, parse_event_id, watch_changes
+from app.events import Broker, Resume, ShuttingDown, Stream
 from app.rest.common import org_transaction, settings_of, store_of
 from app.store import Store
 from app.store.records import RevisionRecord
@@ -46,30 +46,14 @@ def error_frame(error: DomainError) -> bytes:
     return b"event: error\ndata: %s\n\n" % data
 
 
-async def replay(store: Store, stream: Stream, after_seq: int) -> AsyncIterator[RevisionRecord]:
-    """The stream's revisions with a seq above `after_seq`, from the table, oldest first."""
-    while True:
-        async with store.read() as tx:
-            rows = await revisions_after(
-                tx, after_seq=after_seq, org_id=stream.org_id, assistant_ids=stream.assistant_ids
-            )
-        for row in rows:
-            yield row
-        if not rows:
-            return
-        after_seq = rows[-1].seq or after_seq
-
-
 async def event_stream(
     store: Store, broker: Broker, stream: Stream, last_id: int | None, heartbeat: float
 ) -> AsyncIterator[bytes]:
     try:
         yield CONNECTED
-        replayed: set[int] = set()
-        if last_id is not None:
-            async for row in replay(store, stream, last_id):
-                replayed.add(row.seq or 0)
-                yield event_frame(row)
+        resume = Resume(store, stream, last_id)
+        async for row in resume.replay():
+            yield event_frame(row)
         while True:
             try:
                 live = await stream.next(heartbeat)
@@ -78,7 +62,7 @@ async def event_stream(
                 return
             if live is None:
                 yield KEEPALIVE
-            elif live.seq not in replayed:
+            elif resume.fresh(live):
                 yield event_frame(live)
     finally:
         broker.release(stream)

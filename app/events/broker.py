@@ -1,20 +1,10 @@
-"""Live change events: one broker per process fans revisions out to its open streams.
-
-Where the revisions come from (only while at least one stream is open):
-
-- PostgreSQL: every inserted revision sends `pg_notify('assistant_changes', '<org_id>:<seq>')`
-  in its own transaction (the revision's INSERT does, app/domain/revisions.py); PostgreSQL
-  delivers notifications after COMMIT, in commit order, to every listening process on every
-  machine. Each process keeps one asyncpg LISTEN connection and reads the rows by seq.
-- SQLite: each process polls `assistant_revisions WHERE seq > last_seen ORDER BY seq` every
-  `events_poll_interval` seconds. Writers are serialised (BEGIN IMMEDIATE), so seqs commit in
-  order and a reader never sees a later seq before an earlier one.
+"""The open streams of one process and the one task that feeds them (app/events/sources.py).
 
 Each stream has a bounded queue: a subscriber that falls `events_queue_size` events behind is
-dropped (SLOW_CONSUMER), never buffered without bound. Every `events_key_check_seconds` one
-query re-checks the API keys of all open streams; a revoked or expired key's streams close.
-A stream carries the changes of one organisation, or of some of its assistants (one asked for,
-or those an assistant-bound key is restricted to).
+dropped (SLOW_CONSUMER), never buffered without bound. A process holds at most
+`events_max_streams` streams, and one API key at most `events_max_streams_per_key`. A stream
+carries the changes of one organisation, or of some of its assistants (one asked for, or those
+an assistant-bound key is restricted to).
 """
 
 from __future__ import annotations
@@ -29,32 +19,19 @@ from typing import Any
 
 import asyncpg
 
-from app.domain.errors import DatabaseUnavailable, DomainError, RateLimited, Unauthenticated
-from app.domain.events import dead_keys, last_revision_seq, revisions_after, revisions_by_seq
-from app.domain.revisions import CHANNEL
+from app.domain.errors import DomainError, RateLimited
+from app.domain.events import last_revision_seq
+from app.events.keys import check_keys
+from app.events.sources import RETRY_SECONDS, Source, feed_of
 from app.observability import metrics
 from app.settings import Settings
 from app.store import Store
-from app.store.postgres import libpq_dsn
 from app.store.records import RevisionRecord
 
 logger = logging.getLogger("app.events")
 
 READY_TIMEOUT = 10.0
-RETRY_SECONDS = 1.0
-LISTEN_HEALTH_SECONDS = 5.0
 RECENT_SEQS = 10_000
-CATCH_UP_WINDOW = 1_000  # PostgreSQL seqs may commit out of order: look back this far
-LISTEN_CONNECT_SECONDS = 5.0
-# The LISTEN connection (or the store, reading what it announced) was lost: reconnect, then
-# read what committed meanwhile (the catch-up), so live subscribers miss nothing.
-LISTEN_LOST = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    DatabaseUnavailable,
-)
 
 
 class SlowConsumer(DomainError):
@@ -132,29 +109,6 @@ class Stream:
                 return None
 
 
-class _Source:
-    """One run of the task that feeds the streams: from the first open stream to the last."""
-
-    def __init__(self) -> None:
-        self.ready = asyncio.Event()
-        self.stop = asyncio.Event()
-        self.payloads: asyncio.Queue[str] = asyncio.Queue()  # PostgreSQL notifications
-        self.task: asyncio.Task[None] | None = None
-        self.floor = 0  # the newest seq when it started: nothing older is sent
-        self.last_seq: int | None = None
-
-    def retire(self) -> None:
-        """Stops at the next wait (never in the middle of a query)."""
-        self.stop.set()
-        self.payloads.put_nowait("")
-
-    async def pause(self, seconds: float) -> bool:
-        """Waits `seconds`; True when told to stop meanwhile."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop.wait(), seconds)
-        return self.stop.is_set()
-
-
 class Broker:
     """The open streams of this process and the one task that feeds them."""
 
@@ -164,7 +118,7 @@ class Broker:
         self._streams: dict[str, set[Stream]] = defaultdict(set)
         self._count = 0
         self._per_key: dict[str, int] = defaultdict(int)  # open streams of each API key
-        self._source: _Source | None = None
+        self._source: Source | None = None
         self._retired: set[asyncio.Task[None]] = set()
         self._recent: deque[int] = deque(maxlen=RECENT_SEQS)
         self._recent_set: set[int] = set()
@@ -270,13 +224,13 @@ class Broker:
             self._retired.add(source.task)
             source.task.add_done_callback(self._retired.discard)
 
-    def _live_source(self) -> _Source | None:
+    def _live_source(self) -> Source | None:
         source = self._source
         if source is None or source.task is None or source.task.done():
             return None
         return source
 
-    async def _source_for_a_new_stream(self) -> _Source:
+    async def _source_for_a_new_stream(self) -> Source:
         """The running source, or a new one whose starting point was read before the new stream
         is registered: whatever commits once the stream is open reaches it, even while the new
         source is still connecting (its catch-up sends what came after that point)."""
@@ -291,12 +245,12 @@ class Broker:
             raise EventsUnavailable("live changes are unavailable: try again later") from None
         source = self._live_source()  # another stream may have started one meanwhile
         if source is None:
-            source = self._source = _Source()
+            source = self._source = Source()
             source.floor = source.last_seq = floor
             source.task = asyncio.create_task(self._run(source), name="events")
         return source
 
-    async def _ready(self, source: _Source) -> None:
+    async def _ready(self, source: Source) -> None:
         ready = source.ready
         if ready.is_set():
             return
@@ -309,30 +263,24 @@ class Broker:
         except TimeoutError:
             raise EventsUnavailable("live changes are unavailable: try again later") from None
 
-    async def _run(self, source: _Source) -> None:
-        feed = self._listen if not self.settings.is_sqlite else self._poll
+    async def _run(self, source: Source) -> None:
+        feed = feed_of(self.settings)
         while not source.stop.is_set():
             try:
                 async with asyncio.TaskGroup() as group:
-                    group.create_task(feed(source))
-                    group.create_task(self._check_keys(source))
+                    group.create_task(feed(self.store, self.settings, source, self.dispatch))
+                    group.create_task(
+                        check_keys(self.store, self.settings, source, self._open_streams)
+                    )
             except Exception:  # a bug, not a lost connection: log it and start again
                 logger.exception("events: the broker failed; restarting")
                 await source.pause(RETRY_SECONDS)
 
-    async def _catch_up(self, source: _Source) -> None:
-        """The first time, where the stream starts; afterwards, what was not yet sent."""
-        async with self.store.read() as tx:
-            if source.last_seq is None:
-                source.floor = source.last_seq = await last_revision_seq(tx)
-                return
-            window = 0 if self.settings.is_sqlite else CATCH_UP_WINDOW
-            after = max(source.floor, source.last_seq - window)
-            while rows := await revisions_after(tx, after_seq=after):
-                self._dispatch(source, rows)
-                after = rows[-1].seq or after
+    def _open_streams(self) -> list[Stream]:
+        return [stream for group in list(self._streams.values()) for stream in group]
 
-    def _dispatch(self, source: _Source, revisions: list[RevisionRecord]) -> None:
+    def dispatch(self, source: Source, revisions: list[RevisionRecord]) -> None:
+        """Fans a source's revisions out to the streams of their organisation (each seq once)."""
         if source.stop.is_set():  # a newer source may be running: never both
             return
         for revision in revisions:
@@ -346,66 +294,3 @@ class Broker:
             self._recent_set.add(seq)
             for stream in list(self._streams.get(revision.org_id, ())):
                 stream.push(revision)
-
-    async def _poll(self, source: _Source) -> None:
-        """SQLite: read what was committed since the last poll, in seq (= commit) order."""
-        while not source.stop.is_set():
-            try:
-                await self._catch_up(source)
-                source.ready.set()
-            except (sqlite3.Error, OSError, DatabaseUnavailable) as exc:
-                logger.warning("events: cannot read revisions (%s); retrying", exc)
-            await source.pause(self.settings.events_poll_interval)
-
-    async def _listen(self, source: _Source) -> None:
-        """PostgreSQL: one LISTEN connection; after a reconnect, what committed meanwhile."""
-        dsn = libpq_dsn(self.settings.database_url)
-        while not source.stop.is_set():
-            try:
-                connection = await asyncpg.connect(dsn, timeout=LISTEN_CONNECT_SECONDS)
-            except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-                logger.warning("events: cannot LISTEN (%s); retrying", exc)
-                await source.pause(RETRY_SECONDS)
-                continue
-            try:
-                await self._listen_on(connection, source)
-            except LISTEN_LOST as exc:
-                logger.warning("events: LISTEN connection lost (%s); reconnecting", exc)
-                await source.pause(RETRY_SECONDS)
-            finally:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(connection.close(), 2)
-
-    async def _listen_on(self, connection: asyncpg.Connection[Any], source: _Source) -> None:
-        await connection.add_listener(CHANNEL, lambda *args: source.payloads.put_nowait(args[-1]))
-        await self._catch_up(source)  # after a reconnect: what committed while nobody listened
-        source.ready.set()
-        while not source.stop.is_set():
-            try:
-                batch = [await asyncio.wait_for(source.payloads.get(), LISTEN_HEALTH_SECONDS)]
-            except TimeoutError:
-                await connection.execute("SELECT 1", timeout=LISTEN_HEALTH_SECONDS)  # dead: raises
-                continue
-            while not source.payloads.empty():
-                batch.append(source.payloads.get_nowait())
-            seqs = [int(p.rpartition(":")[2]) for p in batch if p]
-            if seqs:
-                async with self.store.read() as tx:
-                    rows = await revisions_by_seq(tx, seqs)
-                self._dispatch(source, rows)
-
-    async def _check_keys(self, source: _Source) -> None:
-        """Closes, within `events_key_check_seconds`, the streams whose API key was revoked or
-        has expired."""
-        while not await source.pause(self.settings.events_key_check_seconds):
-            streams = [s for group in list(self._streams.values()) for s in group]
-            keys = {stream.key_id for stream in streams}
-            try:
-                async with self.store.read() as tx:
-                    dead = await dead_keys(tx, keys)
-            except (*LISTEN_LOST, sqlite3.Error) as exc:
-                logger.warning("events: cannot check API keys (%s)", exc)
-                continue
-            for stream in streams:
-                if (reason := dead.get(stream.key_id)) is not None:
-                    stream.close(Unauthenticated(reason))
