@@ -8,7 +8,6 @@ import asyncio
 import glob
 import json
 import re
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -352,8 +351,8 @@ async def test_metrics_off(make_client: Any, org: Org) -> None:
 # -- two real workers -------------------------------------------------------------------------
 
 
-def metrics_dirs() -> set[str]:
-    return set(glob.glob(str(Path(tempfile.gettempdir()) / "assistants-api-metrics-*")))
+def metrics_dirs(temp: Path) -> set[str]:
+    return set(glob.glob(str(temp / "assistants-api-metrics-*")))
 
 
 def writers(directory: str) -> set[str] | None:
@@ -367,10 +366,11 @@ async def test_two_workers_sum_their_figures(
     settings: Settings, tmp_path: Path, org: Org, make_assistant: Any
 ) -> None:
     assistant = await make_assistant(org)
-    existing = metrics_dirs()
-    running = Server(settings, tmp_path, workers=2).start()
+    temp = tmp_path / "tmp"  # the server's own TMPDIR: no other run's directories in it
+    temp.mkdir()
+    running = Server(settings, tmp_path, workers=2, env={"TMPDIR": str(temp)}).start()
     try:
-        (directory,) = metrics_dirs() - existing  # `serve --workers 2` made a fresh one
+        (directory,) = metrics_dirs(temp)  # `serve --workers 2` made a fresh one
         url = f"{running.base_url}/orgs/c/assistants/{assistant['id']}"
 
         async def patch(number: int) -> None:
