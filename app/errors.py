@@ -5,8 +5,10 @@ and the domain, so that the store never imports the domain."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from types import MappingProxyType
+from typing import Any, ClassVar, Generic, TypeVar
 
 Path = tuple[str | int, ...]
 T = TypeVar("T")
@@ -46,12 +48,22 @@ class DatabaseUnavailable(DomainError):
     retry_after = 5
 
 
-def by_class(table: dict[type[DomainError], T], error: DomainError) -> T:
-    """What a transport's table says of this error: the entry of its class, else of its nearest
-    ancestor (then kept under the class, so each class walks its ancestry once)."""
-    kind = type(error)
-    found = table.get(kind)
-    if found is None:
-        ancestor = next(c for c in kind.__mro__ if c in table)  # DomainError is in every table
-        found = table[kind] = table[ancestor]
-    return found
+class ErrorTable(Generic[T]):
+    """A transport's one table of errors: a row per error class (`rows`, as declared); a class
+    without a row takes its nearest ancestor's, looked up once per class."""
+
+    __slots__ = ("_resolved", "rows")
+
+    def __init__(self, rows: dict[type[DomainError], T]) -> None:
+        if DomainError not in rows:
+            raise ValueError("an error table has a row for DomainError, the fallback")
+        self.rows: Mapping[type[DomainError], T] = MappingProxyType(rows)
+        self._resolved = dict(rows)
+
+    def of(self, error: DomainError) -> T:
+        kind = type(error)
+        found = self._resolved.get(kind)
+        if found is None:
+            ancestor = next(c for c in kind.__mro__ if c in self.rows)
+            found = self._resolved[kind] = self.rows[ancestor]
+        return found

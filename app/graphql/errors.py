@@ -27,7 +27,7 @@ from app.domain.errors import (
     ValidationFailed,
     describe_fields,
 )
-from app.errors import by_class
+from app.errors import ErrorTable
 from app.events import (
     EventsUnavailable,
     ShuttingDown,
@@ -58,39 +58,41 @@ class Coded:
 
 UNAVAILABLE = Coded(None, 503)
 
-CODES: dict[type[DomainError], Coded] = {
-    DomainError: Coded(None, 500),
-    BadRequest: Coded(None, 400),
-    ValidationFailed: Coded("BAD_USER_INPUT", 400),
-    Unauthenticated: Coded(None, 401),
-    Forbidden: Coded(None, 403),
-    InsufficientScope: Coded("FORBIDDEN", 403),
-    NotFound: Coded(None, 404),
-    PreconditionFailed: Coded("CONFLICT", 412),
-    PayloadTooLarge: Coded(None, 413),
-    UnsupportedMediaType: Coded(None, 415),
-    RateLimited: Coded(None, 429),
-    DatabaseUnavailable: UNAVAILABLE,
-    PersistedQueryNotFound: Coded(None, 200),
-    PersistedQueryNotSupported: Coded(None, 200),
-    TrustedDocumentRequired: Coded(None, 400),
-    SlowConsumer: UNAVAILABLE,  # the live events (app/events.py)
-    ShuttingDown: UNAVAILABLE,
-    TooManyStreams: UNAVAILABLE,
-    TooManyStreamsForKey: Coded(None, 429),
-    EventsUnavailable: UNAVAILABLE,
-}
+CODES: ErrorTable[Coded] = ErrorTable(
+    {
+        DomainError: Coded(None, 500),
+        BadRequest: Coded(None, 400),
+        ValidationFailed: Coded("BAD_USER_INPUT", 400),
+        Unauthenticated: Coded(None, 401),
+        Forbidden: Coded(None, 403),
+        InsufficientScope: Coded("FORBIDDEN", 403),
+        NotFound: Coded(None, 404),
+        PreconditionFailed: Coded("CONFLICT", 412),
+        PayloadTooLarge: Coded(None, 413),
+        UnsupportedMediaType: Coded(None, 415),
+        RateLimited: Coded(None, 429),
+        DatabaseUnavailable: UNAVAILABLE,
+        PersistedQueryNotFound: Coded(None, 200),
+        PersistedQueryNotSupported: Coded(None, 200),
+        TrustedDocumentRequired: Coded(None, 400),
+        SlowConsumer: UNAVAILABLE,  # the live events (app/events.py)
+        ShuttingDown: UNAVAILABLE,
+        TooManyStreams: UNAVAILABLE,
+        TooManyStreamsForKey: Coded(None, 429),
+        EventsUnavailable: UNAVAILABLE,
+    }
+)
 
 # The codes that change the status of an answer that ran (200 otherwise), with its header.
 ANSWER_STATUS = {DatabaseUnavailable.code: 503, RateLimited.code: 429}
 
 
 def extension_code(error: DomainError) -> str:
-    return by_class(CODES, error).code or error.code
+    return CODES.of(error).code or error.code
 
 
 def http_status(error: DomainError) -> int:
-    return by_class(CODES, error).status
+    return CODES.of(error).status
 
 
 def _field_path(path: tuple[str | int, ...]) -> list[str | int]:

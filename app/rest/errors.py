@@ -26,7 +26,7 @@ from app.domain.errors import (
     Unauthenticated,
     ValidationFailed,
 )
-from app.errors import by_class
+from app.errors import ErrorTable
 from app.events import (
     EventsUnavailable,
     ShuttingDown,
@@ -67,29 +67,31 @@ class Problem:
 UNAVAILABLE = Problem(503, "Service Unavailable")
 TOO_MANY = Problem(429, "Too Many Requests")
 
-PROBLEMS: dict[type[DomainError], Problem] = {
-    DomainError: Problem(500, "Internal Server Error"),
-    BadRequest: Problem(400, "Bad Request"),
-    ValidationFailed: Problem(400, "Validation Failed"),
-    Unauthenticated: Problem(401, "Unauthorized", _unauthenticated),
-    Forbidden: Problem(403, "Forbidden"),
-    InsufficientScope: Problem(403, "Forbidden", _insufficient_scope),
-    NotFound: Problem(404, "Not Found"),
-    PreconditionFailed: Problem(412, "Precondition Failed"),
-    PayloadTooLarge: Problem(413, "Content Too Large"),
-    UnsupportedMediaType: Problem(415, "Unsupported Media Type"),
-    RateLimited: TOO_MANY,
-    DatabaseUnavailable: UNAVAILABLE,
-    SlowConsumer: UNAVAILABLE,  # the live events (app/events.py)
-    ShuttingDown: UNAVAILABLE,
-    TooManyStreams: UNAVAILABLE,  # the process's streams
-    TooManyStreamsForKey: TOO_MANY,  # one key's share of them
-    EventsUnavailable: UNAVAILABLE,
-}
+PROBLEMS: ErrorTable[Problem] = ErrorTable(
+    {
+        DomainError: Problem(500, "Internal Server Error"),
+        BadRequest: Problem(400, "Bad Request"),
+        ValidationFailed: Problem(400, "Validation Failed"),
+        Unauthenticated: Problem(401, "Unauthorized", _unauthenticated),
+        Forbidden: Problem(403, "Forbidden"),
+        InsufficientScope: Problem(403, "Forbidden", _insufficient_scope),
+        NotFound: Problem(404, "Not Found"),
+        PreconditionFailed: Problem(412, "Precondition Failed"),
+        PayloadTooLarge: Problem(413, "Content Too Large"),
+        UnsupportedMediaType: Problem(415, "Unsupported Media Type"),
+        RateLimited: TOO_MANY,
+        DatabaseUnavailable: UNAVAILABLE,
+        SlowConsumer: UNAVAILABLE,  # the live events (app/events.py)
+        ShuttingDown: UNAVAILABLE,
+        TooManyStreams: UNAVAILABLE,  # the process's streams
+        TooManyStreamsForKey: TOO_MANY,  # one key's share of them
+        EventsUnavailable: UNAVAILABLE,
+    }
+)
 
 
 def problem_of(error: DomainError) -> Problem:
-    return by_class(PROBLEMS, error)
+    return PROBLEMS.of(error)
 
 
 def problem_response(
