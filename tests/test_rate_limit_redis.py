@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from app import ratelimit_redis
+from app.http import ratelimit_redis
 from app.http.ratelimit_redis import REDIS_TIMEOUT_SECONDS
 from tests.helpers.event_clients import until
 from tests.helpers.rate_limits import assert_limited
