@@ -20,21 +20,27 @@ from app.domain.errors import DomainError
 from app.events import Broker
 from app.graphql import ide
 from app.graphql.schema import build_schema
-from app.graphql.view import GraphQLView
-from app.logs import configure_logging
-from app.middleware import (
+from app.graphql.view import GraphQLView, refusal_response
+from app.http.middleware import (
     AccessLogMiddleware,
     BodyLimitMiddleware,
     ForwardedMiddleware,
+    Refusals,
     RequestIdMiddleware,
     UnexpectedErrorMiddleware,
     cors_options,
 )
+from app.http.ratelimit import Buckets, CreationQuota, PointsBudget, RateLimitMiddleware
+from app.logs import configure_logging
 from app.observability import metrics, tracing
 from app.openapi import openapi_json
-from app.ratelimit import Buckets, CreationQuota, PointsBudget, RateLimitMiddleware
 from app.rest import actions, api_keys, assistants, avatars, events, integrations, revisions
-from app.rest.errors import handle_domain_error, handle_http_error, handle_unexpected
+from app.rest.errors import (
+    domain_error_response,
+    handle_domain_error,
+    handle_http_error,
+    handle_unexpected,
+)
 from app.settings import Settings
 from app.shutdown import OpenSockets, Shutdown
 from app.store import Store, open_store
@@ -77,6 +83,10 @@ def settle_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+# The middleware's own refusals (413, 429), rendered by the transports (app/http imports neither).
+REFUSALS = Refusals(rest=domain_error_response, graphql=refusal_response)
+
+
 def middleware(settings: Settings, buckets: Buckets) -> list[Middleware]:
     """Outermost first: every answer (even a masked 500 or a 429) gets its request id and its
     access-log line; CORS (when origins are configured) answers preflights before the rate
@@ -85,7 +95,7 @@ def middleware(settings: Settings, buckets: Buckets) -> list[Middleware]:
     stack = [
         Middleware(RequestIdMiddleware),
         Middleware(AccessLogMiddleware, metrics=metrics.active),
-        Middleware(UnexpectedErrorMiddleware),
+        Middleware(UnexpectedErrorMiddleware, handle=handle_unexpected),
     ]
     if tracing.tracer is not None:  # the span is around all but the client-address rewrite
         stack[:0] = tracing.http_middleware()
@@ -95,11 +105,14 @@ def middleware(settings: Settings, buckets: Buckets) -> list[Middleware]:
         stack.append(Middleware(CORSMiddleware, **cors_options(settings.cors_origins)))
     return [
         *stack,
-        Middleware(RateLimitMiddleware, limit=settings.rate_limit, buckets=buckets),
+        Middleware(
+            RateLimitMiddleware, limit=settings.rate_limit, refusals=REFUSALS, buckets=buckets
+        ),
         Middleware(
             BodyLimitMiddleware,
             max_bytes=settings.max_body_bytes,
             max_avatar_bytes=settings.max_avatar_bytes,
+            refusals=REFUSALS,
         ),
     ]
 

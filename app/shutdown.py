@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.domain.errors import DomainError
 from app.events import Broker
+from app.graphql.errors import http_status
 
 logger = logging.getLogger("app.shutdown")
 
@@ -80,7 +81,7 @@ class OpenSockets:
         except DomainError as exc:
             if not accepted:
                 raise  # answered over HTTP by the app's handlers
-            await close(TRY_AGAIN_LATER if exc.status == 503 else INTERNAL_ERROR, exc.code)
+            await close(TRY_AGAIN_LATER if http_status(exc) == 503 else INTERNAL_ERROR, exc.code)
         finally:
             self._open.pop(token, None)
 

@@ -1,5 +1,6 @@
-"""The one-way flow: domain and models know no transport; the transports ignore each other; a
-test module imports no other test module, only tests/helpers/."""
+"""The one-way flow: domain and models know no transport; the transports ignore each other; the
+shared HTTP package (app/http/) imports neither transport; the store imports no domain; a test
+module imports no other test module, only tests/helpers/."""
 
 from __future__ import annotations
 
@@ -35,6 +36,25 @@ def offenders(folder: str, banned: tuple[str, ...]) -> list[str]:
 
 def test_domain_imports_no_transport():
     assert offenders("domain", ("strawberry", "starlette", "app.graphql", "app.rest")) == []
+
+
+def test_domain_imports_nothing_of_http():
+    """HTTP-only errors, body parsing, middleware and rate limits live in app/http/."""
+    assert offenders("domain", ("starlette", "app.http", "app.rest", "app.graphql")) == []
+
+
+def test_the_shared_http_package_imports_no_transport():
+    """The middleware answers its refusals with renderers handed over by `create_app`."""
+    assert offenders("http", ("app.rest", "app.graphql", "strawberry")) == []
+
+
+def test_the_store_imports_no_domain():
+    """A lower floor never reaches up: the store's errors are declared in app/errors.py."""
+    assert offenders("store", ("app.domain", "app.http", "app.rest", "app.graphql")) == []
+
+
+def test_the_error_base_imports_nothing_from_the_app():
+    assert offenders("errors.py", ("app", "starlette", "strawberry")) == []
 
 
 def test_models_import_nothing_from_the_app():

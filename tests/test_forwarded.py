@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.middleware import TrustedProxies
+from app.http.middleware import TrustedProxies
 from app.settings import Settings
 from tests.helpers.server_process import Server
 

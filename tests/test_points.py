@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import func, select
 from starlette.applications import Starlette
 
+from app.http.ratelimit import Buckets, PointsBudget
 from app.main import create_app
 from app.models import Assistant
-from app.ratelimit import Buckets, PointsBudget
 from app.settings import Settings
 from app.store import Store
 from tests.helpers.event_clients import AsgiWebSocket, until

@@ -119,7 +119,7 @@ def test_strawberry_parts() -> None:
 
 
 def test_limits_redis_parts() -> None:
-    """app/ratelimit_redis.py (SharedStorage) sends limits' own Lua scripts in one pipeline: it
+    """app/http/ratelimit_redis.py (SharedStorage) sends limits' own Lua scripts in one pipeline: it
     reaches for the storage's bridge, its registered scripts and its key helpers."""
     from limits.aio.storage import RedisStorage
 

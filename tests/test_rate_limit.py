@@ -11,7 +11,7 @@ import pytest
 from limits import parse
 from limits.strategies import MovingWindowRateLimiter
 
-from app.ratelimit import QuietMemoryStorage
+from app.http.ratelimit import QuietMemoryStorage
 from app.settings import Settings
 from tests.helpers.rate_limits import assert_limited
 from tests.helpers.rows import count_assistants

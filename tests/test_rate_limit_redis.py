@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from app import ratelimit_redis
-from app.ratelimit_redis import REDIS_TIMEOUT_SECONDS
+from app.http import ratelimit_redis
+from app.http.ratelimit_redis import REDIS_TIMEOUT_SECONDS
 from tests.helpers.event_clients import until
 from tests.helpers.rate_limits import assert_limited
 from tests.helpers.rows import count_assistants

@@ -147,7 +147,7 @@ _INSERT = insert_statement(TABLE, returning=True)
 
 
 class CreationQuota(Protocol):
-    """CREATE_ASSISTANT_LIMIT (app/ratelimit.py): spends one creation of the organisation, or
+    """CREATE_ASSISTANT_LIMIT (app/http/ratelimit.py): spends one creation of the organisation, or
     raises RateLimited beyond the limit."""
 
     async def spend(self, org_id: str) -> None: ...

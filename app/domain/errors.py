@@ -1,14 +1,33 @@
-"""Domain errors: a code, an HTTP status, a message and the offending fields."""
+"""Domain errors: a code, a message and the offending fields, in no transport's words (each
+transport maps them in one table: app/rest/errors.py, app/graphql/errors.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import ValidationError
 
-Path = tuple[str | int, ...]
+from app.errors import DatabaseUnavailable, DomainError, FieldError, NotFound, Path
+
+__all__ = [  # the base and the store's two, declared below the store (app/errors.py)
+    "BadRequest",
+    "DatabaseUnavailable",
+    "DomainError",
+    "FieldError",
+    "Forbidden",
+    "InsufficientScope",
+    "NotFound",
+    "Path",
+    "PayloadTooLarge",
+    "PreconditionFailed",
+    "Unauthenticated",
+    "ValidationFailed",
+    "describe_fields",
+    "dotted",
+    "invalid_input",
+    "validation_failed",
+]
 
 READ_ONLY_KEYS = frozenset(
     {
@@ -28,78 +47,34 @@ READ_ONLY_KEYS = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class FieldError:
-    path: Path
-    message: str
-
-
-class DomainError(Exception):
-    code: ClassVar[str] = "INTERNAL_SERVER_ERROR"
-    status: ClassVar[int] = 500
-    title: ClassVar[str] = "Internal Server Error"
-    graphql_code: ClassVar[str | None] = None  # when GraphQL names the case differently
-    retry_after: int | None = None  # seconds: a `Retry-After` header on both transports
-
-    def __init__(self, message: str, fields: list[FieldError] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.fields = fields or []
-
-    @property
-    def extension_code(self) -> str:
-        return self.graphql_code or self.code
-
-    @property
-    def details(self) -> dict[str, Any]:
-        """More members of the error, by their snake_case names (`required_scope`): REST puts
-        them in the problem details, GraphQL in `extensions` (camelCase)."""
-        return {}
-
-    @property
-    def challenge(self) -> str | None:
-        """The `WWW-Authenticate` header of a REST answer (RFC 6750), when there is one."""
-        return None
-
-
 class BadRequest(DomainError):
-    code, status, title = "BAD_REQUEST", 400, "Bad Request"
+    code = "BAD_REQUEST"
 
 
 class ValidationFailed(DomainError):
-    code, status, title = "VALIDATION_FAILED", 400, "Validation Failed"
-    graphql_code = "BAD_USER_INPUT"
+    code = "VALIDATION_FAILED"
     more: int = 0  # offending fields beyond those reported
 
 
 class Unauthenticated(DomainError):
     """No key (`invalid_token` false), or a key that is unknown, revoked or expired."""
 
-    code, status, title = "UNAUTHENTICATED", 401, "Unauthorized"
+    code = "UNAUTHENTICATED"
 
     def __init__(self, message: str, *, invalid_token: bool = True) -> None:
         super().__init__(message)
         self.invalid_token = invalid_token
 
-    @property
-    def challenge(self) -> str:
-        return (
-            'Bearer error="invalid_token"'
-            if self.invalid_token
-            else 'Bearer realm="assistants-api"'
-        )
-
 
 class Forbidden(DomainError):
-    code, status, title = "FORBIDDEN", 403, "Forbidden"
+    code = "FORBIDDEN"
 
 
 class InsufficientScope(DomainError):
     """The key lacks the scope an operation needs (`scope`), or holds it only for some
     assistants where the operation needs every one (`scope` None). Nothing was changed."""
 
-    code, status, title = "INSUFFICIENT_SCOPE", 403, "Forbidden"
-    graphql_code = "FORBIDDEN"
+    code = "INSUFFICIENT_SCOPE"
 
     def __init__(self, message: str, scope: str | None = None) -> None:
         super().__init__(message)
@@ -109,50 +84,15 @@ class InsufficientScope(DomainError):
     def details(self) -> dict[str, Any]:
         return {"required_scope": self.scope} if self.scope else {}
 
-    @property
-    def challenge(self) -> str:
-        if self.scope is None:
-            return 'Bearer error="insufficient_scope"'
-        return f'Bearer error="insufficient_scope", scope="{self.scope}"'
-
-
-class NotFound(DomainError):
-    code, status, title = "NOT_FOUND", 404, "Not Found"
-
 
 class PreconditionFailed(DomainError):
-    code, status, title = "PRECONDITION_FAILED", 412, "Precondition Failed"
-    graphql_code = "CONFLICT"
+    code = "PRECONDITION_FAILED"
 
 
 class PayloadTooLarge(DomainError):
-    code, status, title = "PAYLOAD_TOO_LARGE", 413, "Content Too Large"
+    """A body, or an avatar (the use case's own limit), over its size limit."""
 
-
-class UnsupportedMediaType(DomainError):
-    code, status, title = "UNSUPPORTED_MEDIA_TYPE", 415, "Unsupported Media Type"
-
-
-class RateLimited(DomainError):
-    code, status, title = "RATE_LIMITED", 429, "Too Many Requests"
-
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-    @property
-    def details(self) -> dict[str, Any]:
-        """`retry_after` (seconds) also in the body: GraphQL `extensions.retryAfter`, which sets
-        the `Retry-After` of the HTTP answer when a resolver refused."""
-        return {"retry_after": self.retry_after}
-
-
-class DatabaseUnavailable(DomainError):
-    """The database could not be reached (or was lost mid-request) within the store's wait:
-    nothing of the request is known to be stored; the client retries after `retry_after`."""
-
-    code, status, title = "DATABASE_UNAVAILABLE", 503, "Service Unavailable"
-    retry_after = 5
+    code = "PAYLOAD_TOO_LARGE"
 
 
 def _message(error: Any) -> str:

@@ -19,10 +19,11 @@ from typing import Any
 
 import asyncpg
 
-from app.domain.errors import DomainError, RateLimited
+from app.domain.errors import DomainError
 from app.domain.events import last_revision_seq
 from app.events.keys import check_keys
 from app.events.sources import RETRY_SECONDS, Source, feed_of
+from app.http.errors import RateLimited
 from app.observability import metrics
 from app.settings import Settings
 from app.store import Store
@@ -35,30 +36,30 @@ RECENT_SEQS = 10_000
 
 
 class SlowConsumer(DomainError):
-    code, status, title = "SLOW_CONSUMER", 503, "Service Unavailable"
+    code = "SLOW_CONSUMER"
 
 
 class ShuttingDown(DomainError):
     """The process is shutting down (app/shutdown.py): its streams end, and an SSE client is
     told to reconnect after `retry_ms` (to another process behind the load balancer)."""
 
-    code, status, title = "SHUTTING_DOWN", 503, "Service Unavailable"
+    code = "SHUTTING_DOWN"
     retry_ms = 1000
     retry_after = 1  # a new stream refused meanwhile: 503 with `Retry-After: 1`
 
 
 class TooManyStreams(RateLimited):
-    code, status, title = "TOO_MANY_STREAMS", 503, "Service Unavailable"
+    code = "TOO_MANY_STREAMS"
 
 
 class TooManyStreamsForKey(TooManyStreams):
     """EVENTS_MAX_STREAMS_PER_KEY: one API key's fair share of the process's streams."""
 
-    code, status, title = "TOO_MANY_STREAMS", 429, "Too Many Requests"
+    code = "TOO_MANY_STREAMS"
 
 
 class EventsUnavailable(DomainError):
-    code, status, title = "EVENTS_UNAVAILABLE", 503, "Service Unavailable"
+    code = "EVENTS_UNAVAILABLE"
 
 
 class Stream:

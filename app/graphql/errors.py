@@ -1,4 +1,5 @@
-"""Every GraphQL error gets `extensions.code`; domain errors keep theirs, the rest are masked."""
+"""Every GraphQL error gets `extensions.code`; domain errors keep theirs (or what the one table
+below names them over GraphQL), the rest are masked."""
 
 from __future__ import annotations
 
@@ -6,15 +7,92 @@ import logging
 import re
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.utils.str_converters import to_camel_case
 
-from app.domain.errors import DatabaseUnavailable, DomainError, ValidationFailed, describe_fields
+from app.domain.errors import (
+    BadRequest,
+    DatabaseUnavailable,
+    DomainError,
+    Forbidden,
+    InsufficientScope,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    Unauthenticated,
+    ValidationFailed,
+    describe_fields,
+)
+from app.errors import ErrorTable
+from app.events import (
+    EventsUnavailable,
+    ShuttingDown,
+    SlowConsumer,
+    TooManyStreams,
+    TooManyStreamsForKey,
+)
+from app.graphql.persisted import (
+    PersistedQueryNotFound,
+    PersistedQueryNotSupported,
+    TrustedDocumentRequired,
+)
+from app.http.errors import RateLimited, UnsupportedMediaType
 
 logger = logging.getLogger("app.errors")
+
+
+@dataclass(frozen=True, slots=True)
+class Coded:
+    """What an error class is over GraphQL: its `extensions.code` (None: the error's own code)
+    and the HTTP status of an answer it ends before anything runs (a refusal of the request
+    itself, a persisted document's miss: 200, as Apollo's clients expect), or that closes a
+    websocket (503: try again later)."""
+
+    code: str | None
+    status: int
+
+
+UNAVAILABLE = Coded(None, 503)
+
+CODES: ErrorTable[Coded] = ErrorTable(
+    {
+        DomainError: Coded(None, 500),
+        BadRequest: Coded(None, 400),
+        ValidationFailed: Coded("BAD_USER_INPUT", 400),
+        Unauthenticated: Coded(None, 401),
+        Forbidden: Coded(None, 403),
+        InsufficientScope: Coded("FORBIDDEN", 403),
+        NotFound: Coded(None, 404),
+        PreconditionFailed: Coded("CONFLICT", 412),
+        PayloadTooLarge: Coded(None, 413),
+        UnsupportedMediaType: Coded(None, 415),
+        RateLimited: Coded(None, 429),
+        DatabaseUnavailable: UNAVAILABLE,
+        PersistedQueryNotFound: Coded(None, 200),
+        PersistedQueryNotSupported: Coded(None, 200),
+        TrustedDocumentRequired: Coded(None, 400),
+        SlowConsumer: UNAVAILABLE,  # the live events (app/events.py)
+        ShuttingDown: UNAVAILABLE,
+        TooManyStreams: UNAVAILABLE,
+        TooManyStreamsForKey: Coded(None, 429),
+        EventsUnavailable: UNAVAILABLE,
+    }
+)
+
+# The codes that change the status of an answer that ran (200 otherwise), with its header.
+ANSWER_STATUS = {DatabaseUnavailable.code: 503, RateLimited.code: 429}
+
+
+def extension_code(error: DomainError) -> str:
+    return CODES.of(error).code or error.code
+
+
+def http_status(error: DomainError) -> int:
+    return CODES.of(error).status
 
 
 def _field_path(path: tuple[str | int, ...]) -> list[str | int]:
@@ -35,7 +113,7 @@ def domain_message(error: DomainError) -> str:
 
 
 def domain_extensions(error: DomainError) -> dict[str, Any]:
-    extensions: dict[str, Any] = {"code": error.extension_code}
+    extensions: dict[str, Any] = {"code": extension_code(error)}
     for name, value in error.details.items():  # e.g. requiredScope
         extensions[to_camel_case(name)] = value
     if error.fields:
@@ -69,7 +147,9 @@ def unavailable_status(errors: list[dict[str, Any]]) -> tuple[int, dict[str, str
     section 10: the same status and header as over REST), else None (the answer stays 200)."""
     for error in errors:
         if (error.get("extensions") or {}).get("code") == DatabaseUnavailable.code:
-            return DatabaseUnavailable.status, {"Retry-After": str(DatabaseUnavailable.retry_after)}
+            return ANSWER_STATUS[DatabaseUnavailable.code], {
+                "Retry-After": str(DatabaseUnavailable.retry_after)
+            }
     return None
 
 

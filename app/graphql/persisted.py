@@ -50,17 +50,17 @@ Found = tuple[str, "Prepared"]  # a document's text and what it comes to
 class PersistedQueryNotFound(DomainError):
     """Apollo's miss: the client sends the hash again with `query` (HTTP 200)."""
 
-    code, status, title = "PERSISTED_QUERY_NOT_FOUND", 200, "Persisted Query Not Found"
+    code = "PERSISTED_QUERY_NOT_FOUND"
 
 
 class PersistedQueryNotSupported(DomainError):
     """Automatic persisted queries are off (GRAPHQL_PERSISTED_MAX=0): the client stops hashing."""
 
-    code, status, title = "PERSISTED_QUERY_NOT_SUPPORTED", 200, "Persisted Query Not Supported"
+    code = "PERSISTED_QUERY_NOT_SUPPORTED"
 
 
 class TrustedDocumentRequired(DomainError):
-    code, status, title = "TRUSTED_DOCUMENT_REQUIRED", 400, "Trusted Document Required"
+    code = "TRUSTED_DOCUMENT_REQUIRED"
 
 
 NOT_FOUND = PersistedQueryNotFound("PersistedQueryNotFound")

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from app.domain.errors import RateLimited
 from app.graphql.cost import points_for
+from app.http.errors import RateLimited
 
 if TYPE_CHECKING:
-    from app.ratelimit import PointsBudget
+    from app.http.ratelimit import PointsBudget
 
 
 class Spending:

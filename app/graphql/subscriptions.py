@@ -31,7 +31,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 )
 
 from app.auth import bearer_token, hash_key
-from app.domain.errors import DomainError, RateLimited, Unauthenticated
+from app.domain.errors import DomainError, Unauthenticated
 from app.domain.events import parse_event_id, watch_changes
 from app.domain.revisions import DELETED, assistant_from_snapshot
 from app.events import Broker, Resume
@@ -43,6 +43,7 @@ from app.graphql.persisted import Miss
 from app.graphql.points import Spending
 from app.graphql.revisions import ChangeType, RevisionChange, revision_changes
 from app.graphql.types import Assistant
+from app.http.errors import RateLimited
 from app.store.records import RevisionRecord as RevisionRow
 
 REVOKED_CLOSE = 4403

@@ -22,20 +22,22 @@ from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
-from app.domain.errors import BadRequest, DomainError, RateLimited
-from app.domain.json_input import parse_json_body
+from app.domain.errors import BadRequest, DomainError
 from app.graphql.context import Context
 from app.graphql.engine import Engine, RequestError
-from app.graphql.errors import unavailable_status
+from app.graphql.errors import ANSWER_STATUS, http_status, unavailable_status
 from app.graphql.ide import page_response
 from app.graphql.persisted import Documents, Miss
 from app.graphql.points import Spending
 from app.graphql.subscriptions import SocketContext, TransportWSHandler, accept_connection
+from app.http.content import media_type
+from app.http.errors import RateLimited
+from app.http.json_body import parse_json_body
 from app.observability import metrics
 from app.settings import Settings
 
 if TYPE_CHECKING:
-    from app.ratelimit import PointsBudget
+    from app.http.ratelimit import PointsBudget
 
 
 JSON = "application/json"
@@ -74,6 +76,13 @@ def graphql_error_response(status: int, code: str, message: str) -> Response:
     return JSONResponse(graphql_error_body(code, message), status_code=status)
 
 
+def refusal_response(error: DomainError) -> Response:
+    """A refusal made outside any endpoint (413, 429 by the middleware), GraphQL-shaped."""
+    if metrics.active is not None:
+        metrics.active.graphql_errors(({"extensions": {"code": error.code}},))
+    return graphql_error_response(http_status(error), error.code, error.message)
+
+
 def rate_limited(errors: list[dict[str, Any]]) -> dict[str, str] | None:
     """The `Retry-After` of a RATE_LIMITED error a resolver raised (CREATE_ASSISTANT_LIMIT):
     that answer is a 429 over HTTP, like every other refusal of its kind (CONTRACT 5)."""
@@ -95,10 +104,10 @@ async def answer(
     try:
         await spending.settle()
     except RateLimited as exc:
-        body, status = graphql_error_body(exc.code, exc.message), exc.status
+        body, status = graphql_error_body(exc.code, exc.message), http_status(exc)
         headers = {"Retry-After": str(exc.retry_after)}
     if status == 200 and "errors" in body and (headers := rate_limited(body["errors"])):
-        status = RateLimited.status
+        status = ANSWER_STATUS[RateLimited.code]
     body["extensions"] = {**body.get("extensions", {}), "cost": spending.extension}
     if "errors" in body and metrics.active is not None:
         metrics.active.graphql_errors(body["errors"])
@@ -135,7 +144,7 @@ class GraphQLView(GraphQL[Context, None]):
             manifest=settings.graphql_trusted_documents,
         )
         if points is None:  # a view of its own (the app passes the budget of its rate limiter)
-            from app.ratelimit import Buckets, PointsBudget  # noqa: PLC0415  (imports this module)
+            from app.http.ratelimit import Buckets, PointsBudget  # noqa: PLC0415  (imports this module)
 
             points = PointsBudget(Buckets(), settings.graphql_points)
         self.points = points
@@ -148,11 +157,11 @@ class GraphQLView(GraphQL[Context, None]):
         request = Request(scope=scope, receive=receive)
         spending = Spending(self.points, self.points.buckets.of_request(scope))
         headers = request.headers
-        media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        sent = media_type(headers)
         answers = response_media_type(headers.get("accept", ""))
-        if request.method == "POST" and media_type != "application/json":
+        if request.method == "POST" and sent != "application/json":
             # No form, multipart or text/plain POST (what a cross-site form can send) executes.
-            message = f"send the request as application/json, not '{media_type or 'nothing'}'"
+            message = f"send the request as application/json, not '{sent or 'nothing'}'"
             body = graphql_error_body("UNSUPPORTED_MEDIA_TYPE", message)
             await (await answer(spending, body, 415, answers))(scope, receive, send)
             return
@@ -169,11 +178,11 @@ class GraphQLView(GraphQL[Context, None]):
             response = await answer(spending, body, 400, answers)
         except RateLimited as exc:  # the points of the request are beyond the budget
             body = graphql_error_body(exc.code, exc.message)
-            response = await answer(spending, body, exc.status, answers)
+            response = await answer(spending, body, http_status(exc), answers)
             response.headers["Retry-After"] = str(exc.retry_after)
         except DomainError as exc:  # 413 while the body streams in; persisted documents' errors
             body = graphql_error_body(exc.code, exc.message)
-            response = await answer(spending, body, exc.status, answers)
+            response = await answer(spending, body, http_status(exc), answers)
             if exc.retry_after is not None:
                 response.headers["Retry-After"] = str(exc.retry_after)
         finally:

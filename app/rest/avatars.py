@@ -11,6 +11,7 @@ from app.domain.access import check_use
 from app.domain.avatars import create_avatar, get_avatar, read_avatar
 from app.domain.documents import avatar_url
 from app.domain.errors import FieldError, ValidationFailed
+from app.http.content import media_type
 from app.rest.common import json_response, org_transaction, settings_of, store_of
 
 CACHE_FOREVER = "public, max-age=31536000, immutable"
@@ -18,8 +19,7 @@ CACHE_FOREVER = "public, max-age=31536000, immutable"
 
 async def _image_bytes(request: Request) -> bytes:
     """The raw body, or the multipart field `file`; what it claims to be is never trusted."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "multipart/form-data":
+    if media_type(request.headers) != "multipart/form-data":
         return await request.body()
     async with request.form(max_files=1, max_fields=10) as form:
         upload = form.get("file")

@@ -14,10 +14,12 @@ from app.auth import KeyUsage, authenticate, authorize
 from app.domain.access import Access
 from app.domain.assistants import MAX_PAGE_SIZE
 from app.domain.documents import assistant_document
-from app.domain.errors import FieldError, UnsupportedMediaType, ValidationFailed
+from app.domain.errors import FieldError, ValidationFailed
 from app.domain.family import children_by_assistant
-from app.domain.json_input import parse_json_body
 from app.domain.revisions import Writer
+from app.http.content import media_type
+from app.http.errors import UnsupportedMediaType
+from app.http.json_body import parse_json_body
 from app.settings import Settings
 from app.store import Store, Tx
 from app.store.records import AssistantRecord
@@ -39,10 +41,10 @@ def store_of(request: Request) -> Store:
 
 async def read_json(request: Request, accepted: Sequence[str] = JSON_TYPES) -> Any:
     """The body as JSON; 415 for another content type, 400 when it does not parse."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in accepted:
+    sent = media_type(request.headers)
+    if sent not in accepted:
         raise UnsupportedMediaType(
-            f"send the body as {' or '.join(accepted)}, not '{media_type or 'nothing'}'"
+            f"send the body as {' or '.join(accepted)}, not '{sent or 'nothing'}'"
         )
     return parse_json_body(await request.body())
 

@@ -1,9 +1,12 @@
-"""RFC 9457 problem details: the one place a domain error becomes an HTTP response."""
+"""RFC 9457 problem details: the one place an error becomes a REST answer, with the one table
+of what each error class is over HTTP (status, title and headers)."""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -11,12 +14,84 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from app.domain.errors import DomainError
+from app.domain.errors import (
+    BadRequest,
+    DatabaseUnavailable,
+    DomainError,
+    Forbidden,
+    InsufficientScope,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    Unauthenticated,
+    ValidationFailed,
+)
+from app.errors import ErrorTable
+from app.events import (
+    EventsUnavailable,
+    ShuttingDown,
+    SlowConsumer,
+    TooManyStreams,
+    TooManyStreamsForKey,
+)
+from app.http.errors import RateLimited, UnsupportedMediaType
 
 logger = logging.getLogger("app.errors")
 
 PROBLEM_JSON = "application/problem+json"
 CLIENT_CLOSED_REQUEST = 499
+
+
+def _unauthenticated(error: DomainError) -> str:
+    invalid = isinstance(error, Unauthenticated) and error.invalid_token
+    return 'Bearer error="invalid_token"' if invalid else 'Bearer realm="assistants-api"'
+
+
+def _insufficient_scope(error: DomainError) -> str:
+    scope = error.scope if isinstance(error, InsufficientScope) else None
+    if scope is None:
+        return 'Bearer error="insufficient_scope"'
+    return f'Bearer error="insufficient_scope", scope="{scope}"'
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """What an error class is over REST; `challenge` gives the `WWW-Authenticate` header of
+    the answer (RFC 6750), when there is one."""
+
+    status: int
+    title: str
+    challenge: Callable[[DomainError], str] | None = None
+
+
+UNAVAILABLE = Problem(503, "Service Unavailable")
+TOO_MANY = Problem(429, "Too Many Requests")
+
+PROBLEMS: ErrorTable[Problem] = ErrorTable(
+    {
+        DomainError: Problem(500, "Internal Server Error"),
+        BadRequest: Problem(400, "Bad Request"),
+        ValidationFailed: Problem(400, "Validation Failed"),
+        Unauthenticated: Problem(401, "Unauthorized", _unauthenticated),
+        Forbidden: Problem(403, "Forbidden"),
+        InsufficientScope: Problem(403, "Forbidden", _insufficient_scope),
+        NotFound: Problem(404, "Not Found"),
+        PreconditionFailed: Problem(412, "Precondition Failed"),
+        PayloadTooLarge: Problem(413, "Content Too Large"),
+        UnsupportedMediaType: Problem(415, "Unsupported Media Type"),
+        RateLimited: TOO_MANY,
+        DatabaseUnavailable: UNAVAILABLE,
+        SlowConsumer: UNAVAILABLE,  # the live events (app/events.py)
+        ShuttingDown: UNAVAILABLE,
+        TooManyStreams: UNAVAILABLE,  # the process's streams
+        TooManyStreamsForKey: TOO_MANY,  # one key's share of them
+        EventsUnavailable: UNAVAILABLE,
+    }
+)
+
+
+def problem_of(error: DomainError) -> Problem:
+    return PROBLEMS.of(error)
 
 
 def problem_response(
@@ -43,18 +118,19 @@ def problem_response(
 
 
 def domain_error_response(error: DomainError) -> Response:
+    problem = problem_of(error)
     headers: dict[str, str] = {}
-    if (challenge := error.challenge) is not None:  # 401 and 403 INSUFFICIENT_SCOPE (RFC 6750)
-        headers["WWW-Authenticate"] = challenge
+    if problem.challenge is not None:  # 401 and 403 INSUFFICIENT_SCOPE (RFC 6750)
+        headers["WWW-Authenticate"] = problem.challenge(error)
     if error.retry_after is not None:  # 429 RATE_LIMITED, 503 DATABASE_UNAVAILABLE
         headers["Retry-After"] = str(error.retry_after)
     errors = [
         {"path": ".".join(str(p) for p in f.path), "message": f.message} for f in error.fields
     ]
     return problem_response(
-        error.status,
+        problem.status,
         error.code,
-        error.title,
+        problem.title,
         error.message,
         errors,
         headers or None,

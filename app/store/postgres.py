@@ -33,7 +33,7 @@ import asyncpg
 import orjson
 from sqlalchemy.engine.url import make_url
 
-from app.domain.errors import DatabaseUnavailable, NotFound
+from app.errors import DatabaseUnavailable, NotFound
 from app.settings import Settings
 from app.store.base import Listener, Store, Transaction, Tx
 from app.store.statements import DIALECTS, POSTGRESQL

@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 import aiosqlite
 from sqlalchemy.engine.url import make_url
 
-from app.domain.errors import DatabaseUnavailable
+from app.errors import DatabaseUnavailable
 from app.settings import Settings
 from app.store.base import Listener, Store, Transaction, Tx
 from app.store.statements import DIALECTS, SQLITE

@@ -1,5 +1,8 @@
 """Pure ASGI middleware: request ids, the access log, masking of unexpected errors, body size
-limits (checked before the body is read), and the client address behind trusted proxies."""
+limits (checked before the body is read), and the client address behind trusted proxies.
+
+It imports neither transport: the refusals it makes itself are rendered by the functions
+`create_app` gives it (`Refusals`, and the handler of unexpected errors)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from typing import Any
@@ -17,9 +21,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.domain.errors import DomainError, PayloadTooLarge
-from app.graphql.view import graphql_error_response
 from app.observability import metrics as observed
-from app.rest.errors import domain_error_response, handle_unexpected
 
 access_logger = logging.getLogger("app.access")
 GRAPHQL_PATH = "/graphql"
@@ -53,10 +55,13 @@ class RequestIdMiddleware:
 class BodyLimitMiddleware:
     """413 for a body over the limit: at once from Content-Length, else while it streams in."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, max_avatar_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, max_avatar_bytes: int, refusals: Refusals
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.max_avatar_bytes = max_avatar_bytes
+        self.refusals = refusals
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,7 +71,7 @@ class BodyLimitMiddleware:
         error = PayloadTooLarge(f"the body may be at most {limit} bytes")
         length = Headers(scope=scope).get("content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
-            await error_response(scope, error)(scope, receive, send)
+            await self.refusals.response(scope, error)(scope, receive, send)
             return
         received = 0
 
@@ -82,18 +87,30 @@ class BodyLimitMiddleware:
         await self.app(scope, limited_receive, send)
 
 
-def error_response(scope: Scope, error: DomainError) -> Response:
-    """A refusal made outside any endpoint: GraphQL-shaped on /graphql, else problem details."""
-    response = domain_error_response(error)
-    if scope["path"] != GRAPHQL_PATH:
-        return response
-    graphql = graphql_error_response(error.status, error.code, error.message)
-    if observed.active is not None:
-        observed.active.graphql_errors(({"extensions": {"code": error.code}},))
-    for name in ("retry-after", "www-authenticate"):
-        if name in response.headers:
-            graphql.headers[name] = response.headers[name]
-    return graphql
+Render = Callable[[DomainError], Response]
+
+
+class Refusals:
+    """How the middleware answers a refusal made outside any endpoint (413, 429): with the
+    renderers of the transports (`rest`: problem details; `graphql`: a GraphQL error body),
+    handed over by `create_app`, so that this package imports neither transport."""
+
+    __slots__ = ("graphql", "rest")
+
+    def __init__(self, *, rest: Render, graphql: Render) -> None:
+        self.rest = rest
+        self.graphql = graphql
+
+    def response(self, scope: Scope, error: DomainError) -> Response:
+        """GraphQL-shaped on /graphql (with the REST answer's headers), else problem details."""
+        response = self.rest(error)
+        if scope["path"] != GRAPHQL_PATH:
+            return response
+        graphql = self.graphql(error)
+        for name in ("retry-after", "www-authenticate"):
+            if name in response.headers:
+                graphql.headers[name] = response.headers[name]
+        return graphql
 
 
 def request_state(scope: Scope) -> dict[str, Any]:
@@ -217,8 +234,11 @@ class UnexpectedErrorMiddleware:
     traceback, in the log), inside the request-id and access-log middleware so that answer
     carries `X-Request-ID` and is logged like any other."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, *, handle: Callable[[Request, Exception], Awaitable[Response]]
+    ) -> None:
         self.app = app
+        self.handle = handle  # the REST handler of unexpected errors (app/rest/errors.py)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -236,7 +256,7 @@ class UnexpectedErrorMiddleware:
         except Exception as exc:
             if started:
                 raise
-            response = await handle_unexpected(Request(scope), exc)
+            response = await self.handle(Request(scope), exc)
             await response(scope, receive, send)
 
 

@@ -1,6 +1,6 @@
 """The Redis storage of the rate limits (`RATE_LIMIT_STORAGE=redis://…`): one limit for every
 process and machine, with the process's memory while Redis cannot be reached. Imported only
-when that storage is configured (app/ratelimit.py `Buckets`)."""
+when that storage is configured (app/http/ratelimit.py `Buckets`)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
-from app.ratelimit import Verdict, window_verdict
+from app.http.ratelimit import Verdict, window_verdict
 
 logger = logging.getLogger("app.ratelimit")
 

@@ -47,12 +47,12 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import bearer_token, hash_key
-from app.domain.errors import RateLimited
-from app.middleware import client_address, error_response, request_state
+from app.http.errors import RateLimited
+from app.http.middleware import Refusals, client_address, request_state
 from app.settings import Settings
 
 if TYPE_CHECKING:
-    from app.ratelimit_redis import SharedStorage
+    from app.http.ratelimit_redis import SharedStorage
 
 logger = logging.getLogger("app.ratelimit")
 
@@ -111,7 +111,7 @@ class Buckets:
         if not storage_uri.startswith("memory://"):
             # only for a Redis storage: `redis` imports OpenTelemetry when it is installed, and
             # the default (memory) imports neither
-            from app.ratelimit_redis import SharedStorage  # noqa: PLC0415
+            from app.http.ratelimit_redis import SharedStorage  # noqa: PLC0415
 
             self.shared = SharedStorage(storage_uri)
         self.proven: OrderedDict[str, None] = OrderedDict()
@@ -167,10 +167,13 @@ def tightest(verdicts: Sequence[Verdict]) -> Verdict:
 
 
 class RateLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, limit: str, buckets: Buckets | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, *, limit: str, refusals: Refusals, buckets: Buckets | None = None
+    ) -> None:
         self.app = app
         self.item: RateLimitItem = parse(limit)
         self.buckets = buckets or Buckets()
+        self.refusals = refusals
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or is_exempt(scope):
@@ -191,7 +194,7 @@ class RateLimitMiddleware:
                 f"{self.item.get_expiry()} seconds; retry in {verdict.reset_after} seconds",
                 retry_after=verdict.reset_after,
             )
-            response = error_response(scope, refusal)
+            response = self.refusals.response(scope, refusal)
             response.headers.update(headers)
             await response(scope, receive, send)
             return
