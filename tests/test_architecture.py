@@ -1,6 +1,7 @@
 """The one-way flow: domain and models know no transport; the transports ignore each other; the
 shared HTTP package (app/http/) imports neither transport; the store imports no domain; a test
-module imports no other test module, only tests/helpers/."""
+module imports no other test module, only tests/helpers/; no import cycle among
+the app's modules (imports made at load time)."""
 
 from __future__ import annotations
 
@@ -175,3 +176,60 @@ def test_the_test_import_rule_sees_every_spelling():
         "from app.models import Assistant",
     ]
     assert [helpers_only_offenders(where, source) for source in fine] == [[]] * len(fine)
+
+
+# -- no import cycle among the app's modules ----------------------------------------------------
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(APP.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def load_time_imports(path: Path, known: set[str]) -> set[str]:
+    """The app modules `path` imports when it loads: its top-level imports (not those inside a
+    function, nor under `if TYPE_CHECKING:`), a `from package import module` as that module."""
+    found: set[str] = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {name for name in found if name in known}
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every cycle found by a depth-first walk (each reported once, from its first module)."""
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(module: str) -> None:
+        state[module] = 1
+        path.append(module)
+        for imported in sorted(graph[module]):
+            if state.get(imported) == 1:
+                cycles.append([*path[path.index(imported) :], imported])
+            elif imported not in state:
+                visit(imported)
+        path.pop()
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module)
+    return cycles
+
+
+def test_the_app_has_no_import_cycle():
+    paths = sorted(APP.rglob("*.py"))
+    known = {module_name(path) for path in paths}
+    graph = {module_name(path): load_time_imports(path, known) for path in paths}
+    for module in graph:  # a package's __init__ is not a cycle of its own modules
+        graph[module].discard(module)
+    assert import_cycles(graph) == []
+
+
+def test_the_cycle_rule_finds_a_cycle():
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c", "a"]]
