@@ -164,6 +164,7 @@ def authorize(access: Access, org_id: str) -> Access:
 
 # -- the command line and the tests: organisations and keys by id ------------------------------
 
+# mypy ignore below: SQLModel's metaclass sets __table__
 _ORGS = Organisation.__table__  # type: ignore[attr-defined]
 _INSERT_ORG = insert_statement(_ORGS)
 

@@ -18,6 +18,7 @@ from app.models import ApiKey, Assistant
 from app.settings import Settings
 from app.store import Statement, Tx
 
+# mypy ignore below: SQLModel's metaclass sets __table__
 _KEYS = ApiKey.__table__  # type: ignore[attr-defined]
 _ASSISTANTS = Assistant.__table__  # type: ignore[attr-defined]
 _LIVE_KEY = Statement(

@@ -72,6 +72,7 @@ class JsonFormatter(logging.Formatter):
         return capped(line).decode()
 
 
+# mypy ignore below: StreamHandler's type parameter is the stream
 class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever `sys.stderr` is at the time (test runners swap it)."""
 

@@ -233,3 +233,23 @@ def test_the_app_has_no_import_cycle():
 
 def test_the_cycle_rule_finds_a_cycle():
     assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c", "a"]]
+
+
+def test_every_type_ignore_says_why():
+    """A `# type: ignore[code]` is followed by `# why` on its line, or preceded by a comment
+    (one comment may explain a run of such lines)."""
+    unexplained = []
+    for path in sorted(APP.rglob("*.py")):
+        lines = path.read_text().splitlines()
+        for number, line in enumerate(lines):
+            if "# type: ignore" not in line:
+                continue
+            if "#" in line.split("# type: ignore", 1)[1]:
+                continue
+            above = number - 1
+            while above >= 0 and "# type: ignore" in lines[above]:
+                above -= 1  # a run of ignored lines under one comment
+            if above >= 0 and lines[above].strip().startswith("#"):
+                continue
+            unexplained.append(f"{path.relative_to(APP)}:{number + 1}")
+    assert unexplained == []

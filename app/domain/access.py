@@ -83,6 +83,7 @@ def requires(scope: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
 
     def declare(use_case: Callable[P, R]) -> Callable[P, R]:
         def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+            # mypy ignore below: every use case takes access=Access by keyword
             check_scope(kwargs["access"], scope)  # type: ignore[arg-type]
             return use_case(*args, **kwargs)  # the coroutine itself: no extra frame per call
 
@@ -90,6 +91,7 @@ def requires(scope: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
         checked.__qualname__ = use_case.__qualname__
         checked.__doc__ = use_case.__doc__
         checked.__module__ = use_case.__module__
+        # mypy ignore below: functools' convention, not in Callable's type
         checked.__wrapped__ = use_case  # type: ignore[attr-defined]
         _REQUIRED[checked] = scope
         return checked

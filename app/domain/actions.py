@@ -31,6 +31,7 @@ from app.store.statements import insert_statement
 POSITION_STEP = 100
 MAX_ACTIONS = 100  # per assistant
 
+# mypy ignore below: SQLModel's metaclass sets __table__
 TABLE = Action.__table__  # type: ignore[attr-defined]
 _INSERT = insert_statement(TABLE, returning=True)
 _OF_ASSISTANT = Statement(

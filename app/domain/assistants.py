@@ -40,6 +40,7 @@ from app.store import Statement, Tx, in_list
 from app.store.records import AssistantRecord, replaced
 from app.store.statements import insert_statement, update_parameters, update_statement
 
+# mypy ignore below: SQLModel's metaclass sets __table__
 TABLE = Assistant.__table__  # type: ignore[attr-defined]
 
 M = TypeVar("M", bound=AssistantPatch)
@@ -54,6 +55,7 @@ def _parse(model: type[M], body: Any) -> tuple[M | None, list[FieldError]]:
         return None, validation_failed(exc).fields
 
 
+# mypy ignore below: SQLModel's metaclass sets __table__
 _AVATARS = Avatar.__table__  # type: ignore[attr-defined]
 _AVATAR_OF_ORG = Statement(
     select(_AVATARS.c.id).where(
@@ -352,6 +354,7 @@ async def count_assistants(tx: Tx, *, access: Access) -> int:
     return int(await tx.scalar(_COUNT[access.bound], _visible_to(access)) or 0)
 
 
+# mypy ignore below: SQLModel's metaclass sets __table__
 _INTEGRATIONS = Integration.__table__  # type: ignore[attr-defined]
 _ACTIONS = Action.__table__  # type: ignore[attr-defined]
 _DELETE_INTEGRATIONS = Statement(

@@ -58,6 +58,7 @@ def _check_image(data: bytes, max_bytes: int) -> str:
     return content_type
 
 
+# mypy ignore below: SQLModel's metaclass sets __table__
 TABLE = Avatar.__table__  # type: ignore[attr-defined]
 _INSERT = insert_statement(TABLE, returning=True)
 _ONE = Statement(select(TABLE).where(TABLE.c.id == bindparam("avatar_id")))

@@ -15,6 +15,7 @@ from app.store import Statement, Tx
 from app.store.records import ActionRecord, IntegrationRecord
 from app.store.statements import update_parameters, update_statement
 
+# mypy ignore below: SQLModel's metaclass sets __table__
 _ASSISTANTS = Assistant.__table__  # type: ignore[attr-defined]
 
 

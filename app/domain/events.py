@@ -46,6 +46,7 @@ def parse_event_id(raw: str | None, name: str = "last_event_id") -> int | None:
     )
 
 
+# mypy ignore below: SQLModel's metaclass sets __table__
 REVISIONS = AssistantRevision.__table__  # type: ignore[attr-defined]
 KEYS = ApiKey.__table__  # type: ignore[attr-defined]
 _LAST_SEQ = Statement(select(func.max(REVISIONS.c.seq)))

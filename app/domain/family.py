@@ -32,6 +32,7 @@ def _text_null() -> Any:
 
 
 def _build() -> Any:
+    # mypy ignore below: SQLModel's metaclass sets __table__
     i, a = Integration.__table__.c, Action.__table__.c  # type: ignore[attr-defined]
     integrations: Select[Any] = select(
         literal(INTEGRATION, Integer).label("kind"),

@@ -29,6 +29,7 @@ from app.store.statements import insert_statement
 
 MAX_INTEGRATIONS = 100  # per assistant
 
+# mypy ignore below: SQLModel's metaclass sets __table__
 TABLE = Integration.__table__  # type: ignore[attr-defined]
 _INSERT = insert_statement(TABLE, returning=True)
 _OF_ASSISTANT = Statement(

@@ -106,8 +106,10 @@ def _parse(body: Any) -> ApiKeyCreate:
 
 # -- statements -------------------------------------------------------------------------------
 
+# mypy ignore below: SQLModel's metaclass sets __table__
 KEYS = ApiKey.__table__  # type: ignore[attr-defined]
 _ORGS = Organisation.__table__  # type: ignore[attr-defined]
+# mypy ignore below: SQLModel's metaclass sets __table__
 _ASSISTANTS = Assistant.__table__  # type: ignore[attr-defined]
 _INSERT = insert_statement(KEYS, returning=True)
 _ORG_FOR_UPDATE = Statement(

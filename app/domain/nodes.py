@@ -27,6 +27,7 @@ from app.store.records import ActionRecord, AssistantRecord, IntegrationRecord
 
 MAX_IDS = 100
 
+# mypy ignore below: SQLModel's metaclass sets __table__
 _ASSISTANTS = Assistant.__table__  # type: ignore[attr-defined]
 _LIVE = select(_ASSISTANTS.c.id).where(
     _ASSISTANTS.c.org_id == bindparam("org_id"), _ASSISTANTS.c.deleted.is_(False)
@@ -42,6 +43,7 @@ ASSISTANTS_BY_ID = Statement(
 
 def _children_by_id(model: type[Integration] | type[Action]) -> Statement[Select[Any]]:
     """Children of a kind by id, under a live assistant of the organisation."""
+    # mypy ignore below: SQLModel's metaclass sets __table__
     table: Any = model.__table__  # type: ignore[union-attr]
     return Statement(
         select(table).where(

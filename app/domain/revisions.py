@@ -69,6 +69,7 @@ def snapshot_of(assistant: AssistantRecord) -> dict[str, Any]:
     }
 
 
+# mypy ignore below: SQLModel's metaclass sets __table__
 REVISIONS = AssistantRevision.__table__  # type: ignore[attr-defined]
 # PostgreSQL notifications of new revisions, `<org_id>:<seq>`, sent at COMMIT by the trigger of
 # migration 0005 (app/events/sources.py listens)

@@ -46,6 +46,7 @@ def _asks_children(selection_set: SelectionSetNode | None, fragments: dict[str, 
             fragment = fragments.get(selection.name.value)
             below = fragment.selection_set if fragment is not None else None
         else:
+            # mypy ignore below: fields and fragments have one; the loop checks
             below = selection.selection_set  # type: ignore[attr-defined]
         if _asks_children(below, fragments):
             return True

@@ -112,6 +112,7 @@ class Engine:
         self.metrics = metrics.active
         self.tracer = tracing.tracer
         if self.metrics is not None or self.tracer is not None:
+            # mypy ignore below: the observed run replaces the method once, at start-up
             self.run = self.observed_run  # type: ignore[method-assign]
 
     # -- once per document text ------------------------------------------------------------
@@ -177,6 +178,7 @@ class Engine:
             f"at most {self.max_cost} are allowed"
         )
         extensions = {"code": "GRAPHQL_VALIDATION_FAILED", "cost": cost, "maxCost": self.max_cost}
+        # mypy ignore below: graphql-core's formatted error is a TypedDict
         return GraphQLError(message, node, extensions=extensions).formatted  # type: ignore[return-value]
 
     def _failed(self, error: GraphQLError, phase: str) -> Prepared:
@@ -188,6 +190,7 @@ class Engine:
         code_error(error, phase)
         if self.hide_suggestions:
             strip_suggestions(error)
+        # mypy ignore below: graphql-core's formatted error is a TypedDict
         return error.formatted  # type: ignore[return-value]
 
     # -- once per request --------------------------------------------------------------------
@@ -247,9 +250,9 @@ class Engine:
             return {"errors": [self._format(e, EXECUTION) for e in executor]}
         await spending.charge(cost)
         try:
-            # arg-type: an incremental result comes only from @defer/@stream, which the schema
-            # does not have; this is always an ExecutionResult
             result: ExecutionResult = await await_maybe(
+                # arg-type: an incremental result comes only from @defer/@stream, which the
+                # schema does not have; this is always an ExecutionResult
                 executor.execute_operation()  # type: ignore[arg-type]
             )
         except Exception as exc:  # noqa: BLE001  (masked and logged, as Strawberry does)

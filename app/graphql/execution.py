@@ -398,6 +398,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         for i, (_, kind, *_, s, fields) in enumerate(planned):
             if kind != OBJECT:
                 continue
+            # mypy ignore below: OBJECT steps always hold their type
             object_type: GraphQLObjectType = s.object_type  # type: ignore[assignment]
             grouped, defer_usages, _ = self.collect_subfields(object_type, fields)
             static = _static_plans.get(id(grouped))
@@ -415,6 +416,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return static.planned
         found = self._plans.get(key)
         if found is not None:
+            # mypy ignore below: the memo holds graphql-core's collected fields
             return found[1]  # type: ignore[no-any-return]
         planned = make_plan(parent_type, grouped)
         self._plans[key] = (grouped, planned)
@@ -476,6 +478,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                             continue
                     elif not (guard and isinstance(value, Exception)):
                         try:
+                            # mypy ignore below: graphql-core's coercion is typed loosely
                             coerced = coerce(value)  # type: ignore[misc]
                         except Exception:  # noqa: BLE001  (a leaf that does not coerce: the slow path reports it)
                             coerced = None
@@ -582,6 +585,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if s.guard and isinstance(item, Exception):
                 raise Slow
             try:
+                # mypy ignore below: graphql-core's coercion is typed loosely
                 coerced = coerce(item)  # type: ignore[misc]
             except Exception:  # noqa: BLE001  (as above: the slow path reports it)
                 raise Slow from None
@@ -594,6 +598,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self, s: Step, fields: FieldDetailsList, path: Path, value: Any
     ) -> AwaitableOrValue[dict[str, Any]]:
         """`collect_and_execute_subfields`, straight to `execute_fields` without `@defer`."""
+        # mypy ignore below: OBJECT steps always hold their type
         object_type: GraphQLObjectType = s.object_type  # type: ignore[assignment]
         grouped, defer_usages, _ = self.collect_subfields(object_type, fields)
         if defer_usages:
@@ -613,9 +618,11 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             else:
                 completed = self.items_of(s, fields, value, path)
         except Exception as raw_error:  # noqa: BLE001  (graphql-core's execute_field handling)
+            # mypy ignore below: graphql-core types these with the field's own type
             self.handle_field_error(raw_error, s.field_type, fields, path)  # type: ignore[arg-type]
             return None
         if self.is_awaitable(completed):
+            # mypy ignore below: graphql-core types these with the field's own type
             return self.await_value(completed, s.field_type, fields, path)  # type: ignore[arg-type]
         return completed
 
@@ -650,6 +657,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         non-null items) goes up to the list's field."""
         items: list[Any] = []
         pending: list[int] = []
+        # mypy ignore below: OBJECT steps always hold their type
         object_type: GraphQLObjectType = s.object_type  # type: ignore[assignment]
         grouped, defer_usages, _ = self.collect_subfields(object_type, fields)
         compiled = None if defer_usages else self.compiled(grouped, len(value))
@@ -670,9 +678,11 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                                 object_type, item, item_path, grouped, None
                             )
                 except Exception as raw_error:  # noqa: BLE001  (graphql-core's execute_field handling)
+                    # mypy ignore below: graphql-core types these with the field's own type
                     self.handle_field_error(raw_error, s.item_type, fields, item_path)  # type: ignore[arg-type]
                     completed = None
                 if self.is_awaitable(completed):
+                    # mypy ignore below: graphql-core types these with the field's own type
                     completed = self.await_value(completed, s.item_type, fields, item_path)  # type: ignore[arg-type]
                     pending.append(index)
                 items.append(completed)

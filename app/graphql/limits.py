@@ -69,6 +69,7 @@ def spread_names(selection_set: SelectionSetNode) -> Iterator[str]:
         for selection in stack.pop().selections:
             if isinstance(selection, FragmentSpreadNode):
                 yield selection.name.value
+            # mypy ignore below: fields and fragments have one; the loop checks
             elif selection.selection_set is not None:  # type: ignore[attr-defined]
                 stack.append(selection.selection_set)  # type: ignore[attr-defined]
 

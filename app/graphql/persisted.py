@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from app.graphql.engine import Engine, Prepared
     from app.settings import Settings
 
+# mypy ignore below: SQLModel's metaclass sets __table__
 TABLE: Any = PersistedDocument.__table__  # type: ignore[attr-defined]
 MANIFEST_FORMAT = "apollo-persisted-query-manifest"
 OPERATION_TYPES = frozenset({"query", "mutation", "subscription"})

@@ -55,6 +55,7 @@ Mutation = merge_types(
 Subscription = merge_types("Subscription", (AssistantSubscription,))
 
 # merge_types takes no description: these are what GraphiQL's documentation explorer shows.
+# mypy ignore below: merge_types returns a strawberry type
 Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "Reads. Each needs `Authorization: Bearer <API key>` (introspection does not); "
     "`orgId` is the key's own organisation, or `c` for short. Reading assistants, their "
@@ -67,12 +68,14 @@ Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "them. Every answer carries `extensions.cost` {requested, pointsRemaining}: a request "
     "spends max(1, ceil(cost / 100)) of its key's GRAPHQL_POINTS a minute (10,000 by default)."
 )
+# mypy ignore below: merge_types returns a strawberry type
 Mutation.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "Writes. Each needs `Authorization: Bearer <API key>` and is all or nothing: "
     "when anything in it is invalid, nothing is stored. Writing assistants, integrations and "
     "actions (dry runs included) needs the scope `assistants:write`; making and revoking keys "
     "`api_keys:manage`. A key restricted to some assistants cannot create assistants."
 )
+# mypy ignore below: merge_types returns a strawberry type
 Subscription.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "Live changes over graphql-transport-ws on `/graphql`; the socket authenticates with "
     '`{"authorization": "Bearer <API key>"}` in its `connection_init` payload.'
@@ -111,6 +114,7 @@ class Served:
         )
         return result
 
+    # mypy ignore below: Strawberry's own signature
     def process_errors(self, errors: list, execution_context: object = None) -> None:  # type: ignore[type-arg]
         """Errors are logged (unexpected ones only) by the ErrorCodes extension."""
 
@@ -151,10 +155,12 @@ class SubgraphSchema(Served, strawberry.federation.Schema):
     """The schema served: the plain one plus Apollo Federation 2's `_service { sdl }` (this
     schema's SDL, with `@link` and `Assistant @key(fields: "id")`) and `_entities`."""
 
+    # mypy ignore below: Strawberry's signature, batched here
     async def entities_resolver(  # type: ignore[override]
         self, info: Info, representations: list[FederationAny]
     ) -> list[FederationAny]:
         """Every representation in one lookup, answering only what the key may read."""
+        # mypy ignore below: Strawberry expects a list of its entity types
         return await entities(info, representations)  # type: ignore[return-value]
 
 

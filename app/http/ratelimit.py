@@ -78,6 +78,7 @@ class QuietMemoryStorage(MemoryStorage):
         now = time.monotonic()
         if now >= self.next_cleanup:
             self.next_cleanup = now + self.CLEANUP_SECONDS
+            # mypy ignore below: limits' private clean-up (pinned)
             self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
 
 

@@ -46,6 +46,7 @@ class SharedStorage:
             socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
             socket_timeout=REDIS_TIMEOUT_SECONDS,
             # one retry, on a lost connection only (a restarted Redis); a timeout is not retried
+            # mypy ignore below: redis-py's asyncio Retry is typed for its sync backoff
             retry=Retry(NoBackoff(), 1, (RedisConnectionError,)),  # type: ignore[arg-type]
         )
         self.sliding = shared_strategies.SlidingWindowCounterRateLimiter(self.redis)
@@ -153,4 +154,5 @@ class SharedStorage:
     async def close(self) -> None:
         if self._probe is not None:
             self._probe.cancel()
+        # mypy ignore below: limits' bridge keeps the redis client untyped
         await self.redis.bridge.storage.aclose()  # type: ignore[attr-defined]

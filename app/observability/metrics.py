@@ -175,6 +175,7 @@ class Metrics:
         for error in errors:
             extensions = error.get("extensions") if isinstance(error, dict) else None
             code = extensions.get("code") if isinstance(extensions, dict) else None
+            # mypy ignore below: codes outside the closed set map to 'other'
             child = self._errors.get(code)  # type: ignore[arg-type]
             if child is None:
                 child = self.errors.labels(code if code in ERROR_CODES else OTHER)
@@ -227,6 +228,7 @@ def exposition() -> bytes:
     if multiprocess_dir() is None:
         return generate_latest(REGISTRY)
     registry = CollectorRegistry()
+    # mypy ignore below: the library leaves this unannotated
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     return generate_latest(registry)
 
@@ -254,4 +256,5 @@ def metrics_endpoint(token: str | None) -> Any:
 def mark_worker_dead() -> None:
     """On a worker's exit in multiprocess mode: its live gauges (open streams) stop counting."""
     if multiprocess_dir() is not None:
+        # mypy ignore below: the library leaves this unannotated
         multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

@@ -78,6 +78,7 @@ def configure() -> bool:
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     otel_tracer = trace.get_tracer("app")
+    # mypy ignore below: the library leaves this unannotated
     AsyncPGInstrumentor().instrument(tracer_provider=provider)  # type: ignore[no-untyped-call]
     trace_statements(otel_tracer)
     logs.trace_ids = _current_ids(trace)

@@ -30,6 +30,7 @@ class Record:
             return NotImplemented
         return as_dict(self) == as_dict(other)
 
+    # mypy ignore below: records are mutable, never hashed
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
@@ -57,6 +58,7 @@ def record_class(name: str, attributes: Iterable[str]) -> type[Record]:
 
 def table_record(model: type[SQLModel], name: str) -> type[Record]:
     """The record class of a table: one attribute per column."""
+    # mypy ignore below: SQLModel's metaclass sets __table__
     return record_class(name, (c.key for c in model.__table__.c))  # type: ignore[attr-defined]
 
 

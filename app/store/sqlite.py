@@ -223,6 +223,7 @@ def trace_statements(tracer: Any) -> None:
         with tracer.start_as_current_span(name, kind=SpanKind.CLIENT, attributes=attributes):
             return await untraced(self, sql, arguments, rows)
 
+    # mypy ignore below: tracing wraps the method once, at start-up
     traced.traced = True  # type: ignore[attr-defined]
     SQLiteTx._run = traced  # type: ignore[method-assign]
 
