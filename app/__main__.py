@@ -14,7 +14,6 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,7 +23,6 @@ if TYPE_CHECKING:
     from app.store import Tx
 
 T = TypeVar("T")
-DEMO_FILE = Path("data/demo.json")
 DURATION_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 SCOPES = ("assistants:read", "assistants:write", "api_keys:manage")
 
@@ -211,7 +209,7 @@ def cmd_backup(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_demo(settings: Settings, _args: argparse.Namespace) -> None:
     """Makes sure a demo organisation, assistant and key exist; prints how to use them."""
-    from app.demo import ensure_demo
+    from app.demo import DEMO_FILE, ensure_demo
     from app.migrate import upgrade
 
     upgrade(settings)

@@ -18,6 +18,8 @@ from app.models import ApiKey, Assistant
 from app.settings import Settings
 from app.store import Statement, Tx
 
+DEMO_FILE = Path("data/demo.json")  # written by `python -m app demo`, relative to the cwd
+
 # mypy ignore below: SQLModel's metaclass sets __table__
 _KEYS = ApiKey.__table__  # type: ignore[attr-defined]
 _ASSISTANTS = Assistant.__table__  # type: ignore[attr-defined]

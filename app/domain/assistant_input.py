@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from app.domain.fields import (
+    UNSET,
     Identifier,
     Input,
     Instructions,
@@ -25,8 +26,6 @@ from app.domain.fields import (
     ThreadMode,
     TimeZone,
 )
-
-UNSET: Any = None  # default of every patch field; never validated, dropped by exclude_unset
 
 
 class SttPatch(Input):

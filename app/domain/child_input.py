@@ -21,10 +21,18 @@ from app.domain.errors import (
     invalid_input,
     validation_failed,
 )
-from app.domain.fields import NO_CONTROL, NO_NUL, Identifier, Input, NotNull, Slug, limits
+from app.domain.fields import (
+    NO_CONTROL,
+    NO_NUL,
+    UNSET,
+    Identifier,
+    Input,
+    NotNull,
+    Slug,
+    limits,
+)
 from app.domain.json_input import TOO_DEEP, too_deep
 
-UNSET: Any = None  # default of every patch field; never validated, dropped by exclude_unset
 MAX_POSITION = 1_000_000_000
 MAX_REORDER = 25
 FIXED_KEYS = frozenset({"integration_id", "action_id"})

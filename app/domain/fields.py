@@ -71,6 +71,7 @@ def _slug(value: str) -> str:
 
 
 NotNull = BeforeValidator(_reject_null)
+UNSET: Any = None  # default of every patch field; never validated, dropped by exclude_unset
 NO_NUL = AfterValidator(_no_nul)
 NO_CONTROL = AfterValidator(_no_control)
 Text = Annotated[str, NO_NUL]

@@ -22,12 +22,12 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Route
 
+from app.demo import DEMO_FILE
 from app.settings import Settings
 
 IDE_DIR = Path(__file__).resolve().parents[2] / "ide"
 ASSETS_PREFIX = "/graphiql-assets"
 CDN = "https://cdn.jsdelivr.net/npm"
-DEMO_FILE = Path("data/demo.json")  # written by `python -m app demo`, relative to the cwd
 SCRIPTS = (
     ("react", "umd/react.production.min.js"),
     ("react-dom", "umd/react-dom.production.min.js"),
