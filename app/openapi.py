@@ -39,7 +39,7 @@ class Document(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-def _document_model(group: Group, models: dict[str, type[Document]]) -> type[Document]:
+def document_model(group: Group, models: dict[str, type[Document]]) -> type[Document]:
     """The response model of a group of the declaration (app/domain/shape.py): every member
     required, enums as their strings, in declaration order."""
     fields: dict[str, Any] = {}
@@ -54,7 +54,7 @@ def _document_model(group: Group, models: dict[str, type[Document]]) -> type[Doc
 
 CONFIG_MODELS: dict[str, type[Document]] = {}
 for _group in groups_of(CONFIG):
-    CONFIG_MODELS[_group.openapi_model] = _document_model(_group, CONFIG_MODELS)
+    CONFIG_MODELS[_group.openapi_model] = document_model(_group, CONFIG_MODELS)
 
 if TYPE_CHECKING:
     Config: TypeAlias = Document  # built from the declaration just above

@@ -40,7 +40,7 @@ class KnowledgeScope(Enum):
 ENUMS: dict[str, type[Enum]] = {"ThreadMode": ThreadMode, "KnowledgeScope": KnowledgeScope}
 
 
-def _output_type(group: Group, types: dict[str, type]) -> type:
+def output_type(group: Group, types: dict[str, type]) -> type:
     """The strawberry type of a group of the declaration (app/domain/shape.py): one field per
     member, in declaration order, with the declared descriptions."""
     annotations: dict[str, Any] = {}
@@ -50,33 +50,33 @@ def _output_type(group: Group, types: dict[str, type]) -> type:
             annotations[member.name] = types[member.graphql_type]
             namespace[member.name] = strawberry.field(description=member.field_description)
         else:
-            annotations[member.name] = _leaf_type(member)
+            annotations[member.name] = leaf_type(member)
             namespace[member.name] = strawberry.field(description=member.description)
     built = type(group.graphql_type, (), namespace)
     return strawberry.type(built, description=group.description)
 
 
-def _leaf_type(leaf: Leaf) -> Any:
+def leaf_type(leaf: Leaf) -> Any:
     kind: Any = ENUMS[leaf.enum] if leaf.enum else list[str] if leaf.type is list else leaf.type
     return kind | None if leaf.nullable else kind
 
 
-def _output_leaf(leaf: Leaf) -> str:
+def output_leaf(leaf: Leaf) -> str:
     if leaf.enum:
         return f"{leaf.enum}(a.{leaf.column})"
     return document_leaf(leaf)
 
 
-def _output_group(group: Group, items: list[tuple[str, str]]) -> str:
+def output_group(group: Group, items: list[tuple[str, str]]) -> str:
     return f"{group.graphql_type}(" + ", ".join(f"{key}={value}" for key, value in items) + ")"
 
 
 CONFIG_TYPES: dict[str, type] = {}
 for _group in groups_of(CONFIG):
-    CONFIG_TYPES[_group.graphql_type] = _output_type(_group, CONFIG_TYPES)
+    CONFIG_TYPES[_group.graphql_type] = output_type(_group, CONFIG_TYPES)
 # `Config.from_row(row)`: `Config(language=a.language, …, stt=SttConfig(model=a.stt_model), …)`
 CONFIG_TYPES[CONFIG.graphql_type].from_row = staticmethod(  # type: ignore[attr-defined]  # a built class
-    compile_builder(CONFIG, "from_row", _output_leaf, _output_group, {**CONFIG_TYPES, **ENUMS})
+    compile_builder(CONFIG, "from_row", output_leaf, output_group, {**CONFIG_TYPES, **ENUMS})
 )
 
 if TYPE_CHECKING:
