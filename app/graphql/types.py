@@ -1,4 +1,8 @@
-"""Output types. Built from the stored rows; nested children come through per-request loaders."""
+"""Output types. Built from the stored rows; nested children come through per-request loaders.
+
+The config types (`Config`, `SttConfig`, `TtsConfig`, `ConversationConfig`) and `Config.from_row`
+are built at import time from the declaration of the assistant's shape (app/domain/shape.py).
+"""
 
 from __future__ import annotations
 
