@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,6 +29,7 @@ from app.domain.child_input import (
 )
 from app.domain.integrations import MAX_INTEGRATIONS
 from app.domain.keys import MAX_KEYS, ApiKeyCreate
+from app.domain.shape import CONFIG, Group, groups_of
 from app.rest.common import MAX_PAGE, json_response
 
 
@@ -38,40 +39,27 @@ class Document(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-class Stt(Document):
-    model: str | None
+def document_model(group: Group, models: dict[str, type[Document]]) -> type[Document]:
+    """The response model of a group of the declaration (app/domain/shape.py): every member
+    required, enums as their strings, in declaration order."""
+    fields: dict[str, Any] = {}
+    for member in group.members:
+        if isinstance(member, Group):
+            fields[member.name] = (models[member.openapi_model], ...)
+        else:
+            kind: Any = list[str] if member.type is list else member.type
+            fields[member.name] = (kind | None if member.nullable else kind, ...)
+    return create_model(group.openapi_model, __base__=Document, __module__=__name__, **fields)
 
 
-class Tts(Document):
-    model: str | None
-    voice_id: str | None
+CONFIG_MODELS: dict[str, type[Document]] = {}
+for _group in groups_of(CONFIG):
+    CONFIG_MODELS[_group.openapi_model] = document_model(_group, CONFIG_MODELS)
 
-
-class Conversation(Document):
-    thread_mode: str
-    enable_memories: bool
-    enable_transfer_to_human_tool: bool
-    welcome_banner: str | None
-    suggested_messages: list[str]
-    auto_intro_message: str | None
-    enable_end_conversation_tool: bool
-    enable_block_contact_tool: bool
-    enable_private_chats: bool
-    enable_auto_resolve: bool
-    enable_auto_follow_ups: bool
-    enable_auto_csat: bool
-    enable_update_contact_tool: bool
-
-
-class Config(Document):
-    language: str
-    model: str
-    instructions: str
-    knowledge_scope: str
-    timezone: str
-    stt: Stt
-    tts: Tts
-    conversation: Conversation
+if TYPE_CHECKING:
+    Config: TypeAlias = Document  # built from the declaration just above
+else:
+    Config = CONFIG_MODELS[CONFIG.openapi_model]  # (and Stt, Tts, Conversation)
 
 
 class Integration(Document):

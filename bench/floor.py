@@ -27,16 +27,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.domain.shape import CONFIG, Leaf, compile_builder, dict_group, leaves_of
+
 BASE_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 POOL_SIZE = 4
-ASSISTANT_COLUMNS = (
-    "id, name, enabled, deleted, version, secret_key, avatar_id, language, model, instructions,"
-    " knowledge_scope, timezone, stt_model, tts_model, tts_voice_id, thread_mode,"
-    " enable_memories, enable_transfer_to_human_tool, welcome_banner, suggested_messages,"
-    " auto_intro_message, enable_end_conversation_tool, enable_block_contact_tool,"
-    " enable_private_chats, enable_auto_resolve, enable_auto_follow_ups, enable_auto_csat,"
-    " enable_update_contact_tool, created_at, updated_at"
+# The assistant's columns: its configuration's in the order of the app's declaration
+# (app/domain/shape.py), so that a new setting reaches the floor's SQL and JSON by itself.
+COLUMNS = (
+    *("id", "name", "enabled", "deleted", "version", "secret_key", "avatar_id"),
+    *(leaf.column for _, leaf in leaves_of(CONFIG)),
+    *("created_at", "updated_at"),
 )
+AT = {column: n for n, column in enumerate(COLUMNS)}  # a column's index in a row
+NAME, VERSION, VOICE, CREATED, UPDATED = (
+    AT[c] for c in ("name", "version", "tts_voice_id", "created_at", "updated_at")
+)
+ASSISTANT_COLUMNS = ", ".join(COLUMNS)
 INTEGRATION_COLUMNS = (
     "id, enabled, integration_id, assistant_id, connection_id, config, error,"
     " created_at, updated_at"
@@ -59,6 +65,16 @@ def problem(status: int, code: str) -> Response:
     return Response(orjson.dumps(body), status, media_type="application/problem+json")
 
 
+def _sqlite_leaf(leaf: Leaf) -> str:
+    """A leaf read from a SQLite row: booleans are integers there, lists JSON text."""
+    at = f"a[{AT[leaf.column]}]"
+    return f"bool({at})" if leaf.type is bool else f"loads({at})" if leaf.type is list else at
+
+
+# `config_of(row)`: `{"language": a[7], …, "stt": {"model": a[12]}, …}`, compiled once.
+config_of = compile_builder(CONFIG, "config_of", _sqlite_leaf, dict_group, {"loads": orjson.loads})
+
+
 def assistant_document(r: Any, integrations: list[Any], actions: list[Any]) -> dict[str, Any]:
     return {
         "id": r[0],
@@ -69,34 +85,11 @@ def assistant_document(r: Any, integrations: list[Any], actions: list[Any]) -> d
         "secret_key": r[5],
         "avatar_id": r[6],
         "avatar_url": f"{BASE_URL}/avatars/{r[6]}" if r[6] else None,
-        "config": {
-            "language": r[7],
-            "model": r[8],
-            "instructions": r[9],
-            "knowledge_scope": r[10],
-            "timezone": r[11],
-            "stt": {"model": r[12]},
-            "tts": {"model": r[13], "voice_id": r[14]},
-            "conversation": {
-                "thread_mode": r[15],
-                "enable_memories": bool(r[16]),
-                "enable_transfer_to_human_tool": bool(r[17]),
-                "welcome_banner": r[18],
-                "suggested_messages": orjson.loads(r[19]),
-                "auto_intro_message": r[20],
-                "enable_end_conversation_tool": bool(r[21]),
-                "enable_block_contact_tool": bool(r[22]),
-                "enable_private_chats": bool(r[23]),
-                "enable_auto_resolve": bool(r[24]),
-                "enable_auto_follow_ups": bool(r[25]),
-                "enable_auto_csat": bool(r[26]),
-                "enable_update_contact_tool": bool(r[27]),
-            },
-        },
+        "config": config_of(r),
         "integrations": [integration_document(i) for i in integrations],
         "actions": [action_document(a) for a in actions],
-        "created_at": rfc3339(r[28]),
-        "updated_at": rfc3339(r[29]),
+        "created_at": rfc3339(r[CREATED]),
+        "updated_at": rfc3339(r[UPDATED]),
     }
 
 
@@ -232,16 +225,22 @@ async def patch(request: Request) -> Response:
         row = await fetchone(conn, SELECT_ONE, (org, request.path_params["assistant_id"]))
         if row is None:
             return problem(404, "NOT_FOUND")
-        name = body.get("name", row[1])
-        voice = body.get("config", {}).get("tts", {}).get("voice_id", row[14])
-        if (name, voice) != (row[1], row[14]):
-            updated = next_instant(row[29])
+        name = body.get("name", row[NAME])
+        voice = body.get("config", {}).get("tts", {}).get("voice_id", row[VOICE])
+        if (name, voice) != (row[NAME], row[VOICE]):
+            updated = next_instant(row[UPDATED])
             await conn.execute(
                 "UPDATE assistants SET name = ?, tts_voice_id = ?, version = version + 1,"
                 " updated_at = ? WHERE id = ?",
                 (name, voice, updated, row[0]),
             )
-            row = (*row[:1], name, *row[2:4], row[4] + 1, *row[5:14], voice, *row[15:29], updated)
+            row = list(row)
+            row[NAME], row[VERSION], row[VOICE], row[UPDATED] = (
+                name,
+                row[VERSION] + 1,
+                voice,
+                updated,
+            )
         [document] = await documents(conn, [row])
     return Response(orjson.dumps(document), headers={"ETag": f'"{row[4]}"'})
 

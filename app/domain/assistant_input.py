@@ -26,6 +26,7 @@ from app.domain.fields import (
     ThreadMode,
     TimeZone,
 )
+from app.domain.shape import LEAVES
 
 
 class SttPatch(Input):
@@ -78,24 +79,6 @@ class AssistantCreate(AssistantPatch):
 
     name: Annotated[Name, NotNull]
     generate_secret_key: Annotated[bool, NotNull] = False
-
-
-# Every leaf of the assistant: its path in the API and its column in the table.
-LEAVES: dict[tuple[str, ...], str] = {
-    ("name",): "name",
-    ("enabled",): "enabled",
-    ("avatar_id",): "avatar_id",
-    ("config", "language"): "language",
-    ("config", "model"): "model",
-    ("config", "instructions"): "instructions",
-    ("config", "knowledge_scope"): "knowledge_scope",
-    ("config", "timezone"): "timezone",
-    ("config", "stt", "model"): "stt_model",
-    ("config", "tts", "model"): "tts_model",
-    ("config", "tts", "voice_id"): "tts_voice_id",
-    **{("config", "conversation", name): name for name in ConversationPatch.model_fields},
-}
-COLUMN_PATHS: dict[str, tuple[str, ...]] = {column: path for path, column in LEAVES.items()}
 
 
 def column_values(sent: dict[str, Any], prefix: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
+from app.domain.shape import CONFIG, compile_builder, dict_group, document_leaf
 from app.models import Action, Assistant, Integration
 
 
@@ -24,31 +26,11 @@ def avatar_url(base_url: str, avatar_id: str | None) -> str | None:
     return f"{base_url}/avatars/{avatar_id}" if avatar_id else None
 
 
-def config_document(a: Assistant) -> dict[str, Any]:
-    return {
-        "language": a.language,
-        "model": a.model,
-        "instructions": a.instructions,
-        "knowledge_scope": a.knowledge_scope,
-        "timezone": a.timezone,
-        "stt": {"model": a.stt_model},
-        "tts": {"model": a.tts_model, "voice_id": a.tts_voice_id},
-        "conversation": {
-            "thread_mode": a.thread_mode,
-            "enable_memories": a.enable_memories,
-            "enable_transfer_to_human_tool": a.enable_transfer_to_human_tool,
-            "welcome_banner": a.welcome_banner,
-            "suggested_messages": list(a.suggested_messages),
-            "auto_intro_message": a.auto_intro_message,
-            "enable_end_conversation_tool": a.enable_end_conversation_tool,
-            "enable_block_contact_tool": a.enable_block_contact_tool,
-            "enable_private_chats": a.enable_private_chats,
-            "enable_auto_resolve": a.enable_auto_resolve,
-            "enable_auto_follow_ups": a.enable_auto_follow_ups,
-            "enable_auto_csat": a.enable_auto_csat,
-            "enable_update_contact_tool": a.enable_update_contact_tool,
-        },
-    }
+config_document: Callable[[Assistant], dict[str, Any]] = compile_builder(
+    CONFIG, "config_document", document_leaf, dict_group, {}
+)
+"""The `config` object of an assistant (REST, snapshots, events), compiled from the declaration
+(app/domain/shape.py) into one dict display: `{"language": a.language, …, "stt": {…}, …}`."""
 
 
 def integration_document(i: Integration) -> dict[str, Any]:

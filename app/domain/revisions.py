@@ -11,9 +11,9 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select
 
-from app.domain.assistant_input import COLUMN_PATHS, LEAVES
 from app.domain.documents import avatar_url, config_document, rfc3339
 from app.domain.errors import NotFound
+from app.domain.shape import COLUMN_PATHS, LEAVES
 from app.models import Assistant, AssistantRevision
 from app.observability import metrics
 from app.store import Statement, Tx

@@ -1,16 +1,21 @@
-"""Output types. Built from the stored rows; nested children come through per-request loaders."""
+"""Output types. Built from the stored rows; nested children come through per-request loaders.
+
+The config types (`Config`, `SttConfig`, `TtsConfig`, `ConversationConfig`) and `Config.from_row`
+are built at import time from the declaration of the assistant's shape (app/domain/shape.py).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 import strawberry
 from strawberry.scalars import JSON
 
 from app.domain.documents import avatar_url
+from app.domain.shape import CONFIG, Group, Leaf, compile_builder, document_leaf, groups_of
 from app.graphql.context import Info  # strawberry resolves it at runtime
 from app.graphql.execution import PRELOADED_ATTRIBUTE
 from app.graphql.loaders import Family
@@ -36,77 +41,52 @@ class KnowledgeScope(Enum):
     NONE = strawberry.enum_value("none", description="No knowledge base.")
 
 
-@strawberry.type(description="Speech-to-text settings.")
-class SttConfig:
-    model: str | None = strawberry.field(description="Speech-to-text model, or null for none.")
+ENUMS: dict[str, type[Enum]] = {"ThreadMode": ThreadMode, "KnowledgeScope": KnowledgeScope}
 
 
-@strawberry.type(description="Text-to-speech settings.")
-class TtsConfig:
-    model: str | None = strawberry.field(description="Text-to-speech model, or null for none.")
-    voice_id: str | None = strawberry.field(description="Voice of the TTS model, or null.")
+def output_type(group: Group, types: dict[str, type]) -> type:
+    """The strawberry type of a group of the declaration (app/domain/shape.py): one field per
+    member, in declaration order, with the declared descriptions."""
+    annotations: dict[str, Any] = {}
+    namespace: dict[str, Any] = {"__module__": __name__, "__annotations__": annotations}
+    for member in group.members:
+        if isinstance(member, Group):
+            annotations[member.name] = types[member.graphql_type]
+            namespace[member.name] = strawberry.field(description=member.field_description)
+        else:
+            annotations[member.name] = leaf_type(member)
+            namespace[member.name] = strawberry.field(description=member.description)
+    built = type(group.graphql_type, (), namespace)
+    return strawberry.type(built, description=group.description)
 
 
-@strawberry.type(description="How conversations with the assistant behave.")
-class ConversationConfig:
-    thread_mode: ThreadMode = strawberry.field(description="New thread or continue the last.")
-    enable_memories: bool = strawberry.field(description="Remember facts about contacts.")
-    enable_transfer_to_human_tool: bool = strawberry.field(
-        description="May hand the conversation to a human."
-    )
-    welcome_banner: str | None = strawberry.field(description="Banner shown before chatting.")
-    suggested_messages: list[str] = strawberry.field(
-        description="Messages offered to the contact (at most 20, 1-500 characters each)."
-    )
-    auto_intro_message: str | None = strawberry.field(
-        description="Message sent when a conversation opens."
-    )
-    enable_end_conversation_tool: bool = strawberry.field(description="May end conversations.")
-    enable_block_contact_tool: bool = strawberry.field(description="May block contacts.")
-    enable_private_chats: bool = strawberry.field(description="Allows private chats.")
-    enable_auto_resolve: bool = strawberry.field(description="Resolves idle conversations.")
-    enable_auto_follow_ups: bool = strawberry.field(description="Sends follow-ups by itself.")
-    enable_auto_csat: bool = strawberry.field(description="Asks for a satisfaction score.")
-    enable_update_contact_tool: bool = strawberry.field(description="May update contacts.")
+def leaf_type(leaf: Leaf) -> Any:
+    kind: Any = ENUMS[leaf.enum] if leaf.enum else list[str] if leaf.type is list else leaf.type
+    return kind | None if leaf.nullable else kind
 
 
-@strawberry.type(description="The configuration of an assistant.")
-class Config:
-    language: str = strawberry.field(description='"auto" or a BCP 47 tag such as "pt-BR".')
-    model: str = strawberry.field(description="The LLM model.")
-    instructions: str = strawberry.field(description="System instructions (≤100,000 chars).")
-    knowledge_scope: KnowledgeScope = strawberry.field(description="Knowledge it may use.")
-    timezone: str = strawberry.field(description="IANA time zone name, e.g. Europe/Paris.")
-    stt: SttConfig = strawberry.field(description="Speech-to-text settings.")
-    tts: TtsConfig = strawberry.field(description="Text-to-speech settings.")
-    conversation: ConversationConfig = strawberry.field(description="Conversation behaviour.")
+def output_leaf(leaf: Leaf) -> str:
+    if leaf.enum:
+        return f"{leaf.enum}(a.{leaf.column})"
+    return document_leaf(leaf)
 
-    @classmethod
-    def from_row(cls, a: AssistantRow) -> Config:
-        return cls(
-            language=a.language,
-            model=a.model,
-            instructions=a.instructions,
-            knowledge_scope=KnowledgeScope(a.knowledge_scope),
-            timezone=a.timezone,
-            stt=SttConfig(model=a.stt_model),
-            tts=TtsConfig(model=a.tts_model, voice_id=a.tts_voice_id),
-            conversation=ConversationConfig(
-                thread_mode=ThreadMode(a.thread_mode),
-                enable_memories=a.enable_memories,
-                enable_transfer_to_human_tool=a.enable_transfer_to_human_tool,
-                welcome_banner=a.welcome_banner,
-                suggested_messages=list(a.suggested_messages),
-                auto_intro_message=a.auto_intro_message,
-                enable_end_conversation_tool=a.enable_end_conversation_tool,
-                enable_block_contact_tool=a.enable_block_contact_tool,
-                enable_private_chats=a.enable_private_chats,
-                enable_auto_resolve=a.enable_auto_resolve,
-                enable_auto_follow_ups=a.enable_auto_follow_ups,
-                enable_auto_csat=a.enable_auto_csat,
-                enable_update_contact_tool=a.enable_update_contact_tool,
-            ),
-        )
+
+def output_group(group: Group, items: list[tuple[str, str]]) -> str:
+    return f"{group.graphql_type}(" + ", ".join(f"{key}={value}" for key, value in items) + ")"
+
+
+CONFIG_TYPES: dict[str, type] = {}
+for _group in groups_of(CONFIG):
+    CONFIG_TYPES[_group.graphql_type] = output_type(_group, CONFIG_TYPES)
+# `Config.from_row(row)`: `Config(language=a.language, …, stt=SttConfig(model=a.stt_model), …)`
+CONFIG_TYPES[CONFIG.graphql_type].from_row = staticmethod(  # type: ignore[attr-defined]  # a built class
+    compile_builder(CONFIG, "from_row", output_leaf, output_group, {**CONFIG_TYPES, **ENUMS})
+)
+
+if TYPE_CHECKING:
+    Config: TypeAlias = Any  # built from the declaration just above
+else:
+    Config = CONFIG_TYPES[CONFIG.graphql_type]  # (and SttConfig, TtsConfig, …)
 
 
 @strawberry.interface(
@@ -213,7 +193,7 @@ class Assistant(Node):
     )
     avatar_id: str | None = strawberry.field(description="Id of the avatar image, or null.")
     avatar_url: str | None = strawberry.field(description="Absolute URL of the avatar, or null.")
-    config: Config = strawberry.field(description="Language, models, voice and behaviour.")
+    config: Config = strawberry.field(description=CONFIG.field_description)
     created_at: datetime = strawberry.field(description="When it was created; never moves.")
     updated_at: datetime = strawberry.field(description="When it last really changed.")
     family: strawberry.Private[Family | None] = None  # (integrations, actions) when loaded
