@@ -41,8 +41,7 @@ from app.graphql.errors import ErrorCodes
 from app.graphql.loaders import Loaders
 from app.graphql.persisted import Miss
 from app.graphql.points import Spending
-from app.graphql.revisions import ChangeType, RevisionChange, revision_changes
-from app.graphql.types import Assistant
+from app.graphql.types import Assistant, ChangeType, RevisionChange, revision_changes
 from app.http.errors import RateLimited
 from app.store.records import RevisionRecord as RevisionRow
 
