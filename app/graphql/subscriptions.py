@@ -31,8 +31,8 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 )
 
 from app.auth import bearer_token, hash_key
+from app.domain.change_events import parse_event_id, watch_changes
 from app.domain.errors import DomainError, Unauthenticated
-from app.domain.events import parse_event_id, watch_changes
 from app.domain.revisions import DELETED, assistant_from_snapshot
 from app.events import Broker, Resume
 from app.graphql.args import OrgId
