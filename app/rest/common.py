@@ -26,7 +26,6 @@ from app.store.records import AssistantRecord
 
 JSON_TYPES = ("application/json",)
 MAX_PAGE = 1_000_000_000
-PATCH_TYPES = ("application/json", "application/merge-patch+json")
 
 
 def settings_of(request: Request) -> Settings:
