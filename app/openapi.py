@@ -30,6 +30,7 @@ from app.domain.child_input import (
 from app.domain.integrations import MAX_INTEGRATIONS
 from app.domain.keys import MAX_KEYS, ApiKeyCreate
 from app.domain.shape import CONFIG, Group, groups_of
+from app.http.content import PATCH_TYPES
 from app.rest.common import MAX_PAGE, json_response
 
 
@@ -204,7 +205,6 @@ INTEGRATIONS = ASSISTANT + "/integrations"
 ACTIONS = ASSISTANT + "/actions"
 REVISIONS = ASSISTANT + "/revisions"
 API_KEYS = "/orgs/{org_id}/api-keys"
-PATCH_TYPES = ("application/json", "application/merge-patch+json")
 BODY_ERRORS = (400, 401, 403, 404, 413, 415, 429)
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 CAPPED = (

@@ -19,8 +19,8 @@ from typing import Any
 
 import asyncpg
 
+from app.domain.change_events import last_revision_seq
 from app.domain.errors import DomainError
-from app.domain.events import last_revision_seq
 from app.events.keys import check_keys
 from app.events.sources import RETRY_SECONDS, Source, feed_of
 from app.http.errors import RateLimited

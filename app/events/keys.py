@@ -8,8 +8,8 @@ import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from app.domain.change_events import dead_keys
 from app.domain.errors import Unauthenticated
-from app.domain.events import dead_keys
 from app.events.sources import LISTEN_LOST, Source
 from app.settings import Settings
 from app.store import Store

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from app.domain.events import revisions_after
+from app.domain.change_events import revisions_after
 from app.events.broker import Stream
 from app.store import Store
 from app.store.records import RevisionRecord

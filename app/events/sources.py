@@ -21,8 +21,8 @@ from typing import Any
 
 import asyncpg
 
+from app.domain.change_events import last_revision_seq, revisions_after, revisions_by_seq
 from app.domain.errors import DatabaseUnavailable
-from app.domain.events import last_revision_seq, revisions_after, revisions_by_seq
 from app.domain.revisions import CHANNEL
 from app.settings import Settings
 from app.store import Store

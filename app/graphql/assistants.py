@@ -18,7 +18,7 @@ from app.domain.assistants import (
     rotate_secret_key,
     update_assistant,
 )
-from app.domain.family import Children, children_by_assistant
+from app.domain.children_of_many import Children, children_by_assistant
 from app.graphql.args import AssistantId, OrgId
 from app.graphql.context import Info
 from app.graphql.inputs import CreateAssistantInput, UpdateAssistantInput, sent_fields

@@ -1,10 +1,11 @@
 """Per-request DataLoaders: the children of many assistants cost one statement in all.
 
-One loader fetches integrations and actions together (app/domain/family.py). A resolver that
-already holds a transaction primes it (`prime()`), so the children come from that transaction;
-what is left loads through at most one read transaction per request, opened on first use and
-ended when the request ends (`close()`, called by the view). A socket's loaders (`shared=False`)
-open a short transaction per batch instead, never one for the socket's lifetime.
+One loader fetches integrations and actions together (app/domain/children_of_many.py). A
+resolver that already holds a transaction primes it (`prime()`), so the children come from that
+transaction; what is left loads through at most one read transaction per request, opened on
+first use and ended when the request ends (`close()`, called by the view). A socket's loaders
+(`shared=False`) open a short transaction per batch instead, never one for the socket's
+lifetime.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from strawberry.dataloader import DataLoader
 
-from app.domain.family import Children, children_by_assistant
+from app.domain.children_of_many import Children, children_by_assistant
 from app.store import Store, Tx
 from app.store.base import Transaction
 

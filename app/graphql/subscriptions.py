@@ -31,8 +31,8 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 )
 
 from app.auth import bearer_token, hash_key
+from app.domain.change_events import parse_event_id, watch_changes
 from app.domain.errors import DomainError, Unauthenticated
-from app.domain.events import parse_event_id, watch_changes
 from app.domain.revisions import DELETED, assistant_from_snapshot
 from app.events import Broker, Resume
 from app.graphql.args import OrgId
@@ -41,8 +41,7 @@ from app.graphql.errors import ErrorCodes
 from app.graphql.loaders import Loaders
 from app.graphql.persisted import Miss
 from app.graphql.points import Spending
-from app.graphql.revisions import ChangeType, RevisionChange, revision_changes
-from app.graphql.types import Assistant
+from app.graphql.types import Assistant, ChangeType, RevisionChange, revision_changes
 from app.http.errors import RateLimited
 from app.store.records import RevisionRecord as RevisionRow
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from starlette.datastructures import Headers
 
 JSON = "application/json"
+# what a PATCH body may be sent as (RFC 7396 merge patch is what a PATCH here means)
+PATCH_TYPES = (JSON, "application/merge-patch+json")
 
 
 def media_type(headers: Headers) -> str:

@@ -15,7 +15,8 @@ from app.domain.actions import (
     update_action,
 )
 from app.domain.documents import action_document
-from app.rest.common import PATCH_TYPES, created_response, json_response, org_transaction, read_json
+from app.http.content import PATCH_TYPES
+from app.rest.common import created_response, json_response, org_transaction, read_json
 
 COLLECTION = "/orgs/{org_id}/assistants/{assistant_id}/actions"
 REORDER = COLLECTION + "/reorder"

@@ -15,8 +15,8 @@ from app.domain.assistants import (
     rotate_secret_key,
     update_assistant,
 )
+from app.http.content import PATCH_TYPES
 from app.rest.common import (
-    PATCH_TYPES,
     assistant_documents,
     bool_param,
     created_response,

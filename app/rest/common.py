@@ -13,9 +13,9 @@ from starlette.responses import Response
 from app.auth import KeyUsage, authenticate, authorize
 from app.domain.access import Access
 from app.domain.assistants import MAX_PAGE_SIZE
+from app.domain.children_of_many import children_by_assistant
 from app.domain.documents import assistant_document
 from app.domain.errors import FieldError, ValidationFailed
-from app.domain.family import children_by_assistant
 from app.domain.revisions import Writer
 from app.http.content import media_type
 from app.http.errors import UnsupportedMediaType
@@ -26,7 +26,6 @@ from app.store.records import AssistantRecord
 
 JSON_TYPES = ("application/json",)
 MAX_PAGE = 1_000_000_000
-PATCH_TYPES = ("application/json", "application/merge-patch+json")
 
 
 def settings_of(request: Request) -> Settings:

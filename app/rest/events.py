@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from app.domain.change_events import event_document, parse_event_id, watch_changes
 from app.domain.errors import DomainError
-from app.domain.events import event_document, parse_event_id, watch_changes
 from app.events import Broker, Resume, ShuttingDown, Stream
 from app.rest.common import org_transaction, settings_of, store_of
 from app.store import Store

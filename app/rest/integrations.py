@@ -14,7 +14,8 @@ from app.domain.integrations import (
     list_integrations,
     update_integration,
 )
-from app.rest.common import PATCH_TYPES, created_response, json_response, org_transaction, read_json
+from app.http.content import PATCH_TYPES
+from app.rest.common import created_response, json_response, org_transaction, read_json
 
 COLLECTION = "/orgs/{org_id}/assistants/{assistant_id}/integrations"
 ITEM = COLLECTION + "/{integration_id}"
