@@ -111,9 +111,9 @@ class Engine:
         self._hashed: OrderedDict[str, tuple[str, Prepared]] = OrderedDict()
         self.metrics = metrics.active
         self.tracer = tracing.tracer
-        if self.metrics is not None or self.tracer is not None:
-            # mypy ignore below: the observed run replaces the method once, at start-up
-            self.run = self.observed_run  # type: ignore[method-assign]
+        if self.tracer is not None:
+            # mypy ignore below: the traced run replaces the method once, at start-up
+            self.run = self.traced_run  # type: ignore[method-assign]
 
     # -- once per document text ------------------------------------------------------------
 
@@ -264,7 +264,7 @@ class Engine:
             body["errors"] = [self._format(error, EXECUTION) for error in result.errors]
         return body
 
-    async def observed_run(
+    async def traced_run(
         self,
         text: str,
         variables: dict[str, Any] | None,
@@ -274,37 +274,46 @@ class Engine:
         spending: Spending,
         prepared: Prepared | None = None,
     ) -> dict[str, Any]:
-        """`run`, counted in graphql_operations_total and traced as `<type> <name>` (in place
-        of `run` while metrics or tracing are on)."""
-        if prepared is None:
-            prepared = self.prepare(text)  # the cached document (`run` finds it again)
-        operation = pick(prepared, operation_name)
-        kind = operation.node.operation.value if operation is not None else "unknown"
-        node_name = operation.node.name if operation is not None else None
-        name = node_name.value if node_name is not None else None
-        args = (text, variables, operation_name, context, method, spending, prepared)
-        if self.tracer is None:
-            return await self.counted_run(kind, name, spending, args)
+        """`run` in a span named `<type> <name>` (in place of `run` while tracing is on)."""
+        assert self.tracer is not None
+        kind, name = self.kind_and_name(text, operation_name, prepared)
         with self.tracer.operation(kind, name):
-            return await self.counted_run(kind, name, spending, args)
+            return await Engine.run(
+                self, text, variables, operation_name, context, method, spending, prepared
+            )
 
-    async def counted_run(
-        self, kind: str, name: str | None, spending: Spending, args: tuple[Any, ...]
-    ) -> dict[str, Any]:
-        """Outcome: `success` (no error), `error` (it ran: errors, data maybe partial) or
-        `rejected` (it did not run: parse, validation, cost, variables, rate limit)."""
+    def kind_and_name(
+        self, text: str, operation_name: str | None, prepared: Prepared | None
+    ) -> tuple[str, str | None]:
+        """The type and name of the operation a request runs (`unknown` when none)."""
+        operation = pick(prepared or self.prepare(text), operation_name)
+        if operation is None:
+            return "unknown", None
+        node_name = operation.node.name
+        return operation.node.operation.value, node_name.value if node_name else None
+
+    def count(
+        self,
+        text: str,
+        operation_name: str | None,
+        prepared: Prepared | None,
+        body: dict[str, Any] | None,
+        spending: Spending,
+        started: float,
+    ) -> None:
+        """graphql_operations_total for one HTTP request (the view calls it after `run`, so no
+        coroutine wraps `run`). Outcome: `success` (no error), `error` (it ran: errors, data
+        maybe partial) or `rejected` (it did not run: parse, validation, cost, variables, rate
+        limit; `body` None: it raised)."""
+        assert self.metrics is not None
         outcome = metrics.REJECTED
-        started = perf_counter()
-        try:
-            body = await Engine.run(self, *args)
+        if body is not None:
             if "errors" not in body:
                 outcome = metrics.SUCCESS
             elif spending.charged:  # its points were spent: it ran
                 outcome = metrics.ERROR
-            return body
-        finally:
-            if self.metrics is not None:
-                self.metrics.operation(kind, name, outcome, perf_counter() - started)
+        kind, name = self.kind_and_name(text, operation_name, prepared)
+        self.metrics.operation(kind, name, outcome, perf_counter() - started)
 
     def cost_of(
         self, text: str, operation_name: str | None, variables: Mapping[str, Any] | None

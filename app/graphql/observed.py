@@ -1,6 +1,6 @@
 """Metrics of the operations the websocket runs (graphql-transport-ws goes through Strawberry's
 `Schema.subscribe`, with its extensions); those over HTTP are counted by the engine
-(app/graphql/engine.py `observed_run`), which runs no extension."""
+(app/graphql/engine.py `count`, called by the view), which runs no extension."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ app/graphql/persisted.py."""
 
 from __future__ import annotations
 
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -237,9 +238,21 @@ class GraphQLView(GraphQL[Context, None]):
             request=request,
         )
         request.state.graphql_context = context  # its loaders are closed when the request ends
-        body = await self.engine.run(
-            query, variables, operation_name, context, request.method, spending, prepared
-        )
+        engine = self.engine
+        if engine.metrics is None:
+            body = await engine.run(
+                query, variables, operation_name, context, request.method, spending, prepared
+            )
+        else:
+            started = perf_counter()
+            try:
+                body = await engine.run(
+                    query, variables, operation_name, context, request.method, spending, prepared
+                )
+            except BaseException:
+                engine.count(query, operation_name, prepared, None, spending, started)
+                raise
+            engine.count(query, operation_name, prepared, body, spending, started)
         if "data" not in body:  # failed before it ran: parse, validation, cost or variables
             if answers == GRAPHQL_RESPONSE:
                 return await answer(spending, body, 400, answers)
