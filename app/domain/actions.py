@@ -7,7 +7,6 @@ assistant's row is locked (as for integrations), so concurrent creates cannot pa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import bindparam, func, select
 
@@ -55,7 +54,7 @@ async def _actions_of(tx: Tx, assistant_id: str) -> list[ActionRecord]:
 
 
 @requires(Scope.WRITE)
-async def create_action(tx: Tx, *, access: Access, assistant_id: str, body: Any) -> ActionRecord:
+async def create_action(tx: Tx, *, access: Access, assistant_id: str, body: object) -> ActionRecord:
     """A new action goes last: (highest position of the assistant's actions, or 0) + 100."""
     assistant = await find_assistant(tx, access, assistant_id, for_update=True)
     data = parse_body(ActionCreate, body)
@@ -98,7 +97,7 @@ async def update_action(
     *,
     access: Access,
     action_id: str,
-    patch: Any,
+    patch: object,
     assistant_id: str | None = None,
 ) -> ActionRecord:
     """Changes what was sent (`config` replaced whole; `position` only by reorder).
@@ -139,7 +138,7 @@ async def delete_action(
 
 @requires(Scope.WRITE)
 async def reorder_actions(
-    tx: Tx, *, access: Access, assistant_id: str, body: Any
+    tx: Tx, *, access: Access, assistant_id: str, body: object
 ) -> list[ActionRecord]:
     """Moves the named actions to the given positions; answers every action, in order.
 

@@ -46,7 +46,7 @@ TABLE = Assistant.__table__  # type: ignore[attr-defined]
 M = TypeVar("M", bound=AssistantPatch)
 
 
-def _parse(model: type[M], body: Any) -> tuple[M | None, list[FieldError]]:
+def _parse(model: type[M], body: object) -> tuple[M | None, list[FieldError]]:
     if not isinstance(body, Mapping):
         raise BadRequest("the body must be a JSON object")
     try:
@@ -64,15 +64,15 @@ _AVATAR_OF_ORG = Statement(
 )
 
 
-async def _check_avatar(tx: Tx, org_id: str, body: Mapping[str, Any]) -> list[FieldError]:
-    avatar_id = body.get("avatar_id")
+async def _check_avatar(tx: Tx, org_id: str, body: object) -> list[FieldError]:
+    avatar_id = body.get("avatar_id") if isinstance(body, Mapping) else None
     if not isinstance(avatar_id, str) or not avatar_id or "\x00" in avatar_id:
         return []
     found = await tx.first(_AVATAR_OF_ORG, {"avatar_id": avatar_id, "org_id": org_id})
     return [] if found else [FieldError(("avatar_id",), "no such avatar in this organisation")]
 
 
-async def _validated(tx: Tx, model: type[M], org_id: str, body: Any) -> M:
+async def _validated(tx: Tx, model: type[M], org_id: str, body: object) -> M:
     """The whole body checked at once: every offending field is reported, none is stored."""
     parsed, errors = _parse(model, body)
     avatar_paths = {e.path for e in errors}
@@ -160,7 +160,7 @@ async def create_assistant(
     tx: Tx,
     *,
     access: Access,
-    body: Any,
+    body: object,
     default_model: str,
     writer: Writer,
     quota: CreationQuota | None = None,
@@ -242,7 +242,7 @@ async def update_assistant(
     *,
     access: Access,
     assistant_id: str,
-    patch: Any,
+    patch: object,
     writer: Writer,
     expected_versions: Sequence[int] | None = None,
     dry_run: bool = False,

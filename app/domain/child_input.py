@@ -164,7 +164,7 @@ def _fixed_key_message(model: type[BaseModel], error: FieldError) -> FieldError:
     return error
 
 
-def parse_body(model: type[M], body: Any) -> M:
+def parse_body(model: type[M], body: object) -> M:
     """The body validated as a whole: every offending field is reported by its path."""
     if not isinstance(body, Mapping):
         raise BadRequest("the body must be a JSON object")

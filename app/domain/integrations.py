@@ -7,8 +7,6 @@ creates cannot pass the cap together.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import bindparam, func, select
 
 from app.domain.access import Access, Scope, requires
@@ -44,7 +42,7 @@ _COUNT = Statement(
 
 @requires(Scope.WRITE)
 async def create_integration(
-    tx: Tx, *, access: Access, assistant_id: str, body: Any
+    tx: Tx, *, access: Access, assistant_id: str, body: object
 ) -> IntegrationRecord:
     assistant = await find_assistant(tx, access, assistant_id, for_update=True)
     data = parse_body(IntegrationCreate, body)
@@ -90,7 +88,7 @@ async def update_integration(
     *,
     access: Access,
     integration_id: str,
-    patch: Any,
+    patch: object,
     assistant_id: str | None = None,
 ) -> IntegrationRecord:
     """Changes what was sent (`config` replaced whole); `updated_at` moves on a real change.
