@@ -26,9 +26,9 @@ from app.graphql.context import Info  # strawberry resolves it at runtime
 from app.graphql.execution import PRELOADED_ATTRIBUTE
 from app.graphql.loaders import Family
 from app.graphql.pagination import PageInfo, decode_cursor, encode_cursor
-from app.models import Action as ActionRow
-from app.models import Assistant as AssistantRow
-from app.models import Integration as IntegrationRow
+from app.store.records import ActionRecord as ActionRow
+from app.store.records import AssistantRecord as AssistantRow
+from app.store.records import IntegrationRecord as IntegrationRow
 from app.store.records import RevisionRecord as RevisionRow
 
 
