@@ -7,6 +7,7 @@ trusts 127.0.0.1 by default) cannot let a local client spoof its way out of a li
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -80,13 +81,20 @@ def serve(settings: Settings, log_dir: Path, **env: str) -> Server:
     return Server(settings, log_dir, workers=1, env={"RATE_LIMIT": LIMIT, **env})
 
 
-def logged_clients(server: Server) -> list[str]:
-    lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
-    return [
-        line["client"]
-        for line in lines
-        if line.get("logger") == "app.access" and line["path"] != "/healthz"
-    ]
+def logged_clients(server: Server, expected: int) -> list[str]:
+    """The client addresses of the access log, once `expected` requests are in it (a line is
+    written after its answer is sent, so the last one may still be on its way)."""
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+        clients = [
+            line["client"]
+            for line in lines
+            if line.get("logger") == "app.access" and line["path"] != "/healthz"
+        ]
+        if len(clients) >= expected or time.monotonic() > deadline:
+            return clients
+        time.sleep(0.05)
 
 
 def forwarded_get(server: Server, forwarded_for: str) -> int:
@@ -100,7 +108,7 @@ def test_uvicorn_does_not_believe_the_header_for_the_app(settings: Settings, tmp
     FORWARDED_ALLOW_IPS a local client's X-Forwarded-For changes nothing."""
     with serve(settings, tmp_path / "plain") as server:
         codes = [forwarded_get(server, f"1.1.1.{i}") for i in range(4)]
-        clients = logged_clients(server)
+        clients = logged_clients(server, 4)
     assert codes == [401, 401, 401, 429]
     assert clients == ["127.0.0.1"] * 4
 
@@ -109,7 +117,7 @@ def test_a_real_server_behind_a_trusted_proxy(settings: Settings, tmp_path: Path
     with serve(settings, tmp_path / "proxied", FORWARDED_ALLOW_IPS="127.0.0.1") as server:
         codes = [forwarded_get(server, f"1.1.1.{i}") for i in range(4)]
         spoofing = [forwarded_get(server, f"6.6.6.{i}, 2.2.2.2") for i in range(4)]
-        clients = logged_clients(server)
+        clients = logged_clients(server, 8)
     assert codes == [401, 401, 401, 401]  # four clients, four buckets
     assert spoofing == [401, 401, 401, 429]  # one client, whatever it claims
     assert clients == [f"1.1.1.{i}" for i in range(4)] + ["2.2.2.2"] * 4
