@@ -177,7 +177,7 @@ async def test_spans_of_a_request_its_operation_and_its_sql_reach_the_collector(
             await asyncio.sleep(0.05)
         assert {s.attributes["db.system"] for s in sql} == {database}
         assert {"SELECT", "UPDATE"} <= {s.name for s in sql}, [s.name for s in sql]
-        # the revision's INSERT (on PostgreSQL a WITH … INSERT that also notifies)
+        # the revision's INSERT (on PostgreSQL its trigger sends the notification)
         assert any("INSERT INTO assistant_revisions" in s.attributes["db.statement"] for s in sql)
         rest_sql = [s for s in descendants(receiver.spans, rest) if "db.statement" in s.attributes]
         assert {"SELECT", "UPDATE"} <= {s.name for s in rest_sql}
