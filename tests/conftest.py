@@ -83,7 +83,17 @@ class PostgresServer:
             if channel not in self._connections:
                 dsn = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
                 self._connections[channel] = await asyncpg.connect(dsn, timeout=10)
-            return list(await self._connections[channel].fetch(statement))
+            connection = self._connections[channel]
+            for attempt in range(50):
+                try:
+                    return list(await connection.fetch(statement))
+                except asyncpg.InsufficientPrivilegeError:
+                    # DROP … WITH (FORCE) met an autovacuum worker in the database (PostgreSQL
+                    # 15 will not let a non-superuser terminate it): it ends soon, try again
+                    if not statement.startswith("DROP DATABASE") or attempt == 49:
+                        raise
+                    await asyncio.sleep(0.2)
+            raise AssertionError("unreachable")
 
     def _submit(self, channel: str, statement: str) -> Future[list[Any]]:
         return asyncio.run_coroutine_threadsafe(self._run(channel, statement), self._loop)
