@@ -14,7 +14,7 @@ from graphql import get_introspection_query
 from sqlalchemy import func, select
 from strawberry.extensions import ParserCache, ValidationCache
 
-from app.graphql.limits import TextValidationCache
+from app.graphql.extensions import TextValidationCache
 from app.graphql.schema import VALIDATION_CACHE_SIZE, build_schema, protective_extensions
 from app.main import create_app
 from app.models import Assistant

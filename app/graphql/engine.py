@@ -44,13 +44,8 @@ from strawberry.utils.await_maybe import await_maybe
 from app.graphql.cost import NO_COST, Cost, operation_costs
 from app.graphql.errors import code_error
 from app.graphql.execution import CompiledExecutionContext
-from app.graphql.limits import (
-    NoSubgraphSdl,
-    OperationNameRequired,
-    parse_limit_error,
-    settings_limits_rule,
-    strip_suggestions,
-)
+from app.graphql.extensions import OperationNameRequired, strip_suggestions
+from app.graphql.limits import NoSubgraphSdl, parse_limit_error, settings_limits_rule
 from app.graphql.points import Spending
 from app.observability import metrics, tracing
 from app.settings import Settings

@@ -28,16 +28,15 @@ from app.graphql.api_keys import ApiKeyMutation, ApiKeyQuery
 from app.graphql.assistants import AssistantMutation, AssistantQuery
 from app.graphql.context import Info
 from app.graphql.execution import CompiledExecutionContext
-from app.graphql.integrations import IntegrationMutation
-from app.graphql.limits import (
+from app.graphql.extensions import (
     HideSuggestions,
-    NoSubgraphSdl,
     SafeParserCache,
     SingleOperation,
     TextValidationCache,
     TokenLimit,
-    settings_limits_rule,
 )
+from app.graphql.integrations import IntegrationMutation
+from app.graphql.limits import NoSubgraphSdl, settings_limits_rule
 from app.graphql.node import NodeQuery, entities
 from app.graphql.observed import OperationMetrics
 from app.graphql.revisions import RevisionMutation
