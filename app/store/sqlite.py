@@ -133,6 +133,9 @@ class Pool:
         self._slots = asyncio.Semaphore(size)
         self._idle: list[Connection] = []
         self._all: set[Connection] = set()
+        # discarded connections whose close was interrupted (a cancelled request): their
+        # threads may still report to the loop, so `close` waits for them
+        self._closing: set[Connection] = set()
 
     async def acquire(self) -> Connection:
         try:
@@ -157,19 +160,26 @@ class Pool:
     async def discard(self, connection: Connection) -> None:
         """Closes a connection in an unknown state; its slot opens a new one when needed."""
         self._all.discard(connection)
+        self._closing.add(connection)
         self._slots.release()
         try:
             await connection.aio.close()
         except Exception as exc:  # noqa: BLE001  (it is gone either way)
             logger.warning("closing a SQLite connection failed: %s", exc)
+        self._closing.discard(connection)  # not when cancelled: `close` waits for it then
 
     async def close(self) -> None:
+        """Closes every connection and waits until their threads have ended: a thread that
+        finished a cancelled call reports to the loop, which must still be open then."""
         connections, self._all, self._idle = list(self._all), set(), []
+        closing, self._closing = list(self._closing), set()
         for connection in connections:
             try:
                 await connection.aio.close()
             except Exception as exc:  # noqa: BLE001
                 logger.warning("closing a SQLite connection failed: %s", exc)
+        for connection in [*connections, *closing]:
+            await _thread_ended(connection.aio)
 
 
 class SQLiteTx(Tx):
