@@ -1,6 +1,6 @@
 """The base of every error the app raises on purpose: a code, a message and the offending fields,
 in no transport's words (each transport maps them in one table: app/rest/errors.py,
-app/graphql/errors.py). The two errors the store raises itself live here too, below the store
+app/graphql/errors.py). The errors the store raises itself live here too, below the store
 and the domain, so that the store never imports the domain."""
 
 from __future__ import annotations
@@ -46,6 +46,13 @@ class DatabaseUnavailable(DomainError):
 
     code = "DATABASE_UNAVAILABLE"
     retry_after = 5
+
+
+class StorageFull(DomainError):
+    """A write that could not be stored: the disk (or the database server's) is full. Nothing
+    of it was stored; reads keep working, and writes work again once space is freed."""
+
+    code = "STORAGE_FULL"
 
 
 class ErrorTable(Generic[T]):

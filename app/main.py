@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -43,24 +44,34 @@ from app.rest.errors import (
 )
 from app.settings import Settings
 from app.shutdown import OpenSockets, Shutdown
-from app.store import Store, open_store
+from app.store import Store, disk, open_store
 
 logger = logging.getLogger("app")
 
 
+NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
 async def healthz(_request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    return JSONResponse({"status": "ok"}, headers=NO_STORE)
 
 
 async def readyz(request: Request) -> Response:
-    """200 when the database answers; 503 when it does not, or once the process is shutting
-    down (SIGTERM: see app/shutdown.py)."""
+    """200 when the database answers and writes can be stored; 503 when it does not, while
+    the disk is full (docs/database-faults.md), or once the process is shutting down (SIGTERM:
+    see app/shutdown.py)."""
     if request.app.state.shutdown.draining:
-        return JSONResponse({"status": "shutting_down"}, status_code=503)
+        return JSONResponse({"status": "shutting_down"}, status_code=503, headers=NO_STORE)
     store: Store = request.app.state.db
     if not await store.ping():
-        return JSONResponse({"status": "unavailable"}, status_code=503)
-    return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "unavailable"}, status_code=503, headers=NO_STORE)
+    directories = [*store.data_directories(), request.app.state.settings.avatars_dir]
+    flagged = store.storage_full
+    if not await asyncio.to_thread(disk.room_to_write, directories, flagged):
+        return JSONResponse({"status": "storage_full"}, status_code=503, headers=NO_STORE)
+    if flagged:
+        store.storage_full = False
+    return JSONResponse({"status": "ok"}, headers=NO_STORE)
 
 
 GC_THRESHOLDS = (20_000, 10, 10)

@@ -25,6 +25,7 @@ from app.store.sqlite import database_path, ensure_directory
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 WRITE_OPTION = "assistants_write"
+MIGRATION_BUSY_MS = 30_000  # processes starting together queue for the write lock
 
 
 def alembic_config(settings: Settings) -> Config:
@@ -47,7 +48,7 @@ def migration_engine(settings: Settings) -> AsyncEngine:
         return create_async_engine(url, poolclass=NullPool, connect_args=connect_args)
 
     ensure_directory(database_path(url))
-    busy = settings.sqlite_busy_timeout_ms
+    busy = settings.sqlite_busy_timeout_ms or MIGRATION_BUSY_MS  # start-up: may wait longer
     engine = create_async_engine(url, poolclass=NullPool, connect_args={"timeout": busy / 1000})
     pragmas = (
         f"PRAGMA busy_timeout={int(busy)}",  # first: the next pragmas may wait

@@ -27,7 +27,9 @@ class Settings(BaseSettings):
 
     # SQLite durability: NORMAL in WAL mode never corrupts; FULL also survives power loss.
     sqlite_synchronous: str = "FULL"
-    sqlite_busy_timeout_ms: int = 30_000
+    # Deprecated: DATABASE_TIMEOUT_SECONDS bounds the SQLite write-lock wait; when set, this
+    # replaces it for that wait only (milliseconds). See docs/database-faults.md.
+    sqlite_busy_timeout_ms: int | None = None
 
     graphql_introspection: bool = True
     graphql_max_depth: int = 10
@@ -96,6 +98,26 @@ class Settings(BaseSettings):
 
     # SIGTERM: seconds for the requests in flight to finish before the process exits
     shutdown_grace_seconds: float = 20.0
+
+    # Database faults (docs/database-faults.md): a transaction that cannot get its connection,
+    # run its statements and commit within this many seconds (a frozen network, a hung
+    # server, a row lock, SQLite's write lock held elsewhere) is 503 DATABASE_UNAVAILABLE.
+    database_timeout_seconds: float = 5.0
+
+    @field_validator("database_timeout_seconds")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError("must be a number of seconds above 0")
+        return value
+
+    @property
+    def sqlite_busy_seconds(self) -> float:
+        """How long a SQLite writer waits for the write lock: DATABASE_TIMEOUT_SECONDS, or the
+        older SQLITE_BUSY_TIMEOUT_MS when it is set."""
+        if self.sqlite_busy_timeout_ms is not None:
+            return self.sqlite_busy_timeout_ms / 1000
+        return self.database_timeout_seconds
 
     @property
     def base_url(self) -> str:

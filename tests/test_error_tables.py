@@ -17,6 +17,7 @@ from app.domain.errors import (
     NotFound,
     PayloadTooLarge,
     PreconditionFailed,
+    StorageFull,
     Unauthenticated,
     ValidationFailed,
 )
@@ -93,6 +94,7 @@ BEFORE = {
     UnsupportedMediaType: (415, "Unsupported Media Type", "UNSUPPORTED_MEDIA_TYPE", 415),
     RateLimited: (429, "Too Many Requests", "RATE_LIMITED", 429),
     DatabaseUnavailable: (503, "Service Unavailable", "DATABASE_UNAVAILABLE", 503),
+    StorageFull: (507, "Insufficient Storage", "STORAGE_FULL", 507),
     SlowConsumer: (503, "Service Unavailable", "SLOW_CONSUMER", 503),
     ShuttingDown: (503, "Service Unavailable", "SHUTTING_DOWN", 503),
     TooManyStreams: (503, "Service Unavailable", "TOO_MANY_STREAMS", 503),

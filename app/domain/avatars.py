@@ -11,9 +11,9 @@ from pathlib import Path
 from sqlalchemy import bindparam, select
 
 from app.domain.access import Access, Scope, requires
-from app.domain.errors import FieldError, NotFound, PayloadTooLarge, ValidationFailed
+from app.domain.errors import FieldError, NotFound, PayloadTooLarge, StorageFull, ValidationFailed
 from app.models import Avatar, new_id, utcnow
-from app.store import Statement, Tx
+from app.store import Statement, Tx, disk
 from app.store.records import AvatarRecord
 from app.store.statements import insert_statement
 
@@ -79,7 +79,12 @@ async def create_avatar(
     }
     avatar = await tx.first(_INSERT, values, AvatarRecord)
     assert avatar is not None
-    await asyncio.to_thread(_write_atomically, directory, avatar.id, data)
+    try:
+        await asyncio.to_thread(_write_atomically, directory, avatar.id, data)
+    except OSError as exc:  # nothing of the file is left (and the row rolls back)
+        if disk.is_full(exc):
+            raise StorageFull("the disk is full; the avatar was not stored") from exc
+        raise
     return avatar
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.errors import DatabaseUnavailable, DomainError, FieldError, NotFound, Path
+from app.errors import DatabaseUnavailable, DomainError, FieldError, NotFound, Path, StorageFull
 
-__all__ = [  # the base and the store's two, declared below the store (app/errors.py)
+__all__ = [  # the base and the store's own, declared below the store (app/errors.py)
     "BadRequest",
     "DatabaseUnavailable",
     "DomainError",
@@ -21,6 +21,7 @@ __all__ = [  # the base and the store's two, declared below the store (app/error
     "Path",
     "PayloadTooLarge",
     "PreconditionFailed",
+    "StorageFull",
     "Unauthenticated",
     "ValidationFailed",
     "describe_fields",

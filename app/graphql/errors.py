@@ -23,6 +23,7 @@ from app.domain.errors import (
     NotFound,
     PayloadTooLarge,
     PreconditionFailed,
+    StorageFull,
     Unauthenticated,
     ValidationFailed,
     describe_fields,
@@ -72,6 +73,7 @@ CODES: ErrorTable[Coded] = ErrorTable(
         UnsupportedMediaType: Coded(None, 415),
         RateLimited: Coded(None, 429),
         DatabaseUnavailable: UNAVAILABLE,
+        StorageFull: Coded(None, 507),  # an answer that ran stays 200 (CONTRACT 5's rule)
         PersistedQueryNotFound: Coded(None, 200),
         PersistedQueryNotSupported: Coded(None, 200),
         TrustedDocumentRequired: Coded(None, 400),

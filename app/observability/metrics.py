@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hmac
 import os
+from ipaddress import IPv6Address, ip_address
 from typing import Any
 
 from prometheus_client import (
@@ -65,6 +66,7 @@ ERROR_CODES = frozenset(
         "SHUTTING_DOWN",
         "EVENTS_UNAVAILABLE",
         "DATABASE_UNAVAILABLE",
+        "STORAGE_FULL",
         "PERSISTED_QUERY_NOT_FOUND",
         "PERSISTED_QUERY_NOT_SUPPORTED",
         "TRUSTED_DOCUMENT_REQUIRED",
@@ -233,12 +235,35 @@ def exposition() -> bytes:
     return generate_latest(registry)
 
 
+def is_loopback(client: tuple[str, int] | None) -> bool:
+    """Whether the client address (after the trusted proxies' X-Forwarded-For: a forwarded
+    request is its client's, not the proxy's) is a loopback one (127.0.0.0/8, ::1, or
+    ::ffff:127.x.y.z)."""
+    if not client:
+        return False
+    try:
+        address = ip_address(client[0].partition("%")[0])
+    except ValueError:
+        return False
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+LOOPBACK_ONLY = (
+    "metrics are served to loopback clients only; set METRICS_TOKEN to scrape from elsewhere\n"
+)
+
+
 def metrics_endpoint(token: str | None) -> Any:
     """`GET /metrics`; with a token, `Authorization: Bearer <token>` (compared in constant
-    time) or 401."""
+    time) or 401; without one, only to loopback clients (403 for anyone else: the series name
+    every tenant's operations)."""
     expected = f"Bearer {token}".encode() if token else None
 
     async def metrics(request: Request) -> Response:
+        if expected is None and not is_loopback(request.scope.get("client")):
+            return Response(LOOPBACK_ONLY, 403, media_type="text/plain")
         if expected is not None:
             given = request.headers.get("authorization", "").encode()
             if not hmac.compare_digest(given, expected):

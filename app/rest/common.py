@@ -17,7 +17,7 @@ from app.domain.children_of_many import children_by_assistant
 from app.domain.documents import assistant_document
 from app.domain.errors import FieldError, ValidationFailed
 from app.domain.revisions import Writer
-from app.http.content import media_type
+from app.http.content import media_type, no_store
 from app.http.errors import UnsupportedMediaType
 from app.http.json_body import parse_json_body
 from app.settings import Settings
@@ -87,11 +87,14 @@ def writer_of(request: Request) -> Writer:
 def json_response(
     content: Any, status_code: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
-    return Response(
-        orjson.dumps(content),
-        status_code=status_code,
-        headers=headers,
-        media_type="application/json",
+    """A JSON answer, never cached and never sniffed as another type (`no_store`)."""
+    return no_store(
+        Response(
+            orjson.dumps(content),
+            status_code=status_code,
+            headers=headers,
+            media_type="application/json",
+        )
     )
 
 

@@ -23,6 +23,7 @@ from app.domain.errors import (
     NotFound,
     PayloadTooLarge,
     PreconditionFailed,
+    StorageFull,
     Unauthenticated,
     ValidationFailed,
 )
@@ -34,6 +35,7 @@ from app.events import (
     TooManyStreams,
     TooManyStreamsForKey,
 )
+from app.http.content import no_store
 from app.http.errors import RateLimited, UnsupportedMediaType
 
 logger = logging.getLogger("app.errors")
@@ -81,6 +83,7 @@ PROBLEMS: ErrorTable[Problem] = ErrorTable(
         UnsupportedMediaType: Problem(415, "Unsupported Media Type"),
         RateLimited: TOO_MANY,
         DatabaseUnavailable: UNAVAILABLE,
+        StorageFull: Problem(507, "Insufficient Storage"),
         SlowConsumer: UNAVAILABLE,  # the live events (app/events.py)
         ShuttingDown: UNAVAILABLE,
         TooManyStreams: UNAVAILABLE,  # the process's streams
@@ -112,8 +115,8 @@ def problem_response(
         "errors": errors or [],
         **extra,
     }
-    return Response(
-        orjson.dumps(body), status_code=status, headers=headers, media_type=PROBLEM_JSON
+    return no_store(
+        Response(orjson.dumps(body), status_code=status, headers=headers, media_type=PROBLEM_JSON)
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
@@ -146,6 +147,8 @@ class Store(ABC):
     """The connections to one database and the transactions on them."""
 
     dialect: Dialect
+    # a write failed for a full disk since the last one that succeeded (/readyz probes then)
+    storage_full: bool = False
 
     def __init__(self, dialect_name: str) -> None:
         self.dialect = DIALECTS[dialect_name]
@@ -163,6 +166,10 @@ class Store(ABC):
     @abstractmethod
     def write(self) -> Transaction:
         """A write transaction (serialised per row, or per database on SQLite)."""
+
+    def data_directories(self) -> list[Path]:
+        """The local directories the database writes to (none for a database server)."""
+        return []
 
     @abstractmethod
     async def ping(self) -> bool:

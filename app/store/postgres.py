@@ -12,11 +12,19 @@
   server recovers by itself when the database comes back. The pool opens connections when they
   are needed (up to POOL_MAX), and closes those idle for IDLE_SECONDS.
 - An outage is DATABASE_UNAVAILABLE (503, `Retry-After`), never a 500 or a hang: a transaction
-  that cannot get a connection within WAIT_SECONDS (a refused, silent or restarting server, or
-  every connection busy that long), or whose connection is lost under a statement or at
-  COMMIT (nothing of it is known to be stored), raises DatabaseUnavailable. A lost connection
-  expires the whole pool (`expire_connections`): its idle connections died with the server, and
-  each is replaced at its next use instead of failing one more request.
+  that cannot get a connection, run its statements and commit within DATABASE_TIMEOUT_SECONDS
+  (a refused, silent, frozen or restarting server, every connection busy that long, a row lock
+  held elsewhere), or whose connection is lost under a statement or at COMMIT (nothing of it is
+  known to be stored), raises DatabaseUnavailable. One deadline per transaction: the wait for a
+  connection is bounded by it, and one timer (`loop.call_at`, not a timeout per statement)
+  terminates the connection when it passes, which ends whatever statement was in flight (the
+  server's answer may never come); the terminated connection is never returned to the pool.
+  The server bounds its side too (`statement_timeout`, `lock_timeout`, set at connect), so a
+  backend waiting on a lock gives up by itself. A lost connection expires the whole pool
+  (`expire_connections`): its idle connections died with the server, and each is replaced at
+  its next use instead of failing one more request.
+- A full disk on the server (SQLSTATE 53100) is STORAGE_FULL (507); /readyz then probes a write
+  until one succeeds (docs/database-faults.md).
 - PostgreSQL refuses U+0000 in text: a statement with such a parameter is not sent, and the
   lookup is NOT_FOUND (nothing stored contains it: input validation refuses it).
 """
@@ -33,7 +41,7 @@ import asyncpg
 import orjson
 from sqlalchemy.engine.url import make_url
 
-from app.errors import DatabaseUnavailable, NotFound
+from app.errors import DatabaseUnavailable, NotFound, StorageFull
 from app.settings import Settings
 from app.store.base import Listener, Store, Transaction, Tx
 from app.store.statements import DIALECTS, POSTGRESQL
@@ -42,10 +50,8 @@ logger = logging.getLogger("app.store")
 
 POOL_MAX = 20
 IDLE_SECONDS = 300.0
-WAIT_SECONDS = 5.0  # for a connection (a free one, or a new one): then DATABASE_UNAVAILABLE
 CONNECT_TIMEOUT_SECONDS = 5.0
 READY_TIMEOUT_SECONDS = 2.0
-END_TIMEOUT_SECONDS = 5.0  # a ROLLBACK that takes longer means a lost connection
 STATEMENT_CACHE = 512
 # The server is gone, restarting or refusing connections (SQLSTATE classes 08, 57 and 53): the
 # connection cannot be trusted, and the request is a 503, not a 500.
@@ -55,12 +61,22 @@ SERVER_GONE = (
     asyncpg.InsufficientResourcesError,
 )
 LOST = (OSError, TimeoutError, *SERVER_GONE)
+# The server answered, but the statement gave up on its side: a lock not granted within
+# `lock_timeout` (55P03) is a 503 as the client's own deadline is.
+TIMED_OUT = (asyncpg.LockNotAvailableError,)
+# /readyz after a full disk: a write that reaches the server's WAL, then rolled back
+WRITE_PROBE = "CREATE TEMPORARY TABLE readyz_probe ON COMMIT DROP AS SELECT 1 AS x"
 
 
 def unavailable(exc: BaseException) -> DatabaseUnavailable:
     reason = (str(exc) or type(exc).__name__).splitlines()[0][:200]
     logger.warning("database unavailable: %s: %s", type(exc).__name__, reason)
     return DatabaseUnavailable("the database is unavailable; try again shortly")
+
+
+def storage_full(exc: BaseException) -> StorageFull:
+    logger.warning("storage full: %s: %s", type(exc).__name__, str(exc).splitlines()[0][:200])
+    return StorageFull("the database server's disk is full; the write was not stored")
 
 
 def libpq_dsn(url: str) -> str:
@@ -120,7 +136,7 @@ def _row_count(status: str) -> int:
 
 
 class PostgresTx(Tx):
-    __slots__ = ("_begin", "_connection", "broken")
+    __slots__ = ("_begin", "_connection", "broken", "expired")
 
     dialect = DIALECTS[POSTGRESQL]
 
@@ -131,6 +147,15 @@ class PostgresTx(Tx):
         self._connection = connection
         self._begin = write  # BEGIN before the first statement
         self.broken = False  # failed without the server's answer: the connection is suspect
+        self.expired = False  # the transaction's deadline passed: its connection is terminated
+
+    def expire(self) -> None:
+        """At the transaction's deadline (its timer): the connection is terminated, so the
+        statement in flight (or the next one, or COMMIT) fails at once and the transaction is
+        a 503; a stuck connection never goes back to the pool."""
+        self.expired = self.broken = True
+        logger.warning("database transaction passed DATABASE_TIMEOUT_SECONDS: connection dropped")
+        _terminate(self._connection)
 
     async def _run(self, sql: str, arguments: list[Any], rows: bool) -> tuple[list[Any], int]:
         _refuse_nul(arguments)
@@ -146,14 +171,18 @@ class PostgresTx(Tx):
                 found = await connection.fetch(sql, *arguments)
                 return found, len(found)
             return [], _row_count(await connection.execute(sql, *arguments))
+        except asyncpg.DiskFullError as exc:
+            raise storage_full(exc) from exc  # the server answered: the connection is fine
         except SERVER_GONE as exc:
             self.broken = True
+            raise unavailable(exc) from exc
+        except TIMED_OUT as exc:
             raise unavailable(exc) from exc
         except asyncpg.PostgresError:
             raise  # the server answered: the connection is fine
         except Exception as exc:
             self.broken = True  # lost or timed out in the middle of a statement
-            if isinstance(exc, LOST) or _gone(connection):
+            if isinstance(exc, LOST) or self.expired or _gone(connection):
                 raise unavailable(exc) from exc
             raise
         except BaseException:
@@ -162,7 +191,7 @@ class PostgresTx(Tx):
 
 
 class PostgresTransaction(Transaction):
-    __slots__ = ("_connection", "_pool", "_store", "_tx", "_write")
+    __slots__ = ("_connection", "_pool", "_store", "_timer", "_tx", "_write")
 
     def __init__(self, store: PostgresStore, write: bool) -> None:
         self._store = store
@@ -170,12 +199,13 @@ class PostgresTransaction(Transaction):
         self._pool: asyncpg.Pool[Any] | None = None
         self._connection: asyncpg.Connection[Any] | None = None
         self._tx: PostgresTx | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     async def __aenter__(self) -> Tx:
         store = self._store
         turn = store.turns
         try:
-            async with asyncio.timeout(WAIT_SECONDS):
+            async with asyncio.timeout(store.timeout) as deadline:
                 await turn.acquire()  # first come, first served (see PostgresStore.turns)
                 try:
                     self._pool = pool = await store.pool()
@@ -188,8 +218,11 @@ class PostgresTransaction(Transaction):
         except LOST as exc:  # refused or restarting: 503 at once
             await store.lost()
             raise unavailable(exc) from exc
-        self._tx = PostgresTx(self._connection, self._write, self._store.statement_listeners)
-        return self._tx
+        self._tx = tx = PostgresTx(self._connection, self._write, self._store.statement_listeners)
+        when = deadline.when()
+        assert when is not None
+        self._timer = asyncio.get_running_loop().call_at(when, tx.expire)
+        return tx
 
     async def __aexit__(
         self,
@@ -197,10 +230,11 @@ class PostgresTransaction(Transaction):
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        pool, connection, tx = self._pool, self._connection, self._tx
+        pool, connection, tx, timer = self._pool, self._connection, self._tx, self._timer
         assert pool is not None
         assert connection is not None
         assert tx is not None
+        assert timer is not None
         tx._closed = True  # noqa: SLF001  (our own transaction class)
         try:
             if tx.broken or _gone(connection):
@@ -208,17 +242,29 @@ class PostgresTransaction(Transaction):
                 if exc_type is None and self._write and not tx._begin:  # noqa: SLF001  (COMMIT lost)
                     raise unavailable(ConnectionError("the connection was lost before COMMIT"))
             elif connection.is_in_transaction():
-                async with asyncio.timeout(END_TIMEOUT_SECONDS):
-                    await connection.execute("COMMIT" if exc_type is None else "ROLLBACK")
+                # bounded by the transaction's timer, which terminates the connection
+                await connection.execute("COMMIT" if exc_type is None else "ROLLBACK")
         except BaseException as failure:
             _terminate(connection)  # the pool replaces it
-            if isinstance(failure, LOST) and exc_type is None:  # COMMIT lost: not known stored
-                await self._store.lost()
-                raise unavailable(failure) from failure
+            if exc_type is None:
+                if isinstance(failure, asyncpg.DiskFullError):  # nothing of it was stored
+                    self._store.storage_full = True
+                    raise storage_full(failure) from failure
+                if isinstance(failure, LOST) or tx.expired:  # COMMIT lost: not known stored
+                    await self._store.lost()
+                    raise unavailable(failure) from failure
+            elif isinstance(failure, Exception):
+                return  # a failed ROLLBACK only costs the connection: the block's error goes on
             raise
         finally:
-            if exc_type is not None and issubclass(exc_type, DatabaseUnavailable):
-                await self._store.lost()
+            timer.cancel()
+            if exc_type is not None:
+                if issubclass(exc_type, DatabaseUnavailable):
+                    await self._store.lost()
+                elif issubclass(exc_type, StorageFull):
+                    self._store.storage_full = True
+            elif self._write:
+                self._store.storage_full = False  # a write reached the disk again
             try:
                 await pool.release(connection)
             finally:
@@ -229,6 +275,10 @@ class PostgresStore(Store):
     def __init__(self, settings: Settings) -> None:
         super().__init__(POSTGRESQL)
         self._dsn = libpq_dsn(settings.database_url)
+        self.timeout = settings.database_timeout_seconds
+        milliseconds = str(max(1, round(self.timeout * 1000)))
+        self._server_settings = {"statement_timeout": milliseconds, "lock_timeout": milliseconds}
+        self.storage_full = False  # the last write failed for a full disk (until one succeeds)
         self._pool: asyncpg.Pool[Any] | None = None
         self._opening = asyncio.Lock()
         # Transactions take turns for the pool's connections here, in the order they asked:
@@ -250,6 +300,7 @@ class PostgresStore(Store):
                         statement_cache_size=STATEMENT_CACHE,
                         init=_set_codecs,
                         reset=_no_reset,
+                        server_settings=self._server_settings,
                     )
         return self._pool
 
@@ -272,6 +323,10 @@ class PostgresStore(Store):
                 connection = await pool.acquire()
                 try:
                     await connection.fetchval("SELECT 1")
+                    if self.storage_full:  # ready again once a write reaches the disk
+                        async with connection.transaction():
+                            await connection.execute(WRITE_PROBE)
+                        self.storage_full = False
                 except BaseException:
                     connection.terminate()  # a dead (or silent) connection is replaced
                     raise

@@ -13,14 +13,17 @@ At most one trip to a connection's thread per statement, and none where SQLite c
   (which sleeps with back-off) then only arbitrates between processes.
 
 An outage is DATABASE_UNAVAILABLE (503, `Retry-After`), never a 500: a database file that
-cannot be opened, read or written (a missing directory, a disk error, a full disk, a read-only
-file), or a write lock still held by another process after `SQLITE_BUSY_TIMEOUT_MS` (the
-writers of all processes queue for the one lock: that wait is the busy timeout, 30 s by
-default, not 5 s), or no connection free within POOL_TIMEOUT_SECONDS. Errors that are bugs
-(SQL, constraints) stay what they are.
+cannot be opened, read or written (a missing directory, a disk error, a read-only file), or a
+writer that cannot get the write lock within DATABASE_TIMEOUT_SECONDS (another writer of this
+process ahead of it, then another process's lock: one deadline for both waits, the busy
+timeout of its BEGIN IMMEDIATE being what is left of it), or no connection free within that
+time. A full disk (SQLITE_FULL, ENOSPC) is STORAGE_FULL (507): nothing of the write is stored,
+and the store remembers it for /readyz until a write succeeds again. Errors that are bugs (SQL,
+constraints) stay what they are.
 
-Every connection: `busy_timeout` (first: the next pragmas may wait), WAL, `synchronous` from the
-settings, `foreign_keys=ON`; autocommit mode (`isolation_level=None`), so BEGIN is ours.
+Every connection: `busy_timeout` (DATABASE_TIMEOUT_SECONDS; first: the next pragmas may wait),
+WAL, `synchronous` from the settings, `foreign_keys=ON`; autocommit mode
+(`isolation_level=None`), so BEGIN is ours.
 
 Private parts of aiosqlite relied on (tests/test_store_private_parts.py fails when they change):
 `Connection._execute(fn)` (runs `fn()` on the connection's thread and awaits its result: one
@@ -43,16 +46,19 @@ from typing import Any, TypeVar
 import aiosqlite
 from sqlalchemy.engine.url import make_url
 
-from app.errors import DatabaseUnavailable
+from app.errors import DatabaseUnavailable, DomainError, StorageFull
 from app.settings import Settings
 from app.store.base import Listener, Store, Transaction, Tx
+from app.store.disk import is_full
 from app.store.statements import DIALECTS, SQLITE
 
 logger = logging.getLogger("app.store")
 
 T = TypeVar("T")
 POOL_SIZE = 8  # one writer at a time; a few readers suffice
-POOL_TIMEOUT_SECONDS = 30.0
+# a writer that waited this long for this process's other writers sets its BEGIN's busy timeout
+# to what is left of its deadline (else the connection's, the whole timeout, is right)
+WAITED_SECONDS = 0.01
 READY_TIMEOUT_SECONDS = 2.0
 STATEMENT_CACHE = 256  # per connection (sqlite3's prepared statements)
 SYNCHRONOUS = frozenset({"OFF", "NORMAL", "FULL", "EXTRA", "0", "1", "2", "3"})
@@ -68,8 +74,12 @@ UNAVAILABLE = (
 )
 
 
-def unavailable(exc: BaseException) -> DatabaseUnavailable | None:
-    """The DATABASE_UNAVAILABLE an error means, or None when it means something else."""
+def unavailable(exc: BaseException) -> DomainError | None:
+    """The DATABASE_UNAVAILABLE (or STORAGE_FULL) an error means, or None when it means
+    something else."""
+    if is_full(exc):
+        logger.warning("storage full: %s: %s", type(exc).__name__, exc)
+        return StorageFull("the disk is full; the write was not stored")
     if isinstance(exc, TimeoutError | OSError) or (
         isinstance(exc, sqlite3.OperationalError) and str(exc).lower().startswith(UNAVAILABLE)
     ):
@@ -84,6 +94,26 @@ def _run(
     """One statement (after `begin`, when given): its rows and its rowcount."""
     if begin is not None:
         raw.execute(begin)
+    cursor = raw.execute(sql, arguments)
+    try:
+        return cursor.fetchall(), cursor.rowcount
+    finally:
+        cursor.close()
+
+
+def _run_waiting(
+    raw: sqlite3.Connection,
+    sql: str,
+    arguments: list[Any],
+    begin: str,
+    busy: tuple[int, int],
+) -> tuple[list[Any], int]:
+    """`_run` whose BEGIN waits for the lock `busy[0]` ms (then the connection's `busy[1]`)."""
+    raw.execute(f"PRAGMA busy_timeout={busy[0]}").close()
+    try:
+        raw.execute(begin)
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={busy[1]}").close()
     cursor = raw.execute(sql, arguments)
     try:
         return cursor.fetchall(), cursor.rowcount
@@ -137,12 +167,14 @@ class Pool:
         # threads may still report to the loop, so `close` waits for them
         self._closing: set[Connection] = set()
 
-    async def acquire(self) -> Connection:
+    async def acquire(self, within: float | None = None) -> Connection:
+        """A connection, within `within` seconds (the pool's own timeout when not given)."""
+        timeout = self._timeout if within is None else within
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(timeout):
                 await self._slots.acquire()
         except TimeoutError:
-            raise TimeoutError(f"no SQLite connection free within {self._timeout:.0f} s") from None
+            raise TimeoutError(f"no SQLite connection free within {timeout:.1f} s") from None
         if self._idle:
             return self._idle.pop()
         try:
@@ -183,7 +215,7 @@ class Pool:
 
 
 class SQLiteTx(Tx):
-    __slots__ = ("_begin", "_connection", "_inline")
+    __slots__ = ("_begin", "_connection", "_inline", "busy")
 
     dialect = DIALECTS[SQLITE]
 
@@ -192,6 +224,7 @@ class SQLiteTx(Tx):
         self._connection = connection
         self._begin: str | None = "BEGIN IMMEDIATE" if write else "BEGIN"
         self._inline = False  # True once BEGIN IMMEDIATE holds the write lock
+        self.busy: tuple[int, int] | None = None  # (this BEGIN's, the connection's) busy ms
 
     async def _run(self, sql: str, arguments: list[Any], rows: bool) -> tuple[list[Any], int]:
         connection = self._connection
@@ -204,9 +237,12 @@ class SQLiteTx(Tx):
                 return _run(connection.raw, sql, arguments)
             begin, self._begin = self._begin, None
             if begin is not None:
-                outcome = await connection.call(
+                run = (
                     partial(_run, connection.raw, sql, arguments, begin)
+                    if self.busy is None
+                    else partial(_run_waiting, connection.raw, sql, arguments, begin, self.busy)
                 )
+                outcome = await connection.call(run)
                 self._inline = begin == "BEGIN IMMEDIATE"
                 return outcome
             return await connection.call(partial(_run, connection.raw, sql, arguments))
@@ -249,19 +285,38 @@ class SQLiteTransaction(Transaction):
 
     async def __aenter__(self) -> Tx:
         store = self._store
-        lock = store.write_lock if self._write else None
-        if lock is not None:
-            await lock.acquire()
+        if not self._write:
+            try:
+                self._connection = await store.pool.acquire()
+            except Exception as exc:
+                if (outage := unavailable(exc)) is not None:
+                    raise outage from exc
+                raise
+            self._tx = SQLiteTx(self._connection, False, store.statement_listeners)
+            return self._tx
+        # a writer: this process's other writers, then a connection, then (on the thread, in
+        # its BEGIN IMMEDIATE) other processes' write lock, all within one deadline
+        lock = store.write_lock
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + store.busy_seconds
         try:
-            self._connection = await store.pool.acquire()
+            async with asyncio.timeout_at(deadline):
+                await lock.acquire()
+        except TimeoutError:
+            logger.warning("database unavailable: this process's write lock was not free in time")
+            raise DatabaseUnavailable("the database is unavailable; try again shortly") from None
+        try:
+            self._connection = await store.pool.acquire(deadline - loop.time())
         except BaseException as exc:
-            if lock is not None:
-                lock.release()
+            lock.release()
             if isinstance(exc, Exception) and (outage := unavailable(exc)) is not None:
                 raise outage from exc
             raise
-        self._tx = SQLiteTx(self._connection, self._write, store.statement_listeners)
-        return self._tx
+        self._tx = tx = SQLiteTx(self._connection, True, store.statement_listeners)
+        left = deadline - loop.time()
+        if store.busy_seconds - left > WAITED_SECONDS:
+            tx.busy = (max(1, int(left * 1000)), store.busy_ms)
+        return tx
 
     async def __aexit__(
         self,
@@ -282,13 +337,18 @@ class SQLiteTransaction(Transaction):
         except BaseException as failure:
             await self._recover(connection)
             if isinstance(failure, Exception) and (outage := unavailable(failure)) is not None:
+                store.storage_full = isinstance(outage, StorageFull) or store.storage_full
                 raise outage from failure
             raise
         else:
             store.pool.release(connection)
+            if self._write and exc_type is None and tx._begin is None:
+                store.storage_full = False  # a write reached the disk again
         finally:
             if self._write:
                 store.write_lock.release()
+            if exc_type is not None and issubclass(exc_type, StorageFull):
+                store.storage_full = True
 
     async def _recover(self, connection: Connection) -> None:
         """After a failed COMMIT or ROLLBACK: back to the pool once nothing is left open, else
@@ -320,21 +380,23 @@ class SQLiteStore(Store):
         synchronous = settings.sqlite_synchronous.upper()
         if synchronous not in SYNCHRONOUS:
             raise ValueError(f"SQLITE_SYNCHRONOUS must be one of {sorted(SYNCHRONOUS)}")
+        self.busy_seconds = settings.sqlite_busy_seconds
+        self.busy_ms = max(1, int(self.busy_seconds * 1000))
+        self.storage_full = False  # the last write failed for a full disk (until one succeeds)
         self._pragmas = (
-            f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}",
+            f"PRAGMA busy_timeout={self.busy_ms}",
             "PRAGMA journal_mode=WAL",
             f"PRAGMA synchronous={synchronous}",
             "PRAGMA foreign_keys=ON",
         )
-        self._busy_seconds = settings.sqlite_busy_timeout_ms / 1000
-        self.pool = Pool(self._connect, POOL_SIZE, POOL_TIMEOUT_SECONDS)
+        self.pool = Pool(self._connect, POOL_SIZE, settings.database_timeout_seconds)
         self.write_lock = asyncio.Lock()
         ensure_directory(self.path)
 
     def _open(self) -> sqlite3.Connection:
         raw = sqlite3.connect(
             self.path,
-            timeout=self._busy_seconds,
+            timeout=self.busy_seconds,
             isolation_level=None,  # autocommit: BEGIN is ours
             check_same_thread=False,  # a write transaction's statements run on the loop
             cached_statements=STATEMENT_CACHE,
@@ -355,6 +417,9 @@ class SQLiteStore(Store):
         except BaseException:
             await _thread_ended(connection)
             raise
+
+    def data_directories(self) -> list[Path]:
+        return [Path(self.path).parent] if self.path and self.path != ":memory:" else []
 
     def read(self) -> Transaction:
         return SQLiteTransaction(self, write=False)
