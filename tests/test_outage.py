@@ -5,8 +5,9 @@ no acknowledged write is lost and a live subscriber receives every revision.
 
 PostgreSQL: a real `python -m app serve` reaches the database through a TCP proxy run by the
 test (on its own thread), which can cut every connection and refuse new ones, then come back on
-the same port; nothing stops the machine's PostgreSQL. SQLite: a write lock held by the test
-beyond the busy timeout.
+the same port, or freeze (stop forwarding with every connection left open: a frozen network or
+a hung primary); nothing stops the machine's PostgreSQL. A row lock held by the test beyond
+DATABASE_TIMEOUT_SECONDS. SQLite: a write lock held by the test beyond the timeout.
 
 The times to the 503 and to the recovery are printed (run with -s), bounded generously.
 """
@@ -38,6 +39,7 @@ from tests.helpers.tcp_proxy import Proxy
 pytestmark = pytest.mark.slow
 
 UNAVAILABLE_WITHIN = 6.5  # seconds: the store's 5 s wait, and some slack on a busy machine
+FROZEN_WITHIN = 6.0  # DATABASE_TIMEOUT_SECONDS (5 by default) plus one second
 RECOVERY_WITHIN = 30.0
 UPDATE = (
     "mutation($id: ID!, $name: String!) "
@@ -69,6 +71,13 @@ class ThreadedProxy:
 
     def restore(self) -> None:
         self._call(self.proxy.start())
+
+    def freeze(self) -> None:
+        """Every open connection stays open and nothing is forwarded any more."""
+        self.loop.call_soon_threadsafe(self.proxy.freeze)
+
+    def thaw(self) -> None:
+        self.loop.call_soon_threadsafe(self.proxy.thaw)
 
     def close(self) -> None:
         self._call(self.proxy.stop())
@@ -338,6 +347,129 @@ async def test_backends_terminated_by_a_restart_are_503_then_served(
         assert again.json()["version"] == 2  # the terminated PATCH stored nothing
 
 
+async def test_a_database_frozen_mid_statement_is_503_within_the_timeout_plus_one_second(
+    postgres_settings: Settings, proxy: ThreadedProxy, tmp_path: Path
+):
+    """The network freezes while a PATCH's statement is on its way (it waits on a row lock the
+    test holds, so it is surely sent): that PATCH, and REST and GraphQL requests sent after the
+    freeze (on pooled connections: their statements go into the frozen network too), answer 503
+    DATABASE_UNAVAILABLE within DATABASE_TIMEOUT_SECONDS + 1 s, not when the client gives up.
+    Once the network thaws the server serves again, and the stuck connections were dropped,
+    not reused: the late answers they would deliver never reach another request."""
+    import asyncpg
+
+    from app.store.postgres import libpq_dsn
+
+    org = await make_org(postgres_settings)
+    with Server(through(postgres_settings, proxy), tmp_path, workers=1) as server:
+        async with httpx.AsyncClient(
+            base_url=server.base_url, timeout=60, headers=org.headers
+        ) as http:
+            created = await http.post("/orgs/c/assistants", json={"name": "v1"})
+            assistant_id = created.json()["id"]
+            path = f"/orgs/c/assistants/{assistant_id}"
+            # several pooled connections, so that requests after the freeze take idle ones
+            warm = [http.get(path) for _ in range(6)]
+            assert {r.status_code for r in await asyncio.gather(*warm)} == {200}
+            holder = await asyncpg.connect(libpq_dsn(postgres_settings.database_url))
+            try:
+                locked = holder.transaction()
+                await locked.start()
+                await holder.execute(
+                    "SELECT 1 FROM assistants WHERE id = $1 FOR UPDATE", assistant_id
+                )
+                in_flight = asyncio.create_task(timed(http.patch(path, json={"name": "sent"})))
+                await asyncio.sleep(1.0)  # its UPDATE is sent and waits on the lock
+                assert not in_flight.done()
+                proxy.freeze()
+                await locked.rollback()  # the answer would come now: the network holds it
+                body = {"query": UPDATE, "variables": {"id": assistant_id, "name": "frozen"}}
+                after = await asyncio.gather(
+                    timed(http.patch(path, json={"name": "frozen"})),
+                    timed(http.post("/graphql", json=body)),
+                    timed(http.get(path)),
+                )
+                sent, sent_seconds = await in_flight
+            finally:
+                await holder.close()
+            assert_unavailable_rest(sent)
+            assert sent_seconds < 1.0 + FROZEN_WITHIN
+            (patch, patch_seconds), (answer, graphql_seconds), (read, read_seconds) = after
+            assert_unavailable_rest(patch)
+            assert_unavailable_graphql(answer)
+            assert_unavailable_rest(read)
+            assert max(patch_seconds, graphql_seconds, read_seconds) < FROZEN_WITHIN
+            assert (await http.get("/readyz")).status_code == 503
+
+            proxy.thaw()
+            deadline = time.monotonic() + RECOVERY_WITHIN
+            while (await http.get("/readyz")).status_code != 200:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.2)
+            for version in range(2, 12):  # each answer is its own request's
+                updated = await http.patch(path, json={"name": f"n{version}"})
+                assert updated.status_code == 200, updated.text
+                assert updated.json()["version"] == version
+                got = await http.get(path)
+                assert (got.json()["name"], got.json()["version"]) == (f"n{version}", version)
+            history = (await http.get(f"{path}/revisions?take=100")).json()
+            assert [r["version"] for r in history] == list(range(11, 0, -1))
+    print(
+        f"\nfrozen: in-flight PATCH 503 after {sent_seconds - 1.0:.2f} s of freeze, later ones "
+        f"REST {patch_seconds:.2f} s, GraphQL {graphql_seconds:.2f} s, GET {read_seconds:.2f} s"
+    )
+
+
+@pytest.mark.parametrize("transport", ["rest", "graphql"])
+async def test_a_row_lock_held_beyond_the_timeout_is_503_and_stores_nothing(
+    postgres_settings: Settings, transport: str
+):
+    """Another session holds the assistant's row (`SELECT … FOR UPDATE`) and does not let go:
+    the update waiting on it is 503 DATABASE_UNAVAILABLE after DATABASE_TIMEOUT_SECONDS, the
+    server's own backend gives up too (`lock_timeout`), and once the lock is gone the next
+    update succeeds with the version that follows."""
+    import asyncpg
+
+    from app.store.postgres import libpq_dsn
+
+    settings = postgres_settings.model_copy(update={"database_timeout_seconds": 2.0})
+    org = await make_org(settings)
+    async with direct_client(settings) as http:
+        http.headers.update(org.headers)
+        created = await http.post("/orgs/c/assistants", json={"name": "v1"})
+        assistant_id = created.json()["id"]
+        path = f"/orgs/c/assistants/{assistant_id}"
+        holder = await asyncpg.connect(libpq_dsn(settings.database_url))
+        try:
+            locked = holder.transaction()
+            await locked.start()
+            await holder.execute("SELECT 1 FROM assistants WHERE id = $1 FOR UPDATE", assistant_id)
+            if transport == "rest":
+                response, seconds = await timed(http.patch(path, json={"name": "waits"}))
+                assert_unavailable_rest(response)
+            else:
+                body = {"query": UPDATE, "variables": {"id": assistant_id, "name": "waits"}}
+                response, seconds = await timed(http.post("/graphql", json=body))
+                assert_unavailable_graphql(response)
+            assert 1.5 < seconds < 3.0
+            assert (await http.get(path)).json()["name"] == "v1"  # reads are not blocked
+            deadline = time.monotonic() + 2.0
+            while waiting := await holder.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'"
+            ):
+                if time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.05)
+            await locked.rollback()
+        finally:
+            await holder.close()
+        again = await http.patch(path, json={"name": "free"})
+        assert again.status_code == 200, again.text
+        assert again.json()["version"] == 2
+    assert waiting == 0  # the dropped connection's backend is not left waiting on the lock
+
+
 @pytest.fixture
 def sqlite_settings(sqlite_template: Path, tmp_path: Path) -> Settings:
     import shutil
@@ -396,3 +528,41 @@ async def test_a_websocket_whose_key_cannot_be_checked_closes_with_1013(tmp_path
             await socket.init("Bearer any-key")
         assert (closed.value.code, closed.value.reason) == (1013, "DATABASE_UNAVAILABLE")
         await connection.__aexit__(None, None, None)
+
+
+async def test_sqlite_writers_wait_for_the_lock_at_most_the_database_timeout(
+    sqlite_settings: Settings,
+):
+    """Without SQLITE_BUSY_TIMEOUT_MS, a writer waits DATABASE_TIMEOUT_SECONDS for a write
+    lock another connection holds (BEGIN IMMEDIATE), not 30 s; writers queued behind it in the
+    same process share the one deadline (they do not wait their turn and then the timeout
+    again): every one is 503 within the timeout plus one second, and nothing is stored."""
+    settings = sqlite_settings.model_copy(
+        update={"sqlite_busy_timeout_ms": None, "database_timeout_seconds": 2.0}
+    )
+    org = await make_org(settings)
+    async with direct_client(settings) as http:
+        http.headers.update(org.headers)
+        created = await http.post("/orgs/c/assistants", json={"name": "v1"})
+        assistant_id = created.json()["id"]
+        path = f"/orgs/c/assistants/{assistant_id}"
+        holder = sqlite3.connect(make_url(settings.database_url).database or "")
+        holder.isolation_level = None
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            body = {"query": UPDATE, "variables": {"id": assistant_id, "name": "locked out"}}
+            answers = await asyncio.gather(
+                *(timed(http.patch(path, json={"name": f"locked out {i}"})) for i in range(3)),
+                timed(http.post("/graphql", json=body)),
+            )
+            assert (await http.get(path)).json()["name"] == "v1"
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        for response, _ in answers[:3]:
+            assert_unavailable_rest(response)
+        assert_unavailable_graphql(answers[3][0])
+        seconds = max(s for _, s in answers)
+        assert 1.5 < seconds < 3.0
+        assert (await http.patch(path, json={"name": "free"})).json()["version"] == 2
+    print(f"\nSQLite lock held: 4 writers 503 within {seconds:.2f} s (timeout 2 s)")

@@ -7,7 +7,9 @@ import asyncio
 
 class Proxy:
     """A TCP relay in front of PostgreSQL that can go down (refuse), hang (accept and stay
-    silent) or come back, on the same port."""
+    silent), freeze (keep every connection open and stop forwarding, both ways: a frozen
+    network or a hung server, in the middle of a statement), thaw, or come back, on the same
+    port."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -15,6 +17,15 @@ class Proxy:
         self.mode = "up"
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+
+    def freeze(self) -> None:
+        """Nothing more is forwarded (what is in flight stays there); new connections hang."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self._flowing.set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
@@ -31,16 +42,20 @@ class Proxy:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
-        if self.mode == "hang":
+        if self.mode == "hang" or not self._flowing.is_set():
             return
         up_reader, up_writer = await asyncio.open_connection(*self.target)
         self._writers.add(up_writer)
         await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
 
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            while data := await reader.read(65536):
+            while True:
+                await self._flowing.wait()
+                data = await reader.read(65536)
+                if not data:
+                    break
+                await self._flowing.wait()  # frozen while it read: held, never delivered late
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, OSError):
