@@ -472,3 +472,61 @@ async def test_every_dashboard_expression_names_an_exported_metric(
         "graphql_operation_duration_seconds_bucket",
     ):
         assert any(wanted in expr for expr in exprs), wanted
+
+
+# -- who may scrape without a token -----------------------------------------------------------
+
+
+async def scrape_from(
+    settings: Settings, client: str, headers: dict[str, str] | None = None, **overrides: Any
+) -> httpx.Response:
+    """GET /metrics of an app whose peer is `client` (the address the connection comes from)."""
+    application = create_app(settings.model_copy(update=overrides))
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(
+            app=application, raise_app_exceptions=False, client=(client, 50_000)
+        )
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            return await http.get("/metrics", headers=headers)
+
+
+@pytest.mark.parametrize("loopback", ["127.0.0.1", "127.0.0.53", "::1", "::ffff:127.0.0.1"])
+async def test_without_a_token_loopback_clients_scrape(settings: Settings, loopback: str) -> None:
+    response = await scrape_from(settings, loopback)
+    assert response.status_code == 200, response.text
+    assert "http_requests_total" in response.text
+
+
+@pytest.mark.parametrize("remote", ["203.0.113.7", "10.0.0.2", "2001:db8::1", "::ffff:10.1.2.3"])
+async def test_without_a_token_other_clients_are_refused(settings: Settings, remote: str) -> None:
+    """403, with a body that says why and nothing of the figures (they name every tenant's
+    operations)."""
+    response = await scrape_from(settings, remote)
+    assert response.status_code == 403
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "METRICS_TOKEN" in response.text
+    assert "http_requests_total" not in response.text
+
+
+async def test_a_request_forwarded_by_a_trusted_proxy_is_its_clients_not_loopback(
+    settings: Settings,
+) -> None:
+    """The proxy on this machine (loopback) forwards a request from elsewhere: the client is
+    the forwarded address, so it is refused; the proxy's own request (no forwarded address)
+    and a forwarded loopback client are served; from an untrusted peer the header is ignored."""
+    trusted = {"forwarded_allow_ips": "127.0.0.1"}
+    forwarded = {"X-Forwarded-For": "198.51.100.4"}
+    assert (await scrape_from(settings, "127.0.0.1", forwarded, **trusted)).status_code == 403
+    assert (await scrape_from(settings, "127.0.0.1", None, **trusted)).status_code == 200
+    local = {"X-Forwarded-For": "127.0.0.1"}
+    assert (await scrape_from(settings, "127.0.0.1", local, **trusted)).status_code == 200
+    spoofed = {"X-Forwarded-For": "127.0.0.1"}
+    assert (await scrape_from(settings, "203.0.113.7", spoofed, **trusted)).status_code == 403
+
+
+async def test_with_a_token_any_client_scrapes_with_it(settings: Settings) -> None:
+    token = {"metrics_token": "s3cret-scrape"}
+    bearer = {"Authorization": "Bearer s3cret-scrape"}
+    assert (await scrape_from(settings, "203.0.113.7", bearer, **token)).status_code == 200
+    assert (await scrape_from(settings, "203.0.113.7", None, **token)).status_code == 401
+    assert (await scrape_from(settings, "127.0.0.1", None, **token)).status_code == 401
