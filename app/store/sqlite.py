@@ -64,6 +64,7 @@ STATEMENT_CACHE = 256  # per connection (sqlite3's prepared statements)
 SYNCHRONOUS = frozenset({"OFF", "NORMAL", "FULL", "EXTRA", "0", "1", "2", "3"})
 PROBE = "SELECT count(*) FROM sqlite_master"
 THREAD_END_POLLS = 100  # of 10 ms: a failed connection's thread ends within a second
+UNAVAILABLE_MESSAGE = "the database is unavailable; try again shortly"
 # sqlite3.OperationalError messages that mean "the database cannot be used now", not a bug
 UNAVAILABLE = (
     "database is locked",
@@ -84,7 +85,7 @@ def unavailable(exc: BaseException) -> DomainError | None:
         isinstance(exc, sqlite3.OperationalError) and str(exc).lower().startswith(UNAVAILABLE)
     ):
         logger.warning("database unavailable: %s: %s", type(exc).__name__, exc)
-        return DatabaseUnavailable("the database is unavailable; try again shortly")
+        return DatabaseUnavailable(UNAVAILABLE_MESSAGE)
     return None
 
 
@@ -169,12 +170,16 @@ class Pool:
 
     async def acquire(self, within: float | None = None) -> Connection:
         """A connection, within `within` seconds (the pool's own timeout when not given)."""
-        timeout = self._timeout if within is None else within
-        try:
-            async with asyncio.timeout(timeout):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise TimeoutError(f"no SQLite connection free within {timeout:.1f} s") from None
+        slots = self._slots
+        if slots.locked():  # none free: wait for one, within the time given
+            timeout = self._timeout if within is None else within
+            try:
+                async with asyncio.timeout(timeout):
+                    await slots.acquire()
+            except TimeoutError:
+                raise TimeoutError(f"no SQLite connection free within {timeout:.1f} s") from None
+        else:
+            await slots.acquire()  # at once (no timer: the common case costs nothing more)
         if self._idle:
             return self._idle.pop()
         try:
@@ -299,12 +304,15 @@ class SQLiteTransaction(Transaction):
         lock = store.write_lock
         loop = asyncio.get_running_loop()
         deadline = loop.time() + store.busy_seconds
-        try:
-            async with asyncio.timeout_at(deadline):
-                await lock.acquire()
-        except TimeoutError:
-            logger.warning("database unavailable: this process's write lock was not free in time")
-            raise DatabaseUnavailable("the database is unavailable; try again shortly") from None
+        if lock.locked():  # another writer of this process holds it: wait within the deadline
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await lock.acquire()
+            except TimeoutError:
+                logger.warning("database unavailable: this process's write lock was not free")
+                raise DatabaseUnavailable(UNAVAILABLE_MESSAGE) from None
+        else:
+            await lock.acquire()  # free (or just handed to a waiter, itself bounded): no timer
         try:
             self._connection = await store.pool.acquire(deadline - loop.time())
         except BaseException as exc:
