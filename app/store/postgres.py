@@ -191,7 +191,7 @@ class PostgresTx(Tx):
 
 
 class PostgresTransaction(Transaction):
-    __slots__ = ("_connection", "_pool", "_store", "_timer", "_tx", "_write")
+    __slots__ = ("_connection", "_generation", "_pool", "_store", "_timer", "_tx", "_write")
 
     def __init__(self, store: PostgresStore, write: bool) -> None:
         self._store = store
@@ -200,6 +200,7 @@ class PostgresTransaction(Transaction):
         self._connection: asyncpg.Connection[Any] | None = None
         self._tx: PostgresTx | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._generation = 0  # the store's, when the connection was taken
 
     async def __aenter__(self) -> Tx:
         store = self._store
@@ -218,6 +219,7 @@ class PostgresTransaction(Transaction):
         except LOST as exc:  # refused or restarting: 503 at once
             await store.lost()
             raise unavailable(exc) from exc
+        self._generation = store.generation
         self._tx = tx = PostgresTx(self._connection, self._write, self._store.statement_listeners)
         when = deadline.when()
         assert when is not None
@@ -244,6 +246,8 @@ class PostgresTransaction(Transaction):
             elif connection.is_in_transaction():
                 # bounded by the transaction's timer, which terminates the connection
                 await connection.execute("COMMIT" if exc_type is None else "ROLLBACK")
+                if exc_type is None and self._write:
+                    self._store.storage_full = False  # a write reached the disk again
         except BaseException as failure:
             _terminate(connection)  # the pool replaces it
             if exc_type is None:
@@ -263,8 +267,10 @@ class PostgresTransaction(Transaction):
                     await self._store.lost()
                 elif issubclass(exc_type, StorageFull):
                     self._store.storage_full = True
-            elif self._write:
-                self._store.storage_full = False  # a write reached the disk again
+            if self._generation != self._store.generation:
+                # the pool expired it meanwhile: released, it would be closed politely, which
+                # waits for the server's goodbye (forever, on a frozen network)
+                _terminate(connection)
             try:
                 await pool.release(connection)
             finally:
@@ -279,6 +285,7 @@ class PostgresStore(Store):
         milliseconds = str(max(1, round(self.timeout * 1000)))
         self._server_settings = {"statement_timeout": milliseconds, "lock_timeout": milliseconds}
         self.storage_full = False  # the last write failed for a full disk (until one succeeds)
+        self.generation = 0  # of the pool's connections: one more at each `lost`
         self._pool: asyncpg.Pool[Any] | None = None
         self._opening = asyncio.Lock()
         # Transactions take turns for the pool's connections here, in the order they asked:
@@ -307,6 +314,7 @@ class PostgresStore(Store):
     async def lost(self) -> None:
         """A connection was lost: the idle ones are suspect too, each is replaced at its next
         use (the pool reconnects by itself once the server is back)."""
+        self.generation += 1
         if self._pool is not None:
             await self._pool.expire_connections()
 
