@@ -63,10 +63,10 @@ async def readyz(request: Request) -> Response:
     if request.app.state.shutdown.draining:
         return JSONResponse({"status": "shutting_down"}, status_code=503, headers=NO_STORE)
     store: Store = request.app.state.db
+    flagged = store.storage_full  # a write failed for a full disk: probe with a write
     if not await store.ping():
         return JSONResponse({"status": "unavailable"}, status_code=503, headers=NO_STORE)
     directories = [*store.data_directories(), request.app.state.settings.avatars_dir]
-    flagged = store.storage_full
     if not await asyncio.to_thread(disk.room_to_write, directories, flagged):
         return JSONResponse({"status": "storage_full"}, status_code=503, headers=NO_STORE)
     if flagged:
