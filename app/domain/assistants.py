@@ -35,7 +35,13 @@ from app.domain.revisions import (
     record_revision,
     snapshot_columns,
 )
-from app.domain.storage import assistant_bytes, assistant_delta, charge, children_bytes
+from app.domain.storage import (
+    assistant_bytes,
+    assistant_delta,
+    charge,
+    children_bytes,
+    give_back,
+)
 from app.models import Action, Assistant, Avatar, Integration, new_id, utcnow
 from app.store import Statement, Tx, in_list
 from app.store.records import AssistantRecord, replaced
@@ -389,7 +395,7 @@ async def delete_assistant(
     await _commit_change(
         tx, assistant, {"deleted": True}, change_type=DELETED, changes=changes, writer=writer
     )
-    await charge(tx, assistant.org_id, -freed, writer.storage_quota)
+    await give_back(tx, assistant.org_id, freed)
     return assistant
 
 

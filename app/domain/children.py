@@ -16,6 +16,7 @@ from app.domain.storage import (
     INTEGRATION_CONTENT,
     action_bytes,
     charge,
+    give_back,
     integration_bytes,
 )
 from app.models import Action, Assistant, Integration
@@ -142,4 +143,4 @@ async def update_child(
 async def delete_child(tx: Tx, kind: Kind, row: Any) -> None:
     """Removes the row and gives its bytes back to its organisation."""
     await tx.execute(kind.delete, {"child_id": row.id})
-    await charge(tx, row.org_id, -kind.size(row), 0)
+    await give_back(tx, row.org_id, kind.size(row))

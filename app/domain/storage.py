@@ -122,7 +122,13 @@ async def charge(tx: Tx, org_id: str, delta: int, quota: int) -> None:
                 quota,
             )
     elif delta < 0:
-        await tx.execute(_GIVE_BACK, {"org_id": org_id, "delta": delta})
+        await give_back(tx, org_id, -delta)
+
+
+async def give_back(tx: Tx, org_id: str, size: int) -> None:
+    """Takes `size` bytes off the organisation's usage (a delete); never refused."""
+    if size:
+        await tx.execute(_GIVE_BACK, {"org_id": org_id, "delta": -size})
 
 
 # -- recounting from the rows (the tests) ---------------------------------------
