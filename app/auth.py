@@ -196,7 +196,8 @@ async def create_organisation(tx: Tx, *, name: str) -> tuple[Organisation, str, 
     if not 1 <= len(name) <= 1024:
         raise ValidationFailed("invalid name", [FieldError(("name",), "must be 1-1024 characters")])
     org = Organisation(id=new_id(), name=name, created_at=utcnow())
-    await tx.execute(_INSERT_ORG, {"id": org.id, "name": org.name, "created_at": org.created_at})
+    values = {"id": org.id, "name": org.name, "created_at": org.created_at, "storage_used": 0}
+    await tx.execute(_INSERT_ORG, values)
     key_id, token = await create_key(tx, org_id=org.id, name=FIRST_KEY_NAME)
     return org, key_id, token
 

@@ -13,7 +13,7 @@ from app.domain.access import Access
 from app.domain.actions import create_action
 from app.domain.assistants import create_assistant
 from app.domain.integrations import create_integration
-from app.domain.revisions import CLI_WRITER
+from app.domain.revisions import Writer
 from app.models import ApiKey, Assistant
 from app.settings import Settings
 from app.store import Statement, Tx
@@ -54,10 +54,14 @@ async def ensure_demo(tx: Tx, settings: Settings, path: Path) -> dict[str, Any]:
         access=access,
         body={"name": "Demo assistant", "config": {"tts": {"voice_id": "v1"}}},
         default_model=settings.default_model,
-        writer=CLI_WRITER,
+        writer=Writer(None, "cli", storage_quota=settings.org_storage_quota),
     )
     await create_integration(
-        tx, access=access, assistant_id=assistant.id, body={"integration_id": "whatsapp"}
+        tx,
+        access=access,
+        assistant_id=assistant.id,
+        body={"integration_id": "whatsapp"},
+        storage_quota=settings.org_storage_quota,
     )
     await create_action(
         tx,
@@ -69,6 +73,7 @@ async def ensure_demo(tx: Tx, settings: Settings, path: Path) -> dict[str, Any]:
             "instructions": "Look up an order when the customer gives its number.",
             "config": {"input": {"method": "GET"}, "definitions": []},
         },
+        storage_quota=settings.org_storage_quota,
     )
     demo = {"org_id": org.id, "assistant_id": assistant.id, "key_id": key_id, "api_key": token}
     path.parent.mkdir(parents=True, exist_ok=True)

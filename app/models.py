@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, TypeDecorator
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -60,11 +60,17 @@ def _time(nullable: bool = False) -> Any:
 
 
 class Organisation(SQLModel, table=True):
+    """`storage_used`: the bytes the organisation stores, kept as rows are written (the rule in
+    app/domain/storage.py, docs/storage.md)."""
+
     __tablename__ = "organisations"
 
     id: str = Field(primary_key=True, max_length=64)
     name: str = Field(max_length=1024)
     created_at: datetime = _time()
+    storage_used: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )
 
 
 class ApiKey(SQLModel, table=True):

@@ -180,6 +180,9 @@ class Problem(Document):
     detail: str
     code: str
     errors: list[FieldProblem]
+    quota_bytes: int | None = Field(
+        default=None, description="`QUOTA_EXCEEDED`: the organisation's ORG_STORAGE_QUOTA"
+    )
 
 
 @dataclass(frozen=True)
@@ -268,7 +271,7 @@ OPERATIONS = [
     Op("GET", REVISIONS + "/{version}", "One revision with its snapshot",
        response=RevisionWithSnapshot, operation_id="getRevision"),
     Op("POST", REVISIONS + "/{version}/restore", "Restore a revision", response=Assistant,
-       errors=(401, 403, 404, 412, 429), operation_id="restoreRevision"),
+       errors=(401, 403, 404, 412, 413, 429), operation_id="restoreRevision"),
     Op("GET", "/orgs/{org_id}/events", "Changes as server-sent events (`Last-Event-ID` resumes)",
        query=("assistant_id", "last_event_id"), errors=(400, 401, 403, 429),
        operation_id="streamEvents"),
@@ -318,7 +321,8 @@ REASONS = {
     'error="insufficient_scope", scope="…"`)',
     404: "Not found",
     412: "`If-Match` is stale",
-    413: "Body too large",
+    413: "Body too large (`PAYLOAD_TOO_LARGE`), or the write would take the organisation's "
+    "stored data past its quota, ORG_STORAGE_QUOTA (`QUOTA_EXCEEDED`, nothing is stored)",
     415: "Unsupported content type",
     429: "Too many requests (see `Retry-After`)",
     503: "The database does not answer",

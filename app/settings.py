@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     metrics_enabled: bool = True
     metrics_token: str | None = None
 
+    # Stored-size bounds (docs/storage.md): bytes an organisation may store (assistants,
+    # integrations, actions, avatars), counted as rows are written; beyond, 413 QUOTA_EXCEEDED.
+    org_storage_quota: int = 256 * 1024 * 1024
+
     # SIGTERM: seconds for the requests in flight to finish before the process exits
     shutdown_grace_seconds: float = 20.0
 

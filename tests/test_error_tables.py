@@ -17,6 +17,7 @@ from app.domain.errors import (
     NotFound,
     PayloadTooLarge,
     PreconditionFailed,
+    QuotaExceeded,
     StorageFull,
     Unauthenticated,
     ValidationFailed,
@@ -91,6 +92,7 @@ BEFORE = {
     NotFound: (404, "Not Found", "NOT_FOUND", 404),
     PreconditionFailed: (412, "Precondition Failed", "CONFLICT", 412),
     PayloadTooLarge: (413, "Content Too Large", "PAYLOAD_TOO_LARGE", 413),
+    QuotaExceeded: (413, "Content Too Large", "QUOTA_EXCEEDED", 413),
     UnsupportedMediaType: (415, "Unsupported Media Type", "UNSUPPORTED_MEDIA_TYPE", 415),
     RateLimited: (429, "Too Many Requests", "RATE_LIMITED", 429),
     DatabaseUnavailable: (503, "Service Unavailable", "DATABASE_UNAVAILABLE", 503),
@@ -111,6 +113,8 @@ GRAPHQL_BEFORE = {
 def an_error(kind: type[DomainError]) -> DomainError:
     if issubclass(kind, RateLimited):
         return kind("boom", 7)
+    if issubclass(kind, QuotaExceeded):
+        return kind("boom", 1024)
     return kind("boom")
 
 

@@ -54,7 +54,9 @@ async def store(settings: Settings) -> AsyncIterator[Store]:
 async def make_org(store: Store, name: str = "Acme") -> str:
     org_id = new_id()
     async with store.write() as tx:
-        await tx.execute(INSERT_ORG, {"id": org_id, "name": name, "created_at": MOMENT})
+        await tx.execute(
+            INSERT_ORG, {"id": org_id, "name": name, "created_at": MOMENT, "storage_used": 0}
+        )
     return org_id
 
 
@@ -177,13 +179,19 @@ async def test_an_expanding_in_is_refused(store: Store):
 
 async def insert_twice(store: Store, org_id: str) -> None:
     async with store.write() as tx:
-        await tx.execute(INSERT_ORG, {"id": org_id, "name": "kept?", "created_at": MOMENT})
-        await tx.execute(INSERT_ORG, {"id": org_id, "name": "twice", "created_at": MOMENT})
+        await tx.execute(
+            INSERT_ORG, {"id": org_id, "name": "kept?", "created_at": MOMENT, "storage_used": 0}
+        )
+        await tx.execute(
+            INSERT_ORG, {"id": org_id, "name": "twice", "created_at": MOMENT, "storage_used": 0}
+        )
 
 
 async def insert_then_raise(store: Store, org_id: str) -> None:
     async with store.write() as tx:
-        await tx.execute(INSERT_ORG, {"id": org_id, "name": "gone", "created_at": MOMENT})
+        await tx.execute(
+            INSERT_ORG, {"id": org_id, "name": "gone", "created_at": MOMENT, "storage_used": 0}
+        )
         raise NotFound("nothing")
 
 

@@ -20,8 +20,10 @@ from app.domain.children import (
     load_child,
     store_changes,
     too_many,
+    update_child,
 )
 from app.domain.errors import FieldError, invalid_input
+from app.domain.storage import action_bytes, charge
 from app.models import Action, new_id, utcnow
 from app.store import Statement, Tx
 from app.store.records import ActionRecord
@@ -54,8 +56,11 @@ async def _actions_of(tx: Tx, assistant_id: str) -> list[ActionRecord]:
 
 
 @requires(Scope.WRITE)
-async def create_action(tx: Tx, *, access: Access, assistant_id: str, body: object) -> ActionRecord:
-    """A new action goes last: (highest position of the assistant's actions, or 0) + 100."""
+async def create_action(
+    tx: Tx, *, access: Access, assistant_id: str, body: object, storage_quota: int
+) -> ActionRecord:
+    """A new action goes last: (highest position of the assistant's actions, or 0) + 100. Its
+    bytes count against ORG_STORAGE_QUOTA (app/domain/storage.py)."""
     assistant = await find_assistant(tx, access, assistant_id, for_update=True)
     data = parse_body(ActionCreate, body)
     row = await tx.first(_HIGHEST_AND_COUNT, {"assistant_id": assistant.id})
@@ -74,6 +79,7 @@ async def create_action(tx: Tx, *, access: Access, assistant_id: str, body: obje
     }
     created = await tx.first(_INSERT, values, ActionRecord)
     assert created is not None
+    await charge(tx, access.org_id, action_bytes(created), storage_quota)
     return created
 
 
@@ -98,6 +104,7 @@ async def update_action(
     access: Access,
     action_id: str,
     patch: object,
+    storage_quota: int,
     assistant_id: str | None = None,
 ) -> ActionRecord:
     """Changes what was sent (`config` replaced whole; `position` only by reorder).
@@ -116,7 +123,7 @@ async def update_action(
     values = data.set_fields()
     if data.config is not None:
         values["config"] = data.config.model_dump()  # whole, defaults included
-    await store_changes(tx, ACTIONS, row, apply_changes(row, values))
+    await update_child(tx, ACTIONS, row, values, storage_quota=storage_quota)
     return row
 
 

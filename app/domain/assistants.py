@@ -35,6 +35,13 @@ from app.domain.revisions import (
     record_revision,
     snapshot_columns,
 )
+from app.domain.storage import (
+    assistant_bytes,
+    assistant_delta,
+    charge,
+    children_bytes,
+    give_back,
+)
 from app.models import Action, Assistant, Avatar, Integration, new_id, utcnow
 from app.store import Statement, Tx, in_list
 from app.store.records import AssistantRecord, replaced
@@ -140,6 +147,8 @@ async def _apply(
     writer: Writer,
 ) -> None:
     changes = [leaf_change(c, getattr(assistant, c), value) for c, value in changed.items()]
+    delta = assistant_delta(assistant, changed)  # 0 (no statement) when no size changes
+    await charge(tx, assistant.org_id, delta, writer.storage_quota)
     await _commit_change(
         tx, assistant, changed, change_type=change_type, changes=changes, writer=writer
     )
@@ -192,6 +201,7 @@ async def create_assistant(
         new.secret_key = new_secret_key()
     assistant = await tx.first(_INSERT, new.model_dump(exclude={"seq"}), AssistantRecord)
     assert assistant is not None
+    await charge(tx, org_id, assistant_bytes(assistant), writer.storage_quota)
     changes = [{"path": p, "from": None, "to": v} for p, v in leaf_values(assistant).items()]
     await record_revision(
         tx, assistant, change_type=CREATED, changes=changes, writer=writer, changed_at=now
@@ -374,15 +384,18 @@ async def delete_assistant(
     writer: Writer,
     expected_versions: Sequence[int] | None = None,
 ) -> AssistantRecord:
-    """Soft-deletes the assistant (it answers 404 from now on) and removes its children."""
+    """Soft-deletes the assistant (it answers 404 from now on) and removes its children; their
+    bytes are given back to the organisation's storage quota."""
     assistant = await find_assistant(tx, access, assistant_id, for_update=True)
     check_version(assistant, expected_versions)
+    freed = assistant_bytes(assistant) + await children_bytes(tx, assistant.id)
     await tx.execute(_DELETE_INTEGRATIONS, {"assistant_id": assistant.id})
     await tx.execute(_DELETE_ACTIONS, {"assistant_id": assistant.id})
     changes = [{"path": "deleted", "from": False, "to": True}]
     await _commit_change(
         tx, assistant, {"deleted": True}, change_type=DELETED, changes=changes, writer=writer
     )
+    await give_back(tx, assistant.org_id, freed)
     return assistant
 
 

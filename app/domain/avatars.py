@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, select
 
 from app.domain.access import Access, Scope, requires
 from app.domain.errors import FieldError, NotFound, PayloadTooLarge, StorageFull, ValidationFailed
+from app.domain.storage import avatar_bytes, charge
 from app.models import Avatar, new_id, utcnow
 from app.store import Statement, Tx, disk
 from app.store.records import AvatarRecord
@@ -66,9 +67,11 @@ _ONE = Statement(select(TABLE).where(TABLE.c.id == bindparam("avatar_id")))
 
 @requires(Scope.WRITE)
 async def create_avatar(
-    tx: Tx, *, access: Access, data: bytes, directory: Path, max_bytes: int
+    tx: Tx, *, access: Access, data: bytes, directory: Path, max_bytes: int, storage_quota: int
 ) -> AvatarRecord:
-    """Stores the bytes under `directory` (named by the new id) and the metadata in the table."""
+    """Stores the bytes under `directory` (named by the new id) and the metadata in the table;
+    they count against ORG_STORAGE_QUOTA (app/domain/storage.py), checked before the file is
+    written."""
     values = {
         "id": new_id(),
         "org_id": access.org_id,
@@ -79,6 +82,7 @@ async def create_avatar(
     }
     avatar = await tx.first(_INSERT, values, AvatarRecord)
     assert avatar is not None
+    await charge(tx, access.org_id, avatar_bytes(avatar.size), storage_quota)
     try:
         await asyncio.to_thread(_write_atomically, directory, avatar.id, data)
     except OSError as exc:  # nothing of the file is left (and the row rolls back)

@@ -2,17 +2,28 @@
 
 Create models carry the defaults; patch models default every field to an unset sentinel that
 `exclude_unset` drops, so absent, null and a value stay three things. `config` is replaced as
-a whole. Keys fixed at creation (`integration_id`, `action_id`) and the server's keys (`id`,
-`error`, `position`, …) are refused by name.
+a whole, and serialized (compact JSON, UTF-8) it may hold at most MAX_JSON_BYTES: an
+integration's `config`, an action's `config`, `config.input` and `config.definitions` each
+(docs/storage.md). Keys fixed at creation (`integration_id`, `action_id`) and the server's keys
+(`id`, `error`, `position`, …) are refused by name.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, ValidationError
+import orjson
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from app.domain.errors import (
@@ -33,6 +44,7 @@ from app.domain.fields import (
 )
 from app.domain.json_input import TOO_DEEP, too_deep
 
+MAX_JSON_BYTES = 64 * 1024  # one config, definitions or input, serialized
 MAX_POSITION = 1_000_000_000
 MAX_REORDER = 25
 FIXED_KEYS = frozenset({"integration_id", "action_id"})
@@ -63,6 +75,33 @@ def _json_object(value: Any) -> Any:
     return value
 
 
+def json_bytes(value: Any) -> int:
+    """The length of `value` as compact JSON in UTF-8 (as it is stored)."""
+    try:
+        return len(orjson.dumps(value))
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits (a GraphQL literal): stdlib's
+        return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def _check_size(size: int) -> None:
+    if size > MAX_JSON_BYTES:
+        raise PydanticCustomError(
+            "json_size",
+            "holds {size} bytes as compact JSON; at most {limit} bytes (64 KiB) are allowed",
+            {"size": size, "limit": MAX_JSON_BYTES},
+        )
+
+
+def _at_most_64k(value: Any) -> Any:
+    _check_size(json_bytes(value))
+    return value
+
+
+def _definitions_at_most_64k(value: list[BaseModel]) -> list[BaseModel]:
+    _check_size(json_bytes([item.model_dump() for item in value]))
+    return value
+
+
 def _action_kind(value: str) -> str:
     if not _ACTION_KIND.fullmatch(value):
         raise PydanticCustomError(
@@ -72,7 +111,10 @@ def _action_kind(value: str) -> str:
 
 
 JsonObject = Annotated[
-    dict[str, Any], BeforeValidator(_json_object), AfterValidator(_no_nul_anywhere)
+    dict[str, Any],
+    BeforeValidator(_json_object),
+    AfterValidator(_at_most_64k),
+    AfterValidator(_no_nul_anywhere),
 ]
 ConnectionId = Annotated[str, limits(1, 200), NO_NUL]
 ActionKind = Annotated[str, limits(1, 128), NO_NUL, AfterValidator(_action_kind)]
@@ -106,9 +148,17 @@ class ActionConfigInput(Input):
     """An action's whole configuration: absent keys take their defaults, never old values."""
 
     input: Annotated[JsonObject, NotNull] = Field(default_factory=dict)
-    definitions: Annotated[list[ActionDefinitionInput], NotNull, Field(max_length=100)] = Field(
-        default_factory=list
-    )
+    definitions: Annotated[
+        list[ActionDefinitionInput],
+        NotNull,
+        Field(max_length=100),
+        AfterValidator(_definitions_at_most_64k),
+    ] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _whole_at_most_64k(self) -> ActionConfigInput:
+        _check_size(json_bytes(self.model_dump()))
+        return self
 
 
 class ActionCreate(Input):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -10,6 +11,14 @@ from sqlalchemy import bindparam, delete, select
 from app.domain.access import Access
 from app.domain.assistants import find_assistant, next_instant
 from app.domain.errors import NotFound, ValidationFailed
+from app.domain.storage import (
+    ACTION_CONTENT,
+    INTEGRATION_CONTENT,
+    action_bytes,
+    charge,
+    give_back,
+    integration_bytes,
+)
 from app.models import Action, Assistant, Integration
 from app.store import Statement, Tx
 from app.store.records import ActionRecord, IntegrationRecord
@@ -22,10 +31,18 @@ _ASSISTANTS = Assistant.__table__  # type: ignore[attr-defined]
 class Kind:
     """The statements of one kind of child (integrations or actions), built once."""
 
-    def __init__(self, model: type[Integration] | type[Action], record: type[Any]) -> None:
+    def __init__(
+        self,
+        model: type[Integration] | type[Action],
+        record: type[Any],
+        content: tuple[str, ...],
+        size: Callable[[Any], int],
+    ) -> None:
         table = model.__table__  # type: ignore[union-attr]  # set by SQLModel's metaclass
         self.table = table
         self.record = record
+        self.content = frozenset(content)  # the columns its size counts (app/domain/storage.py)
+        self.size = size
         self.noun = table.name[:-1]
         self.live_parent = Statement(
             select(table.c.assistant_id)
@@ -46,8 +63,8 @@ class Kind:
         self.delete = Statement(delete(table).where(table.c.id == bindparam("child_id")))
 
 
-INTEGRATIONS = Kind(Integration, IntegrationRecord)
-ACTIONS = Kind(Action, ActionRecord)
+INTEGRATIONS = Kind(Integration, IntegrationRecord, INTEGRATION_CONTENT, integration_bytes)
+ACTIONS = Kind(Action, ActionRecord, ACTION_CONTENT, action_bytes)
 
 
 async def load_child(
@@ -111,5 +128,19 @@ async def store_changes(tx: Tx, kind: Kind, row: Any, changed: dict[str, Any]) -
         await tx.execute(statement, update_parameters("id", row.id, changed))
 
 
+async def update_child(
+    tx: Tx, kind: Kind, row: Any, values: dict[str, Any], *, storage_quota: int
+) -> None:
+    """Stores the values that really differ; a change of the row's size is charged to its
+    organisation first (QUOTA_EXCEEDED beyond ORG_STORAGE_QUOTA, and nothing is stored)."""
+    before = kind.size(row) if not kind.content.isdisjoint(values) else None
+    changed = apply_changes(row, values)
+    if before is not None and changed:
+        await charge(tx, row.org_id, kind.size(row) - before, storage_quota)
+    await store_changes(tx, kind, row, changed)
+
+
 async def delete_child(tx: Tx, kind: Kind, row: Any) -> None:
+    """Removes the row and gives its bytes back to its organisation."""
     await tx.execute(kind.delete, {"child_id": row.id})
+    await give_back(tx, row.org_id, kind.size(row))

@@ -21,6 +21,7 @@ __all__ = [  # the base and the store's own, declared below the store (app/error
     "Path",
     "PayloadTooLarge",
     "PreconditionFailed",
+    "QuotaExceeded",
     "StorageFull",
     "Unauthenticated",
     "ValidationFailed",
@@ -94,6 +95,21 @@ class PayloadTooLarge(DomainError):
     """A body, or an avatar (the use case's own limit), over its size limit."""
 
     code = "PAYLOAD_TOO_LARGE"
+
+
+class QuotaExceeded(DomainError):
+    """A write that would take its organisation's stored bytes past ORG_STORAGE_QUOTA
+    (app/domain/storage.py); nothing of it is stored."""
+
+    code = "QUOTA_EXCEEDED"
+
+    def __init__(self, message: str, quota: int) -> None:
+        super().__init__(message)
+        self.quota = quota
+
+    @property
+    def details(self) -> dict[str, Any]:
+        return {"quota_bytes": self.quota}
 
 
 def _message(error: Any) -> str:

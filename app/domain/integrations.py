@@ -14,12 +14,12 @@ from app.domain.assistants import find_assistant
 from app.domain.child_input import IntegrationCreate, IntegrationPatch, parse_body
 from app.domain.children import (
     INTEGRATIONS,
-    apply_changes,
     delete_child,
     load_child,
-    store_changes,
     too_many,
+    update_child,
 )
+from app.domain.storage import charge, integration_bytes
 from app.models import Integration, new_id, utcnow
 from app.store import Statement, Tx
 from app.store.records import IntegrationRecord
@@ -42,8 +42,9 @@ _COUNT = Statement(
 
 @requires(Scope.WRITE)
 async def create_integration(
-    tx: Tx, *, access: Access, assistant_id: str, body: object
+    tx: Tx, *, access: Access, assistant_id: str, body: object, storage_quota: int
 ) -> IntegrationRecord:
+    """A new integration; its bytes count against ORG_STORAGE_QUOTA (app/domain/storage.py)."""
     assistant = await find_assistant(tx, access, assistant_id, for_update=True)
     data = parse_body(IntegrationCreate, body)
     if (await tx.scalar(_COUNT, {"assistant_id": assistant.id}) or 0) >= MAX_INTEGRATIONS:
@@ -60,6 +61,7 @@ async def create_integration(
     }
     row = await tx.first(_INSERT, values, IntegrationRecord)
     assert row is not None
+    await charge(tx, access.org_id, integration_bytes(row), storage_quota)
     return row
 
 
@@ -89,6 +91,7 @@ async def update_integration(
     access: Access,
     integration_id: str,
     patch: object,
+    storage_quota: int,
     assistant_id: str | None = None,
 ) -> IntegrationRecord:
     """Changes what was sent (`config` replaced whole); `updated_at` moves on a real change.
@@ -104,7 +107,7 @@ async def update_integration(
         for_update=True,
     )
     data = parse_body(IntegrationPatch, patch)
-    await store_changes(tx, INTEGRATIONS, row, apply_changes(row, data.set_fields()))
+    await update_child(tx, INTEGRATIONS, row, data.set_fields(), storage_quota=storage_quota)
     return row
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import bindparam, delete, func, select
 from app.domain.documents import avatar_url, config_document, rfc3339
 from app.domain.errors import NotFound
 from app.domain.shape import COLUMN_PATHS, LEAVES
+from app.domain.storage import DEFAULT_QUOTA
 from app.models import Assistant, AssistantRevision
 from app.observability import metrics
 from app.store import Statement, Tx
@@ -31,11 +32,13 @@ CREATED, UPDATED, SECRET_KEY_ROTATED, RESTORED, DELETED = (
 
 @dataclass(frozen=True, slots=True)
 class Writer:
-    """Who writes (the API key's id, or None for the CLI), through what, and the history kept."""
+    """Who writes (the API key's id, or None for the CLI), through what, the history kept and
+    the bytes its organisation may store (ORG_STORAGE_QUOTA, app/domain/storage.py)."""
 
     key_id: str | None
     source: str  # "rest" | "graphql" | "cli"
     revisions_keep: int | None = None
+    storage_quota: int = DEFAULT_QUOTA
 
 
 CLI_WRITER = Writer(key_id=None, source="cli")

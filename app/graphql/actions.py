@@ -93,7 +93,11 @@ class ActionMutation:
         async with ctx.db.write() as tx:
             access = await ctx.access(tx, org_id)
             row = await create_action(
-                tx, access=access, assistant_id=assistant_id, body=sent_fields(input)
+                tx,
+                access=access,
+                assistant_id=assistant_id,
+                body=sent_fields(input),
+                storage_quota=ctx.settings.org_storage_quota,
             )
         return Action.from_row(row)
 
@@ -113,7 +117,11 @@ class ActionMutation:
         async with ctx.db.write() as tx:
             access = await ctx.access(tx, org_id)
             row = await update_action(
-                tx, access=access, action_id=action_id, patch=sent_fields(input)
+                tx,
+                access=access,
+                action_id=action_id,
+                patch=sent_fields(input),
+                storage_quota=ctx.settings.org_storage_quota,
             )
         return Action.from_row(row)
 

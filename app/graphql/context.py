@@ -59,7 +59,10 @@ class Context:
     def writer(self) -> Writer:
         """Who writes, for the revisions (call after `org()` has authenticated)."""
         assert self._principal is not None
-        return Writer(self._principal.key_id, "graphql", self.settings.revisions_keep)
+        settings = self.settings
+        return Writer(
+            self._principal.key_id, "graphql", settings.revisions_keep, settings.org_storage_quota
+        )
 
 
 Info = StrawberryInfo[Context, None]

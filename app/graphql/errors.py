@@ -23,6 +23,7 @@ from app.domain.errors import (
     NotFound,
     PayloadTooLarge,
     PreconditionFailed,
+    QuotaExceeded,
     StorageFull,
     Unauthenticated,
     ValidationFailed,
@@ -70,6 +71,7 @@ CODES: ErrorTable[Coded] = ErrorTable(
         NotFound: Coded(None, 404),
         PreconditionFailed: Coded("CONFLICT", 412),
         PayloadTooLarge: Coded(None, 413),
+        QuotaExceeded: Coded(None, 413),  # a mutation's error: its answer stays 200
         UnsupportedMediaType: Coded(None, 415),
         RateLimited: Coded(None, 429),
         DatabaseUnavailable: UNAVAILABLE,

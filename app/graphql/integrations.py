@@ -61,7 +61,11 @@ class IntegrationMutation:
         async with ctx.db.write() as tx:
             access = await ctx.access(tx, org_id)
             row = await create_integration(
-                tx, access=access, assistant_id=assistant_id, body=sent_fields(input)
+                tx,
+                access=access,
+                assistant_id=assistant_id,
+                body=sent_fields(input),
+                storage_quota=ctx.settings.org_storage_quota,
             )
         return Integration.from_row(row)
 
@@ -81,7 +85,11 @@ class IntegrationMutation:
         async with ctx.db.write() as tx:
             access = await ctx.access(tx, org_id)
             row = await update_integration(
-                tx, access=access, integration_id=integration_id, patch=sent_fields(input)
+                tx,
+                access=access,
+                integration_id=integration_id,
+                patch=sent_fields(input),
+                storage_quota=ctx.settings.org_storage_quota,
             )
         return Integration.from_row(row)
 

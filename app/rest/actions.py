@@ -16,7 +16,13 @@ from app.domain.actions import (
 )
 from app.domain.documents import action_document
 from app.http.content import PATCH_TYPES
-from app.rest.common import created_response, json_response, org_transaction, read_json
+from app.rest.common import (
+    created_response,
+    json_response,
+    org_transaction,
+    read_json,
+    settings_of,
+)
 
 COLLECTION = "/orgs/{org_id}/assistants/{assistant_id}/actions"
 REORDER = COLLECTION + "/reorder"
@@ -31,6 +37,7 @@ async def create(request: Request) -> Response:
             access=access,
             assistant_id=request.path_params["assistant_id"],
             body=body,
+            storage_quota=settings_of(request).org_storage_quota,
         )
         document = action_document(row)
     return created_response(request, document)
@@ -66,6 +73,7 @@ async def patch(request: Request) -> Response:
             assistant_id=request.path_params["assistant_id"],
             action_id=request.path_params["action_id"],
             patch=body,
+            storage_quota=settings_of(request).org_storage_quota,
         )
         document = action_document(row)
     return json_response(document)

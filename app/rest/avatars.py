@@ -42,6 +42,7 @@ async def upload(request: Request) -> Response:
             data=data,
             directory=settings.avatars_dir,
             max_bytes=settings.max_avatar_bytes,
+            storage_quota=settings.org_storage_quota,
         )
     return json_response({"id": avatar.id, "url": avatar_url(settings.base_url, avatar.id)}, 201)
 

@@ -81,7 +81,8 @@ def bool_param(request: Request, name: str) -> bool:
 def writer_of(request: Request) -> Writer:
     """Who writes, for the revisions (inside `org_transaction`, once the key is known)."""
     access: Access = request.state.principal
-    return Writer(access.key_id, "rest", settings_of(request).revisions_keep)
+    settings = settings_of(request)
+    return Writer(access.key_id, "rest", settings.revisions_keep, settings.org_storage_quota)
 
 
 def json_response(

@@ -23,6 +23,7 @@ from app.domain.errors import (
     NotFound,
     PayloadTooLarge,
     PreconditionFailed,
+    QuotaExceeded,
     StorageFull,
     Unauthenticated,
     ValidationFailed,
@@ -80,6 +81,7 @@ PROBLEMS: ErrorTable[Problem] = ErrorTable(
         NotFound: Problem(404, "Not Found"),
         PreconditionFailed: Problem(412, "Precondition Failed"),
         PayloadTooLarge: Problem(413, "Content Too Large"),
+        QuotaExceeded: Problem(413, "Content Too Large"),  # ORG_STORAGE_QUOTA
         UnsupportedMediaType: Problem(415, "Unsupported Media Type"),
         RateLimited: TOO_MANY,
         DatabaseUnavailable: UNAVAILABLE,

@@ -15,7 +15,13 @@ from app.domain.integrations import (
     update_integration,
 )
 from app.http.content import PATCH_TYPES
-from app.rest.common import created_response, json_response, org_transaction, read_json
+from app.rest.common import (
+    created_response,
+    json_response,
+    org_transaction,
+    read_json,
+    settings_of,
+)
 
 COLLECTION = "/orgs/{org_id}/assistants/{assistant_id}/integrations"
 ITEM = COLLECTION + "/{integration_id}"
@@ -29,6 +35,7 @@ async def create(request: Request) -> Response:
             access=access,
             assistant_id=request.path_params["assistant_id"],
             body=body,
+            storage_quota=settings_of(request).org_storage_quota,
         )
         document = integration_document(row)
     return created_response(request, document)
@@ -64,6 +71,7 @@ async def patch(request: Request) -> Response:
             assistant_id=request.path_params["assistant_id"],
             integration_id=request.path_params["integration_id"],
             patch=body,
+            storage_quota=settings_of(request).org_storage_quota,
         )
         document = integration_document(row)
     return json_response(document)
