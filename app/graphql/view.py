@@ -24,8 +24,9 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
 from app.domain.errors import BadRequest, DomainError
+from app.graphql.answer_size import ResponseTooLarge, stopped
 from app.graphql.context import Context
-from app.graphql.engine import Engine, RequestError
+from app.graphql.engine import Engine, RequestError, too_large_body
 from app.graphql.errors import ANSWER_STATUS, http_status, unavailable_status
 from app.graphql.ide import page_response
 from app.graphql.persisted import Documents, Miss
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
 JSON = "application/json"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
+ENVELOPE_BYTES = 1024  # an answer's bytes besides its data and errors (`extensions.cost`, keys)
 
 
 def response_media_type(accept: str) -> str:
@@ -95,10 +97,16 @@ def rate_limited(errors: list[dict[str, Any]]) -> dict[str, str] | None:
 
 
 async def answer(
-    spending: Spending, body: dict[str, Any], status: int = 200, media_type: str = JSON
+    spending: Spending,
+    body: dict[str, Any],
+    status: int = 200,
+    media_type: str = JSON,
+    max_bytes: int | None = None,
 ) -> Response:
     """A GraphQL answer with its `extensions.cost`; a request that did not run spends its
-    point now (429 RATE_LIMITED when even that is beyond the budget)."""
+    point now (429 RATE_LIMITED when even that is beyond the budget). `max_bytes`: the bound of
+    an answer that ran, checked here to the byte once it is serialized (the executor counted it
+    as it wrote, so it is never much larger)."""
     headers = None
     if status == 200 and "errors" in body and (outage := unavailable_status(body["errors"])):
         status, headers = outage  # 503 DATABASE_UNAVAILABLE with Retry-After
@@ -110,9 +118,14 @@ async def answer(
     if status == 200 and "errors" in body and (headers := rate_limited(body["errors"])):
         status = ANSWER_STATUS[RateLimited.code]
     body["extensions"] = {**body.get("extensions", {}), "cost": spending.extension}
+    content = orjson.dumps(body)
+    if max_bytes is not None and len(content) > max_bytes + ENVELOPE_BYTES:
+        body = {**too_large_body(ResponseTooLarge(max_bytes)), "extensions": body["extensions"]}
+        status = 400 if media_type == GRAPHQL_RESPONSE else 200
+        content = orjson.dumps(body)
     if "errors" in body and metrics.active is not None:
         metrics.active.graphql_errors(body["errors"])
-    return Response(orjson.dumps(body), status, headers, media_type=media_type)
+    return Response(content, status, headers, media_type=media_type)
 
 
 class TextWebSocketAdapter(ASGIWebSocketAdapter):
@@ -150,6 +163,7 @@ class GraphQLView(GraphQL[Context, None]):
             points = PointsBudget(Buckets(), settings.graphql_points)
         self.points = points
         self.max_subscriptions_per_connection = settings.graphql_max_subscriptions
+        self.max_response_bytes = settings.graphql_max_response_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -253,11 +267,15 @@ class GraphQLView(GraphQL[Context, None]):
                 engine.count(query, operation_name, prepared, None, spending, started)
                 raise
             engine.count(query, operation_name, prepared, body, spending, started)
-        if "data" not in body:  # failed before it ran: parse, validation, cost or variables
+        if "data" not in body:
+            # failed before it ran (parse, validation, cost or variables), or stopped as its
+            # answer passed GRAPHQL_MAX_RESPONSE_BYTES (no `data` either way in this media type)
             if answers == GRAPHQL_RESPONSE:
                 return await answer(spending, body, 400, answers)
-            body = {"data": None, **body}
-        return await answer(spending, body, 200, answers)
+            if not stopped(body):
+                body = {"data": None, **body}
+            return await answer(spending, body, 200, answers)
+        return await answer(spending, body, 200, answers, self.max_response_bytes)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         """The websocket's context (HTTP requests make theirs in `serve`)."""
