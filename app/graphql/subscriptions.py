@@ -225,7 +225,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         try:
             found = documents.resolve(query, extensions)
             if isinstance(found, Miss):
-                found = await documents.complete(found, self.context.db)
+                found = await documents.complete(found, self.context.db, self.context.authenticated)
         except DomainError as exc:
             return {"message": exc.message, "extensions": {"code": exc.code}}
         if found is not None:

@@ -229,12 +229,21 @@ class GraphQLView(GraphQL[Context, None]):
         operation_name = data.get("operationName")
         prepared = None
         extensions = data.get("extensions")
+        context = Context(
+            db=request.app.state.db,
+            settings=self.settings,
+            authorization=request.headers.get("authorization"),
+            request=request,
+        )
+        request.state.graphql_context = context  # its loaders are closed when the request ends
         if (extensions is not None or self.documents.trusted is not None) and isinstance(
             query, str | None
         ):
             found = self.documents.resolve(query, extensions)
             if isinstance(found, Miss):  # a hash this process does not know yet
-                found = await self.documents.complete(found, request.app.state.db)
+                found = await self.documents.complete(
+                    found, request.app.state.db, context.authenticated
+                )
             if found is not None:
                 query, prepared = found
         if not isinstance(query, str) or not query:
@@ -245,13 +254,6 @@ class GraphQLView(GraphQL[Context, None]):
             raise HTTPException(400, "The GraphQL operation's `variables` must be an object")
         if not isinstance(operation_name, str | None):
             raise HTTPException(400, "The GraphQL `operationName` must be a string")
-        context = Context(
-            db=request.app.state.db,
-            settings=self.settings,
-            authorization=request.headers.get("authorization"),
-            request=request,
-        )
-        request.state.graphql_context = context  # its loaders are closed when the request ends
         engine = self.engine
         if engine.metrics is None:
             body = await engine.run(
