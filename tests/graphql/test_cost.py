@@ -305,7 +305,8 @@ async def test_introspection_costs_2000_items_and_spends_the_addresss_points(
     # with other lists, it passes the maximum as they would (10 root fields at most)
     mixed = aliased_introspection(9).replace(
         "query Introspection { ",
-        'query Introspection { assistants(orgId: "c", first: 100) { nodes { integrations { id } } } ',
+        'query Introspection { assistants(orgId: "c", first: 100) '
+        "{ nodes { integrations { id } } } ",
     )
     refused = (await post(client, None, mixed)).json()
     assert refused["errors"][0]["extensions"] == {
