@@ -44,7 +44,7 @@ from strawberry.utils.await_maybe import await_maybe
 from app.graphql.answer_size import ResponseTooLarge
 from app.graphql.cost import NO_COST, Cost, operation_costs
 from app.graphql.errors import code_error, domain_extensions, domain_message
-from app.graphql.execution import CompiledExecutionContext
+from app.graphql.execution import CompiledExecutionContext, settled
 from app.graphql.extensions import OperationNameRequired, strip_suggestions
 from app.graphql.limits import (
     NoSubgraphSdl,
@@ -260,6 +260,7 @@ class Engine:
                 executor.execute_operation()  # type: ignore[arg-type]
             )
         except ResponseTooLarge as exc:  # stopped as it passed the bound: no `data`
+            await settled(executor)
             return too_large_body(exc)
         except Exception as exc:  # noqa: BLE001  (masked and logged, as Strawberry does)
             if not isinstance(exc, GraphQLError):

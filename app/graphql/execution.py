@@ -17,6 +17,7 @@ path. A basic field only reads an attribute, so reading it a second time there i
 from __future__ import annotations
 
 import itertools
+from asyncio import gather
 from collections import OrderedDict
 from collections.abc import Callable
 from functools import lru_cache
@@ -38,6 +39,7 @@ from graphql import (
     is_non_null_type,
     is_object_type,
 )
+from graphql.execution import Executor
 from graphql.execution.collect_fields import CollectedFields, FieldDetailsList, GroupedFieldSet
 from graphql.pyutils import AwaitableOrValue, Path, Undefined, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -374,6 +376,14 @@ CollectedKey = tuple[GraphQLObjectType, tuple[int, ...]]
 _collected: OrderedDict[CollectedKey, tuple[tuple[Any, ...], CollectedFields]] = OrderedDict()
 _static_plans: dict[int, StaticPlan] = {}
 COMPILE_AT = 2  # a plan is compiled at its second use: one-off documents never pay for it
+
+
+async def settled(executor: Executor[Any]) -> None:
+    """Once an operation has stopped (its answer too large): until the fields it left pending
+    (settled in the background, graphql-core's way) have ended. They end at their first write,
+    the count being past the bound; then nothing of the request runs after its answer."""
+    while pending := [f for f in executor.background_futures if not f.done()]:
+        await gather(*pending, return_exceptions=True)
 
 
 class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):

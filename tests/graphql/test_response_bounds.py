@@ -141,6 +141,28 @@ async def test_strings_count_too_and_the_bound_holds_to_the_byte(small, org, oth
     assert await names(small, other_org, 16) == too_large(SMALL)
 
 
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+async def test_the_fields_still_pending_when_the_bound_passes_end_with_the_request(small, org):
+    """Each assistant's `revisions` is a resolver of its own, pending while the names are
+    written: once the names pass the bound they end before the answer is sent (none is left
+    unawaited), and the next request is whole."""
+    for n in range(25):
+        made = await small.post(
+            "/orgs/c/assistants", json={"name": f"{n:02} " + "a" * 190}, headers=org.headers
+        )
+        assert made.status_code == 201
+    query = (
+        '{ assistants(orgId: "c", first: 30) '
+        "{ nodes { name revisions(first: 1) { totalCount } } } }"
+    )
+    response = await post(small, org, {"query": query})
+    assert response.json() == too_large(SMALL)
+    fits = '{ assistants(orgId: "c", first: 2) { nodes { revisions(first: 1) { totalCount } } } }'
+    assert (await post(small, org, {"query": fits})).json()["data"]["assistants"]["nodes"] == [
+        {"revisions": {"totalCount": 1}}
+    ] * 2
+
+
 async def test_persisted_documents_are_bounded_too(small, org):
     assistant_id = await assistant_with_configs(small, org, 8, 1000)
     sha = hashlib.sha256(CONFIGS.encode()).hexdigest()
