@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 
 JSON = "application/json"
 GRAPHQL_RESPONSE = "application/graphql-response+json"
-ENVELOPE_BYTES = 1024  # an answer's bytes besides its data and errors (`extensions.cost`, keys)
 
 
 def response_media_type(accept: str) -> str:
@@ -96,6 +95,11 @@ def rate_limited(errors: list[dict[str, Any]]) -> dict[str, str] | None:
     return None
 
 
+def answer_bytes(body: dict[str, Any], content: bytes) -> int:
+    """The bytes of an answer's data and errors: all of it but its `extensions`."""
+    return len(content) - len(orjson.dumps({"extensions": body["extensions"]})) + 1
+
+
 async def answer(
     spending: Spending,
     body: dict[str, Any],
@@ -119,7 +123,11 @@ async def answer(
         status = ANSWER_STATUS[RateLimited.code]
     body["extensions"] = {**body.get("extensions", {}), "cost": spending.extension}
     content = orjson.dumps(body)
-    if max_bytes is not None and len(content) > max_bytes + ENVELOPE_BYTES:
+    if (
+        max_bytes is not None
+        and len(content) > max_bytes
+        and answer_bytes(body, content) > max_bytes
+    ):
         body = {**too_large_body(ResponseTooLarge(max_bytes)), "extensions": body["extensions"]}
         status = 400 if media_type == GRAPHQL_RESPONSE else 200
         content = orjson.dumps(body)
