@@ -123,6 +123,11 @@ class Settings(BaseSettings):
             return self.sqlite_busy_timeout_ms / 1000
         return self.database_timeout_seconds
 
+    # Fair shares, GraphQL (docs/graphql-bounds.md): bytes of one answer, counted by the
+    # executor as it writes (RESPONSE_TOO_LARGE), and bytes of one document's text.
+    graphql_max_response_bytes: int = 8 * 1024 * 1024
+    graphql_max_document_bytes: int = 32 * 1024
+
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -30,6 +30,7 @@ from app.events import (
     TooManyStreams,
     TooManyStreamsForKey,
 )
+from app.graphql.answer_size import ResponseTooLarge
 from app.graphql.errors import CODES, extension_code, http_status
 from app.graphql.persisted import (
     PersistedQueryNotFound,
@@ -40,7 +41,12 @@ from app.http.errors import RateLimited, UnsupportedMediaType
 from app.rest.errors import PROBLEMS, domain_error_response
 
 TRANSPORT_WORDS = {"status", "title", "challenge", "graphql_code", "extension_code", "headers"}
-GRAPHQL_ONLY = {PersistedQueryNotFound, PersistedQueryNotSupported, TrustedDocumentRequired}
+GRAPHQL_ONLY = {
+    PersistedQueryNotFound,
+    PersistedQueryNotSupported,
+    TrustedDocumentRequired,
+    ResponseTooLarge,
+}
 
 
 def declared_errors() -> list[type[DomainError]]:

@@ -18,6 +18,7 @@ from app.graphql.extensions import TextValidationCache
 from app.graphql.schema import VALIDATION_CACHE_SIZE, build_schema, protective_extensions
 from app.main import create_app
 from app.models import Assistant
+from tests.helpers.event_clients import AsgiWebSocket
 from tests.helpers.graphql_answers import answer, without_cost
 
 INTROSPECTION = get_introspection_query(
@@ -248,4 +249,65 @@ async def test_the_served_schema_exports_like_the_bare_one(settings):
             response = await http.post("/graphql", json=query)
     assert validation_failure(response.json()) == [
         "the operation selects 2 root fields; at most 1 are allowed"
+    ]
+
+
+# --- bytes of a document: comments and strings count, though they are not tokens -------------
+
+
+def padded(document: str, size: int, filler: str = "x") -> str:
+    """`document` followed by a comment that brings it to `size` characters."""
+    return document + "\n#" + filler * (size - len(document) - 2)
+
+
+def too_long(size: int) -> str:
+    return (
+        f"the document is {size} bytes (comments and strings included); at most 32768 are allowed"
+    )
+
+
+async def test_a_document_of_32_kib_runs_and_one_byte_more_is_refused(gql):
+    exact = padded("{ __typename }", 32 * 1024)
+    assert (await gql(exact))["data"] == {"__typename": "Query"}
+    over = padded("{ __typename }", 32 * 1024 + 1)
+    assert validation_failure(await gql(over)) == [too_long(32 * 1024 + 1)]
+
+
+async def test_strings_and_multibyte_characters_count_in_bytes(gql, org, db):
+    name = "x" * (33 * 1024)
+    mutation = f'mutation {{ createAssistant(orgId: "c", input: {{name: "{name}"}}) {{ id }} }}'
+    body = await gql(mutation, org=org)
+    assert validation_failure(body) == [too_long(len(mutation))]
+    assert await count_assistants(db) == 0
+    wide = padded("{ __typename }", 20_000, "é")  # 20,000 characters, about 40,000 bytes
+    assert validation_failure(await gql(wide)) == [too_long(len(wide.encode()))]
+
+
+async def test_a_body_over_1_mib_stays_413(client):
+    response = await client.post("/graphql", json={"query": padded("{ __typename }", 1100 * 1024)})
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+async def test_the_document_bound_is_a_setting_and_holds_over_the_websocket(settings, org):
+    application = create_app(settings.model_copy(update={"graphql_max_document_bytes": 1000}))
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            document = padded("{ __typename }", 1001)
+            response = await http.post("/graphql", json={"query": document})
+            message = (
+                "the document is 1001 bytes (comments and strings included); "
+                "at most 1000 are allowed"
+            )
+            assert validation_failure(response.json()) == [message]
+            fits = await http.post("/graphql", json={"query": padded("{ __typename }", 1000)})
+            assert fits.json()["data"] == {"__typename": "Query"}
+        async with AsgiWebSocket(application) as socket:
+            assert await socket.init(f"Bearer {org.api_key}") == {"type": "connection_ack"}
+            await socket.send({"id": "1", "type": "subscribe", "payload": {"query": document}})
+            refused = await socket.receive()
+    assert refused["type"] == "error"
+    assert [(e["message"], e["extensions"]["code"]) for e in refused["payload"]] == [
+        (message, "GRAPHQL_VALIDATION_FAILED")
     ]

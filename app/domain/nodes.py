@@ -67,12 +67,13 @@ class Found:
     actions: dict[str, Any] = field(default_factory=dict)
 
 
-def check_ids(ids: Sequence[str], name: str = "ids") -> None:
-    """At most MAX_IDS ids, checked before anything is read (a validation error naming them)."""
+def check_ids(ids: Sequence[Any], name: str = "ids") -> None:
+    """At most MAX_IDS ids (or federation's representations), checked before anything is read
+    (a validation error naming the argument)."""
     if len(ids) > MAX_IDS:
         raise ValidationFailed(
-            f"'{name}' may hold at most {MAX_IDS} ids (it holds {len(ids)})",
-            [FieldError((name,), f"at most {MAX_IDS} ids")],
+            f"'{name}' may hold at most {MAX_IDS} {name} (it holds {len(ids)})",
+            [FieldError((name,), f"at most {MAX_IDS} {name}")],
         )
 
 

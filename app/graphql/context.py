@@ -46,6 +46,18 @@ class Context:
                 self.request.state.principal = self._principal
         return self._principal
 
+    async def authenticated(self) -> bool:
+        """Whether the request carries a valid API key (its own read transaction; the key is
+        then known for the rest of the request)."""
+        if self._principal is None and self.authorization is None:
+            return False
+        try:
+            async with self.db.read() as tx:
+                await self.caller(tx)
+        except Unauthenticated:
+            return False
+        return True
+
     async def access(self, tx: Tx, org_id: str) -> Access:
         """The caller's access to the organisation an operation names (401/403 otherwise);
         the use cases check the scope each needs, and which assistants the key sees."""

@@ -15,9 +15,11 @@ multiplications (`Cost.of`), never a second walk.
 - A list of objects by id (`nodes(ids:)`, federation's `_entities(representations:)`) holds as
   many items as its list argument has: the length of a literal list, or of the variable's
   value per request.
+- Introspection (`__schema`, `__type`) costs INTROSPECTION_ITEMS (2,000) per occurrence, as a
+  query of that many items: its answer is the whole schema (docs/graphql-bounds.md).
 - Each of these counts its items times the items of the lists above it; any other field (an
   object, a connection's `pageInfo`, a list inside one item's data such as `definitions`,
-  `suggestedMessages` or a revision's `changes`, introspection) adds nothing itself.
+  `suggestedMessages` or a revision's `changes`) adds nothing itself.
 - Fragments and inline fragments count where they are spread; every field counts, aliases
   separately; directives are not looked at (a field under `@skip` still counts).
 """
@@ -55,6 +57,8 @@ MIN_PAGE, MAX_PAGE, DEFAULT_PAGE = 1, 100, 20
 # lists whose length has a known bound, by the name of their item type
 BOUNDED_LISTS: dict[str, int] = {"Integration": MAX_INTEGRATIONS, "Action": MAX_ACTIONS}
 ITEM_FIELDS = frozenset({"edges", "nodes"})
+INTROSPECTION_ITEMS = 2000  # what one `__schema` or `__type` costs
+INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})
 # lists of objects by id: the argument whose length is theirs, by field name
 LISTED_BY: dict[str, str] = {"nodes": "ids", "_entities": "representations"}
 
@@ -181,9 +185,12 @@ class Walk:
         fields = _fields(parent)
         for selection in selection_set.selections:
             if isinstance(selection, FieldNode):
+                if selection.name.value in INTROSPECTION_FIELDS:
+                    _add(fixed, {(): INTROSPECTION_ITEMS})
+                    continue
                 field = fields.get(selection.name.value)
                 if field is None or selection.selection_set is None:
-                    continue  # leaves, introspection, __typename
+                    continue  # leaves, __typename
                 cost = self.field(selection, field)
                 _add(items if selection.name.value in ITEM_FIELDS else fixed, cost)
             elif isinstance(selection, InlineFragmentNode):

@@ -41,11 +41,17 @@ from strawberry.schema.schema import validate_document
 from strawberry.types.graphql import OperationType
 from strawberry.utils.await_maybe import await_maybe
 
+from app.graphql.answer_size import ResponseTooLarge
 from app.graphql.cost import NO_COST, Cost, operation_costs
-from app.graphql.errors import code_error
-from app.graphql.execution import CompiledExecutionContext
+from app.graphql.errors import code_error, domain_extensions, domain_message
+from app.graphql.execution import CompiledExecutionContext, settled
 from app.graphql.extensions import OperationNameRequired, strip_suggestions
-from app.graphql.limits import NoSubgraphSdl, parse_limit_error, settings_limits_rule
+from app.graphql.limits import (
+    NoSubgraphSdl,
+    document_too_long,
+    parse_limit_error,
+    settings_limits_rule,
+)
 from app.graphql.points import Spending
 from app.observability import metrics, tracing
 from app.settings import Settings
@@ -118,6 +124,9 @@ class Engine:
         if prepared is not None:
             documents.move_to_end(text)
             return prepared
+        refusal = document_too_long(text, self.settings.graphql_max_document_bytes)
+        if refusal is not None:  # refused before it is parsed, and never kept
+            return self._failed(GraphQLError(refusal), VALIDATION)
         prepared = self._prepare(text)
         documents[text] = prepared
         if len(documents) > DOCUMENT_CACHE_SIZE:
@@ -250,6 +259,9 @@ class Engine:
                 # schema does not have; this is always an ExecutionResult
                 executor.execute_operation()  # type: ignore[arg-type]
             )
+        except ResponseTooLarge as exc:  # stopped as it passed the bound: no `data`
+            await settled(executor)
+            return too_large_body(exc)
         except Exception as exc:  # noqa: BLE001  (masked and logged, as Strawberry does)
             if not isinstance(exc, GraphQLError):
                 exc = GraphQLError(str(exc), original_error=exc)
@@ -320,6 +332,11 @@ class Engine:
             return None
         operation = pick(prepared, operation_name)
         return None if operation is None else (operation.cost.of(variables), operation)
+
+
+def too_large_body(error: ResponseTooLarge) -> dict[str, Any]:
+    """The answer of an operation stopped by GRAPHQL_MAX_RESPONSE_BYTES: the error alone."""
+    return {"errors": [{"message": domain_message(error), "extensions": domain_extensions(error)}]}
 
 
 def pick(prepared: Prepared, operation_name: str | None) -> Operation | None:

@@ -37,6 +37,7 @@ from app.events import (
     TooManyStreams,
     TooManyStreamsForKey,
 )
+from app.graphql.answer_size import ResponseTooLarge
 from app.graphql.persisted import (
     PersistedQueryNotFound,
     PersistedQueryNotSupported,
@@ -79,6 +80,7 @@ CODES: ErrorTable[Coded] = ErrorTable(
         PersistedQueryNotFound: Coded(None, 200),
         PersistedQueryNotSupported: Coded(None, 200),
         TrustedDocumentRequired: Coded(None, 400),
+        ResponseTooLarge: Coded(None, 200),  # stopped as it ran: no `data` (docs/graphql-bounds.md)
         SlowConsumer: UNAVAILABLE,  # the live events (app/events.py)
         ShuttingDown: UNAVAILABLE,
         TooManyStreams: UNAVAILABLE,

@@ -17,6 +17,7 @@ path. A basic field only reads an attribute, so reading it a second time there i
 from __future__ import annotations
 
 import itertools
+from asyncio import gather
 from collections import OrderedDict
 from collections.abc import Callable
 from functools import lru_cache
@@ -38,9 +39,22 @@ from graphql import (
     is_non_null_type,
     is_object_type,
 )
+from graphql.execution import Executor
 from graphql.execution.collect_fields import CollectedFields, FieldDetailsList, GroupedFieldSet
 from graphql.pyutils import AwaitableOrValue, Path, Undefined, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from app.graphql.answer_size import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    ERROR_OVERHEAD,
+    KEY_OVERHEAD,
+    OBJECT_OVERHEAD,
+    Measure,
+    ResponseTooLarge,
+    leaf_size,
+    string_size,
+    value_size,
+)
 
 # the kinds of step; from OBJECT on, a result may be awaitable
 LEAF, LEAF_LIST, TYPENAME, OBJECT, OBJECT_LIST, OTHER, PRELOADED = range(7)
@@ -65,6 +79,10 @@ class Step(NamedTuple):
     field_type: GraphQLOutputType | None
     item_type: GraphQLOutputType | None  # the lists: the type of an item
     object_type: GraphQLObjectType | None
+    # the answer's bytes (app/graphql/answer_size.py): what the key and a leaf's value add at
+    # least, and (LEAF) the function that measures the rest of the value, None when that is all
+    size: int = 0
+    measure: Measure | None = None
 
 
 Planned = tuple[
@@ -144,9 +162,10 @@ def preloaded_attribute(parent_type: GraphQLObjectType, name: str) -> str | None
 
 
 def step(parent_type: GraphQLObjectType, key: str, name: str, special: bool) -> Step:
-    other = Step(key, OTHER, "", None, False, None, False, False, None, None, None)
+    size = len(key) + KEY_OVERHEAD
+    other = Step(key, OTHER, "", None, False, None, False, False, None, None, None, size)
     if name == "__typename":
-        return other._replace(kind=TYPENAME)
+        return other._replace(kind=TYPENAME, size=size + len(parent_type.name) + 2)
     if special:
         return other
     attr = basic_attribute(parent_type, name)
@@ -171,11 +190,14 @@ def step_of_type(other: Step, field_type: GraphQLOutputType) -> Step:
         # `specified_scalar_types` (a mapping in graphql-core 3.3) and never matched, so the
         # guard was always on for them: that is what the differential tests compare against.
         guard = not is_enum_type(inner)
+        constant, measure = leaf_size(inner)
         return base._replace(
             kind=LEAF,
             coerce=inner.coerce_output_value,
             guard=guard,
             exact=IDENTITY.get(inner),
+            size=base.size + constant,
+            measure=measure,
         )
     if is_object_type(inner) and inner.is_type_of is None:
         return base._replace(kind=OBJECT, object_type=inner)
@@ -187,6 +209,7 @@ def step_of_type(other: Step, field_type: GraphQLOutputType) -> Step:
         )
         if is_leaf_type(item):
             guard = not is_enum_type(item)
+            base = base._replace(size=base.size + OBJECT_OVERHEAD)
             return base._replace(kind=LEAF_LIST, coerce=item.coerce_output_value, guard=guard)
         if is_object_type(item) and item.is_type_of is None:
             return base._replace(kind=OBJECT_LIST, object_type=item)
@@ -221,6 +244,17 @@ def _coercion(i: int, non_null: bool, guard: bool) -> list[str]:
 
 
 Nested = tuple[GroupedFieldSet, "Compiled", GraphQLObjectType]
+
+
+def _measured(i: int, s: Step, names: dict[str, Any]) -> list[str]:
+    """The expression that measures leaf `v{i}` for the answer's bytes (none: its constant
+    is all); a string's length inline."""
+    if s.measure is None:
+        return []
+    if s.measure is string_size:
+        return [f"len(v{i})" if s.non_null else f"(2 if v{i} is None else len(v{i}))"]
+    names[f"M{i}"] = s.measure
+    return [f"M{i}(v{i})"]
 
 
 def _nested_object(i: int, key: str) -> list[str]:
@@ -258,9 +292,13 @@ def compile_plan(planned: list[Planned], nested: dict[int, Nested] | None = None
     others: list[str] = []
     later: list[tuple[str, int]] = []  # (key, index) of the fields that may be awaitable
     removable: list[str] = []
+    size = OBJECT_OVERHEAD  # the answer's bytes (app/graphql/answer_size.py): the constant part
+    measured: list[str] = []  # and what is measured per object
     for i, (key, kind, attr, exact, coerce, non_null, guard, step_, fields) in enumerate(planned):
         names[f"S{i}"], names[f"F{i}"] = step_, fields
+        size += step_.size
         if kind == LEAF:
+            measured += _measured(i, step_, names)
             leaves.append(f"v{i} = source.{attr}")
             if exact is not None:
                 names[f"E{i}"] = exact
@@ -283,7 +321,8 @@ def compile_plan(planned: list[Planned], nested: dict[int, Nested] | None = None
             later.append((key, i))
             if kind == OTHER:
                 removable.append(f"if v{i} is Undefined: del r[{key!r}]")
-    body = list(leaves)
+    body = [*leaves, f"size = self.size = self.size + {' + '.join([str(size), *measured])}"]
+    body.append("if size > self.max_size: self.too_large()")
     if others:
         evaluated = ", ".join(f"v{i}" for _, i in later)
         body.append(" = ".join(f"v{i}" for _, i in later) + " = None")
@@ -339,6 +378,14 @@ _static_plans: dict[int, StaticPlan] = {}
 COMPILE_AT = 2  # a plan is compiled at its second use: one-off documents never pay for it
 
 
+async def settled(executor: Executor[Any]) -> None:
+    """Once an operation has stopped (its answer too large): until the fields it left pending
+    (settled in the background, graphql-core's way) have ended. They end at their first write,
+    the count being past the bound; then nothing of the request runs after its answer."""
+    while pending := [f for f in executor.background_futures if not f.done()]:
+        await gather(*pending, return_exceptions=True)
+
+
 class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's execution context with the fast path above for basic fields."""
 
@@ -349,6 +396,51 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         self._compiled = manager is None or not manager.middlewares
         # per request: id(grouped field set) -> (that set, kept alive so the id stays its own; plan)
         self._plans: dict[int, tuple[Any, ...]] = {}
+        # the answer's bytes so far, and their bound (app/graphql/answer_size.py)
+        self.size = 0
+        settings = getattr(self.context_value, "settings", None)
+        self.max_size: int = getattr(
+            settings, "graphql_max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES
+        )
+
+    def too_large(self) -> None:
+        """Stops the operation: its answer passed the bound."""
+        raise ResponseTooLarge(self.max_size)
+
+    def build_per_event_executor(self, payload: Any) -> Any:
+        """A subscription's event: an answer of its own, counted from nothing."""
+        executor = super().build_per_event_executor(payload)
+        # mypy ignore below: graphql-core types the copy as its base class
+        executor.size = 0  # type: ignore[attr-defined]
+        return executor
+
+    def handle_field_error(
+        self,
+        raw_error: Exception,
+        return_type: GraphQLOutputType,
+        field_details_list: FieldDetailsList,
+        path: Path,
+    ) -> None:
+        """graphql-core's, except that an answer too large stops the whole operation (never a
+        field's error); an error recorded counts in the answer's bytes."""
+        if isinstance(raw_error, ResponseTooLarge):
+            raise raw_error
+        original = getattr(raw_error, "original_error", None)
+        if isinstance(original, ResponseTooLarge):
+            raise original
+        super().handle_field_error(raw_error, return_type, field_details_list, path)
+        size = self.size = self.size + len(str(raw_error)) + ERROR_OVERHEAD
+        if size > self.max_size:
+            self.too_large()
+
+    # mypy ignore below: graphql-core's is a static method; this one counts, so it needs `self`
+    def complete_leaf_value(self, return_type: Any, result: Any) -> Any:  # type: ignore[override]
+        """graphql-core's (a leaf off the fast path, a list's item), counted."""
+        completed = super().complete_leaf_value(return_type, result)
+        size = self.size = self.size + value_size(completed)
+        if size > self.max_size:
+            self.too_large()
+        return completed
 
     def collect_subfields(
         self, return_type: GraphQLObjectType, field_details_list: FieldDetailsList
@@ -463,20 +555,20 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         results: dict[str, Any] = {}
         pending: list[str] = []
         is_awaitable = self.is_awaitable
+        size = OBJECT_OVERHEAD  # the answer's bytes of this object's keys and leaves
         try:
             for key, kind, attr, exact, coerce, non_null, guard, s, fields in self.plan(
                 parent_type, grouped_field_set
             ):
+                size += s.size
                 if kind == LEAF:  # most fields: inline, no call but the coercion
                     value = getattr(source_value, attr)
-                    if type(value) is exact:
+                    if type(value) is exact or (value is None and not non_null):
                         results[key] = value
+                        if s.measure is not None:
+                            size += s.measure(value)
                         continue
-                    if value is None:
-                        if not non_null:
-                            results[key] = None
-                            continue
-                    elif not (guard and isinstance(value, Exception)):
+                    if value is not None and not (guard and isinstance(value, Exception)):
                         try:
                             # mypy ignore below: graphql-core's coercion is typed loosely
                             coerced = coerce(value)  # type: ignore[misc]
@@ -484,7 +576,10 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                             coerced = None
                         if coerced is not None and coerced is not Undefined:
                             results[key] = coerced
+                            if s.measure is not None:
+                                size += s.measure(coerced)
                             continue
+                    # (its value counts in `complete_leaf_value`)
                     result = self.slow(s, fields, parent_type, source_value, path)
                 else:
                     result = self.step(s, fields, parent_type, source_value, path)
@@ -493,6 +588,9 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 results[key] = result
                 if kind >= OBJECT and is_awaitable(result):
                     pending.append(key)
+            size = self.size = self.size + size
+            if size > self.max_size:
+                self.too_large()
         except Exception:
             if pending:
                 self.settle_in_background([results[key] for key in pending])
@@ -566,8 +664,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             results.update(zip(pending, values, strict=True))
         return results
 
-    @staticmethod
-    def leaf_list(s: Step, value: Any) -> list[Any] | None:
+    def leaf_list(self, s: Step, value: Any) -> list[Any] | None:
         if value is None:
             if s.list_non_null:
                 raise Slow
@@ -592,6 +689,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if coerced is None or coerced is Undefined:
                 raise Slow
             out.append(coerced)
+        self.size += sum(map(value_size, out)) + len(out)  # (the plan checks the bound)
         return out
 
     def subfields(
@@ -657,6 +755,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         non-null items) goes up to the list's field."""
         items: list[Any] = []
         pending: list[int] = []
+        self.size += OBJECT_OVERHEAD + len(value)  # `[]` and the commas (each item counts itself)
         # mypy ignore below: OBJECT steps always hold their type
         object_type: GraphQLObjectType = s.object_type  # type: ignore[assignment]
         grouped, defer_usages, _ = self.collect_subfields(object_type, fields)

@@ -1,5 +1,8 @@
 """Limits on a GraphQL document, all checked before any resolver runs.
 
+- bytes of the document's text (comments and strings included, which are not tokens):
+  `document_too_long`, before the text is parsed or kept in any cache (the engine), and again in
+  the validation rule (the websocket path);
 - tokens: the parser's own `max_tokens` (Strawberry's `MaxTokensLimiter`), so parsing stops early;
 - depth, aliases (counted through fragment spreads) and root fields per operation: one validation
   rule that walks each selection set and each fragment once. Strawberry's `QueryDepthLimiter` and
@@ -39,6 +42,7 @@ class Limits:
     max_depth: int
     max_aliases: int
     max_root_fields: int
+    max_document_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +131,23 @@ def operation_totals(
             yield definition, totals(definition.selection_set, known)
 
 
+def document_too_long(text: str, max_bytes: int) -> str | None:
+    """The refusal of a document text over `max_bytes` bytes (UTF-8), else None; O(1) for an
+    ASCII text."""
+    if len(text) <= max_bytes and (text.isascii() or len(text.encode()) <= max_bytes):
+        return None
+    return (
+        f"the document is {len(text.encode())} bytes (comments and strings included); "
+        f"at most {max_bytes} are allowed"
+    )
+
+
 def limit_errors(context: ValidationContext, limits: Limits) -> Iterator[GraphQLError]:
+    location = context.document.loc
+    if limits.max_document_bytes is not None and location is not None:
+        refusal = document_too_long(location.source.body, limits.max_document_bytes)
+        if refusal is not None:
+            yield GraphQLError(refusal)
     aliases = 0
     for operation, total in operation_totals(context.document.definitions):
         name = f"'{operation.name.value}'" if operation.name else "the operation"
@@ -157,6 +177,7 @@ def settings_limits_rule(settings: Settings) -> type[ValidationRule]:
             max_depth=settings.graphql_max_depth,
             max_aliases=settings.graphql_max_aliases,
             max_root_fields=settings.graphql_max_root_fields,
+            max_document_bytes=settings.graphql_max_document_bytes,
         )
     )
 

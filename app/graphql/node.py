@@ -91,7 +91,9 @@ class NodeQuery:
 
 async def entities(info: Info, representations: Sequence[Any]) -> list[Assistant | None]:
     """Federation's `_entities`: each representation (`{__typename: "Assistant", id}`) as the
-    assistant, if the key may read it, else null; one lookup for all of them."""
+    assistant, if the key may read it, else null; one lookup for all of them. At most 100
+    representations (as `nodes`' ids), refused before anything is read."""
+    check_ids(representations, "representations")
     ids = [
         str(r.get("id") or "") if isinstance(r, dict) and r.get("__typename") == ASSISTANT else ""
         for r in representations

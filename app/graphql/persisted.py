@@ -5,8 +5,12 @@ Automatic persisted queries (Apollo's protocol): a request whose `extensions.per
 hash in the engine's in-process cache (`Engine.by_hash`, a dict lookup like the text one), and
 only on a miss in the `persisted_documents` table, which every process of the server shares;
 unknown, it is the error `PERSISTED_QUERY_NOT_FOUND` (HTTP 200, as Apollo Server answers it) and
-the client sends the hash again with `query`. A document is stored only once it parses and
-validates (so the store holds nothing a hostile client made up), and the table keeps at most
+the client sends the hash again with `query`. Only a request with a valid API key registers a
+document: without one (or with a bad one) nothing is stored and a document not stored yet is
+the same PERSISTED_QUERY_NOT_FOUND, its message saying that registration needs a key (one
+already stored runs). A document is stored only once it parses and validates, within
+GRAPHQL_MAX_DOCUMENT_BYTES (so the store holds nothing a hostile client made up), and the table
+keeps at most
 GRAPHQL_PERSISTED_MAX documents: a registration evicts those used longest ago (a document's
 `last_used_at` moves when it is registered and when a process loads it from the table).
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,6 +70,10 @@ class TrustedDocumentRequired(DomainError):
 
 
 NOT_FOUND = PersistedQueryNotFound("PersistedQueryNotFound")
+NEEDS_KEY = PersistedQueryNotFound(
+    "PersistedQueryNotFound: registering a document needs a valid API key "
+    "(send the query with `Authorization: Bearer <key>`)"
+)
 NOT_SUPPORTED = PersistedQueryNotSupported("PersistedQueryNotSupported")
 NOT_TRUSTED = TrustedDocumentRequired(
     "only the operations of the trusted documents manifest run on this server "
@@ -256,23 +265,28 @@ class Documents:
         found = self.engine.by_hash(sha)
         return found if found is not None else Miss(sha, query or None)
 
-    async def complete(self, miss: Miss, store: Store) -> Found:
+    async def complete(
+        self, miss: Miss, store: Store, authenticated: Callable[[], Awaitable[bool]]
+    ) -> Found:
         """A hash this process missed: loaded from the shared store, or registered with the
-        text sent (once it parses and validates), or PersistedQueryNotFound."""
+        text sent (once it parses and validates, and only when `authenticated()`: the request
+        holds a valid API key), or PersistedQueryNotFound."""
         engine = self.engine
-        if miss.query is None:
-            text = await find_document(store, miss.sha)
-            if text is None or sha256_hex(text) != miss.sha:
-                raise NOT_FOUND
-            prepared = engine.prepare(text)
-        else:
+        if miss.query is not None:
             text = miss.query
             prepared = engine.prepare(text)
             if not storable(prepared):
                 return text, prepared  # runs (to answer its errors), never stored
-            await store_document(store, miss.sha, text, self.keep)
-        engine.remember(miss.sha, text, prepared)
-        return text, prepared
+            if await authenticated():
+                await store_document(store, miss.sha, text, self.keep)
+                engine.remember(miss.sha, text, prepared)
+                return text, prepared
+        stored = await find_document(store, miss.sha)
+        if stored is None or sha256_hex(stored) != miss.sha:
+            raise NOT_FOUND if miss.query is None and await authenticated() else NEEDS_KEY
+        prepared = engine.prepare(stored)
+        engine.remember(miss.sha, stored, prepared)
+        return stored, prepared
 
 
 def storable(prepared: Prepared) -> bool:

@@ -35,6 +35,7 @@ from app.domain.change_events import parse_event_id, watch_changes
 from app.domain.errors import DomainError, Unauthenticated
 from app.domain.revisions import DELETED, assistant_from_snapshot
 from app.events import Broker, Resume
+from app.graphql.answer_size import stopped
 from app.graphql.args import OrgId
 from app.graphql.context import Context, Info
 from app.graphql.errors import ErrorCodes
@@ -174,6 +175,21 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """Strawberry's handler, with the error of the subscription limit coded like any other, and
     each operation's cost and points checked before it starts."""
 
+    async def send_message(self, message: Any) -> None:
+        """Strawberry's, except that an event stopped as too large (GRAPHQL_MAX_RESPONSE_BYTES,
+        docs/graphql-bounds.md) ends its operation with an `error` message, without `data`."""
+        if message["type"] == "next" and stopped(message["payload"]):
+            operation = self.operations.get(message["id"])
+            if operation is not None:
+                operation.completed = True  # (no `complete` after the error)
+                self.forget_id(message["id"])
+            message = {
+                "id": message["id"],
+                "type": "error",
+                "payload": message["payload"]["errors"],
+            }
+        await super().send_message(message)
+
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         if self.connection_acknowledged and message["id"] not in self.operations:
             limit = self.max_subscriptions_per_connection
@@ -209,7 +225,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         try:
             found = documents.resolve(query, extensions)
             if isinstance(found, Miss):
-                found = await documents.complete(found, self.context.db)
+                found = await documents.complete(found, self.context.db, self.context.authenticated)
         except DomainError as exc:
             return {"message": exc.message, "extensions": {"code": exc.code}}
         if found is not None:

@@ -24,8 +24,9 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
 from app.domain.errors import BadRequest, DomainError
+from app.graphql.answer_size import ResponseTooLarge, stopped
 from app.graphql.context import Context
-from app.graphql.engine import Engine, RequestError
+from app.graphql.engine import Engine, RequestError, too_large_body
 from app.graphql.errors import ANSWER_STATUS, http_status, unavailable_status
 from app.graphql.ide import page_response
 from app.graphql.persisted import Documents, Miss
@@ -94,11 +95,22 @@ def rate_limited(errors: list[dict[str, Any]]) -> dict[str, str] | None:
     return None
 
 
+def answer_bytes(body: dict[str, Any], content: bytes) -> int:
+    """The bytes of an answer's data and errors: all of it but its `extensions`."""
+    return len(content) - len(orjson.dumps({"extensions": body["extensions"]})) + 1
+
+
 async def answer(
-    spending: Spending, body: dict[str, Any], status: int = 200, media_type: str = JSON
+    spending: Spending,
+    body: dict[str, Any],
+    status: int = 200,
+    media_type: str = JSON,
+    max_bytes: int | None = None,
 ) -> Response:
     """A GraphQL answer with its `extensions.cost`; a request that did not run spends its
-    point now (429 RATE_LIMITED when even that is beyond the budget)."""
+    point now (429 RATE_LIMITED when even that is beyond the budget). `max_bytes`: the bound of
+    an answer that ran, checked here to the byte once it is serialized (the executor counted it
+    as it wrote, so it is never much larger)."""
     headers = None
     if status == 200 and "errors" in body and (outage := unavailable_status(body["errors"])):
         status, headers = outage  # 503 DATABASE_UNAVAILABLE with Retry-After
@@ -110,9 +122,18 @@ async def answer(
     if status == 200 and "errors" in body and (headers := rate_limited(body["errors"])):
         status = ANSWER_STATUS[RateLimited.code]
     body["extensions"] = {**body.get("extensions", {}), "cost": spending.extension}
+    content = orjson.dumps(body)
+    if (
+        max_bytes is not None
+        and len(content) > max_bytes
+        and answer_bytes(body, content) > max_bytes
+    ):
+        body = {**too_large_body(ResponseTooLarge(max_bytes)), "extensions": body["extensions"]}
+        status = 400 if media_type == GRAPHQL_RESPONSE else 200
+        content = orjson.dumps(body)
     if "errors" in body and metrics.active is not None:
         metrics.active.graphql_errors(body["errors"])
-    return Response(orjson.dumps(body), status, headers, media_type=media_type)
+    return Response(content, status, headers, media_type=media_type)
 
 
 class TextWebSocketAdapter(ASGIWebSocketAdapter):
@@ -150,6 +171,7 @@ class GraphQLView(GraphQL[Context, None]):
             points = PointsBudget(Buckets(), settings.graphql_points)
         self.points = points
         self.max_subscriptions_per_connection = settings.graphql_max_subscriptions
+        self.max_response_bytes = settings.graphql_max_response_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -215,12 +237,21 @@ class GraphQLView(GraphQL[Context, None]):
         operation_name = data.get("operationName")
         prepared = None
         extensions = data.get("extensions")
+        context = Context(
+            db=request.app.state.db,
+            settings=self.settings,
+            authorization=request.headers.get("authorization"),
+            request=request,
+        )
+        request.state.graphql_context = context  # its loaders are closed when the request ends
         if (extensions is not None or self.documents.trusted is not None) and isinstance(
             query, str | None
         ):
             found = self.documents.resolve(query, extensions)
             if isinstance(found, Miss):  # a hash this process does not know yet
-                found = await self.documents.complete(found, request.app.state.db)
+                found = await self.documents.complete(
+                    found, request.app.state.db, context.authenticated
+                )
             if found is not None:
                 query, prepared = found
         if not isinstance(query, str) or not query:
@@ -231,13 +262,6 @@ class GraphQLView(GraphQL[Context, None]):
             raise HTTPException(400, "The GraphQL operation's `variables` must be an object")
         if not isinstance(operation_name, str | None):
             raise HTTPException(400, "The GraphQL `operationName` must be a string")
-        context = Context(
-            db=request.app.state.db,
-            settings=self.settings,
-            authorization=request.headers.get("authorization"),
-            request=request,
-        )
-        request.state.graphql_context = context  # its loaders are closed when the request ends
         engine = self.engine
         if engine.metrics is None:
             body = await engine.run(
@@ -253,11 +277,15 @@ class GraphQLView(GraphQL[Context, None]):
                 engine.count(query, operation_name, prepared, None, spending, started)
                 raise
             engine.count(query, operation_name, prepared, body, spending, started)
-        if "data" not in body:  # failed before it ran: parse, validation, cost or variables
+        if "data" not in body:
+            # failed before it ran (parse, validation, cost or variables), or stopped as its
+            # answer passed GRAPHQL_MAX_RESPONSE_BYTES (no `data` either way in this media type)
             if answers == GRAPHQL_RESPONSE:
                 return await answer(spending, body, 400, answers)
-            body = {"data": None, **body}
-        return await answer(spending, body, 200, answers)
+            if not stopped(body):
+                body = {"data": None, **body}
+            return await answer(spending, body, 200, answers)
+        return await answer(spending, body, 200, answers, self.max_response_bytes)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         """The websocket's context (HTTP requests make theirs in `serve`)."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from graphql import GraphQLSchema, OperationDefinitionNode, parse
+from graphql import GraphQLSchema, OperationDefinitionNode, get_introspection_query, parse
 from starlette.applications import Starlette
 
 from app.graphql import engine as engine_module
@@ -92,7 +92,13 @@ def cost_of(document: str, variables: dict[str, Any] | None = None) -> int:
         # a `first` its resolver refuses counts as the nearest bound
         ('{ assistants(orgId: "c", first: 1000) { nodes { id } } }', 100),
         ('{ assistants(orgId: "c", first: 0) { nodes { id } } }', 1),
-        ("{ __schema { types { fields { name args { name } } } } }", 0),
+        ("{ __schema { types { fields { name args { name } } } } }", 2000),
+        # each occurrence of __schema or __type, aliases and spreads included; __typename: 0
+        (
+            '{ __typename a: __schema { queryType { name } } b: __type(name: "Assistant") '
+            "{ name } ...I } fragment I on Query { c: __schema { types { name } } }",
+            6000,
+        ),
         ('mutation { reorderActions(orgId: "c", assistantId: "x", positions: []) { id } }', 100),
     ],
     ids=[
@@ -110,6 +116,7 @@ def cost_of(document: str, variables: dict[str, Any] | None = None) -> int:
         "first too large",
         "first too small",
         "introspection",
+        "introspection aliased and spread",
         "a list of actions",
     ],
 )
@@ -270,6 +277,61 @@ async def test_the_maximum_is_a_setting(make_client: Any, settings: Settings, or
     refused = await post(client, org, two)
     [error] = refused.json()["errors"]
     assert error["extensions"] == {"code": "GRAPHQL_VALIDATION_FAILED", "cost": 402, "maxCost": 200}
+
+
+def aliased_introspection(count: int) -> str:
+    """`count` aliases of the full introspection query (graphql-core's, as GraphiQL sends it)."""
+    full = get_introspection_query(descriptions=True)
+    start = full.index("__schema {") + len("__schema {")
+    end = full.index("\n  }\n}\n", start)  # the end of `__schema { … }`
+    fragments = full[full.index("fragment FullType") :]
+    schema_fragment = f"fragment Schema on __Schema {{{full[start:end]}\n}}\n"
+    fields = " ".join(f"s{n}: __schema {{ ...Schema }}" for n in range(count))
+    return f"query Introspection {{ {fields} }}\n{schema_fragment}{fragments}"
+
+
+async def test_introspection_costs_2000_items_and_spends_the_addresss_points(
+    client: httpx.AsyncClient, org: Org
+) -> None:
+    """Without a key, introspection spends the points of the caller's address: 10 aliased full
+    introspection queries cost 20,000 (200 points)."""
+    once = await post(client, None, aliased_introspection(1))
+    assert once.status_code == 200
+    assert "errors" not in once.json()
+    assert once.json()["extensions"]["cost"] == {"requested": 2000, "pointsRemaining": 9_980}
+    ten = await post(client, None, aliased_introspection(10))
+    assert len(ten.json()["data"]) == 10
+    assert ten.json()["extensions"]["cost"] == {"requested": 20_000, "pointsRemaining": 9_780}
+    # with other lists, it passes the maximum as they would (10 root fields at most)
+    mixed = aliased_introspection(9).replace(
+        "query Introspection { ",
+        'query Introspection { assistants(orgId: "c", first: 100) '
+        "{ nodes { integrations { id } } } ",
+    )
+    refused = (await post(client, None, mixed)).json()
+    assert refused["errors"][0]["extensions"] == {
+        "code": "GRAPHQL_VALIDATION_FAILED",
+        "cost": 18_000 + 100 * 101,
+        "maxCost": 25_000,
+    }
+    assert refused["extensions"]["cost"] == {"requested": 28_100, "pointsRemaining": 9_779}
+    with_key = await post(client, org, aliased_introspection(1))
+    assert with_key.json()["extensions"]["cost"]["requested"] == 2000
+
+
+async def test_introspection_spends_until_the_addresss_points_are_gone(
+    make_client: Any, org: Org
+) -> None:
+    client = await make_client(graphql_points=450)
+    answered = await post(client, None, aliased_introspection(10))
+    assert answered.json()["extensions"]["cost"]["pointsRemaining"] == 250
+    assert (await post(client, None, aliased_introspection(10))).status_code == 200
+    refused = await post(client, None, aliased_introspection(10))
+    assert refused.status_code == 429
+    assert refused.json()["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+    assert "data" not in refused.json()
+    own = await post(client, org, "{ __typename }")  # a key's points are its own
+    assert own.status_code == 200
 
 
 @cache

@@ -149,6 +149,30 @@ async def test_entities_read_once_for_many_and_cost_per_representation(client, d
     assert counts[0] == counts[1]
 
 
+async def test_more_than_100_representations_are_refused_before_anything_is_read(client, db, org):
+    """240 copies of one id passed the cost check (240 items): beyond 100 the list is refused,
+    naming it, and nothing is read; 100 run, each an item of the cost."""
+    target = await make_target(client, org)
+    copies = [representation(target.assistant_id)] * 240
+    with statements(db) as seen:
+        body = await entities(client, org, copies)
+    assert body["data"] is None
+    [error] = body["errors"]
+    assert (
+        error["message"] == "'representations' may hold at most 100 representations (it holds 240)"
+    )
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert error["extensions"]["fields"] == [
+        {"path": ["representations"], "message": "at most 100 representations"}
+    ]
+    assert body["extensions"]["cost"]["requested"] == 240 * (1 + 100)
+    assert not [s for s in seen if "assistants" in s or "integrations" in s]
+    hundred = await entities(client, org, copies[:100])
+    assert "errors" not in hundred
+    assert [e["id"] for e in hundred["data"]["_entities"]] == [target.assistant_id] * 100
+    assert hundred["extensions"]["cost"]["requested"] == 100 * (1 + 100)
+
+
 async def test_entities_need_a_key(client, org):
     target = await make_target(client, org)
     response = await client.post(

@@ -246,7 +246,8 @@ async def test_persisted_queries_can_be_turned_off(org, make_client, db):
 async def test_a_known_hash_costs_no_statement_more_than_its_text(client, org, db, make_assistant):
     """A hash this process knows is looked up in memory: the same SQL as the text itself."""
     made = await make_assistant(org, name="Ada")
-    body = {"variables": {"id": made["id"], "name": "Counted"}}
+    # names of one length throughout: neither request changes the organisation's stored bytes
+    body = {"variables": {"id": made["id"], "name": "C"}}
     await post(client, org, query=RENAME, extensions=persisted(RENAME), **body)
     with statements(db) as seen:
         by_text = await post(client, org, query=RENAME, variables={"id": made["id"], "name": "T"})
@@ -285,3 +286,77 @@ async def test_the_websocket_takes_a_persisted_subscription(app, client, org):
         by_hash = {"extensions": persisted(SUBSCRIPTION), "variables": variables}
         await socket.send({"id": "2", "type": "subscribe", "payload": by_hash})
         await until(lambda: broker.open_streams == 1)
+
+
+NEEDS_KEY = {
+    "errors": [
+        {
+            "message": "PersistedQueryNotFound: registering a document needs a valid API key "
+            "(send the query with `Authorization: Bearer <key>`)",
+            "extensions": {"code": "PERSISTED_QUERY_NOT_FOUND"},
+        }
+    ],
+    "extensions": {"cost": {"requested": 0, "pointsRemaining": ANY}},
+}
+TYPENAME = "query Q { __typename }"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer ak_not_a_key"}, {"Authorization": "Basic x"}],
+    ids=["no key", "unknown key", "not a bearer"],
+)
+async def test_only_a_request_with_a_valid_key_registers(client, org, db, headers):
+    """Without a valid key nothing is stored: the registration and the hash alone answer
+    PERSISTED_QUERY_NOT_FOUND with the hint; with the key it registers, and from then on the
+    hash alone runs for anyone (the stored document is the server's, not the key's)."""
+    for _ in range(2):
+        refused = await client.post(
+            "/graphql", json={"query": TYPENAME, "extensions": persisted(TYPENAME)}, headers=headers
+        )
+        assert refused.status_code == 200
+        assert refused.json() == NEEDS_KEY
+        miss = await client.post(
+            "/graphql", json={"extensions": persisted(TYPENAME)}, headers=headers
+        )
+        assert miss.json() == NEEDS_KEY
+    over_get = await client.get(
+        "/graphql",
+        params={"query": TYPENAME, "extensions": json.dumps(persisted(TYPENAME))},
+        headers=headers,
+    )
+    assert over_get.json() == NEEDS_KEY
+    assert await stored_documents(db) == {}
+
+    registered = await post(client, org, query=TYPENAME, extensions=persisted(TYPENAME))
+    assert registered.json()["data"] == {"__typename": "Query"}
+    assert await stored_documents(db) == {sha(TYPENAME): TYPENAME}
+    for body in (
+        {"extensions": persisted(TYPENAME)},
+        {"query": TYPENAME, "extensions": persisted(TYPENAME)},
+    ):
+        hit = await client.post("/graphql", json=body, headers=headers)
+        assert hit.json()["data"] == {"__typename": "Query"}
+
+
+async def test_a_document_another_process_stored_runs_without_a_key(client, org, db, make_client):
+    await post(client, org, query=TYPENAME, extensions=persisted(TYPENAME))
+    other = await make_client()  # has never seen it: finds it in the shared store
+    body = {"query": TYPENAME, "extensions": persisted(TYPENAME)}
+    response = await other.post("/graphql", json=body)
+    assert response.json()["data"] == {"__typename": "Query"}
+    assert await stored_documents(db) == {sha(TYPENAME): TYPENAME}
+
+
+async def test_a_document_over_32_kib_is_never_stored(client, org, db):
+    """Comments and strings count in the document's bytes though they are not tokens."""
+    padded = TYPENAME + "\n# " + "x" * (32 * 1024)
+    response = await post(client, org, query=padded, extensions=persisted(padded))
+    assert response.status_code == 200
+    [error] = response.json()["errors"]
+    assert error == {
+        "message": f"the document is {len(padded)} bytes (comments and strings included); "
+        "at most 32768 are allowed",
+        "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"},
+    }
+    assert await stored_documents(db) == {}
