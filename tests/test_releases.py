@@ -260,3 +260,89 @@ async def test_deleting_the_assistant_deletes_its_releases(client, org, db):
     assert (await stored_counts(db, created["id"]))[:2] == (0, 0)
     gone = await client.get(url(created["id"], "/environments/production"), headers=org.headers)
     assert gone.status_code == 404
+
+
+PUBLISH = """
+mutation($id: ID!, $env: String, $note: String, $expected: Int) {
+  publishAssistant(orgId: "c", assistantId: $id, environment: $env, note: $note,
+                   expectedVersion: $expected) {
+    number assistantId version note createdByKeyId assistant
+  }
+}
+"""
+PIN = """
+mutation($id: ID!, $env: String!, $release: Int!, $expected: Int) {
+  pinEnvironment(orgId: "c", assistantId: $id, environment: $env, release: $release,
+                 expectedRelease: $expected) {
+    name updatedAt release { number assistant }
+  }
+}
+"""
+READ_ALL = """
+query($id: ID!, $first: Int, $after: String) {
+  assistant(orgId: "c", id: $id) {
+    releases(first: $first, after: $after) {
+      totalCount pageInfo { hasNextPage endCursor } nodes { number note }
+    }
+    release(number: 1) { number assistant diff(against: "draft") { path from to } }
+    environments { name release { number } }
+    environment(name: "production") { name release { number version } }
+  }
+}
+"""
+
+
+async def test_graphql_publish_pin_read_and_diff(client, org, gql, db):
+    created = (
+        await client.post("/orgs/c/assistants", json={"name": "A"}, headers=org.headers)
+    ).json()
+    aid = created["id"]
+    first = await gql(PUBLISH, {"id": aid, "env": "production", "note": "n1"}, org)
+    assert "errors" not in first, first
+    release = first["data"]["publishAssistant"]
+    assert (release["number"], release["version"], release["note"]) == (1, 1, "n1")
+    assert release["createdByKeyId"] == org.key_id
+    assert release["assistant"]["name"] == "A"
+    assert "secret_key" not in release["assistant"]
+    await client.patch(url(aid), json={"name": "B"}, headers=org.headers)
+    stale = await gql(PUBLISH, {"id": aid, "expected": 1}, org)
+    assert stale["errors"][0]["extensions"]["code"] == "CONFLICT"
+    assert await stored_counts(db, aid) == (1, 1, 1)
+    second = await gql(PUBLISH, {"id": aid, "expected": 2}, org)
+    assert second["data"]["publishAssistant"]["number"] == 2
+
+    pinned = await gql(PIN, {"id": aid, "env": "production", "release": 2, "expected": 1}, org)
+    assert "errors" not in pinned, pinned
+    assert pinned["data"]["pinEnvironment"]["release"]["number"] == 2
+    conflict = await gql(PIN, {"id": aid, "env": "production", "release": 1, "expected": 1}, org)
+    assert conflict["errors"][0]["extensions"]["code"] == "CONFLICT"
+    unknown = await gql(PIN, {"id": aid, "env": "production", "release": 7}, org)
+    assert unknown["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+    read = await gql(READ_ALL, {"id": aid, "first": 1}, org)
+    assert "errors" not in read, read
+    assistant = read["data"]["assistant"]
+    assert assistant["releases"]["totalCount"] == 2
+    assert assistant["releases"]["nodes"] == [{"number": 2, "note": None}]
+    assert assistant["releases"]["pageInfo"]["hasNextPage"] is True
+    assert assistant["release"]["diff"] == [{"path": "name", "from": "B", "to": "A"}]
+    assert assistant["environments"] == [{"name": "production", "release": {"number": 2}}]
+    assert assistant["environment"] == {
+        "name": "production",
+        "release": {"number": 2, "version": 2},
+    }
+    after = assistant["releases"]["pageInfo"]["endCursor"]
+    page2 = await gql(READ_ALL, {"id": aid, "first": 1, "after": after}, org)
+    assert page2["data"]["assistant"]["releases"]["nodes"] == [{"number": 1, "note": "n1"}]
+
+    removed = await gql(
+        'mutation($id: ID!) { removeEnvironment(orgId: "c", assistantId: $id, '
+        'environment: "production") }',
+        {"id": aid},
+        org,
+    )
+    assert removed["data"] == {"removeEnvironment": True}
+    missing = await gql(READ_ALL, {"id": aid}, org)
+    assert missing["data"]["assistant"]["environment"] is None
+    assert missing["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    assert await stored_counts(db, aid) == (2, 0, 3)
