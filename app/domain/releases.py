@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import orjson
+from pydantic import Field, StringConstraints
 from sqlalchemy import and_, bindparam, delete, func, select, update
 
 from app.domain.access import Access, Scope, requires
 from app.domain.assistants import check_version, find_assistant
+from app.domain.child_input import parse_body
 from app.domain.children_of_many import children_by_assistant
 from app.domain.documents import assistant_document, rfc3339
 from app.domain.errors import FieldError, NotFound, PreconditionFailed, ValidationFailed
+from app.domain.fields import Input, NotNull, Text
 from app.domain.revisions import PUBLISHED as _PUBLISHED
 from app.domain.revisions import REVISION_INSERT, Writer, snapshot_of
 from app.domain.shape import LEAVES
@@ -156,35 +159,33 @@ def check_release_number(value: object, field: str = "release") -> int:
     return value
 
 
+EnvironmentName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,31}$")]
+
+
+class ReleaseCreate(Input):
+    """Body of `POST …/releases`: an environment to point at the new release, and a note."""
+
+    environment: EnvironmentName | None = None
+    note: Annotated[Text | None, Field(max_length=MAX_NOTE)] = None
+
+
+class EnvironmentPin(Input):
+    """Body of `PUT …/environments/{name}`: the release to point at."""
+
+    release: Annotated[int, NotNull, Field(ge=1, le=MAX_RELEASE)]
+
+
 def publish_body(body: object) -> tuple[str | None, str | None]:
-    """(environment, note) of `{"environment"?, "note"?}` (REST); 400 naming the field."""
+    """(environment, note) of `{"environment"?, "note"?}` (REST; no body: neither)."""
     if body is None:
         return None, None
-    if not isinstance(body, dict):
-        raise ValidationFailed(
-            "the body must be a JSON object", [FieldError((), "must be an object")]
-        )
-    for key in body:
-        if key not in ("environment", "note"):
-            raise _invalid(str(key), "is not a field of a release (environment, note)")
-    environment = body.get("environment")
-    if environment is not None:
-        environment = check_environment_name(environment)
-    return environment, check_note(body.get("note"))
+    data = parse_body(ReleaseCreate, body)
+    return data.environment, data.note
 
 
 def pin_body(body: object) -> int:
-    """The release of `{"release": n}` (REST); 400 naming the field."""
-    if not isinstance(body, dict):
-        raise ValidationFailed(
-            "the body must be a JSON object", [FieldError((), "must be an object")]
-        )
-    for key in body:
-        if key != "release":
-            raise _invalid(str(key), "is not a field of an environment (release)")
-    if "release" not in body:
-        raise _invalid("release", "field required")
-    return check_release_number(body["release"])
+    """The release of `{"release": n}` (REST)."""
+    return parse_body(EnvironmentPin, body).release
 
 
 # -- documents --------------------------------------------------------------------------------

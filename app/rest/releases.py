@@ -84,7 +84,7 @@ async def publish(request: Request) -> Response:
 
 
 async def list_(request: Request) -> Response:
-    page, take = page_params(request, default_take=20)
+    page, take = page_params(request)
     async with org_transaction(request, write=False) as (tx, access):
         rows, total = await list_releases(
             tx,
