@@ -346,3 +346,55 @@ async def test_graphql_publish_pin_read_and_diff(client, org, gql, db):
     assert missing["data"]["assistant"]["environment"] is None
     assert missing["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     assert await stored_counts(db, aid) == (2, 0, 3)
+
+
+async def test_invalid_input_names_the_field_and_stores_nothing(client, org, db):
+    created = (
+        await client.post("/orgs/c/assistants", json={"name": "A"}, headers=org.headers)
+    ).json()
+    aid = created["id"]
+    for body, field in (
+        ({"environment": "Prod!"}, "environment"),
+        ({"environment": "x" * 33}, "environment"),
+        ({"note": "n" * 1025}, "note"),
+        ({"note": 5}, "note"),
+        ({"extra": 1}, "extra"),
+    ):
+        refused = await client.post(url(aid, "/releases"), json=body, headers=org.headers)
+        assert refused.status_code == 400, (body, refused.text)
+        assert refused.json()["errors"][0]["path"] == field, refused.json()
+    for body, field in (
+        ({"release": 0}, "release"),
+        ({"release": "1"}, "release"),
+        ({}, "release"),
+    ):
+        refused = await client.put(url(aid, "/environments/prod"), json=body, headers=org.headers)
+        assert refused.status_code == 400, (body, refused.text)
+        assert refused.json()["errors"][0]["path"] == field, refused.json()
+    assert await stored_counts(db, aid) == (0, 0, 0)
+    # no body at all is a release without environment or note
+    bare = await client.post(url(aid, "/releases"), headers=org.headers)
+    assert (bare.status_code, bare.json()["note"]) == (201, None)
+
+
+async def test_at_most_ten_environments(client, org, db):
+    created = (
+        await client.post("/orgs/c/assistants", json={"name": "A"}, headers=org.headers)
+    ).json()
+    aid = created["id"]
+    await publish(client, org, aid)
+    for index in range(10):
+        pinned = await client.put(
+            url(aid, f"/environments/env-{index}"), json={"release": 1}, headers=org.headers
+        )
+        assert pinned.status_code == 200, pinned.text
+    refused = await client.put(
+        url(aid, "/environments/one-more"), json={"release": 1}, headers=org.headers
+    )
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["path"] == "environment"
+    again = await client.put(
+        url(aid, "/environments/env-3"), json={"release": 1}, headers=org.headers
+    )
+    assert again.status_code == 200  # re-pinning an existing one is no new environment
+    assert await stored_counts(db, aid) == (1, 10, 11)

@@ -29,6 +29,7 @@ from app.domain.revisions import PUBLISHED as _PUBLISHED
 from app.domain.revisions import REVISION_INSERT, Writer, snapshot_of
 from app.domain.shape import LEAVES
 from app.models import AssistantEnvironment, AssistantRelease, utcnow
+from app.observability import metrics
 from app.store import Statement, Tx
 from app.store.records import AssistantRecord, EnvironmentRecord, ReleaseRecord
 from app.store.statements import insert_statement
@@ -237,6 +238,8 @@ async def _published_event(
         "snapshot": snapshot,
     }
     await tx.execute(REVISION_INSERT, values)
+    if metrics.active is not None:
+        metrics.active.revision_written(PUBLISHED)
 
 
 async def _environment(tx: Tx, assistant_id: str, name: str) -> EnvironmentRecord | None:
