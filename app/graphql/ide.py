@@ -83,8 +83,8 @@ EXAMPLE_INPUT = {
 PUBLISH_QUERY = """\
 # Publish the draft as it is now as the next release, and
 # point the `production` environment at it. The draft's
-# version does not change; `diff` shows what the release
-# changed from what production ran before (none at first).
+# version does not change. Run it twice, with an edit in
+# between, then roll back in the next tab.
 
 mutation Publish($orgId: ID!, $assistantId: ID!) {
   publishAssistant(
@@ -96,7 +96,6 @@ mutation Publish($orgId: ID!, $assistantId: ID!) {
     number
     version
     createdAt
-    diff(against: "draft") { path from to }
   }
 }
 """

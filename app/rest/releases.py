@@ -105,7 +105,10 @@ async def read(request: Request) -> Response:
             assistant_id=request.path_params["assistant_id"],
             number=request.path_params["number"],
         )
-    return _raw(row.document, headers={"ETag": _tag(row.number)})
+    tag = _tag(row.number)  # a release never changes: its number is its ETag
+    if _matches(request.headers.get("if-none-match"), tag):
+        return Response(status_code=304, headers={"ETag": tag})
+    return _raw(row.document, headers={"ETag": tag})
 
 
 async def diff(request: Request) -> Response:
