@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -398,3 +399,24 @@ async def test_at_most_ten_environments(client, org, db):
     )
     assert again.status_code == 200  # re-pinning an existing one is no new environment
     assert await stored_counts(db, aid) == (1, 10, 11)
+
+
+async def test_concurrent_publishes_get_every_number_once(client, org, db):
+    created = (
+        await client.post("/orgs/c/assistants", json={"name": "A"}, headers=org.headers)
+    ).json()
+    aid = created["id"]
+
+    async def one(index: int) -> int:
+        response = await client.post(
+            url(aid, "/releases"), json={"environment": "production"}, headers=org.headers
+        )
+        assert response.status_code == 201, response.text
+        number: int = response.json()["number"]
+        return number
+
+    numbers = await asyncio.gather(*(one(i) for i in range(8)))
+    assert sorted(numbers) == list(range(1, 9))
+    listed = await client.get(url(aid, "/releases"), headers=org.headers)
+    assert [r["number"] for r in listed.json()] == list(range(8, 0, -1))
+    assert await stored_counts(db, aid) == (8, 1, 8)
