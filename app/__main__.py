@@ -1,4 +1,5 @@
-"""The command line: `python -m app serve|migrate|orgs|keys|export-schema|demo|backup`.
+"""The command line: `python -m app serve|migrate|orgs|keys|releases|environments|export-schema|
+demo|backup`.
 
 Data commands print one JSON object on stdout; errors go to stderr with a non-zero exit.
 """
@@ -183,6 +184,69 @@ def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> None:
     _print(_in_transaction(settings, work))
 
 
+def cmd_releases_publish(settings: Settings, args: argparse.Namespace) -> None:
+    """A release of the draft as it is now (docs/releases.md), its document on stdout."""
+    from app.domain.keys import organisation_access
+    from app.domain.releases import publish_release
+    from app.domain.revisions import CLI_WRITER
+
+    async def work(tx: Tx) -> dict[str, Any]:
+        access = await organisation_access(tx, args.org_id)
+        release = await publish_release(
+            tx,
+            access=access,
+            assistant_id=args.assistant_id,
+            writer=CLI_WRITER,
+            base_url=settings.base_url,
+            environment=args.environment,
+            note=args.note,
+        )
+        document: dict[str, Any] = json.loads(release.document)
+        return document
+
+    _print(_in_transaction(settings, work))
+
+
+def cmd_environments_pin(settings: Settings, args: argparse.Namespace) -> None:
+    from app.domain.keys import organisation_access
+    from app.domain.releases import pin_environment
+    from app.domain.revisions import CLI_WRITER
+
+    async def work(tx: Tx) -> dict[str, Any]:
+        access = await organisation_access(tx, args.org_id)
+        environment, release = await pin_environment(
+            tx,
+            access=access,
+            assistant_id=args.assistant_id,
+            name=args.name,
+            release=args.release,
+            writer=CLI_WRITER,
+        )
+        return {
+            "name": environment.name,
+            "release": environment.release,
+            **json.loads(release.document),
+        }
+
+    _print(_in_transaction(settings, work))
+
+
+def cmd_environments_show(settings: Settings, args: argparse.Namespace) -> None:
+    """The pinned release's document, as `GET …/environments/{name}` answers it."""
+    from app.domain.keys import organisation_access
+    from app.domain.releases import read_environment
+
+    async def work(tx: Tx) -> dict[str, Any]:
+        access = await organisation_access(tx, args.org_id)
+        _, text = await read_environment(
+            tx, access=access, assistant_id=args.assistant_id, name=args.name
+        )
+        document: dict[str, Any] = json.loads(text)
+        return document
+
+    _print(_in_transaction(settings, work))
+
+
 def cmd_export_schema(_settings: Settings, args: argparse.Namespace) -> None:
     """schema.graphql; with `--federation`, the subgraph SDL (`_service { sdl }`)."""
     from app.graphql.schema import build_schema, schema
@@ -281,6 +345,26 @@ def parser() -> argparse.ArgumentParser:
     revoke = keys.add_parser("revoke", help="revoke an API key, at once, everywhere")
     revoke.add_argument("key_id")
     revoke.set_defaults(func=cmd_keys_revoke)
+
+    releases = sub.add_parser("releases").add_subparsers(dest="action", required=True)
+    publish = releases.add_parser("publish", help="publish the draft as the next release")
+    publish.add_argument("org_id")
+    publish.add_argument("assistant_id")
+    publish.add_argument("--environment", help="point this environment at the new release")
+    publish.add_argument("--note", help="a note kept with the release")
+    publish.set_defaults(func=cmd_releases_publish)
+    environments = sub.add_parser("environments").add_subparsers(dest="action", required=True)
+    pin = environments.add_parser("pin", help="point an environment at a release")
+    pin.add_argument("org_id")
+    pin.add_argument("assistant_id")
+    pin.add_argument("name")
+    pin.add_argument("release", type=int)
+    pin.set_defaults(func=cmd_environments_pin)
+    show = environments.add_parser("show", help="the document of an environment's release")
+    show.add_argument("org_id")
+    show.add_argument("assistant_id")
+    show.add_argument("name")
+    show.set_defaults(func=cmd_environments_show)
     return root
 
 

@@ -35,7 +35,16 @@ from app.http.ratelimit import Buckets, CreationQuota, PointsBudget, RateLimitMi
 from app.logs import configure_logging
 from app.observability import metrics, tracing
 from app.openapi import openapi_json
-from app.rest import actions, api_keys, assistants, avatars, events, integrations, revisions
+from app.rest import (
+    actions,
+    api_keys,
+    assistants,
+    avatars,
+    events,
+    integrations,
+    releases,
+    revisions,
+)
 from app.rest.errors import (
     domain_error_response,
     handle_domain_error,
@@ -170,6 +179,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *actions.routes,
         *avatars.routes,
         *revisions.routes,
+        *releases.routes,
         *events.routes,
         *api_keys.routes,
     ]

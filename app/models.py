@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, TypeDecorator
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Text, TypeDecorator, text
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -191,7 +191,16 @@ class AssistantRevision(SQLModel, table=True):
 
     __tablename__ = "assistant_revisions"
     __table_args__ = (
-        Index("ux_revisions_assistant_version", "assistant_id", "version", unique=True),
+        # one revision per version; `published` events (docs/releases.md) carry the version
+        # they were made at, which another revision already holds
+        Index(
+            "ux_revisions_assistant_version",
+            "assistant_id",
+            "version",
+            unique=True,
+            sqlite_where=text("change_type != 'published'"),
+            postgresql_where=text("change_type != 'published'"),
+        ),
         Index("ix_revisions_org_seq", "org_id", "seq"),
     )
 
@@ -207,6 +216,33 @@ class AssistantRevision(SQLModel, table=True):
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
     snapshot: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class AssistantRelease(SQLModel, table=True):
+    """One immutable release of an assistant (docs/releases.md): `document` is the JSON text of
+    the release as the API answers it, written once and served as it is."""
+
+    __tablename__ = "assistant_releases"
+
+    assistant_id: str = Field(foreign_key="assistants.id", primary_key=True, max_length=64)
+    number: int = Field(primary_key=True)
+    org_id: str = Field(foreign_key="organisations.id", max_length=64)
+    version: int
+    note: str | None = Field(default=None, max_length=1024)
+    created_at: datetime = _time()
+    created_by_key_id: str | None = Field(default=None, max_length=64)
+    document: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class AssistantEnvironment(SQLModel, table=True):
+    """A named pointer at one release of an assistant (docs/releases.md)."""
+
+    __tablename__ = "assistant_environments"
+
+    assistant_id: str = Field(foreign_key="assistants.id", primary_key=True, max_length=64)
+    name: str = Field(primary_key=True, max_length=32)
+    release: int
+    updated_at: datetime = _time()
 
 
 class PersistedDocument(SQLModel, table=True):

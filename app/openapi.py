@@ -29,6 +29,7 @@ from app.domain.child_input import (
 )
 from app.domain.integrations import MAX_INTEGRATIONS
 from app.domain.keys import MAX_KEYS, ApiKeyCreate
+from app.domain.releases import EnvironmentPin, ReleaseCreate
 from app.domain.shape import CONFIG, Group, groups_of
 from app.http.content import PATCH_TYPES
 from app.rest.common import MAX_PAGE, json_response
@@ -140,6 +141,43 @@ class RevisionWithSnapshot(Revision):
     snapshot: dict[str, Any]
 
 
+class FrozenAssistant(Document):
+    """The assistant as a release froze it: the REST GET's document without `secret_key`."""
+
+    id: str
+    name: str
+    enabled: bool
+    avatar_id: str | None
+    avatar_url: str | None
+    config: Config
+    integrations: list[Integration]
+    actions: list[Action]
+
+
+class Release(Document):
+    number: int
+    assistant_id: str
+    version: int
+    note: str | None
+    created_at: str
+    created_by_key_id: str | None
+    assistant: FrozenAssistant
+
+
+class Environment(Release):
+    """An environment (`name`, `release`, `updated_at`) with its release's document."""
+
+    name: str
+    release: int
+    updated_at: str
+
+
+class ReleaseDiff(Document):
+    release: int
+    against: str
+    changes: list[Change]
+
+
 class ApiKey(Document):
     id: str
     org_id: str
@@ -198,6 +236,7 @@ class Op:
     query: tuple[str, ...] = ()
     errors: tuple[int, ...] = (401, 403, 404, 429)
     public: bool = False
+    not_modified: bool = False  # 304 to an `If-None-Match` naming the current ETag
     operation_id: str = ""  # a name a generated client reads: `updateAssistant`
     description: str | None = None
 
@@ -207,6 +246,8 @@ ASSISTANT = ASSISTANTS + "/{assistant_id}"
 INTEGRATIONS = ASSISTANT + "/integrations"
 ACTIONS = ASSISTANT + "/actions"
 REVISIONS = ASSISTANT + "/revisions"
+RELEASES = ASSISTANT + "/releases"
+ENVIRONMENTS = ASSISTANT + "/environments"
 API_KEYS = "/orgs/{org_id}/api-keys"
 BODY_ERRORS = (400, 401, 403, 404, 413, 415, 429)
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
@@ -272,6 +313,28 @@ OPERATIONS = [
        response=RevisionWithSnapshot, operation_id="getRevision"),
     Op("POST", REVISIONS + "/{version}/restore", "Restore a revision", response=Assistant,
        errors=(401, 403, 404, 412, 413, 429), operation_id="restoreRevision"),
+    Op("POST", RELEASES, "Publish the draft as the next release (`If-Match` honoured)", 201,
+       Release, body=ReleaseCreate, errors=(*BODY_ERRORS, 412), operation_id="publishAssistant",
+       description="The whole assistant, integrations and actions included, frozen as release "
+       "`n`; with `environment`, that environment points at it. The draft's version does not "
+       "change. See docs/releases.md."),
+    Op("GET", RELEASES, "Releases, newest first", response=Release, many=True,
+       query=("page", "take"), errors=(400, 401, 403, 404, 429), operation_id="listReleases"),
+    Op("GET", RELEASES + "/{number}", "One release (`ETag`: its number)", response=Release,
+       not_modified=True, operation_id="getRelease"),
+    Op("GET", RELEASES + "/{number}/diff", "Leaf changes from `against` to the release",
+       response=ReleaseDiff, query=("against",), operation_id="diffRelease"),
+    Op("GET", ENVIRONMENTS, "Environments by name, each with its release", response=Environment,
+       many=True, operation_id="listEnvironments"),
+    Op("GET", ENVIRONMENTS + "/{name}", "The pinned release's document (`ETag`: its number)",
+       response=Release, not_modified=True, operation_id="getEnvironment",
+       description="Answers `ETag: \"<release number>\"`; an `If-None-Match` naming it is 304 "
+       "with no body, so a runtime may poll cheaply."),
+    Op("PUT", ENVIRONMENTS + "/{name}", "Point an environment at a release (`If-Match` on its "
+       "current release honoured)", response=Environment, body=EnvironmentPin,
+       errors=(*BODY_ERRORS, 412), operation_id="pinEnvironment"),
+    Op("DELETE", ENVIRONMENTS + "/{name}", "Remove an environment (its releases stay)", 204,
+       errors=(401, 403, 404, 412, 429), operation_id="removeEnvironment"),
     Op("GET", "/orgs/{org_id}/events", "Changes as server-sent events (`Last-Event-ID` resumes)",
        query=("assistant_id", "last_event_id"), errors=(400, 401, 403, 429),
        operation_id="streamEvents"),
@@ -312,6 +375,7 @@ QUERY = {
     "dry_run": {"type": "boolean", "default": False},
     "assistant_id": {"type": "string"},
     "last_event_id": {"type": "string"},
+    "against": {"type": "string", "default": "draft"},
 }
 REASONS = {
     400: "Bad request or invalid input (or a limit reached)",
@@ -415,7 +479,7 @@ def _parameters(op: Op) -> list[dict[str, Any]]:
             "in": "path",
             "required": True,
             "schema": {"type": "integer", "minimum": 0}
-            if name == "version"
+            if name in ("version", "number")
             else {"type": "string", "minLength": 1},
             **({"description": "`c` means the API key's own"} if name == "org_id" else {}),
         }
@@ -455,6 +519,8 @@ def _request_body(op: Op) -> dict[str, Any] | None:
 
 def _operation(op: Op) -> dict[str, Any]:
     responses: dict[str, Any] = {str(op.status): _success(op)}
+    if op.not_modified:
+        responses["304"] = {"description": "Not modified: `If-None-Match` names the ETag"}
     for status in op.errors:
         responses[str(status)] = {"description": REASONS[status], "content": ERROR_MEDIA}
     operation: dict[str, Any] = {

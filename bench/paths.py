@@ -117,6 +117,10 @@ def templates(org: str, fields: str) -> dict[str, list[Template]]:
             Template("POST", "/graphql", {"query": list_query(org, fields), "variables": {}})
         ],
         "rest_list": [Template("GET", f"/orgs/{org}/assistants?take=100")],
+        # the runtime's read of a release (docs/releases.md), over the assistants that run.py
+        # publishes to `production` (RELEASED_IDS); its 304 sends `If-None-Match: "1"`
+        "environment_get": [Template("GET", f"{one}/environments/production")],
+        "environment_304": [Template("GET", f"{one}/environments/production")],
         "leak_mix": [unique_read, rest_get, unique_update, rest_patch, gql_update],
         # only unique texts: the warm-up of the memory check, filling the bounded caches
         "cache_fill": [unique_read, unique_update],

@@ -29,6 +29,9 @@ TARGETS = {"graphql_update": 0.40, "rest_update": 0.60, "graphql_list": 0.35, "r
 PG_TARGETS = {"graphql_update": 0.75, "rest_update": 1.25, "graphql_list": 1.0, "rest_list": 1.5}
 # issue 16: updateAssistant by its hash alone (automatic persisted queries)
 PG_TARGETS["graphql_persisted_update"] = 1.0
+# issue 25: the runtime's read of an environment (and its 304) over the REST GET of an
+# assistant, per core (server CPU per request), at concurrency 16
+RELEASE_TARGETS = {"environment_get": 1.5, "environment_304": 3.0}
 P99_OVER_P50 = 3.0
 RSS_GROWTH = 1.2
 SCALE_PATHS = ("rest_update", "graphql_update")
@@ -120,6 +123,22 @@ def spreads(rows: Rows, prefix: str) -> dict[str, float]:
     }
 
 
+def release_ratios(rows: Rows) -> dict[str, Any]:
+    """Each environment path over the server's own `rest_get` at c16: per core (the REST GET's
+    CPU per request over the path's) and in requests/s."""
+    base = rows.get(("server", "rest_get", 16))
+    found: dict[str, Any] = {}
+    for path in RELEASE_TARGETS:
+        row = rows.get(("server", path, 16))
+        if base is None or row is None:
+            continue
+        found[path] = {
+            "per_core": round(base["cpu_ms_per_request"] / max(row["cpu_ms_per_request"], 1e-9), 2),
+            "rps": round(row["rps"] / max(base["rps"], 1e-9), 2),
+        }
+    return found
+
+
 def ordered(rows: Rows) -> list[dict[str, Any]]:
     return sorted(rows.values(), key=lambda r: (r["concurrency"], r["path"], r["target"]))
 
@@ -138,6 +157,7 @@ def build(
         add_ratios(rows, "floor", FLOOR_OF)
         results["ratios"] |= server_ratios(rows, 16, {p: p for p in TARGETS})
         results["p99_over_p50_c64"] |= spreads(rows, "")
+        results["releases"] = release_ratios(rows)
         counted = sqlite["statements"]
         results |= {
             "ratios_c64": server_ratios(rows, 64, {p: p for p in FLOOR_OF}),
@@ -211,6 +231,12 @@ def targets(results: dict[str, Any], skipped: dict[str, str]) -> list[str]:
         got = ratios.get(pg_key(path))
         lines.append(
             target_line(pg_key(path), f">= {goal:.2f}", got, (got or 0) >= goal, skipped["pg"])
+        )
+    lines.append("  SQLite, an environment's read over the REST GET, per core at c16 (issue 25):")
+    for path, goal in RELEASE_TARGETS.items():
+        got = results.get("releases", {}).get(path, {}).get("per_core")
+        lines.append(
+            target_line(path, f">= {goal:.2f}", got, (got or 0) >= goal, skipped["sqlite"])
         )
     lines.append(f"  p99 <= {P99_OVER_P50:.0f} x p50 at c64, this server's paths:")
     for half, paths in (("sqlite", FLOOR_OF), ("pg", PEER_OF)):

@@ -64,9 +64,10 @@ SERVER_ENV = {
 Groups = tuple[tuple[tuple[str, ...], str], ...]
 GROUPS: Groups = (
     (("graphql_update", "graphql_persisted_update", "rest_update"), "rest_update"),
-    (("rest_get",), "rest_get"),
+    (("rest_get", "environment_get", "environment_304"), "rest_get"),
     (("graphql_list", "rest_list"), "rest_list"),
 )
+RELEASED = 1000  # bench assistants published to `production` (the environment paths read them)
 PG_GROUPS: Groups = (
     (("graphql_update", "graphql_persisted_update", "rest_update"), "postgraphile_update"),
     (("graphql_list", "rest_list"), "postgraphile_list"),
@@ -93,6 +94,7 @@ class Target:
         self.db_cpu = db_cpu  # CPU ticks of the database's processes so far, when known
         self.ids = DATA / f"{stem}.ids"
         self.ids.write_text("\n".join(meta["bench_assistants"]) + "\n")
+        self.released_ids = DATA / f"{stem}.released.ids"  # written by `publish_production`
         self.warm: set[tuple[str, int]] = set()
         self.runs = 0
 
@@ -115,12 +117,28 @@ class Target:
 
     def env(self, path: str) -> dict[str, str]:
         self.runs += 1
-        return {
+        environment = path.startswith("environment_")
+        env = {
             "BENCH_TEMPLATES": str(self.templates(path)),
-            "BENCH_IDS": str(self.ids),
+            "BENCH_IDS": str(self.released_ids if environment else self.ids),
             "BENCH_KEY": self.meta["bench_key"],
             "BENCH_SALT": f"{self.name}{self.runs}x{int(time.time())}",
         }
+        if path == "environment_304":
+            env["BENCH_IF_NONE_MATCH"] = '"1"'
+        return env
+
+    def publish_production(self, count: int = RELEASED) -> None:
+        """Release 1 of the first `count` bench assistants, in `production`."""
+        headers = {"Authorization": f"Bearer {self.meta['bench_key']}"}
+        released = self.meta["bench_assistants"][:count]
+        with httpx.Client(base_url=self.server.url, headers=headers, timeout=60) as client:
+            for assistant_id in released:
+                url = f"/orgs/{self.meta['bench_org']}/assistants/{assistant_id}/releases"
+                done = client.post(url, json={"environment": "production"})
+                if done.status_code != 201:
+                    raise RuntimeError(f"publishing {assistant_id}: {done.status_code} {done.text}")
+        self.released_ids.write_text("\n".join(released) + "\n")
 
     def measure(self, path: str, concurrency: int, seconds: int) -> dict[str, Any]:
         if (path, concurrency) not in self.warm and concurrency == CONCURRENCY[0]:
@@ -247,6 +265,7 @@ def check_paths(app: Target, floor: Target, has_list: bool, notes: list[str]) ->
         "graphql_persisted_update",
         "rest_update",
         "rest_get",
+        "environment_get",
         "graphql_list",
         "rest_list",
     ):
@@ -261,6 +280,8 @@ def check_paths(app: Target, floor: Target, has_list: bool, notes: list[str]) ->
             mine, floors = response.json(), one_request(floor, path).json()
             if paths.shape(mine) != paths.shape(floors):
                 notes.append(f"{path}: the floor's JSON keys differ from the server's")
+    if "environment_get" in usable:
+        usable.append("environment_304")  # the same read, answered 304 by its ETag
     return usable
 
 
@@ -334,6 +355,7 @@ def sqlite_half(notes: list[str]) -> dict[str, Any]:
         fields, has_list = paths.discover(servers[0].url)
         app = Target.sqlite("server", servers[0], small, fields)
         floor = Target.sqlite("floor", servers[1], small, fields)
+        app.publish_production()
         usable = check_paths(app, floor, has_list, notes)
         runs = alternate(app, floor, GROUPS, usable)
         servers.append(start_app(big, "200k"))

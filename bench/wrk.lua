@@ -5,6 +5,7 @@
 --   BENCH_IDS        the organisation's assistant ids, one a line
 --   BENCH_KEY        its API key (sent as `Authorization: Bearer …`)
 --   BENCH_SALT       makes @U@ unique across runs
+--   BENCH_IF_NONE_MATCH  (optional) sent as `If-None-Match`; a 304 is then the good answer
 -- Templates are used in turn; a response that is not 200, or whose body holds `"errors"`,
 -- counts as bad. done() prints one line `BENCH {json}` for run.py.
 
@@ -27,6 +28,12 @@ local headers = {
   ["Content-Type"] = "application/json",
 }
 local salt = os.getenv("BENCH_SALT") or "s"
+local if_none_match = os.getenv("BENCH_IF_NONE_MATCH")
+local good = 200
+if if_none_match then
+  headers["If-None-Match"] = if_none_match
+  good = 304
+end
 local threads = {}
 
 function setup(thread)
@@ -57,7 +64,7 @@ end
 
 function response(status, hdrs, body)
   answered = answered + 1
-  if status ~= 200 or (body ~= nil and body:find('"errors"', 1, true)) then
+  if status ~= good or (body ~= nil and body:find('"errors"', 1, true)) then
     bad = bad + 1
     if first_bad == "" then
       first_bad = tostring(status) .. " " .. string.sub(body or "", 1, 300):gsub("\n", " ")

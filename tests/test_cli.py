@@ -138,6 +138,35 @@ async def test_keys_create_with_options_and_keys_list(cli, served):
     assert (current.json()["name"], current.json()["assistant_ids"]) == ("Command-line key", None)
 
 
+async def test_releases_publish_and_environments_pin_and_show(cli, served):
+    org = cli.data("orgs", "create", "Releases")
+    headers = bearer(org["api_key"])
+    created = await served.post("/orgs/c/assistants", json={"name": "One"}, headers=headers)
+    assistant_id = created.json()["id"]
+    first = cli.data(
+        "releases", "publish", org["org_id"], assistant_id, "--environment", "production",
+        "--note", "first",
+    )  # fmt: skip
+    assert (first["number"], first["note"], first["created_by_key_id"]) == (1, "first", None)
+    assert first["assistant"]["name"] == "One"
+    await served.patch(f"/orgs/c/assistants/{assistant_id}", json={"name": "Two"}, headers=headers)
+    second = cli.data("releases", "publish", org["org_id"], assistant_id)
+    assert (second["number"], second["assistant"]["name"]) == (2, "Two")
+    pinned = cli.data("environments", "pin", org["org_id"], assistant_id, "production", "2")
+    assert (pinned["name"], pinned["release"], pinned["number"]) == ("production", 2, 2)
+    shown = cli.data("environments", "show", org["org_id"], assistant_id, "production")
+    read = await served.get(
+        f"/orgs/c/assistants/{assistant_id}/environments/production", headers=headers
+    )
+    assert shown == read.json() == second
+    back = cli.data("environments", "pin", org["org_id"], assistant_id, "production", "1")
+    assert back["assistant"]["name"] == "One"
+    missing = cli.run("environments", "show", org["org_id"], assistant_id, "staging")
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("error: NOT_FOUND")
+    assert missing.stdout == ""
+
+
 def test_export_schema_equals_the_committed_sdl(cli):
     done = cli.run("export-schema")
     assert done.returncode == 0, done.stderr

@@ -205,3 +205,33 @@ async def test_values_cannot_close_the_configuration_script(demo_client, demo_fi
     page = (await demo_client.get("/graphql", headers=HTML)).text
     assert evil not in page
     assert json.loads(page_config(page)["headers"]) == {"authorization": f"Bearer {evil}"}
+
+
+async def test_the_publish_and_rollback_tabs_run_once_the_key_and_assistant_are_pasted(
+    client, org, make_assistant
+):
+    assistant = await make_assistant(org, name="First")
+    config = page_config((await client.get("/graphql", headers=HTML)).text)
+    main, publish, rollback = config["tabs"]
+    assert (main["query"], main["variables"]) == (config["query"], config["variables"])
+
+    def pasted(tab: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": config["url"],
+            "query": tab["query"],
+            "headers": tab["headers"].replace("PASTE-YOUR-API-KEY-HERE", org.api_key),
+            "variables": tab["variables"].replace("PASTE-AN-ASSISTANT-ID", assistant["id"]),
+        }
+
+    first = await run_example(client, pasted(publish))
+    assert first["data"]["publishAssistant"]["number"] == 1, first
+    assert (await run_example(client, pasted(main)))["data"]["updateAssistant"]["version"] == 2
+    second = await run_example(client, pasted(publish))
+    assert second["data"]["publishAssistant"]["number"] == 2
+    back = await run_example(client, pasted(rollback))
+    pinned = back["data"]["pinEnvironment"]
+    assert (pinned["name"], pinned["release"]["number"]) == ("production", 1)
+    read = await client.get(
+        f"/orgs/c/assistants/{assistant['id']}/environments/production", headers=org.headers
+    )
+    assert (read.headers["etag"], read.json()["assistant"]["name"]) == ('"1"', "First")

@@ -88,6 +88,15 @@ REST = [
     Rest("GET", A + "/actions/{x}", "read_one"),
     Rest("PATCH", A + "/actions/{x}", "write_one", {"name": "renamed"}),
     Rest("DELETE", A + "/actions/{x}", "write_one"),
+    # releases and environments (each fresh target has release 1 in `production`)
+    Rest("POST", A + "/releases", "write_one", {"note": "n"}),
+    Rest("GET", A + "/releases", "read_one"),
+    Rest("GET", A + "/releases/{n}", "read_one"),
+    Rest("GET", A + "/releases/{n}/diff?against=draft", "read_one"),
+    Rest("GET", A + "/environments", "read_one"),
+    Rest("GET", A + "/environments/{e}", "read_one"),
+    Rest("PUT", A + "/environments/{e}", "write_one", {"release": 1}),
+    Rest("DELETE", A + "/environments/{e}", "write_one"),
     Rest("POST", "/orgs/c/avatars", "write_org", PNG),
     Rest("GET", "/orgs/c/events", "read_all", stream=True),
     Rest("GET", "/orgs/c/events?assistant_id={a}", "read_one", stream=True),
@@ -146,6 +155,12 @@ GQL = [
         "mutation($x: ID!) { deleteAction(orgId: \"c\", actionId: $x) }"),
     Gql("reorderActions", "write_one", "mutation($a: ID!, $x: ID!) { reorderActions(orgId: \"c\", "
         "assistantId: $a, positions: [{id: $x, position: 5}]) { id } }"),
+    Gql("publishAssistant", "write_one", "mutation($a: ID!) { publishAssistant(orgId: \"c\", "
+        "assistantId: $a, note: \"n\") { number } }"),
+    Gql("pinEnvironment", "write_one", "mutation($a: ID!) { pinEnvironment(orgId: \"c\", "
+        "assistantId: $a, environment: \"staging\", release: 1) { name } }"),
+    Gql("removeEnvironment", "write_one", "mutation($a: ID!) { removeEnvironment(orgId: \"c\", "
+        "assistantId: $a, environment: \"production\") }"),
     Gql("createApiKey", "make_key", "mutation { createApiKey(orgId: \"c\", input: {name: "
         "\"made\", scopes: [\"api_keys:manage\"]}) { apiKey { id } secret } }"),
     Gql("revokeApiKey", "manage",
@@ -185,11 +200,19 @@ async def fresh_ids(world: World) -> dict[str, str]:
     """A fresh target for one call (so every key meets an unchanged one) and a key to revoke."""
     target = await make_target(world.client, world.admin)
     victim = await make_key(world.client, world.admin, [READ], name="victim")
+    released = await world.client.post(
+        f"/orgs/c/assistants/{target.assistant_id}/releases",
+        json={"environment": "production"},
+        headers=world.admin.headers,
+    )
+    assert released.status_code == 201, released.text
     return {
         "a": target.assistant_id,
         "i": target.integration_id,
         "x": target.action_id,
         "victim": victim.key_id,
+        "n": "1",
+        "e": "production",
     }
 
 
@@ -317,7 +340,7 @@ def test_the_matrix_covers_every_operation() -> None:
         if operation.get("security") != []
     }
     names = {"c": "org_id", "a": "assistant_id", "i": "integration_id", "x": "action_id",
-             "victim": "key_id"}  # fmt: skip
+             "victim": "key_id", "n": "number", "e": "name"}  # fmt: skip
     covered = set()
     for op in REST:
         path = op.path.split("?")[0].replace("/orgs/c/", "/orgs/{c}/").replace("/1", "/{version}")

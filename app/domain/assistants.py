@@ -42,7 +42,16 @@ from app.domain.storage import (
     children_bytes,
     give_back,
 )
-from app.models import Action, Assistant, Avatar, Integration, new_id, utcnow
+from app.models import (
+    Action,
+    Assistant,
+    AssistantEnvironment,
+    AssistantRelease,
+    Avatar,
+    Integration,
+    new_id,
+    utcnow,
+)
 from app.store import Statement, Tx, in_list
 from app.store.records import AssistantRecord, replaced
 from app.store.statements import insert_statement, update_parameters, update_statement
@@ -373,6 +382,15 @@ _DELETE_INTEGRATIONS = Statement(
 _DELETE_ACTIONS = Statement(
     delete(_ACTIONS).where(_ACTIONS.c.assistant_id == bindparam("assistant_id"))
 )
+# its releases and environments go with it (docs/releases.md)
+_RELEASES = AssistantRelease.__table__  # type: ignore[attr-defined]
+_ENVIRONMENTS = AssistantEnvironment.__table__  # type: ignore[attr-defined]
+_DELETE_ENVIRONMENTS = Statement(
+    delete(_ENVIRONMENTS).where(_ENVIRONMENTS.c.assistant_id == bindparam("assistant_id"))
+)
+_DELETE_RELEASES = Statement(
+    delete(_RELEASES).where(_RELEASES.c.assistant_id == bindparam("assistant_id"))
+)
 
 
 @requires(Scope.WRITE)
@@ -384,13 +402,16 @@ async def delete_assistant(
     writer: Writer,
     expected_versions: Sequence[int] | None = None,
 ) -> AssistantRecord:
-    """Soft-deletes the assistant (it answers 404 from now on) and removes its children; their
-    bytes are given back to the organisation's storage quota."""
+    """Soft-deletes the assistant (it answers 404 from now on) and removes its children, its
+    releases and its environments; their bytes are given back to the organisation's storage
+    quota."""
     assistant = await find_assistant(tx, access, assistant_id, for_update=True)
     check_version(assistant, expected_versions)
     freed = assistant_bytes(assistant) + await children_bytes(tx, assistant.id)
     await tx.execute(_DELETE_INTEGRATIONS, {"assistant_id": assistant.id})
     await tx.execute(_DELETE_ACTIONS, {"assistant_id": assistant.id})
+    await tx.execute(_DELETE_ENVIRONMENTS, {"assistant_id": assistant.id})
+    await tx.execute(_DELETE_RELEASES, {"assistant_id": assistant.id})
     changes = [{"path": "deleted", "from": False, "to": True}]
     await _commit_change(
         tx, assistant, {"deleted": True}, change_type=DELETED, changes=changes, writer=writer

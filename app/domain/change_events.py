@@ -1,7 +1,8 @@
 """Change events: the revisions read back as events (live fan-out and `Last-Event-ID` resumes).
 
 An event is a revision without its snapshot and author: `{"id", "org_id", "assistant_id",
-"version", "change_type", "changes"}`, where `id` is the revision's `seq` (a decimal string).
+"version", "change_type", "changes"}`, where `id` is the revision's `seq` (a decimal string);
+a `published` event (docs/releases.md) also carries its `release` and `environment`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sqlalchemy import Select, bindparam, func, select
 
 from app.domain.access import Access, Scope, requires
 from app.domain.errors import FieldError, NotFound, ValidationFailed
+from app.domain.revisions import PUBLISHED
 from app.models import ApiKey, AssistantRevision, utcnow
 from app.store import Statement, Tx, in_list
 from app.store.records import RevisionRecord
@@ -24,7 +26,7 @@ STORED_SEQ_MAX = 2**31 - 1  # the column is a 32-bit integer on PostgreSQL
 
 
 def event_document(revision: RevisionRecord) -> dict[str, Any]:
-    return {
+    document = {
         "id": str(revision.seq),
         "org_id": revision.org_id,
         "assistant_id": revision.assistant_id,
@@ -32,6 +34,10 @@ def event_document(revision: RevisionRecord) -> dict[str, Any]:
         "change_type": revision.change_type,
         "changes": revision.changes,
     }
+    if revision.change_type == PUBLISHED:  # its release and environment (docs/releases.md)
+        document["release"] = revision.snapshot.get("release")
+        document["environment"] = revision.snapshot.get("environment")
+    return document
 
 
 def parse_event_id(raw: str | None, name: str = "last_event_id") -> int | None:

@@ -21,12 +21,13 @@ from app.store import Statement, Tx
 from app.store.records import AssistantRecord, RevisionRecord
 from app.store.statements import insert_statement
 
-CREATED, UPDATED, SECRET_KEY_ROTATED, RESTORED, DELETED = (
+CREATED, UPDATED, SECRET_KEY_ROTATED, RESTORED, DELETED, PUBLISHED = (
     "created",
     "updated",
     "secret_key_rotated",
     "restored",
     "deleted",
+    "published",  # an event, not a change of the draft (app/domain/releases.py): not history
 )
 
 
@@ -119,16 +120,19 @@ async def record_revision(
 
 
 MAX_VERSION = 2**31 - 1
+# the history: every revision but the `published` events (the partial unique index's predicate)
+_HISTORY = REVISIONS.c.change_type != PUBLISHED
 _COUNT = Statement(
     select(func.count())
     .select_from(REVISIONS)
-    .where(REVISIONS.c.assistant_id == bindparam("assistant_id"))
+    .where(REVISIONS.c.assistant_id == bindparam("assistant_id"), _HISTORY)
 )
 _PAGE = Statement(
     select(REVISIONS)
     .where(
         REVISIONS.c.assistant_id == bindparam("assistant_id"),
         REVISIONS.c.version <= bindparam("highest"),
+        _HISTORY,
     )
     .order_by(REVISIONS.c.version.desc())
     .limit(bindparam("limit"))
@@ -138,6 +142,7 @@ _ONE = Statement(
     select(REVISIONS).where(
         REVISIONS.c.assistant_id == bindparam("assistant_id"),
         REVISIONS.c.version == bindparam("version"),
+        _HISTORY,
     )
 )
 

@@ -79,6 +79,44 @@ EXAMPLE_INPUT = {
         "conversation": {"welcomeBanner": "Hi! How can I help?"},
     }
 }
+# two more tabs: publish the draft to production, and roll production back (docs/releases.md)
+PUBLISH_QUERY = """\
+# Publish the draft as it is now as the next release, and
+# point the `production` environment at it. The draft's
+# version does not change. Run it twice, with an edit in
+# between, then roll back in the next tab.
+
+mutation Publish($orgId: ID!, $assistantId: ID!) {
+  publishAssistant(
+    orgId: $orgId
+    assistantId: $assistantId
+    environment: "production"
+    note: "published from GraphiQL"
+  ) {
+    number
+    version
+    createdAt
+  }
+}
+"""
+ROLLBACK_QUERY = """\
+# Roll `production` back to an earlier release: one call.
+# Set `release` in the Variables tab; add `expectedRelease`
+# to refuse (CONFLICT) if someone pinned it meanwhile.
+
+mutation RollBack($orgId: ID!, $assistantId: ID!, $release: Int!) {
+  pinEnvironment(
+    orgId: $orgId
+    assistantId: $assistantId
+    environment: "production"
+    release: $release
+  ) {
+    name
+    updatedAt
+    release { number version note assistant }
+  }
+}
+"""
 PLACEHOLDER_ASSISTANT = "PASTE-AN-ASSISTANT-ID"
 PLACEHOLDER_KEY = "PASTE-YOUR-API-KEY-HERE"
 
@@ -143,8 +181,9 @@ def read_demo() -> dict[str, Any] | None:
     return demo
 
 
-def example(settings: Settings) -> dict[str, str]:
-    """The opening document, variables and headers; secrets only in demo mode."""
+def example(settings: Settings) -> dict[str, Any]:
+    """The opening document, variables and headers, and the tabs (the opening one, a publish
+    and a rollback); secrets only in demo mode."""
     demo = read_demo() if settings.demo else None
     variables = {
         "orgId": demo["org_id"] if demo else "c",
@@ -152,10 +191,22 @@ def example(settings: Settings) -> dict[str, str]:
         "input": EXAMPLE_INPUT,
     }
     headers = {"authorization": f"Bearer {demo['api_key'] if demo else PLACEHOLDER_KEY}"}
+    query = (DEMO_NOTE if demo else "") + EXAMPLE_QUERY
+    ids = {"orgId": variables["orgId"], "assistantId": variables["assistantId"]}
+    headers_text = json.dumps(headers, indent=2)
+    tabs = [
+        (query, variables),
+        (PUBLISH_QUERY, ids),
+        (ROLLBACK_QUERY, {**ids, "release": 1}),
+    ]
     return {
-        "query": (DEMO_NOTE if demo else "") + EXAMPLE_QUERY,
+        "query": query,
         "variables": json.dumps(variables, indent=2),
-        "headers": json.dumps(headers, indent=2),
+        "headers": headers_text,
+        "tabs": [
+            {"query": text, "variables": json.dumps(values, indent=2), "headers": headers_text}
+            for text, values in tabs
+        ],
     }
 
 
@@ -214,6 +265,7 @@ BOOTSTRAP = """\
     query: config.query,
     variables: config.variables,
     headers: config.headers,
+    defaultTabs: config.tabs,
     isHeadersEditorEnabled: true,
     shouldPersistHeaders: false,
     defaultEditorToolsVisibility: "headers",

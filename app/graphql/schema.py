@@ -39,6 +39,7 @@ from app.graphql.integrations import IntegrationMutation
 from app.graphql.limits import NoSubgraphSdl, settings_limits_rule
 from app.graphql.node import NodeQuery, entities
 from app.graphql.observed import OperationMetrics
+from app.graphql.releases import ReleaseMutation
 from app.graphql.revisions import RevisionMutation
 from app.graphql.scalars import SCALAR_MAP
 from app.graphql.subscriptions import AssistantSubscription, StreamErrorCodes
@@ -49,7 +50,14 @@ from app.settings import Settings
 Query = merge_types("Query", (AssistantQuery, ApiKeyQuery, NodeQuery))
 Mutation = merge_types(
     "Mutation",
-    (AssistantMutation, IntegrationMutation, ActionMutation, RevisionMutation, ApiKeyMutation),
+    (
+        AssistantMutation,
+        IntegrationMutation,
+        ActionMutation,
+        RevisionMutation,
+        ReleaseMutation,
+        ApiKeyMutation,
+    ),
 )
 Subscription = merge_types("Subscription", (AssistantSubscription,))
 

@@ -33,7 +33,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 from app.auth import bearer_token, hash_key
 from app.domain.change_events import parse_event_id, watch_changes
 from app.domain.errors import DomainError, Unauthenticated
-from app.domain.revisions import DELETED, assistant_from_snapshot
+from app.domain.revisions import DELETED, PUBLISHED, assistant_from_snapshot
 from app.events import Broker, Resume
 from app.graphql.answer_size import stopped
 from app.graphql.args import OrgId
@@ -85,6 +85,12 @@ class AssistantChangeEvent:
         description="The assistant as it was at this version (its secret key never shows; "
         "integrations and actions are the current ones); null for a DELETED change."
     )
+    release: int | None = strawberry.field(
+        default=None, description="For a PUBLISHED event: the release published or pinned."
+    )
+    environment: str | None = strawberry.field(
+        default=None, description="For a PUBLISHED event: the environment pointed, or null."
+    )
 
     @classmethod
     def from_row(cls, row: RevisionRow, base_url: str) -> AssistantChangeEvent:
@@ -100,6 +106,8 @@ class AssistantChangeEvent:
             change_type=ChangeType(row.change_type),
             changes=revision_changes(row.changes),
             assistant=assistant,
+            release=row.snapshot.get("release") if row.change_type == PUBLISHED else None,
+            environment=row.snapshot.get("environment") if row.change_type == PUBLISHED else None,
         )
 
 

@@ -88,6 +88,12 @@ CONFIG_TYPES[CONFIG.graphql_type].from_row = staticmethod(  # type: ignore[attr-
 )
 
 if TYPE_CHECKING:
+    from app.graphql.releases import (
+        AssistantEnvironment,
+        AssistantRelease,
+        AssistantReleaseConnection,
+    )
+
     Config: TypeAlias = Any  # built from the declaration just above
 else:
     Config = CONFIG_TYPES[CONFIG.graphql_type]  # (and SttConfig, TtsConfig, …)
@@ -271,6 +277,53 @@ class Assistant(Node):
     ) -> AssistantRevisionConnection:
         return await revisions_of(info, str(self.id), first, after)
 
+    # releases and environments (docs/releases.md): types and resolvers in releases.py
+    @strawberry.field(description="The assistant's releases, newest first.")
+    async def releases(
+        self,
+        info: Info,
+        first: Annotated[
+            int | None, strawberry.argument(description="How many, 1-100 (null means 20).")
+        ] = 20,
+        after: Annotated[
+            str | None, strawberry.argument(description="Return the releases after this cursor.")
+        ] = None,
+    ) -> Annotated[AssistantReleaseConnection, strawberry.lazy("app.graphql.releases")]:
+        from app.graphql.releases import releases_of  # noqa: PLC0415  (it imports this module)
+
+        return await releases_of(info, str(self.id), first, after)
+
+    @strawberry.field(description="One release; null with a NOT_FOUND error when absent.")
+    async def release(
+        self,
+        info: Info,
+        number: Annotated[int, strawberry.argument(description="The release's number.")],
+    ) -> Annotated[AssistantRelease, strawberry.lazy("app.graphql.releases")] | None:
+        from app.graphql.releases import release_of  # noqa: PLC0415  (it imports this module)
+
+        return await release_of(info, str(self.id), number)
+
+    @strawberry.field(description="The assistant's environments (at most 10), by name.")
+    async def environments(
+        self, info: Info
+    ) -> list[Annotated[AssistantEnvironment, strawberry.lazy("app.graphql.releases")]]:
+        from app.graphql.releases import environments_of  # noqa: PLC0415  (it imports this module)
+
+        return await environments_of(info, str(self.id))
+
+    @strawberry.field(
+        description="One environment and the release it points at; null with a NOT_FOUND "
+        "error when absent."
+    )
+    async def environment(
+        self,
+        info: Info,
+        name: Annotated[str, strawberry.argument(description="The environment's name.")],
+    ) -> Annotated[AssistantEnvironment, strawberry.lazy("app.graphql.releases")] | None:
+        from app.graphql.releases import environment_of  # noqa: PLC0415  (it imports this module)
+
+        return await environment_of(info, str(self.id), name)
+
 
 @strawberry.type(description="An assistant and its cursor in a connection.")
 class AssistantEdge:
@@ -303,6 +356,11 @@ class ChangeType(Enum):
     )
     RESTORED = strawberry.enum_value("restored", description="An earlier version was restored.")
     DELETED = strawberry.enum_value("deleted", description="The assistant was deleted.")
+    PUBLISHED = strawberry.enum_value(
+        "published",
+        description="A release was published or an environment pointed at one (an event "
+        "only: the draft's version is unchanged, and the history leaves it out).",
+    )
 
 
 @strawberry.type(description="One changed leaf: its path and its values before and after.")

@@ -12,7 +12,16 @@ import httpx
 from sqlalchemy import select, update
 
 from app.auth import revoke_key
-from app.models import Action, ApiKey, Assistant, AssistantRevision, Avatar, Integration
+from app.models import (
+    Action,
+    ApiKey,
+    Assistant,
+    AssistantEnvironment,
+    AssistantRelease,
+    AssistantRevision,
+    Avatar,
+    Integration,
+)
 from app.store import Store
 from tests.helpers.factories import Org
 
@@ -56,7 +65,16 @@ async def make_target(client: httpx.AsyncClient, admin: Org, name: str = "Target
     return Target(created.json()["id"], integration.json()["id"], action.json()["id"])
 
 
-TABLES = [Assistant, Integration, Action, AssistantRevision, ApiKey, Avatar]
+TABLES = [
+    Assistant,
+    Integration,
+    Action,
+    AssistantRevision,
+    ApiKey,
+    Avatar,
+    AssistantRelease,
+    AssistantEnvironment,
+]
 
 
 async def everything(db: Store, avatars_dir: Path | None = None) -> dict[str, Any]:
