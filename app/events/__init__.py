@@ -18,6 +18,7 @@ from app.events.broker import (
     Stream,
     TooManyStreams,
     TooManyStreamsForKey,
+    TooManyStreamsForOrg,
 )
 from app.events.resume import Resume
 
@@ -30,4 +31,5 @@ __all__ = [
     "Stream",
     "TooManyStreams",
     "TooManyStreamsForKey",
+    "TooManyStreamsForOrg",
 ]

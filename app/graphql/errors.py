@@ -34,6 +34,7 @@ from app.events import (
     SlowConsumer,
     TooManyStreams,
     TooManyStreamsForKey,
+    TooManyStreamsForOrg,
 )
 from app.graphql.persisted import (
     PersistedQueryNotFound,
@@ -79,6 +80,7 @@ CODES: ErrorTable[Coded] = ErrorTable(
         ShuttingDown: UNAVAILABLE,
         TooManyStreams: UNAVAILABLE,
         TooManyStreamsForKey: Coded(None, 429),
+        TooManyStreamsForOrg: Coded(None, 429),
         EventsUnavailable: UNAVAILABLE,
     }
 )

@@ -33,6 +33,7 @@ from app.events import (
     SlowConsumer,
     TooManyStreams,
     TooManyStreamsForKey,
+    TooManyStreamsForOrg,
 )
 from app.http.errors import RateLimited, UnsupportedMediaType
 
@@ -85,6 +86,7 @@ PROBLEMS: ErrorTable[Problem] = ErrorTable(
         ShuttingDown: UNAVAILABLE,
         TooManyStreams: UNAVAILABLE,  # the process's streams
         TooManyStreamsForKey: TOO_MANY,  # one key's share of them
+        TooManyStreamsForOrg: TOO_MANY,  # one organisation's share
         EventsUnavailable: UNAVAILABLE,
     }
 )
