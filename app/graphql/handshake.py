@@ -13,7 +13,6 @@ graphql-transport-ws), and its place is free at once.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -46,7 +45,7 @@ class PendingSockets:
     def __init__(self, per_address: int, init_timeout: float) -> None:
         self.per_address = per_address
         self.init_timeout = init_timeout
-        self._counts: defaultdict[str, int] = defaultdict(int)
+        self._counts: dict[str, int] = {}
 
     def __len__(self) -> int:
         return sum(self._counts.values())
@@ -55,20 +54,18 @@ class PendingSockets:
         """A place for this upgrade request (kept in its scope's state), or None when its
         address holds its share already."""
         address = client_address(scope)
-        if self._counts[address] >= self.per_address:
-            if not self._counts[address]:
-                del self._counts[address]
+        held = self._counts.get(address, 0)
+        if held >= self.per_address:
             return None
-        self._counts[address] += 1
+        self._counts[address] = held + 1
         pending = Pending(self, address)
         request_state(scope)[STATE] = pending
         return pending
 
     def forget(self, address: str) -> None:
-        if self._counts[address] <= 1:
-            del self._counts[address]
-        else:
-            self._counts[address] -= 1
+        held = self._counts.pop(address, 0)
+        if held > 1:
+            self._counts[address] = held - 1
 
     def refusal(self) -> RateLimited:
         retry_after = max(1, math.ceil(self.init_timeout))
