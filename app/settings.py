@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = ""  # proxies whose X-Forwarded-For is believed; "*": any
     events_max_streams_per_key: int = 20  # open streams of one API key, per process
 
+    # Fair shares of the websocket and the live streams (docs/websocket-and-streams.md):
+    # seconds to send `connection_init`, handshakes not yet initialised per client address,
+    # open streams of one organisation (its keys share them), each per process.
+    graphql_ws_init_timeout: float = 3.0
+    graphql_ws_max_pending_per_address: int = 50
+    events_max_streams_per_org: int = 100
+
     @field_validator("rate_limit_storage")
     @classmethod
     def _known_storage(cls, value: str) -> str:

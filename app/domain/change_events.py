@@ -69,6 +69,11 @@ def _after(of_org: bool, of_assistants: bool) -> Statement[Select[Any]]:
 
 # one statement per filter (of an organisation? of some assistants?), each built once
 _AFTER = {(org, some): _after(org, some) for org in (False, True) for some in (False, True)}
+_SEQS_OF_ORG = Statement(
+    select(REVISIONS.c.seq).where(
+        REVISIONS.c.org_id == bindparam("org_id"), REVISIONS.c.seq > bindparam("after_seq")
+    )
+)
 _BY_SEQ = Statement(select(REVISIONS).where(in_list(REVISIONS.c.seq, "seqs")))
 _UNREVOKED_KEYS = Statement(
     select(KEYS.c.id, KEYS.c.expires_at).where(
@@ -94,6 +99,18 @@ async def watch_changes(
 async def last_revision_seq(tx: Tx) -> int:
     """The newest revision's seq (0 when there is none): where a live stream starts."""
     return int(await tx.scalar(_LAST_SEQ) or 0)
+
+
+async def starting_point(tx: Tx, *, org_id: str, window: int) -> tuple[int, frozenset[int]]:
+    """Where a new live stream of `org_id` starts: the newest committed seq, and the seqs of
+    the organisation among the `window` below it that are committed (on PostgreSQL a lower seq
+    may still commit later: it is news, those already committed are not)."""
+    floor = await last_revision_seq(tx)
+    if window <= 0:
+        return floor, frozenset()
+    after = max(0, floor - window)
+    rows = await tx.all(_SEQS_OF_ORG, {"org_id": org_id, "after_seq": min(after, STORED_SEQ_MAX)})
+    return floor, frozenset(int(row[0]) for row in rows)
 
 
 async def revisions_after(

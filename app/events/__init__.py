@@ -1,7 +1,8 @@
 """Live change events: one broker per process fans revisions out to its open streams.
 
 - `broker`: the streams (bounded queues: a subscriber `events_queue_size` events behind is
-  dropped, SLOW_CONSUMER), the total and per-key caps, the fan-out, the source's lifetime;
+  dropped, SLOW_CONSUMER), the total, per-key and per-organisation caps, the fan-out (after
+  the keys are read again), where a new stream starts, the source's lifetime;
 - `sources`: where revisions come from (PostgreSQL LISTEN/NOTIFY, sent by a trigger; SQLite
   polling);
 - `keys`: the open streams' API keys re-checked (a revoked or expired key's streams close);
@@ -18,6 +19,7 @@ from app.events.broker import (
     Stream,
     TooManyStreams,
     TooManyStreamsForKey,
+    TooManyStreamsForOrg,
 )
 from app.events.resume import Resume
 
@@ -30,4 +32,5 @@ __all__ = [
     "Stream",
     "TooManyStreams",
     "TooManyStreamsForKey",
+    "TooManyStreamsForOrg",
 ]

@@ -2,9 +2,20 @@
 
 Each stream has a bounded queue: a subscriber that falls `events_queue_size` events behind is
 dropped (SLOW_CONSUMER), never buffered without bound. A process holds at most
-`events_max_streams` streams, and one API key at most `events_max_streams_per_key`. A stream
-carries the changes of one organisation, or of some of its assistants (one asked for, or those
-an assistant-bound key is restricted to).
+`events_max_streams` streams, one API key at most `events_max_streams_per_key` and one
+organisation (all its keys) at most `events_max_streams_per_org`. A stream carries the changes
+of one organisation, or of some of its assistants (one asked for, or those an assistant-bound
+key is restricted to).
+
+Two orderings hold with the commits (docs/websocket-and-streams.md):
+- a stream opened without an event id to resume from carries only what committed after it
+  opened: once registered, it reads where the history stands (`starting_point`), and drops
+  what was committed by then, even when the source hands it over later (a poll or a
+  notification already on its way when the stream registered);
+- a stream gets nothing committed after its key's revocation (or expiry): each batch a source
+  read is handed over only after the keys of the streams it goes to were read again, after the
+  batch (so a key still valid then was valid when each of its revisions committed); the
+  streams of a dead key close at once. `check_keys` closes idle ones within seconds.
 """
 
 from __future__ import annotations
@@ -19,14 +30,14 @@ from typing import Any
 
 import asyncpg
 
-from app.domain.change_events import last_revision_seq
-from app.domain.errors import DomainError
+from app.domain.change_events import dead_keys, last_revision_seq, starting_point
+from app.domain.errors import DomainError, Unauthenticated
 from app.events.keys import check_keys
-from app.events.sources import RETRY_SECONDS, Source, feed_of
+from app.events.sources import CATCH_UP_WINDOW, RETRY_SECONDS, Source, feed_of
 from app.http.errors import RateLimited
 from app.observability import metrics
 from app.settings import Settings
-from app.store import Store
+from app.store import Store, Tx
 from app.store.records import RevisionRecord
 
 logger = logging.getLogger("app.events")
@@ -58,6 +69,12 @@ class TooManyStreamsForKey(TooManyStreams):
     code = "TOO_MANY_STREAMS"
 
 
+class TooManyStreamsForOrg(TooManyStreams):
+    """EVENTS_MAX_STREAMS_PER_ORG: one organisation's fair share (its keys share it)."""
+
+    code = "TOO_MANY_STREAMS"
+
+
 class EventsUnavailable(DomainError):
     code = "EVENTS_UNAVAILABLE"
 
@@ -77,11 +94,28 @@ class Stream:
         self._wake = asyncio.Event()
         self.closed: DomainError | None = None
         self.gauge: Any = None  # its event_streams_open child while counted there
+        # where it starts (`start_after`): nothing committed by then is carried
+        self._floor = 0
+        self._window = 0
+        self._committed: frozenset[int] = frozenset()
+
+    def start_after(self, floor: int, committed: frozenset[int], window: int) -> None:
+        """Carries only what was not committed when the stream started: seqs above `floor`
+        (the newest committed then), and of the `window` seqs below it those not in
+        `committed` (PostgreSQL commits seqs out of order); what arrived meanwhile is sifted."""
+        self._floor, self._committed, self._window = floor, committed, window
+        kept = [row for row in self._queue if not self._committed_before(row.seq or 0)]
+        self._queue = deque(kept)
+
+    def _committed_before(self, seq: int) -> bool:
+        return seq <= self._floor and (seq <= self._floor - self._window or seq in self._committed)
 
     def push(self, revision: RevisionRecord) -> None:
         if self.closed is not None:
             return
         if self.assistant_ids is not None and revision.assistant_id not in self.assistant_ids:
+            return
+        if revision.seq is not None and self._committed_before(revision.seq):
             return
         if len(self._queue) >= self._size:
             self.close(SlowConsumer(f"more than {self._size} events waited: the stream is closed"))
@@ -136,17 +170,25 @@ class Broker:
         assistant_ids: Collection[str] | None,
         key_id: str,
         transport: str = "sse",
+        from_now: bool = True,
     ) -> Stream:
         """A new stream, once the source listens (so nothing committed after this is missed);
-        `transport` (sse, websocket) labels it in event_streams_open."""
+        `transport` (sse, websocket) labels it in event_streams_open. `from_now`: it carries
+        only what commits from now on (False: the caller replays from an event id first, and
+        skips what it replayed, app/events/resume.py)."""
         if self._stopping:
             raise ShuttingDown("the server is shutting down")
-        if self._count >= self.settings.events_max_streams:
+        settings = self.settings
+        if self._count >= settings.events_max_streams:
             raise TooManyStreams("too many open event streams on this server", retry_after=5)
-        if self._per_key.get(key_id, 0) >= self.settings.events_max_streams_per_key:
-            limit = self.settings.events_max_streams_per_key
+        if self._per_key.get(key_id, 0) >= settings.events_max_streams_per_key:
+            limit = settings.events_max_streams_per_key
             message = f"this API key has {limit} open event streams on this server already"
             raise TooManyStreamsForKey(message, retry_after=5)
+        if len(self._streams.get(org_id, ())) >= settings.events_max_streams_per_org:
+            limit = settings.events_max_streams_per_org
+            message = f"this organisation has {limit} open event streams on this server already"
+            raise TooManyStreamsForOrg(message, retry_after=5)
         source = await self._source_for_a_new_stream()
         stream = Stream(
             org_id=org_id,
@@ -159,11 +201,25 @@ class Broker:
         self._per_key[key_id] += 1
         stream.gauge = None if metrics.active is None else metrics.active.stream_opened(transport)
         try:
+            if from_now:
+                await self._start_from_now(stream)
             await self._ready(source)
         except BaseException:
             self.release(stream)
             raise
         return stream
+
+    async def _start_from_now(self, stream: Stream) -> None:
+        """Once `stream` is registered: where the history stands, so that what was committed
+        before is never carried (even when the source hands it over after this)."""
+        window = 0 if self.settings.is_sqlite else CATCH_UP_WINDOW  # SQLite commits in seq order
+        try:
+            async with asyncio.timeout(READY_TIMEOUT), self.store.read() as tx:
+                floor, committed = await starting_point(tx, org_id=stream.org_id, window=window)
+        except (TimeoutError, OSError, sqlite3.Error, asyncpg.PostgresError) as exc:
+            logger.warning("events: cannot read where the stream starts (%s)", exc)
+            raise EventsUnavailable("live changes are unavailable: try again later") from None
+        stream.start_after(floor, committed, window)
 
     def release(self, stream: Stream) -> None:
         """Forgets a stream (idempotent); the source stops with the last one."""
@@ -191,9 +247,14 @@ class Broker:
         assistant_ids: Collection[str] | None,
         key_id: str,
         transport: str = "sse",
+        from_now: bool = True,
     ) -> AsyncIterator[Stream]:
         stream = await self.open(
-            org_id=org_id, assistant_ids=assistant_ids, key_id=key_id, transport=transport
+            org_id=org_id,
+            assistant_ids=assistant_ids,
+            key_id=key_id,
+            transport=transport,
+            from_now=from_now,
         )
         try:
             yield stream
@@ -280,18 +341,32 @@ class Broker:
     def _open_streams(self) -> list[Stream]:
         return [stream for group in list(self._streams.values()) for stream in group]
 
-    def dispatch(self, source: Source, revisions: list[RevisionRecord]) -> None:
-        """Fans a source's revisions out to the streams of their organisation (each seq once)."""
+    async def dispatch(self, source: Source, revisions: list[RevisionRecord], tx: Tx) -> None:
+        """Fans a source's revisions out to the streams of their organisation (each seq once),
+        `tx` being the transaction that read them: the keys of those streams are read again
+        first, and the streams of a key revoked or expired by then close instead (see above).
+        A stream registered meanwhile gets none of them: they committed before it opened."""
         if source.stop.is_set():  # a newer source may be running: never both
             return
+        recent = self._recent_set
+        orgs = {row.org_id for row in revisions if row.seq not in recent}
+        targets = {org_id: list(self._streams.get(org_id, ())) for org_id in orgs}
+        keys = {stream.key_id for streams in targets.values() for stream in streams}
+        dead = await dead_keys(tx, keys) if keys else {}  # raises: nothing is marked sent
+        if source.stop.is_set():
+            return
+        for streams in targets.values():
+            for stream in streams:
+                if (reason := dead.get(stream.key_id)) is not None:
+                    stream.close(Unauthenticated(reason))
         for revision in revisions:
             seq = revision.seq or 0
             source.last_seq = max(source.last_seq or 0, seq)
-            if seq in self._recent_set:
+            if seq in recent:
                 continue
             if len(self._recent) == self._recent.maxlen:
-                self._recent_set.discard(self._recent[0])
+                recent.discard(self._recent[0])
             self._recent.append(seq)
-            self._recent_set.add(seq)
-            for stream in list(self._streams.get(revision.org_id, ())):
+            recent.add(seq)
+            for stream in targets.get(revision.org_id, ()):
                 stream.push(revision)

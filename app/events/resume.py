@@ -1,13 +1,16 @@
 """Resuming after an event id, for every transport (SSE `Last-Event-ID`, the GraphQL
 subscription's `afterEventId`): the stream is opened first, then the revisions it missed are
 read from the table (`replay`), then its live revisions follow, those already replayed skipped
-(`fresh`): no gap, no duplicate."""
+(`fresh`): no gap, no duplicate. Each page replayed is sent only when the stream's key still
+opens its organisation after it was read (else the stream closes, UNAUTHENTICATED), so nothing
+committed after a revocation is replayed either."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from app.domain.change_events import revisions_after
+from app.domain.change_events import dead_keys, revisions_after
+from app.domain.errors import Unauthenticated
 from app.events.broker import Stream
 from app.store import Store
 from app.store.records import RevisionRecord
@@ -37,6 +40,10 @@ class Resume:
                     org_id=stream.org_id,
                     assistant_ids=stream.assistant_ids,
                 )
+                dead = await dead_keys(tx, (stream.key_id,)) if rows else {}
+            if (reason := dead.get(stream.key_id)) is not None:
+                stream.close(Unauthenticated(reason))  # its next() raises it
+                return
             for row in rows:
                 self._replayed.add(row.seq or 0)
                 yield row

@@ -25,7 +25,7 @@ from app.domain.change_events import last_revision_seq, revisions_after, revisio
 from app.domain.errors import DatabaseUnavailable
 from app.domain.revisions import CHANNEL
 from app.settings import Settings
-from app.store import Store
+from app.store import Store, Tx
 from app.store.postgres import libpq_dsn
 from app.store.records import RevisionRecord
 
@@ -69,8 +69,8 @@ class Source:
         return self.stop.is_set()
 
 
-# what a source hands its revisions to (Broker.dispatch)
-Dispatch = Callable[[Source, list[RevisionRecord]], None]
+# what a source hands its revisions to (Broker.dispatch), with the transaction that read them
+Dispatch = Callable[[Source, list[RevisionRecord], Tx], Coroutine[Any, Any, None]]
 Feed = Callable[[Store, Settings, Source, Dispatch], Coroutine[Any, Any, None]]
 
 
@@ -88,7 +88,7 @@ async def catch_up(store: Store, settings: Settings, source: Source, dispatch: D
         window = 0 if settings.is_sqlite else CATCH_UP_WINDOW
         after = max(source.floor, source.last_seq - window)
         while rows := await revisions_after(tx, after_seq=after):
-            dispatch(source, rows)
+            await dispatch(source, rows, tx)
             after = rows[-1].seq or after
 
 
@@ -146,4 +146,4 @@ async def _listen_on(
         if seqs:
             async with store.read() as tx:
                 rows = await revisions_by_seq(tx, seqs)
-            dispatch(source, rows)
+                await dispatch(source, rows, tx)

@@ -36,6 +36,7 @@ from app.events import (
     SlowConsumer,
     TooManyStreams,
     TooManyStreamsForKey,
+    TooManyStreamsForOrg,
 )
 from app.graphql.answer_size import ResponseTooLarge
 from app.graphql.persisted import (
@@ -85,6 +86,7 @@ CODES: ErrorTable[Coded] = ErrorTable(
         ShuttingDown: UNAVAILABLE,
         TooManyStreams: UNAVAILABLE,
         TooManyStreamsForKey: Coded(None, 429),
+        TooManyStreamsForOrg: Coded(None, 429),
         EventsUnavailable: UNAVAILABLE,
     }
 )

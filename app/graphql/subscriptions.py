@@ -1,7 +1,11 @@
 """`assistantChanged`: live change events over graphql-transport-ws on `/graphql`.
 
 The socket authenticates once, with `{"authorization": "Bearer <key>"}` in its
-`connection_init` payload; a missing, unknown or revoked key closes it (4403). Each
+`connection_init` payload; a missing, unknown or revoked key closes it (4403). Before that,
+the handshake's bounds hold (app/graphql/handshake.py: 4408 when `connection_init` is late, 429
+before the upgrade beyond an address's pending share). Every `subscribe` message is a request
+of the key's request limit (RATE_LIMIT, in the same buckets as HTTP), refused with an `error`
+message RATE_LIMITED before anything else is looked at. Each
 subscription is one stream of the process's broker (app/events/); with `afterEventId` it
 first receives the changes it missed (app/events/resume.py, as SSE's `Last-Event-ID`). An
 operation started over the socket spends its document's points once, when it starts, from its
@@ -26,6 +30,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
     ErrorMessage,
     SubscribeMessage,
 )
@@ -39,11 +44,13 @@ from app.graphql.answer_size import stopped
 from app.graphql.args import OrgId
 from app.graphql.context import Context, Info
 from app.graphql.errors import ErrorCodes
+from app.graphql.handshake import release_pending
 from app.graphql.loaders import Loaders
 from app.graphql.persisted import Miss
 from app.graphql.points import Spending
 from app.graphql.types import Assistant, ChangeType, RevisionChange, revision_changes
 from app.http.errors import RateLimited
+from app.observability import metrics
 from app.store.records import RevisionRecord as RevisionRow
 
 REVOKED_CLOSE = 4403
@@ -160,6 +167,7 @@ class AssistantSubscription:
             assistant_ids=assistant_ids,
             key_id=access.key_id,
             transport="websocket",
+            from_now=after_seq is None,  # else it replays after afterEventId first
         ) as stream:
             resume = Resume(ctx.db, stream, after_seq)
             async for missed in resume.replay():
@@ -181,7 +189,21 @@ class AssistantSubscription:
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """Strawberry's handler, with the error of the subscription limit coded like any other, and
-    each operation's cost and points checked before it starts."""
+    each operation's request, cost and points checked before it starts; the connection stops
+    being pending (app/graphql/handshake.py) once its connection_init is answered."""
+
+    async def handle_connection_init_timeout(self) -> None:
+        try:
+            await super().handle_connection_init_timeout()
+        finally:
+            if self.connection_timed_out:  # closed with 4408: its place is free at once
+                release_pending(self.context.request.scope)
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        try:
+            await super().handle_connection_init(message)
+        finally:
+            release_pending(self.context.request.scope)
 
     async def send_message(self, message: Any) -> None:
         """Strawberry's, except that an event stopped as too large (GRAPHQL_MAX_RESPONSE_BYTES,
@@ -200,15 +222,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         if self.connection_acknowledged and message["id"] not in self.operations:
-            limit = self.max_subscriptions_per_connection
-            error: dict[str, Any] | None = None
-            if limit is not None and len(self.operations) >= limit:
-                error = {
-                    "message": f"at most {limit} subscriptions per connection",
-                    "extensions": {"code": "TOO_MANY_SUBSCRIPTIONS"},
-                }
-            else:
-                error = await self.persisted(message) or await self.charge(message)
+            error = await self.request() or await self.admit(message)
             if error is not None:
                 refused: ErrorMessage = {
                     "id": message["id"],
@@ -218,6 +232,35 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 await self.send_message(refused)
                 return
         await super().handle_subscribe(message)
+
+    async def admit(self, message: SubscribeMessage) -> dict[str, Any] | None:
+        """The error that refuses a new operation (too many on the socket, its persisted
+        document, its cost or points), or None."""
+        limit = self.max_subscriptions_per_connection
+        if limit is not None and len(self.operations) >= limit:
+            return {
+                "message": f"at most {limit} subscriptions per connection",
+                "extensions": {"code": "TOO_MANY_SUBSCRIPTIONS"},
+            }
+        return await self.persisted(message) or await self.charge(message)
+
+    async def request(self) -> dict[str, Any] | None:
+        """One request of the key's request limit (the buckets of HTTP): the RATE_LIMITED error
+        beyond it, or None."""
+        view: Any = self.view  # the app's GraphQLView (its request limit and buckets)
+        item = view.request_limit
+        key = hash_key(bearer_token(self.context.authorization) or "")
+        verdict = await view.points.buckets.hit_all(item, (f"key:{key}",))
+        if verdict.allowed:
+            return None
+        if metrics.active is not None:
+            metrics.active.rate_limited.inc()
+        message = (
+            f"too many requests: at most {item.amount} per {item.get_expiry()} seconds; "
+            f"retry in {verdict.reset_after} seconds"
+        )
+        extensions = {"code": RateLimited.code, "retryAfter": verdict.reset_after}
+        return {"message": message, "extensions": extensions}
 
     async def persisted(self, message: SubscribeMessage) -> dict[str, Any] | None:
         """Persisted and trusted documents as over HTTP: the payload's `query` becomes the

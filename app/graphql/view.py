@@ -9,11 +9,13 @@ app/graphql/persisted.py."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from cross_web import HTTPException
+from limits import RateLimitItem, parse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -28,6 +30,7 @@ from app.graphql.answer_size import ResponseTooLarge, stopped
 from app.graphql.context import Context
 from app.graphql.engine import Engine, RequestError, too_large_body
 from app.graphql.errors import ANSWER_STATUS, http_status, unavailable_status
+from app.graphql.handshake import PendingSockets, refuse_upgrade
 from app.graphql.ide import page_response
 from app.graphql.persisted import Documents, Miss
 from app.graphql.points import Spending
@@ -157,7 +160,15 @@ class GraphQLView(GraphQL[Context, None]):
             schema,
             multipart_uploads_enabled=False,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            # graphql-transport-ws closes with 4408 when connection_init is late
+            connection_init_wait_timeout=timedelta(seconds=settings.graphql_ws_init_timeout),
         )
+        # the handshakes waiting for their connection_init (app/graphql/handshake.py)
+        self.pending = PendingSockets(
+            settings.graphql_ws_max_pending_per_address, settings.graphql_ws_init_timeout
+        )
+        # each `subscribe` message is a request of the request limit (RATE_LIMIT), as over HTTP
+        self.request_limit: RateLimitItem = parse(settings.rate_limit)
         self.settings = settings
         self.engine = Engine(schema, settings)
         self.documents = Documents(  # a bad trusted documents manifest stops the start-up here
@@ -175,7 +186,7 @@ class GraphQLView(GraphQL[Context, None]):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
+            await self.socket(scope, receive, send)
             return
         request = Request(scope=scope, receive=receive)
         spending = Spending(self.points, self.points.buckets.of_request(scope))
@@ -213,6 +224,21 @@ class GraphQLView(GraphQL[Context, None]):
             if context is not None:
                 await context.loaders.close()
         await response(scope, receive, send)
+
+    async def socket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A websocket, within its address's share of pending handshakes (else 429 before the
+        upgrade); its place is freed once its connection_init is answered, or when it ends."""
+        pending = self.pending.admit(scope)
+        if pending is None:
+            error = self.pending.refusal()
+            response = refusal_response(error)
+            response.headers["Retry-After"] = str(error.retry_after)
+            await refuse_upgrade(scope, receive, send, response)
+            return
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            pending.release()
 
     async def serve(self, request: Request, spending: Spending, answers: str) -> Response:
         """One GraphQL request over HTTP through the engine (GraphiQL for a browser's GET);

@@ -35,6 +35,7 @@ from app.events import (
     SlowConsumer,
     TooManyStreams,
     TooManyStreamsForKey,
+    TooManyStreamsForOrg,
 )
 from app.http.content import no_store
 from app.http.errors import RateLimited, UnsupportedMediaType
@@ -90,6 +91,7 @@ PROBLEMS: ErrorTable[Problem] = ErrorTable(
         ShuttingDown: UNAVAILABLE,
         TooManyStreams: UNAVAILABLE,  # the process's streams
         TooManyStreamsForKey: TOO_MANY,  # one key's share of them
+        TooManyStreamsForOrg: TOO_MANY,  # one organisation's share
         EventsUnavailable: UNAVAILABLE,
     }
 )

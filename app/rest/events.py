@@ -79,7 +79,10 @@ async def events(request: Request) -> Response:
     assert access.key_id is not None
     broker: Broker = request.app.state.broker
     stream = await broker.open(
-        org_id=access.org_id, assistant_ids=assistant_ids, key_id=access.key_id
+        org_id=access.org_id,
+        assistant_ids=assistant_ids,
+        key_id=access.key_id,
+        from_now=last_id is None,  # else it replays after Last-Event-ID first
     )
     heartbeat = settings_of(request).events_heartbeat_seconds
     body = event_stream(store_of(request), broker, stream, last_id, heartbeat)

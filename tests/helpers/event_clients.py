@@ -80,6 +80,13 @@ class SseStream:
 
         return await asyncio.wait_for(read(), seconds)
 
+    async def each(self) -> AsyncIterator[SseEvent]:
+        """Every event until the server ends the stream, without a timeout: a task reading it
+        is stopped by cancelling it (a cancellation `next`'s wait_for may swallow, on 3.11)."""
+        async for line in self._lines:
+            if (event := self.parser.line(line)) is not None:
+                yield event
+
     async def wait_comment(self, text: str, seconds: float = 10.0) -> None:
         """Until the server sends the comment `: <text>` (events meanwhile are lost)."""
 
