@@ -165,7 +165,7 @@ async def test_idle_websockets_are_capped_per_address_and_closed_after_3_s(arena
                 await asyncio.sleep(0.2)
 
     sockets, _ = await asyncio.gather(
-        attacks.idle_sockets(arena.server.base_url, 200, "203.0.113.50", hold=15.0),
+        attacks.idle_sockets(arena.server.base_url, 200, "203.0.113.50", hold=8.0),
         keep_asking(),
     )
     arena.unharmed(since, time.monotonic(), "200 idle websockets")
@@ -194,7 +194,7 @@ async def test_large_configs_are_bounded_and_a_huge_answer_is_stopped(arena: Are
         listed = f"/orgs/c/assistants/{attacker.assistant_id}/integrations"
         too_big = {"integration_id": "internal", "config": attacks.config_of(65 * 1024)}
         refused = await http.post(listed, json=too_big, headers=attacker.headers)
-        assert refused.status_code == 400, refused.text
+        assert refused.status_code == 400, refused.text[:300]
         problem = refused.json()
         assert problem["code"] == "VALIDATION_FAILED"
         assert [error["path"] for error in problem["errors"]] == ["config"]
@@ -292,7 +292,7 @@ async def test_one_organisation_gets_its_share_of_streams(arena: Arena) -> None:
         ]
         assert opened == [200] * ORG_STREAMS
         refused = await streams.try_open(keys[5])  # this key has none open
-        body = json.loads(await refused.aread() or b"{}")
+        body = json.loads(refused.content) if refused.status_code != 200 else {}
         victims = await streams.try_open(arena.tenant.keys[0])
         await asyncio.sleep(1.0)  # the streams stay open while the victim works
         until = time.monotonic()
