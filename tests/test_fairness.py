@@ -218,9 +218,8 @@ async def test_large_configs_are_bounded_and_a_huge_answer_is_stopped(arena: Are
             answers += await asyncio.gather(*three)
         until = time.monotonic()
         peak = arena.memory_kb("VmHWM")
-    arena.unharmed(since, until, "10 aliases of integrations { config }")
     print(
-        f"large answers: {len(answers)} requests, answer sizes {sorted({a[2] for a in answers})}; "
+        f"\nlarge answers: {len(answers)} requests, sizes {sorted({a[2] for a in answers})}; "
         f"RSS {rss_before / 1024:.0f} MiB before, peak {peak / 1024:.0f} MiB"
     )
     for status, body, size in answers:
@@ -230,6 +229,7 @@ async def test_large_configs_are_bounded_and_a_huge_answer_is_stopped(arena: Are
         assert error["extensions"]["code"] == "RESPONSE_TOO_LARGE"
         assert error["extensions"]["maxBytes"] == MAX_RESPONSE_BYTES
         assert size < 64 * 1024
+    arena.unharmed(since, until, "10 aliases of integrations { config }")
     assert peak < 1024 * 1024  # KiB: under 1 GiB
     # three answers at once (64 MiB each, unbounded) never held much more than the bound each
     assert peak - rss_before < 256 * 1024
@@ -262,12 +262,13 @@ async def test_keyless_introspection_runs_out_of_points(arena: Arena) -> None:
     since = time.monotonic()
     senders = await attacks.introspection_senders(arena.server.base_url, 4, 6.0)
     until = time.monotonic()
-    arena.unharmed(since, until, "4 keyless senders of 10 aliased introspections")
     for sender in senders:
         print(
-            f"{sender.address}: {sender.statuses.count(200)} answered, "
-            f"{sender.statuses.count(429)} refused, cost {sorted(set(sender.costs))}"
+            f"\n{sender.address}: {sender.statuses.count(200)} answered, "
+            f"{sender.statuses.count(429)} refused, cost {sorted(set(sender.costs))}, "
+            f"points left {sender.points}"
         )
+    for sender in senders:
         answered = sender.statuses.count(200)
         assert 429 in sender.statuses
         assert set(sender.statuses) == {200, 429}
@@ -275,6 +276,7 @@ async def test_keyless_introspection_runs_out_of_points(arena: Arena) -> None:
         assert min(sender.costs) >= 2_000
         assert answered <= POINTS // 20
         assert sender.points == sorted(sender.points, reverse=True)
+    arena.unharmed(since, until, "4 keyless senders of 10 aliased introspections")
 
 
 # --- 4. stream slots -------------------------------------------------------------------------
