@@ -41,7 +41,7 @@ MIB = 1024 * 1024
 FLOOR_MS = 20.0  # a quiet median below this counts as this
 FACTOR = 5.0  # the victim's median under attack, at most this times its quiet median
 CEILING_MS = 5_000.0  # no victim GET takes longer, whatever the attack
-POINTS = 2_000  # GRAPHQL_POINTS of the server (the contract's default is 10,000)
+POINTS = 600  # GRAPHQL_POINTS of the server (the contract's default is 10,000)
 RATE_LIMIT = 500  # the contract's default request limit, per minute
 VICTIM_KEYS = 10  # the victim's GETs spread over its keys stay far below the request limit
 MAX_RESPONSE_BYTES = 8 * MIB  # GRAPHQL_MAX_RESPONSE_BYTES's default
@@ -211,7 +211,7 @@ async def test_large_configs_are_bounded_and_a_huge_answer_is_stopped(arena: Are
         since = time.monotonic()
         answers: list[tuple[int, dict[str, Any], int]] = []
         key = attacker.keys[2]
-        for _ in range(15):  # three at once, again and again, for 4 s at most (450 points)
+        for _ in range(15):  # three at once, again and again, for 4 s at most (<= 450 points)
             if time.monotonic() > since + 4.0:
                 break
             three = [attacks.big_answer(http, attacker, key) for _ in range(3)]
@@ -248,7 +248,7 @@ async def test_entities_and_nodes_take_at_most_100(arena: Arena) -> None:
             )
         ).json()["data"]["assistant"]["id"]
         too_many_nodes = await attacks.many_nodes(http, key, node_id, 101)
-    assert refused.get("data") is None
+    assert (refused.get("data") or {}).get("_entities") is None  # nothing resolved
     assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert "errors" not in allowed, allowed
     assert len(allowed["data"]["_entities"]) == 100
