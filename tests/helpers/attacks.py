@@ -119,7 +119,7 @@ async def fill_with_configs(
 
 @dataclass
 class Socket:
-    outcome: str  # "accepted", "refused" or "failed"
+    outcome: str  # "accepted", "refused", "failed", or "open" (accepted, not closed in time)
     code: int | None  # the close code (accepted) or the HTTP status (refused)
     held: float  # seconds from the upgrade to the close
 
@@ -139,7 +139,7 @@ async def idle_socket(url: str, headers: dict[str, str], hold: float) -> Socket:
             with contextlib.suppress(ConnectionClosed, TimeoutError):
                 await asyncio.wait_for(socket.recv(), hold)
             if socket.close_code is None:
-                return Socket("accepted", None, time.monotonic() - opened)
+                return Socket("open", None, time.monotonic() - opened)
             return Socket("accepted", socket.close_code, time.monotonic() - opened)
     except InvalidStatus as exc:
         return Socket("refused", exc.response.status_code, 0.0)
