@@ -260,7 +260,8 @@ async def test_entities_and_nodes_take_at_most_100(arena: Arena) -> None:
 
 async def test_keyless_introspection_runs_out_of_points(arena: Arena) -> None:
     since = time.monotonic()
-    senders = await attacks.introspection_senders(arena.server.base_url, 4, 6.0)
+    # each sender until it has been refused for 2 s (at most 60 s)
+    senders = await attacks.introspection_senders(arena.server.base_url, 4, 60.0, linger=2.0)
     until = time.monotonic()
     for sender in senders:
         print(

@@ -220,9 +220,10 @@ class Sender:
 
 
 async def introspect_until_refused(
-    http: httpx.AsyncClient, sender: Sender, query: str, seconds: float, stop_on_429: bool
+    http: httpx.AsyncClient, sender: Sender, query: str, seconds: float, linger: float | None
 ) -> None:
-    """Sends the query again and again for `seconds` (or until the first 429)."""
+    """Sends the query again and again for `seconds`; with `linger`, stops that many seconds
+    after its first 429 (a refused attacker tries again, as an attacker would)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         answer = await http.post(
@@ -234,19 +235,21 @@ async def introspect_until_refused(
             sender.costs.append(int(cost.get("requested", -1)))
             sender.points.append(int(cost.get("pointsRemaining", -1)))
         elif answer.status_code == 429:
-            if stop_on_429:
-                return
-            await asyncio.sleep(0.05)  # a refused sender tries again, as an attacker would
+            if linger is not None and sender.statuses.count(429) == 1:
+                deadline = min(deadline, time.monotonic() + linger)
+            await asyncio.sleep(0.05)
 
 
 async def introspection_senders(
-    base_url: str, senders: int, seconds: float, stop_on_429: bool = False, aliases: int = 10
+    base_url: str, senders: int, seconds: float, linger: float | None = None, aliases: int = 10
 ) -> list[Sender]:
+    """`senders` keyless addresses sending an aliased full introspection (see
+    `introspect_until_refused`)."""
     query = aliased_introspection(aliases)
     crowd = [Sender(f"198.51.100.{i + 10}") for i in range(senders)]
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
         await asyncio.gather(
-            *(introspect_until_refused(http, s, query, seconds, stop_on_429) for s in crowd)
+            *(introspect_until_refused(http, s, query, seconds, linger) for s in crowd)
         )
     return crowd
 
