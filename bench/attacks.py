@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 from procs import ROOT, Server
+from websockets.exceptions import WebSocketException
 
 sys.path.insert(0, str(ROOT))
 
@@ -44,6 +45,8 @@ RSS_LIMIT_MB = 1024.0
 STARTED = time.monotonic()
 
 Attack = Callable[["Arena", float], Awaitable[Counter[str]]]
+# what an attacker may meet when the server does not answer in time: counted, not raised
+ATTACKER_ERRORS = (httpx.HTTPError, OSError, TimeoutError, WebSocketException, AssertionError)
 
 
 def say(message: str) -> None:
@@ -81,7 +84,11 @@ async def big_answers(arena: Arena, seconds: float) -> Counter[str]:
             while time.monotonic() < deadline:
                 key = keys[turn % len(keys)]
                 turn += 3
-                status, body, _ = await attacks.big_answer(http, arena.attacker, key)
+                try:
+                    status, body, _ = await attacks.big_answer(http, arena.attacker, key)
+                except ATTACKER_ERRORS as exc:
+                    seen[f"no answer ({type(exc).__name__})"] += 1
+                    continue
                 seen[code_of(status, body)] += 1
 
     await asyncio.gather(*(worker(i) for i in range(3)))
@@ -89,7 +96,10 @@ async def big_answers(arena: Arena, seconds: float) -> Counter[str]:
 
 
 async def introspection(arena: Arena, seconds: float) -> Counter[str]:
-    senders = await attacks.introspection_senders(arena.url, 4, seconds)
+    try:
+        senders = await attacks.introspection_senders(arena.url, 4, seconds)
+    except ATTACKER_ERRORS as exc:
+        return Counter({f"no answer ({type(exc).__name__})": 1})
     return Counter(str(status) for sender in senders for status in sender.statuses)
 
 
@@ -122,7 +132,13 @@ async def keyless_persisted(arena: Arena, seconds: float) -> Counter[str]:
                 n += 1
                 text = attacks.oversized_document(30 * 1024) + f"{i}-{n}"
                 body = attacks.persisted(text, text)
-                answer = await http.post("/graphql", json=body, headers=forwarded(f"192.0.2.{i}"))
+                try:
+                    answer = await http.post(
+                        "/graphql", json=body, headers=forwarded(f"192.0.2.{i}")
+                    )
+                except ATTACKER_ERRORS as exc:
+                    seen[f"no answer ({type(exc).__name__})"] += 1
+                    continue
                 seen[code_of(answer.status_code, answer.json())] += 1
 
     await asyncio.gather(*(sender(i) for i in range(3)))
@@ -133,7 +149,10 @@ async def subscribe_flood(arena: Arena, seconds: float) -> Counter[str]:
     seen: Counter[str] = Counter()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        seen.update(await attacks.ws_operations(arena.url, arena.attacker.keys[17], 100))
+        try:
+            seen.update(await attacks.ws_operations(arena.url, arena.attacker.keys[17], 100))
+        except ATTACKER_ERRORS as exc:
+            seen[f"no answer ({type(exc).__name__})"] += 1
     return seen
 
 
