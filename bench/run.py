@@ -14,8 +14,12 @@ by npm on first use) on core 0, the same paths against PostGraphile's update and
 Prints the tables and the targets and writes bench/results.json. A half that cannot run here
 (no PostgreSQL, no node or npm) is skipped with the reason; the other still runs.
 
-Environment: BENCH_SECONDS (each measurement, whole seconds, default 4), BENCH_ONLY (`sqlite`
-or `pg`: one half), BENCH_LEAK_REQUESTS (default 10000; the issue's check is 100000),
+Then the attack mix (bench/attacks.py, issue 23): the second tenant's GET p50/p99 quiet and under
+each attack of the issue, and the server's peak RSS; `--only attacks` runs that part alone.
+
+Environment: BENCH_SECONDS (each measurement, whole seconds, default 4), BENCH_ONLY (`sqlite`,
+`pg` or `attacks`: one part; `--only PART` on the command line says the same),
+BENCH_LEAK_REQUESTS (default 10000; the issue's check is 100000),
 BENCH_POSTGRES_URL (a postgresql+asyncpg:// database the bench may wipe), BENCH_LOADGEN=python
 (the Python generator even where wrk exists), BENCH_RESEED=1 (seed the 200,000-assistant
 database even if one is kept).
@@ -23,6 +27,7 @@ database even if one is kept).
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import math
@@ -34,6 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attacks
 import httpx
 import paths
 import postgraphile
@@ -445,19 +451,27 @@ def pg_half(notes: list[str]) -> tuple[dict[str, Any] | None, str]:
 
 
 def main() -> None:
-    if ONLY not in ("", "sqlite", "pg"):
-        sys.exit(f"BENCH_ONLY={ONLY!r}: use `sqlite` or `pg` (or leave it unset for both)")
+    parser = argparse.ArgumentParser(description="make bench; see bench/README.md")
+    parser.add_argument("--only", choices=("sqlite", "pg", "attacks"), default=ONLY or None)
+    only = parser.parse_args().only or ""
+    if only not in ("", "sqlite", "pg", "attacks"):
+        sys.exit(
+            f"BENCH_ONLY={only!r}: use `sqlite`, `pg` or `attacks` (or leave it unset for all)"
+        )
     DATA.mkdir(parents=True, exist_ok=True)
+    if only == "attacks":
+        attacks.main()
+        return
     notes: list[str] = []
     if not have_wrk():
         notes.append("wrk not found: bench/load.py generated the load (apt-get install -y wrk)")
     skipped = {"sqlite": "", "pg": ""}
     sqlite = pg = None
-    if ONLY == "pg":
+    if only == "pg":
         skipped["sqlite"] = "BENCH_ONLY=pg"
     else:
         sqlite = sqlite_half(notes)
-    if ONLY == "sqlite":
+    if only == "sqlite":
         skipped["pg"] = "BENCH_ONLY=sqlite"
     else:
         pg, why = pg_half(notes)
@@ -470,15 +484,20 @@ def main() -> None:
         "concurrency": list(CONCURRENCY),
         "load_generator": "wrk" if have_wrk() else "bench/load.py",
         "cpus": os.cpu_count(),
-        "only": ONLY or "both",
+        "only": only or "both",
         "leak_requests": LEAK_REQUESTS,
         "cache_fill_requests": CACHE_FILL,
         "sqlite_synchronous": os.environ.get("SQLITE_SYNCHRONOUS", "FULL"),
     }
+    attack_mix = None if only else attacks.run()
     results = report.build(config, sqlite, pg, notes)
     results["skipped"] = {half: why for half, why in skipped.items() if why}
+    if attack_mix is not None:
+        results["attacks"] = attack_mix
     results["elapsed_s"] = round(time.monotonic() - STARTED, 1)
     print(report.render(results, skipped))
+    if attack_mix is not None:
+        print(attacks.render(attack_mix))
     (BENCH / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     say(f"done; results in {BENCH / 'results.json'}")
 
