@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import bindparam, delete, func, insert, select
 
 from app.domain.documents import avatar_url, config_document, rfc3339
 from app.domain.errors import NotFound
 from app.domain.shape import COLUMN_PATHS, LEAVES
+from app.domain.webhook_events import record_deliveries, webhooks_for_change
 from app.models import Assistant, AssistantRevision
 from app.observability import metrics
 from app.store import Statement, Tx
@@ -77,6 +78,12 @@ CHANNEL = "assistant_changes"
 
 # built once (SQLAlchemy Core, compiled once per dialect)
 REVISION_INSERT = insert_statement(REVISIONS)
+# the same, answering the new seq (the event id): when webhooks want the change
+_REVISION_INSERT_SEQ = Statement(
+    insert(REVISIONS)
+    .values({c.key: bindparam(c.key, type_=c.type) for c in REVISIONS.c if c.key != "seq"})
+    .returning(REVISIONS.c.seq)
+)
 _PRUNE = Statement(
     delete(REVISIONS).where(
         REVISIONS.c.assistant_id == bindparam("assistant_id"),
@@ -107,7 +114,25 @@ async def record_revision(
         "changes": changes,
         "snapshot": snapshot_of(assistant),
     }
-    await tx.execute(REVISION_INSERT, values)
+    webhook_ids = await webhooks_for_change(
+        tx,
+        org_id=assistant.org_id,
+        assistant_id=assistant.id,
+        event_type="assistant." + change_type,
+    )
+    if not webhook_ids:
+        await tx.execute(REVISION_INSERT, values)
+    else:  # its deliveries, in this transaction (docs/webhooks.md)
+        seq = await tx.scalar(_REVISION_INSERT_SEQ, values)
+        event = {
+            "id": str(seq),
+            "org_id": assistant.org_id,
+            "assistant_id": assistant.id,
+            "version": assistant.version,
+            "change_type": change_type,
+            "changes": changes,
+        }
+        await record_deliveries(tx, webhook_ids, event=event, changed_at=changed_at)
     if metrics.active is not None:
         metrics.active.revision_written(change_type)
     if writer.revisions_keep is not None:

@@ -11,7 +11,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from app.models import Action, ApiKey, Assistant, AssistantRevision, Avatar, Integration
+from app.models import (
+    Action,
+    ApiKey,
+    Assistant,
+    AssistantRevision,
+    Avatar,
+    Integration,
+    Webhook,
+    WebhookDelivery,
+)
 
 if TYPE_CHECKING:
     from sqlmodel import SQLModel
@@ -69,6 +78,8 @@ if TYPE_CHECKING:
     RevisionRecord = AssistantRevision
     ApiKeyRecord = ApiKey
     AvatarRecord = Avatar
+    WebhookRecord = Webhook
+    WebhookDeliveryRecord = WebhookDelivery
 else:
     AssistantRecord = table_record(Assistant, "AssistantRecord")
     IntegrationRecord = table_record(Integration, "IntegrationRecord")
@@ -76,3 +87,5 @@ else:
     RevisionRecord = table_record(AssistantRevision, "RevisionRecord")
     ApiKeyRecord = table_record(ApiKey, "ApiKeyRecord")
     AvatarRecord = table_record(Avatar, "AvatarRecord")
+    WebhookRecord = table_record(Webhook, "WebhookRecord")
+    WebhookDeliveryRecord = table_record(WebhookDelivery, "WebhookDeliveryRecord")

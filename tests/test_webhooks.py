@@ -1,0 +1,307 @@
+"""Webhooks (docs/webhooks.md) through the ASGI app, with its delivery engine running, against
+a real receiver on loopback (WEBHOOKS_ALLOW_HTTP and WEBHOOKS_ALLOW_PRIVATE on for that), on
+SQLite and PostgreSQL; the signatures checked with the `standardwebhooks` package."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import standardwebhooks
+from starlette.applications import Starlette
+
+from app.auth import create_organisation
+from app.main import create_app
+from app.settings import Settings
+from app.store import Store
+from tests.helpers.factories import Org
+from tests.helpers.webhook_receiver import Receiver, Script
+
+OPEN = {"webhooks_allow_http": True, "webhooks_allow_private": True}
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def overrides() -> dict[str, Any]:
+    return {**OPEN, "webhook_retry_schedule": "0.2,0.2,0.2", "webhook_poll_seconds": 0.1}
+
+
+@pytest.fixture
+async def hooks_app(settings: Settings, overrides: dict[str, Any]) -> AsyncIterator[Starlette]:
+    application = create_app(settings.model_copy(update=overrides))
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def api(hooks_app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=hooks_app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield http
+
+
+@pytest.fixture
+async def acme(hooks_app: Starlette) -> Org:
+    store: Store = hooks_app.state.db
+    async with store.write() as tx:
+        org, key_id, token = await create_organisation(tx, name="Acme")
+    return Org(org.id, key_id, token)
+
+
+async def make_webhook(api: httpx.AsyncClient, org: Org, **body: Any) -> dict[str, Any]:
+    response = await api.post(f"/orgs/{org.org_id}/webhooks", json=body, headers=org.headers)
+    assert response.status_code == 201, response.text
+    made: dict[str, Any] = response.json()
+    return made
+
+
+async def make_assistant(api: httpx.AsyncClient, org: Org) -> dict[str, Any]:
+    response = await api.post(
+        f"/orgs/{org.org_id}/assistants", json={"name": "Bot"}, headers=org.headers
+    )
+    assert response.status_code == 201, response.text
+    made: dict[str, Any] = response.json()
+    return made
+
+
+async def rename(api: httpx.AsyncClient, org: Org, assistant_id: str, name: str) -> None:
+    response = await api.patch(
+        f"/orgs/{org.org_id}/assistants/{assistant_id}", json={"name": name}, headers=org.headers
+    )
+    assert response.status_code == 200, response.text
+
+
+async def arrived(receiver: Receiver, count: int, seconds: float = 20.0) -> list[Any]:
+    return await asyncio.to_thread(receiver.wait_for, count, seconds)
+
+
+def verified(secret: str, request: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = standardwebhooks.Webhook(secret).verify(request.body, request.headers)
+    return payload
+
+
+async def test_a_change_is_delivered_signed_and_verifies(
+    api: httpx.AsyncClient, acme: Org, receiver: Receiver
+) -> None:
+    hook = await make_webhook(api, acme, url=receiver.url, description="CRM sync")
+    assert hook["secret"].startswith("whsec_")
+    assert {
+        k: v for k, v in hook.items() if k not in ("id", "secret", "created_at", "updated_at")
+    } == {
+        "url": receiver.url,
+        "description": "CRM sync",
+        "event_types": None,
+        "assistant_ids": None,
+        "enabled": True,
+        "disabled_reason": None,
+    }
+    assistant = await make_assistant(api, acme)
+    await rename(api, acme, assistant["id"], "Renamed")
+    created, updated = await arrived(receiver, 2)
+    first, second = verified(hook["secret"], created), verified(hook["secret"], updated)
+    assert first["type"] == "assistant.created"
+    assert second["type"] == "assistant.updated"
+    assert second["data"] == {
+        "id": second["data"]["id"],
+        "org_id": acme.org_id,
+        "assistant_id": assistant["id"],
+        "version": 2,
+        "change_type": "updated",
+        "changes": [{"path": "name", "from": "Bot", "to": "Renamed"}],
+    }
+    assert int(second["data"]["id"]) > int(first["data"]["id"])
+    assert created.headers["webhook-id"] != updated.headers["webhook-id"]
+    # the log: newest first, delivered, one attempt each with its answer
+    log = await api.get(
+        f"/orgs/{acme.org_id}/webhooks/{hook['id']}/deliveries", headers=acme.headers
+    )
+    assert log.status_code == 200
+    await asyncio.sleep(0.3)  # the attempt is recorded just after the receiver answered
+    log = await api.get(
+        f"/orgs/{acme.org_id}/webhooks/{hook['id']}/deliveries", headers=acme.headers
+    )
+    rows = log.json()
+    assert [r["type"] for r in rows] == ["assistant.updated", "assistant.created"]
+    assert [r["status"] for r in rows] == ["delivered", "delivered"]
+    assert rows[0]["id"] == updated.headers["webhook-id"]
+    attempt = rows[0]["attempts"][0]
+    assert attempt["status_code"] == 200
+    assert attempt["error"] is None
+    assert attempt["response_body"] == "ok"
+    one = await api.get(
+        f"/orgs/{acme.org_id}/webhooks/{hook['id']}/deliveries/{rows[0]['id']}",
+        headers=acme.headers,
+    )
+    assert one.json() == rows[0]
+
+
+async def test_the_secret_is_never_listed_nor_read(api: httpx.AsyncClient, acme: Org) -> None:
+    hook = await make_webhook(api, acme, url="https://example.com/hook")
+    listed = await api.get(f"/orgs/{acme.org_id}/webhooks", headers=acme.headers)
+    read = await api.get(f"/orgs/{acme.org_id}/webhooks/{hook['id']}", headers=acme.headers)
+    assert "secret" not in listed.json()[0]
+    assert "secret" not in read.json()
+    assert hook["secret"] not in listed.text + read.text
+
+
+async def test_failures_are_retried_on_the_schedule_then_delivered(
+    api: httpx.AsyncClient, acme: Org, receiver: Receiver
+) -> None:
+    receiver.script = Script(statuses=[500, 503])
+    hook = await make_webhook(api, acme, url=receiver.url)
+    await make_assistant(api, acme)
+    three = await arrived(receiver, 3)
+    assert len({r.headers["webhook-id"] for r in three}) == 1  # one delivery, three attempts
+    for request in three:
+        verified(hook["secret"], request)
+    await asyncio.sleep(0.3)
+    rows = (
+        await api.get(f"/orgs/{acme.org_id}/webhooks/{hook['id']}/deliveries", headers=acme.headers)
+    ).json()
+    assert rows[0]["status"] == "delivered"
+    assert [a["status_code"] for a in rows[0]["attempts"]] == [500, 503, 200]
+
+
+async def test_after_the_last_retry_the_delivery_fails(
+    api: httpx.AsyncClient, acme: Org, receiver: Receiver
+) -> None:
+    receiver.script = Script(default=500)
+    hook = await make_webhook(api, acme, url=receiver.url)
+    await make_assistant(api, acme)
+    await arrived(receiver, 4)  # the first attempt and 3 retries
+    await asyncio.sleep(0.5)
+    assert len(receiver.received) == 4
+    url = f"/orgs/{acme.org_id}/webhooks/{hook['id']}/deliveries"
+    failed = (await api.get(url, params={"status": "failed"}, headers=acme.headers)).json()
+    assert len(failed) == 1
+    assert len(failed[0]["attempts"]) == 4
+    assert failed[0]["next_attempt_at"] is None
+    pending = (await api.get(url, params={"status": "pending"}, headers=acme.headers)).json()
+    assert pending == []
+    # redelivery: the same delivery (same webhook-id), once more
+    receiver.script = Script()
+    again = await api.post(f"{url}/{failed[0]['id']}/redeliver", headers=acme.headers)
+    assert again.status_code == 202
+    fifth = (await arrived(receiver, 5))[4]
+    assert fifth.headers["webhook-id"] == failed[0]["id"]
+
+
+async def test_410_disables_the_webhook_at_once(
+    api: httpx.AsyncClient, acme: Org, receiver: Receiver
+) -> None:
+    receiver.script = Script(default=410)
+    hook = await make_webhook(api, acme, url=receiver.url)
+    assistant = await make_assistant(api, acme)
+    await arrived(receiver, 1)
+    await asyncio.sleep(0.5)
+    read = await api.get(f"/orgs/{acme.org_id}/webhooks/{hook['id']}", headers=acme.headers)
+    assert (read.json()["enabled"], read.json()["disabled_reason"]) == (False, "gone")
+    await rename(api, acme, assistant["id"], "Again")
+    await asyncio.sleep(0.5)
+    assert len(receiver.received) == 1  # nothing more to a disabled webhook
+    # re-enabling clears the reason
+    receiver.script = Script()
+    patched = await api.patch(
+        f"/orgs/{acme.org_id}/webhooks/{hook['id']}", json={"enabled": True}, headers=acme.headers
+    )
+    assert (patched.json()["enabled"], patched.json()["disabled_reason"]) == (True, None)
+
+
+@pytest.fixture
+def failing_fast(overrides: dict[str, Any]) -> dict[str, Any]:
+    overrides.update(webhook_disable_after=0.0, webhook_retry_schedule="0.1,0.1,0.1,0.1")
+    return overrides
+
+
+async def test_a_webhook_that_keeps_failing_is_disabled(
+    failing_fast: dict[str, Any], api: httpx.AsyncClient, acme: Org, receiver: Receiver
+) -> None:
+    receiver.script = Script(default=500)
+    hook = await make_webhook(api, acme, url=receiver.url)
+    await make_assistant(api, acme)
+    await arrived(receiver, 1)  # failing since this attempt, for 0 s (WEBHOOK_DISABLE_AFTER)
+    await asyncio.sleep(0.5)
+    assert len(receiver.received) == 1
+    read = (
+        await api.get(f"/orgs/{acme.org_id}/webhooks/{hook['id']}", headers=acme.headers)
+    ).json()
+    assert (read["enabled"], read["disabled_reason"]) == (False, "failing")
+
+
+async def test_event_types_and_assistant_ids_filter(
+    api: httpx.AsyncClient, acme: Org, receiver: Receiver
+) -> None:
+    first = await make_assistant(api, acme)
+    second = await make_assistant(api, acme)
+    await make_webhook(
+        api, acme, url=receiver.url, event_types=["assistant.updated"], assistant_ids=[second["id"]]
+    )
+    await rename(api, acme, first["id"], "Not sent")
+    await rename(api, acme, second["id"], "Sent")
+    (one,) = await arrived(receiver, 1)
+    await asyncio.sleep(0.3)
+    assert len(receiver.received) == 1
+    assert one.json["data"]["assistant_id"] == second["id"]
+
+
+async def test_rotation_signs_with_both_secrets(
+    api: httpx.AsyncClient, acme: Org, receiver: Receiver
+) -> None:
+    hook = await make_webhook(api, acme, url=receiver.url)
+    rotated = await api.post(
+        f"/orgs/{acme.org_id}/webhooks/{hook['id']}/rotate-secret", headers=acme.headers
+    )
+    assert rotated.status_code == 200
+    new_secret = rotated.json()["secret"]
+    assert new_secret.startswith("whsec_")
+    assert new_secret != hook["secret"]
+    await make_assistant(api, acme)
+    (request,) = await arrived(receiver, 1)
+    assert len(request.headers["webhook-signature"].split(" ")) == 2
+    verified(new_secret, request)
+    verified(hook["secret"], request)
+
+
+async def test_the_test_ping_is_sent_now_and_answers_its_attempt(
+    api: httpx.AsyncClient, acme: Org, receiver: Receiver
+) -> None:
+    hook = await make_webhook(api, acme, url=receiver.url)
+    answer = await api.post(f"/orgs/{acme.org_id}/webhooks/{hook['id']}/test", headers=acme.headers)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["type"], body["status"], body["attempt"]["status_code"]) == (
+        "ping",
+        "delivered",
+        200,
+    )
+    (request,) = receiver.received
+    assert verified(hook["secret"], request)["type"] == "ping"
+
+
+async def test_the_cli_verifies_a_delivery(
+    api: httpx.AsyncClient, acme: Org, receiver: Receiver
+) -> None:
+    hook = await make_webhook(api, acme, url=receiver.url)
+    await make_assistant(api, acme)
+    (request,) = await arrived(receiver, 1)
+    sent = json.dumps({"headers": request.headers, "body": request.body.decode()})
+    for secret, code in ((hook["secret"], 0), ("whsec_" + "A" * 44, 1)):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "app", "webhooks", "verify", "--secret", secret,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        await process.communicate(sent.encode())
+        assert process.returncode == code
