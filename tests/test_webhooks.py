@@ -305,3 +305,108 @@ async def test_the_cli_verifies_a_delivery(
         )  # fmt: skip
         await process.communicate(sent.encode())
         assert process.returncode == code
+
+
+GQL_CREATE = """
+mutation($url: String!) {
+  createWebhook(orgId: "c", input: {url: $url, eventTypes: ["assistant.updated"]}) {
+    webhook { id url eventTypes assistantIds enabled disabledReason description }
+    secret
+  }
+}"""
+GQL_DELIVERIES = """
+query($id: ID!) {
+  webhook(orgId: "c", id: $id) {
+    id
+    deliveries(first: 5, status: DELIVERED) {
+      totalCount
+      nodes { id type status eventId attempts { statusCode error durationMs } }
+    }
+  }
+  webhooks(orgId: "c") { totalCount nodes { id } }
+}"""
+
+
+async def gql(api: httpx.AsyncClient, org: Org, query: str, **variables: Any) -> dict[str, Any]:
+    response = await api.post(
+        "/graphql", json={"query": query, "variables": variables}, headers=org.headers
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_graphql_manages_webhooks_and_reads_their_deliveries(
+    api: httpx.AsyncClient, acme: Org, receiver: Receiver
+) -> None:
+    made = (await gql(api, acme, GQL_CREATE, url=receiver.url))["data"]["createWebhook"]
+    hook_id, secret = made["webhook"]["id"], made["secret"]
+    assert made["webhook"] == {
+        "id": hook_id,
+        "url": receiver.url,
+        "eventTypes": ["assistant.updated"],
+        "assistantIds": None,
+        "enabled": True,
+        "disabledReason": None,
+        "description": "",
+    }
+    assistant = await make_assistant(api, acme)
+    await rename(api, acme, assistant["id"], "Renamed")
+    (request,) = await arrived(receiver, 1)
+    assert verified(secret, request)["type"] == "assistant.updated"
+    await asyncio.sleep(0.3)
+    data = (await gql(api, acme, GQL_DELIVERIES, id=hook_id))["data"]
+    assert data["webhooks"] == {"totalCount": 1, "nodes": [{"id": hook_id}]}
+    deliveries = data["webhook"]["deliveries"]
+    assert deliveries["totalCount"] == 1
+    (node,) = deliveries["nodes"]
+    assert (node["id"], node["type"], node["status"]) == (
+        request.headers["webhook-id"],
+        "assistant.updated",
+        "DELIVERED",
+    )
+    assert [(a["statusCode"], a["error"]) for a in node["attempts"]] == [(200, None)]
+    # update, rotate, test, redeliver, delete
+    updated = await gql(
+        api,
+        acme,
+        'mutation($id: ID!) { updateWebhook(orgId: "c", id: $id, input: {description: "x", '
+        "eventTypes: null}) { description eventTypes } }",
+        id=hook_id,
+    )
+    assert updated["data"]["updateWebhook"] == {"description": "x", "eventTypes": None}
+    rotated = await gql(
+        api,
+        acme,
+        'mutation($id: ID!) { rotateWebhookSecret(orgId: "c", id: $id) { webhook { id } secret } }',
+        id=hook_id,
+    )
+    assert rotated["data"]["rotateWebhookSecret"]["secret"] != secret
+    pinged = await gql(
+        api,
+        acme,
+        'mutation($id: ID!) { testWebhook(orgId: "c", id: $id) { type status '
+        "attempts { statusCode } } }",
+        id=hook_id,
+    )
+    assert pinged["data"]["testWebhook"] == {
+        "type": "ping",
+        "status": "DELIVERED",
+        "attempts": [{"statusCode": 200}],
+    }
+    again = await gql(
+        api,
+        acme,
+        'mutation($w: ID!, $d: ID!) { redeliverWebhookDelivery(orgId: "c", webhookId: $w, '
+        "deliveryId: $d) { id status } }",
+        w=hook_id,
+        d=node["id"],
+    )
+    assert again["data"]["redeliverWebhookDelivery"] == {"id": node["id"], "status": "PENDING"}
+    await arrived(receiver, 3)  # the ping, then the redelivery
+    deleted = await gql(
+        api, acme, 'mutation($id: ID!) { deleteWebhook(orgId: "c", id: $id) }', id=hook_id
+    )
+    assert deleted["data"]["deleteWebhook"] == hook_id
+    gone = await gql(api, acme, GQL_DELIVERIES, id=hook_id)
+    assert gone["errors"][0]["extensions"]["code"] == "NOT_FOUND"

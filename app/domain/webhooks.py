@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, delete, func, select, update
 from app.domain.access import Access, Scope, requires
 from app.domain.documents import rfc3339
 from app.domain.errors import BadRequest, FieldError, NotFound, invalid_input, validation_failed
-from app.domain.fields import NO_NUL, Identifier, Input, NotNull, limits
+from app.domain.fields import NO_NUL, UNSET, Identifier, Input, NotNull, limits
 from app.domain.webhook_events import (
     DELIVERIES,
     DELIVERY_INSERT,
@@ -69,11 +69,11 @@ class WebhookCreate(Input):
 class WebhookPatch(Input):
     """Body of `PATCH …/webhooks/{id}` and of `UpdateWebhookInput`: absent keys stay."""
 
-    url: Annotated[Url, NotNull] = ""
-    description: Annotated[Description, NotNull] = ""
-    event_types: EventTypes | None = None
-    assistant_ids: AssistantIds | None = None
-    enabled: Annotated[bool, NotNull] = True
+    url: Annotated[Url, NotNull] = UNSET
+    description: Annotated[Description, NotNull] = UNSET
+    event_types: EventTypes | None = UNSET
+    assistant_ids: AssistantIds | None = UNSET
+    enabled: Annotated[bool, NotNull] = UNSET
 
 
 def _parse(model: type[Input], body: Any) -> Any:
