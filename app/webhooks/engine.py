@@ -91,7 +91,7 @@ class Engine:
         self._loops: list[asyncio.Task[None]] = []
         per_webhook = max(settings.webhook_concurrency_per_webhook, 1)
         rounds = -(-max(settings.webhook_concurrency, 1) // per_webhook) + 2
-        self.lease = timedelta(seconds=settings.webhook_timeout_seconds * rounds + 30)
+        self.lease = timedelta(seconds=settings.webhook_timeout_seconds * rounds + 10)
 
     # -- life -------------------------------------------------------------------------------
 
