@@ -13,7 +13,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, exists, select
 
 from app.domain.documents import rfc3339
 from app.models import Webhook, WebhookDelivery, new_id
@@ -35,6 +35,13 @@ EVENT_TYPES = (
 WEBHOOKS = Webhook.__table__  # type: ignore[attr-defined]
 DELIVERIES = WebhookDelivery.__table__  # type: ignore[attr-defined]
 DELIVERY_INSERT = insert_statement(DELIVERIES, returning=True)
+# whether the organisation (of the revision being inserted) has an enabled webhook: asked in the
+# RETURNING of the revision's INSERT (app/domain/revisions.py), so no statement is added
+ANY_ENABLED_WEBHOOK = exists(
+    select(WEBHOOKS.c.id).where(
+        WEBHOOKS.c.org_id == bindparam("hooks_org_id"), WEBHOOKS.c.enabled.is_(True)
+    )
+)
 _ENABLED_OF_ORG = Statement(
     select(WEBHOOKS.c.id, WEBHOOKS.c.event_types, WEBHOOKS.c.assistant_ids).where(
         WEBHOOKS.c.org_id == bindparam("org_id"), WEBHOOKS.c.enabled.is_(True)
