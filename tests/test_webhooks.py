@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -410,3 +411,19 @@ async def test_graphql_manages_webhooks_and_reads_their_deliveries(
     assert deleted["data"]["deleteWebhook"] == hook_id
     gone = await gql(api, acme, GQL_DELIVERIES, id=hook_id)
     assert gone["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+async def test_the_cli_lists_an_organisations_webhooks_without_secrets(
+    api: httpx.AsyncClient, acme: Org, settings: Settings
+) -> None:
+    hook = await make_webhook(api, acme, url="https://93.184.215.14/hook", description="d")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app", "webhooks", "list", acme.org_id,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "DATABASE_URL": settings.database_url, "LOG_LEVEL": "WARNING"},
+    )  # fmt: skip
+    out, _ = await process.communicate()
+    assert process.returncode == 0
+    listed = json.loads(out)
+    assert [(w["id"], w["description"]) for w in listed] == [(hook["id"], "d")]
+    assert hook["secret"] not in out.decode()

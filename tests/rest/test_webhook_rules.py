@@ -9,8 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
+from app.store import Store
 from tests.helpers.factories import Org
 from tests.helpers.keys import ALL, make_key
+from tests.helpers.webhook_receiver import Receiver
+from tests.helpers.webhook_rows import insert_webhook
 
 BLOCKED = [
     "https://127.0.0.1/hook",
@@ -139,3 +142,23 @@ async def test_another_organisations_webhook_is_not_found(
     for method in ("GET", "PATCH", "DELETE"):
         response = await client.request(method, path, json={}, headers=other_org.headers)
         assert response.status_code == 404, method
+
+
+async def test_an_attempt_to_a_blocked_address_fails_without_connecting(
+    client: httpx.AsyncClient, org: Org, db: Store
+) -> None:
+    """The rule is applied again on the address an attempt connects to: a webhook whose host
+    now resolves to loopback (here stored so, as after DNS rebinding) is never reached."""
+    receiver = Receiver().start()
+    try:
+        webhook_id = await insert_webhook(db, org.org_id, receiver.url.replace("http:", "https:"))
+        answer = await client.post(
+            f"/orgs/{org.org_id}/webhooks/{webhook_id}/test", headers=org.headers
+        )
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert (body["status"], body["attempt"]["error"]) == ("failed", "blocked_address")
+        assert body["attempt"]["status_code"] is None
+        assert receiver.received == []
+    finally:
+        receiver.stop()
