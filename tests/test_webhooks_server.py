@@ -14,8 +14,10 @@ from typing import Any
 import httpx
 import pytest
 import standardwebhooks
+from sqlalchemy import select
 
 from app.auth import create_organisation
+from app.domain.webhook_events import DELIVERIES
 from app.settings import Settings
 from app.store import open_store
 from tests.helpers.factories import Org
@@ -157,3 +159,31 @@ async def test_a_receiver_that_sleeps_does_not_hold_up_the_api(
             assert len(receiver.received) < 21
             healthz = await http.get("/healthz")
             assert healthz.status_code == 200
+
+
+async def test_sigterm_lets_an_attempt_in_flight_finish_and_starts_no_other(
+    settings: Settings, tmp_path: Path, receiver: Receiver
+) -> None:
+    receiver.script = Script(delay=2.0)
+    org = await new_org(settings)
+    env = {**OPEN, "WEBHOOK_CONCURRENCY_PER_WEBHOOK": "1"}  # the second waits for the first
+    server = Server(settings, tmp_path, workers=1, env=env).start()
+    try:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
+            _secret, assistant_id = await setup(http, org, receiver.url)
+            await asyncio.sleep(0.5)  # the first attempt is in flight
+            await renames(http, org, assistant_id, 1)
+    finally:
+        await asyncio.to_thread(server.stop)  # SIGTERM: returns once the process has exited
+    assert len(receiver.received) == 1  # the attempt in flight finished; no new one started
+    store = open_store(settings)
+    try:
+        async with store.read() as tx:
+            columns = (DELIVERIES.c.type, DELIVERIES.c.status)
+            rows = await tx.all(select(*columns).order_by(DELIVERIES.c.seq))
+    finally:
+        await store.close()
+    assert [tuple(r) for r in rows] == [
+        ("assistant.created", "delivered"),
+        ("assistant.updated", "pending"),
+    ]
