@@ -9,19 +9,25 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 import standardwebhooks
+from sqlalchemy import select, update
 from starlette.applications import Starlette
 
 from app.auth import create_organisation
+from app.domain.webhook_deliveries import prune_deliveries
+from app.domain.webhook_events import DELIVERIES
 from app.main import create_app
+from app.models import utcnow
 from app.settings import Settings
 from app.store import Store
 from tests.helpers.factories import Org
 from tests.helpers.webhook_receiver import Receiver, Script
+from tests.helpers.webhook_rows import insert_delivery, insert_webhook
 
 OPEN = {"webhooks_allow_http": True, "webhooks_allow_private": True}
 
@@ -427,3 +433,56 @@ async def test_the_cli_lists_an_organisations_webhooks_without_secrets(
     listed = json.loads(out)
     assert [(w["id"], w["description"]) for w in listed] == [(hook["id"], "d")]
     assert hook["secret"] not in out.decode()
+
+
+async def test_redirects_are_not_followed_and_retry_after_is_honoured(
+    api: httpx.AsyncClient, acme: Org, receiver: Receiver
+) -> None:
+    receiver.script = Script(
+        statuses=[302, 503], headers={"Location": receiver.url + "/elsewhere", "Retry-After": "1"}
+    )
+    hook = await make_webhook(api, acme, url=receiver.url)
+    await make_assistant(api, acme)
+    first, second, third = await arrived(receiver, 3)
+    assert [r.path for r in (first, second, third)] == ["/hook"] * 3  # never the Location
+    assert second.at - first.at >= 0.9  # Retry-After: 1 is longer than the 0.2 s schedule
+    assert third.at - second.at >= 0.9
+    await asyncio.sleep(0.3)
+    (row,) = (
+        await api.get(f"/orgs/{acme.org_id}/webhooks/{hook['id']}/deliveries", headers=acme.headers)
+    ).json()
+    assert [a["status_code"] for a in row["attempts"]] == [302, 503, 200]
+
+
+async def test_deliveries_are_counted_in_the_metrics(
+    api: httpx.AsyncClient, acme: Org, receiver: Receiver
+) -> None:
+    await make_webhook(api, acme, url=receiver.url)
+    await make_assistant(api, acme)
+    await arrived(receiver, 1)
+    await asyncio.sleep(0.3)
+    text = (await api.get("/metrics")).text
+    assert 'webhook_deliveries_total{outcome="delivered"}' in text
+    assert "webhook_delivery_seconds_count" in text
+    assert "webhook_pending" in text
+
+
+async def test_finished_deliveries_older_than_the_log_days_are_removed(
+    hooks_app: Starlette, acme: Org
+) -> None:
+    store: Store = hooks_app.state.db
+    webhook_id = await insert_webhook(store, acme.org_id)
+    old = await insert_delivery(store, acme.org_id, webhook_id)
+    async with store.write() as tx:
+        await tx.execute(
+            update(DELIVERIES)
+            .where(DELIVERIES.c.id == old)
+            .values(created_at=utcnow() - timedelta(days=31))
+        )
+    kept = await insert_delivery(store, acme.org_id, webhook_id)
+    async with store.write() as tx:
+        removed = await prune_deliveries(tx, before=utcnow() - timedelta(days=30))
+    assert removed == 1
+    async with store.read() as tx:
+        left = await tx.all(select(DELIVERIES.c.id))
+    assert [row[0] for row in left] == [kept]
