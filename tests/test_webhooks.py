@@ -486,3 +486,20 @@ async def test_finished_deliveries_older_than_the_log_days_are_removed(
     async with store.read() as tx:
         left = await tx.all(select(DELIVERIES.c.id))
     assert [row[0] for row in left] == [kept]
+
+
+@pytest.fixture
+def closed(overrides: dict[str, Any]) -> dict[str, Any]:
+    overrides.update(webhooks_allow_http=False, webhooks_allow_private=False)
+    return overrides
+
+
+async def test_graphql_refuses_a_blocked_url_naming_url(
+    closed: dict[str, Any], api: httpx.AsyncClient, acme: Org
+) -> None:
+    answer = await gql(api, acme, GQL_CREATE, url="https://[::ffff:169.254.169.254]/")
+    (error,) = answer["errors"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "url" in json.dumps(error["extensions"])
+    listed = await gql(api, acme, '{ webhooks(orgId: "c") { totalCount } }')
+    assert listed["data"]["webhooks"]["totalCount"] == 0

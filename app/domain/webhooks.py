@@ -8,7 +8,7 @@ previous secret keeps signing until `previous_secret_until` (WEBHOOK_SECRET_OVER
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError
@@ -434,7 +434,3 @@ def delivery_document(delivery: WebhookDeliveryRecord) -> dict[str, Any]:
         "created_at": rfc3339(delivery.created_at),
         "payload": delivery.payload,
     }
-
-
-def utc_later(moment: datetime, seconds: float) -> datetime:
-    return moment + timedelta(seconds=seconds)
