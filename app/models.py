@@ -253,6 +253,8 @@ class WebhookDelivery(SQLModel, table=True):
         Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
         Index("ix_webhook_deliveries_webhook_seq", "webhook_id", "seq"),
         Index("ix_webhook_deliveries_created_at", "created_at"),
+        # a webhook's deliveries still waiting for their first attempt (claiming in order)
+        Index("ix_webhook_deliveries_first", "webhook_id", "attempt_count", "seq"),
     )
 
     seq: int | None = Field(default=None, primary_key=True)

@@ -503,3 +503,14 @@ async def test_graphql_refuses_a_blocked_url_naming_url(
     assert "url" in json.dumps(error["extensions"])
     listed = await gql(api, acme, '{ webhooks(orgId: "c") { totalCount } }')
     assert listed["data"]["webhooks"]["totalCount"] == 0
+
+
+async def test_first_attempts_arrive_in_commit_order(
+    api: httpx.AsyncClient, acme: Org, receiver: Receiver
+) -> None:
+    await make_webhook(api, acme, url=receiver.url)
+    assistant = await make_assistant(api, acme)
+    for n in range(15):
+        await rename(api, acme, assistant["id"], f"Name {n}")
+    received = await arrived(receiver, 16)
+    assert [r.json["data"]["version"] for r in received] == list(range(1, 17))

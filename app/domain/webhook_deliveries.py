@@ -14,7 +14,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, update
 
 from app.domain.webhook_events import DELIVERIES, PENDING, WEBHOOKS
 from app.store import Statement, Tx, in_list
@@ -32,10 +32,26 @@ _DUE = and_(
 )
 
 
+_EARLIER = _D.alias("earlier")
+# a first attempt waits until every earlier delivery of its webhook has had its own: first
+# attempts go out one at a time per webhook, in commit (seq) order, across every process
+_IN_TURN = or_(
+    _D.c.attempt_count > 0,
+    ~exists(
+        select(_EARLIER.c.seq).where(
+            _EARLIER.c.webhook_id == _D.c.webhook_id,
+            _EARLIER.c.attempt_count == 0,
+            _EARLIER.c.status == PENDING,
+            _EARLIER.c.seq < _D.c.seq,
+        )
+    ),
+)
+
+
 def _claim(skip_locked: bool) -> Any:
     chosen = (
         select(_D.c.seq)
-        .where(_DUE, ~in_list(_D.c.webhook_id, "busy"))
+        .where(_DUE, _IN_TURN, ~in_list(_D.c.webhook_id, "busy"))
         .order_by(_D.c.seq)
         .limit(bindparam("limit"))
     )

@@ -78,6 +78,9 @@ def upgrade() -> None:
             "ix_webhook_deliveries_webhook_seq", ["webhook_id", "seq"], unique=False
         )
         batch_op.create_index("ix_webhook_deliveries_created_at", ["created_at"], unique=False)
+        batch_op.create_index(
+            "ix_webhook_deliveries_first", ["webhook_id", "attempt_count", "seq"], unique=False
+        )
     _give_every_full_key_the_new_scope()
 
 
@@ -94,6 +97,7 @@ def _give_every_full_key_the_new_scope() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.drop_index("ix_webhook_deliveries_first")
         batch_op.drop_index("ix_webhook_deliveries_created_at")
         batch_op.drop_index("ix_webhook_deliveries_webhook_seq")
         batch_op.drop_index("ix_webhook_deliveries_due")
