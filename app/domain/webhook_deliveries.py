@@ -14,7 +14,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 
 from app.domain.webhook_events import DELIVERIES, PENDING, WEBHOOKS
 from app.store import Statement, Tx, in_list
@@ -33,18 +33,22 @@ _DUE = and_(
 
 
 _EARLIER = _D.alias("earlier")
-# a first attempt waits until every earlier delivery of its webhook has had its own: first
-# attempts go out one at a time per webhook, in commit (seq) order, across every process
+# first attempts are claimed in commit (seq) order per webhook, across every process: one is
+# claimable when fewer than `per_webhook` earlier deliveries of its webhook still wait, unclaimed,
+# for their own first attempt (so no claim skips one, and a claim takes up to that many at once)
 _IN_TURN = or_(
     _D.c.attempt_count > 0,
-    ~exists(
-        select(_EARLIER.c.seq).where(
-            _EARLIER.c.webhook_id == _D.c.webhook_id,
-            _EARLIER.c.attempt_count == 0,
-            _EARLIER.c.status == PENDING,
-            _EARLIER.c.seq < _D.c.seq,
-        )
-    ),
+    select(func.count())
+    .select_from(_EARLIER)
+    .where(
+        _EARLIER.c.webhook_id == _D.c.webhook_id,
+        _EARLIER.c.attempt_count == 0,
+        _EARLIER.c.seq < _D.c.seq,
+        _EARLIER.c.status == PENDING,
+        or_(_EARLIER.c.locked_until.is_(None), _EARLIER.c.locked_until < bindparam("now")),
+    )
+    .scalar_subquery()
+    < bindparam("per_webhook"),
 )
 
 
@@ -119,11 +123,24 @@ async def any_due(tx: Tx, *, now: datetime) -> bool:
 
 
 async def claim_due(
-    tx: Tx, *, now: datetime, until: datetime, limit: int, busy: Collection[str]
+    tx: Tx,
+    *,
+    now: datetime,
+    until: datetime,
+    limit: int,
+    busy: Collection[str],
+    per_webhook: int,
 ) -> list[WebhookDeliveryRecord]:
     """Up to `limit` due deliveries of enabled webhooks (none of the `busy` ones), oldest
-    first, leased to the caller until `until`."""
-    parameters = {"now": now, "until": until, "limit": limit, "busy": sorted(busy)}
+    first, leased to the caller until `until`; at most `per_webhook` first attempts of one
+    webhook, the earliest ones."""
+    parameters = {
+        "now": now,
+        "until": until,
+        "limit": limit,
+        "busy": sorted(busy),
+        "per_webhook": per_webhook,
+    }
     rows = await tx.all(_CLAIM, parameters, WebhookDeliveryRecord)
     return sorted(rows, key=lambda row: row.seq or 0)
 

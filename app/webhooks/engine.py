@@ -166,7 +166,14 @@ class Engine:
                 return 0
         until = now + self.lease
         async with self.store.write() as tx:
-            claimed = await claim_due(tx, now=now, until=until, limit=free, busy=self._busy())
+            claimed = await claim_due(
+                tx,
+                now=now,
+                until=until,
+                limit=free,
+                busy=self._busy(),
+                per_webhook=max(self.settings.webhook_concurrency_per_webhook, 1),
+            )
             if claimed:
                 ids = {d.webhook_id for d in claimed}
                 self.webhooks.update(await webhooks_by_id(tx, ids))
