@@ -114,6 +114,9 @@ _DISABLE_GONE = Statement(
     .values(enabled=False, disabled_reason=GONE, updated_at=bindparam("now"))
 )
 _PRUNE = Statement(delete(_D).where(_D.c.created_at < bindparam("before"), _D.c.status != PENDING))
+_ANY_OLD = Statement(
+    select(_D.c.seq).where(_D.c.created_at < bindparam("before"), _D.c.status != PENDING).limit(1)
+)
 _PENDING_COUNT = Statement(select(func.count()).select_from(_D).where(_D.c.status == PENDING))
 
 
@@ -198,6 +201,11 @@ async def webhook_gone(tx: Tx, webhook_id: str, *, now: datetime) -> None:
 async def prune_deliveries(tx: Tx, *, before: datetime) -> int:
     """Removes the finished deliveries made before `before` (WEBHOOK_LOG_DAYS)."""
     return await tx.execute(_PRUNE, {"before": before})
+
+
+async def any_old(tx: Tx, *, before: datetime) -> bool:
+    """Whether a finished delivery made before `before` is left (a read: no write lock)."""
+    return await tx.first(_ANY_OLD, {"before": before}) is not None
 
 
 async def pending_count(tx: Tx) -> int:

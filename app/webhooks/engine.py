@@ -28,6 +28,7 @@ from app.domain.errors import DatabaseUnavailable
 from app.domain.revisions import CHANNEL
 from app.domain.webhook_deliveries import (
     any_due,
+    any_old,
     claim_due,
     finish_attempt,
     pending_count,
@@ -126,11 +127,13 @@ class Engine:
                 if delivery.seq is not None:
                     by_lease.setdefault(self.leases.pop(delivery.seq), []).append(delivery.seq)
         self.queues.clear()
+        if not by_lease:
+            return
         try:
             async with self.store.write() as tx:
                 for lease, seqs in by_lease.items():
                     await release(tx, seqs, lease=lease)
-        except DB_ERRORS as exc:
+        except Exception as exc:  # noqa: BLE001  (their leases expire anyway)
             logger.warning("webhooks: cannot release claimed deliveries (%s)", exc)
 
     # -- claiming ---------------------------------------------------------------------------
@@ -153,6 +156,8 @@ class Engine:
                 await self.claim()
             except DB_ERRORS as exc:
                 logger.warning("webhooks: cannot claim deliveries (%s); retrying", exc)
+            except Exception:  # the loop must go on: this process's deliveries depend on it
+                logger.exception("webhooks: claiming failed unexpectedly; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), poll)
 
@@ -260,9 +265,10 @@ class Engine:
         for delivery in queue:
             if delivery.seq is not None:
                 by_lease.setdefault(self.leases.pop(delivery.seq), []).append(delivery.seq)
-        async with self.store.write() as tx:
-            for lease, seqs in by_lease.items():
-                await release(tx, seqs, lease=lease)
+        if by_lease:
+            async with self.store.write() as tx:
+                for lease, seqs in by_lease.items():
+                    await release(tx, seqs, lease=lease)
 
     # -- wake-ups and housekeeping -----------------------------------------------------------
 
@@ -271,7 +277,7 @@ class Engine:
         while not self.stopping:
             try:
                 connection = await asyncpg.connect(dsn, timeout=5)
-            except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            except Exception as exc:  # noqa: BLE001  (polling still runs meanwhile)
                 logger.warning("webhooks: cannot LISTEN (%s); retrying", exc)
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
@@ -282,7 +288,7 @@ class Engine:
                 while not self.stopping:
                     await asyncio.sleep(5)
                     await connection.execute("SELECT 1", timeout=5)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # noqa: BLE001  (reconnect)
                 logger.warning("webhooks: LISTEN connection lost (%s); reconnecting", exc)
                 await asyncio.sleep(RETRY_SECONDS)
             finally:
@@ -297,11 +303,14 @@ class Engine:
                 if loop.time() - last_prune >= PRUNE_SECONDS:
                     last_prune = loop.time()
                     before = utcnow() - timedelta(days=self.settings.webhook_log_days)
-                    async with self.store.write() as tx:
-                        await prune_deliveries(tx, before=before)
+                    async with self.store.read() as tx:
+                        old = await any_old(tx, before=before)
+                    if old:  # else no write lock is taken
+                        async with self.store.write() as tx:
+                            await prune_deliveries(tx, before=before)
                 if metrics.active is not None:
                     async with self.store.read() as tx:
                         metrics.active.webhook_pending.set(await pending_count(tx))
-            except DB_ERRORS as exc:
+            except Exception as exc:  # noqa: BLE001  (next round)
                 logger.warning("webhooks: housekeeping failed (%s)", exc)
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
