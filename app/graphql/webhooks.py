@@ -47,9 +47,11 @@ EVENT_TYPES_DOC = (
 
 @strawberry.enum(description="Where a delivery stands.")
 class WebhookDeliveryStatus(Enum):
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    FAILED = "failed"
+    PENDING = strawberry.enum_value("pending", description="Waiting for its next attempt.")
+    DELIVERED = strawberry.enum_value("delivered", description="The receiver answered 2xx.")
+    FAILED = strawberry.enum_value(
+        "failed", description="Every attempt failed, or the receiver answered 410."
+    )
 
 
 @strawberry.type(description="One attempt of a delivery.")
@@ -171,7 +173,7 @@ class Webhook:
     ) -> WebhookDeliveryConnection:
         ctx = info.context
         kind = "webhook_delivery"
-        wanted = None if status is None else status.value
+        wanted: str | None = None if status is None else str(status.value)
         async with ctx.db.read() as tx:
             access = await ctx.access(tx, self.org_id)
             size = check_page_size(DEFAULT_FIRST if first is None else first, "first")
