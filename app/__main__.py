@@ -1,5 +1,5 @@
-"""The command line: `python -m app serve|migrate|orgs|keys|releases|environments|export-schema|
-demo|backup`.
+"""The command line: `python -m app serve|migrate|orgs|keys|releases|environments|webhooks|
+deliver|export-schema|demo|backup`.
 
 Data commands print one JSON object on stdout; errors go to stderr with a non-zero exit.
 """
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 DURATION_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
-SCOPES = ("assistants:read", "assistants:write", "api_keys:manage")
+SCOPES = ("assistants:read", "assistants:write", "api_keys:manage", "webhooks:manage")
 
 
 def _print(data: dict[str, Any]) -> None:
@@ -247,6 +247,69 @@ def cmd_environments_show(settings: Settings, args: argparse.Namespace) -> None:
     _print(_in_transaction(settings, work))
 
 
+def cmd_webhooks_list(settings: Settings, args: argparse.Namespace) -> None:
+    from app.domain.keys import organisation_access
+    from app.domain.webhooks import count_webhooks, list_webhooks, webhook_document
+
+    async def work(tx: Tx) -> list[dict[str, Any]]:
+        access = await organisation_access(tx, args.org_id)
+        total = await count_webhooks(tx, access=access)
+        rows = await list_webhooks(tx, access=access, limit=max(total, 1))
+        return [webhook_document(row) for row in rows]
+
+    sys.stdout.write(json.dumps(_in_transaction(settings, work)) + "\n")
+
+
+class NotVerified(Exception):
+    """`webhooks verify`: the delivery does not verify (exit 1)."""
+
+
+def cmd_webhooks_verify(_settings: Settings, args: argparse.Namespace) -> None:
+    """Reads `{"headers": {...}, "body": "..."}` on stdin; exit 0 when the signature verifies
+    with the secret (within 5 minutes of its timestamp), 1 otherwise."""
+    from app.webhooks.signing import verify
+
+    try:
+        sent = json.loads(sys.stdin.read())
+        headers, body = sent["headers"], sent["body"]
+        if not isinstance(headers, dict) or not isinstance(body, str):
+            raise TypeError("headers must be an object, body a string")
+        good = verify(args.secret, {str(k): str(v) for k, v in headers.items()}, body.encode())
+    except (ValueError, KeyError, TypeError) as exc:
+        raise NotVerified(
+            f'stdin must be JSON {{"headers": {{...}}, "body": "..."}} ({exc})'
+        ) from None
+    if not good:
+        raise NotVerified("the signature does not verify")
+    _print({"verified": True})
+
+
+def cmd_deliver(settings: Settings, _args: argparse.Namespace) -> None:
+    """A dedicated delivery process (docs/webhooks.md): until SIGTERM or SIGINT, then the
+    attempts in flight get SHUTDOWN_GRACE_SECONDS."""
+    from app.logs import configure_logging
+    from app.migrate import upgrade
+    from app.observability import metrics
+    from app.webhooks.engine import Engine
+
+    upgrade(settings)
+    configure_logging(settings.log_level)
+    metrics.configure(settings.metrics_enabled)
+
+    async def main() -> None:
+        engine = Engine(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        engine.start()
+        sys.stderr.write("delivering webhooks (SIGTERM to stop)\n")
+        await stop.wait()
+        await engine.stop(settings.shutdown_grace_seconds)
+
+    asyncio.run(main())
+
+
 def cmd_export_schema(_settings: Settings, args: argparse.Namespace) -> None:
     """schema.graphql; with `--federation`, the subgraph SDL (`_service { sdl }`)."""
     from app.graphql.schema import build_schema, schema
@@ -365,6 +428,19 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("assistant_id")
     show.add_argument("name")
     show.set_defaults(func=cmd_environments_show)
+    hooks = sub.add_parser("webhooks").add_subparsers(dest="action", required=True)
+    list_hooks = hooks.add_parser("list", help="the organisation's webhooks (no secrets)")
+    list_hooks.add_argument("org_id")
+    list_hooks.set_defaults(func=cmd_webhooks_list)
+    verify = hooks.add_parser(
+        "verify",
+        help='check a delivery read as JSON {"headers", "body"} on stdin (exit 0: it verifies)',
+    )
+    verify.add_argument("--secret", required=True, help="the webhook's secret (whsec_…)")
+    verify.set_defaults(func=cmd_webhooks_verify)
+    sub.add_parser(
+        "deliver", help="deliver webhooks in this process (serve does it too, unless told not to)"
+    ).set_defaults(func=cmd_deliver)
     return root
 
 
@@ -383,6 +459,9 @@ def main(argv: list[str] | None = None) -> int:
     except DatabaseError as exc:
         hint = "" if args.command == "backup" else " (is the database migrated? run 'migrate')"
         sys.stderr.write(f"error: DATABASE_ERROR: {exc}{hint}\n")
+        return 1
+    except NotVerified as exc:
+        sys.stderr.write(f"error: {exc}\n")
         return 1
     except UsePgDump:
         sys.stderr.write(

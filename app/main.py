@@ -44,6 +44,7 @@ from app.rest import (
     integrations,
     releases,
     revisions,
+    webhooks,
 )
 from app.rest.errors import (
     domain_error_response,
@@ -54,6 +55,7 @@ from app.rest.errors import (
 from app.settings import Settings
 from app.shutdown import OpenSockets, Shutdown
 from app.store import Store, disk, open_store
+from app.webhooks.engine import Engine, client_of
 
 logger = logging.getLogger("app")
 
@@ -149,12 +151,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.broker = Broker(app.state.db, settings)
         app.state.key_usage = KeyUsage(app.state.db)  # writes `last_used_at`, once a minute
         app.state.shutdown = Shutdown(app.state.broker, sockets, settings.shutdown_grace_seconds)
+        # webhooks: one client (pool) per process; the delivery engine unless WEBHOOKS_DELIVERY=off
+        app.state.webhook_client = client_of(settings)
+        engine = None
+        if settings.webhooks_delivery == "inline":
+            engine = Engine(settings, app.state.webhook_client)
+            engine.start()
+            app.state.shutdown.on_drain.append(engine.stop_claiming)
         restore_signals = app.state.shutdown.install()
         settle_garbage_collector()
         try:
             yield
         finally:
             restore_signals()
+            if engine is not None:
+                await engine.stop(settings.shutdown_grace_seconds)
+            await app.state.webhook_client.aclose()
             await app.state.broker.stop()
             await app.state.key_usage.close()
             await app.state.db.close()
@@ -182,6 +194,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *releases.routes,
         *events.routes,
         *api_keys.routes,
+        *webhooks.routes,
     ]
     if settings.metrics_enabled:  # for the scraper: no API key; METRICS_TOKEN when set
         endpoint = metrics.metrics_endpoint(settings.metrics_token)

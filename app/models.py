@@ -257,3 +257,61 @@ class PersistedDocument(SQLModel, table=True):
     document: str
     created_at: datetime = _time()
     last_used_at: datetime = _time()
+
+
+class Webhook(SQLModel, table=True):
+    """An endpoint of an organisation that receives its change events (docs/webhooks.md).
+
+    `event_types` and `assistant_ids` are JSON arrays, or null for every type / assistant;
+    `secret` signs every attempt, and `previous_secret` too until `previous_secret_until`
+    (after a rotation). `failing_since`: the first failed attempt since the last success."""
+
+    __tablename__ = "webhooks"
+    __table_args__ = (Index("ix_webhooks_org_enabled", "org_id", "enabled"),)
+
+    id: str = Field(primary_key=True, max_length=64)
+    org_id: str = Field(foreign_key="organisations.id", max_length=64)
+    url: str = Field(max_length=2048)
+    description: str = Field(default="", max_length=500)
+    event_types: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    assistant_ids: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    enabled: bool = True
+    disabled_reason: str | None = Field(default=None, max_length=16)
+    secret: str = Field(max_length=128)
+    previous_secret: str | None = Field(default=None, max_length=128)
+    previous_secret_until: datetime | None = _time(nullable=True)
+    failing_since: datetime | None = _time(nullable=True)
+    created_at: datetime = _time()
+    updated_at: datetime = _time()
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event to send to one webhook, recorded in the change's transaction; `seq` orders
+    first attempts per webhook (commit order). `attempts` is a JSON array of {at, duration_ms,
+    status_code | error, body}. A process that claims it holds it until `locked_until`."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_webhook_seq", "webhook_id", "seq"),
+        Index("ix_webhook_deliveries_created_at", "created_at"),
+        # a webhook's deliveries still waiting for their first attempt (claiming in order)
+        Index("ix_webhook_deliveries_first", "webhook_id", "attempt_count", "seq"),
+    )
+
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, max_length=64)
+    webhook_id: str = Field(foreign_key="webhooks.id", max_length=64)
+    org_id: str = Field(foreign_key="organisations.id", max_length=64)
+    event_id: str | None = Field(default=None, max_length=32)
+    type: str = Field(max_length=64)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default="pending", max_length=16)
+    attempts: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    attempt_count: int = 0
+    next_attempt_at: datetime | None = _time(nullable=True)
+    locked_until: datetime | None = _time(nullable=True)
+    created_at: datetime = _time()
+    updated_at: datetime = _time()

@@ -31,6 +31,7 @@ from app.domain.integrations import MAX_INTEGRATIONS
 from app.domain.keys import MAX_KEYS, ApiKeyCreate
 from app.domain.releases import EnvironmentPin, ReleaseCreate
 from app.domain.shape import CONFIG, Group, groups_of
+from app.domain.webhooks import MAX_WEBHOOKS, WebhookCreate, WebhookPatch
 from app.http.content import PATCH_TYPES
 from app.rest.common import MAX_PAGE, json_response
 
@@ -195,6 +196,46 @@ class CreatedApiKey(ApiKey):
     api_key: str  # the secret, shown this once
 
 
+class Webhook(Document):
+    id: str
+    url: str
+    description: str
+    event_types: list[str] | None
+    assistant_ids: list[str] | None
+    enabled: bool
+    disabled_reason: str | None = Field(description="null, `failing` or `gone`")
+    created_at: str
+    updated_at: str
+
+
+class WebhookWithSecret(Webhook):
+    secret: str = Field(description="`whsec_…`: shown only when made and when rotated")
+
+
+class WebhookAttempt(Document):
+    at: str
+    duration_ms: int
+    status_code: int | None
+    error: str | None = Field(description="`timeout`, `blocked_address`, `connection_failed: …`")
+    response_body: str | None = Field(description="The first 1 KiB of the answer")
+
+
+class WebhookDelivery(Document):
+    id: str = Field(description="The `webhook-id` header of every attempt")
+    webhook_id: str
+    event_id: str | None
+    type: str
+    status: str = Field(description="`pending`, `delivered` or `failed`")
+    attempts: list[WebhookAttempt]
+    next_attempt_at: str | None
+    created_at: str
+    payload: dict[str, Any]
+
+
+class WebhookTestAnswer(WebhookDelivery):
+    attempt: WebhookAttempt
+
+
 class AvatarCreated(Document):
     id: str
     url: str
@@ -249,6 +290,9 @@ REVISIONS = ASSISTANT + "/revisions"
 RELEASES = ASSISTANT + "/releases"
 ENVIRONMENTS = ASSISTANT + "/environments"
 API_KEYS = "/orgs/{org_id}/api-keys"
+WEBHOOKS = "/orgs/{org_id}/webhooks"
+WEBHOOK = WEBHOOKS + "/{webhook_id}"
+DELIVERIES = WEBHOOK + "/deliveries"
 BODY_ERRORS = (400, 401, 403, 404, 413, 415, 429)
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 CAPPED = (
@@ -354,6 +398,33 @@ OPERATIONS = [
        operation_id="getApiKey"),
     Op("DELETE", API_KEYS + "/{key_id}", "Revoke an API key: it stops working at once", 204,
        operation_id="revokeApiKey"),
+    Op("GET", WEBHOOKS, "List the organisation's webhooks, oldest first", response=Webhook,
+       many=True, query=("page", "take"), errors=(400, 401, 403, 429),
+       operation_id="listWebhooks"),
+    Op("POST", WEBHOOKS, "Make a webhook; the answer holds its secret, this once", 201,
+       WebhookWithSecret, body=WebhookCreate, errors=(400, 401, 403, 413, 415, 429),
+       operation_id="createWebhook",
+       description=f"An organisation holds at most {MAX_WEBHOOKS} webhooks (beyond: 400 "
+       "`VALIDATION_FAILED` naming `webhooks`). `url` must be https:// with no user or "
+       "password, and its host may not resolve to a loopback, private, link-local, shared or "
+       "reserved address (400 naming `url`)."),
+    Op("GET", WEBHOOK, "Read a webhook", response=Webhook, operation_id="getWebhook"),
+    Op("PATCH", WEBHOOK, "Update a webhook (`enabled: true` re-enables it)", response=Webhook,
+       body=WebhookPatch, body_types=PATCH_TYPES, errors=BODY_ERRORS,
+       operation_id="updateWebhook"),
+    Op("DELETE", WEBHOOK, "Delete a webhook and its delivery log", 204,
+       operation_id="deleteWebhook"),
+    Op("POST", WEBHOOK + "/rotate-secret", "A new secret (the old one signs too for a while)",
+       response=WebhookWithSecret, operation_id="rotateWebhookSecret"),
+    Op("POST", WEBHOOK + "/test", "Send a `ping` now; answers its attempt",
+       response=WebhookTestAnswer, operation_id="testWebhook"),
+    Op("GET", DELIVERIES, "The webhook's deliveries, newest first", response=WebhookDelivery,
+       many=True, query=("page", "take", "status"), errors=(400, 401, 403, 404, 429),
+       operation_id="listWebhookDeliveries"),
+    Op("GET", DELIVERIES + "/{delivery_id}", "One delivery with its attempts",
+       response=WebhookDelivery, operation_id="getWebhookDelivery"),
+    Op("POST", DELIVERIES + "/{delivery_id}/redeliver", "Send a delivery again, soon", 202,
+       WebhookDelivery, operation_id="redeliverWebhookDelivery"),
 ]  # fmt: skip
 
 
@@ -366,6 +437,8 @@ def documented_scope(op: Op) -> str | None:
         return None
     if op.path.startswith(API_KEYS):
         return Scope.MANAGE
+    if op.path.startswith(WEBHOOKS):
+        return Scope.WEBHOOKS
     return Scope.READ if op.method == "GET" else Scope.WRITE
 
 
@@ -376,6 +449,7 @@ QUERY = {
     "assistant_id": {"type": "string"},
     "last_event_id": {"type": "string"},
     "against": {"type": "string", "default": "draft"},
+    "status": {"type": "string", "enum": ["pending", "delivered", "failed"]},
 }
 REASONS = {
     400: "Bad request or invalid input (or a limit reached)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ipaddress import ip_network
 from pathlib import Path
+from typing import Literal
 
 from limits import parse
 from pydantic import field_validator
@@ -134,6 +135,34 @@ class Settings(BaseSettings):
     # executor as it writes (RESPONSE_TOO_LARGE), and bytes of one document's text.
     graphql_max_response_bytes: int = 8 * 1024 * 1024
     graphql_max_document_bytes: int = 32 * 1024
+    # Webhooks (docs/webhooks.md): the delivery engine runs in `serve` (inline) or only in
+    # `python -m app deliver` processes (off); what a webhook URL may be; retries and limits.
+    webhooks_delivery: Literal["inline", "off"] = "inline"
+    webhooks_allow_http: bool = False
+    webhooks_allow_private: bool = False
+    webhook_timeout_seconds: float = 10.0
+    webhook_retry_schedule: str = "5,300,1800,7200,18000,36000,36000"  # seconds
+    webhook_secret_overlap: float = 86_400.0  # seconds both secrets sign after a rotation
+    webhook_disable_after: float = 5 * 86_400.0  # seconds of nothing but failures
+    webhook_concurrency_per_webhook: int = 4
+    webhook_concurrency: int = 64  # attempts at once per process
+    webhook_log_days: float = 30.0
+    webhook_poll_seconds: float = 1.0  # due retries are looked for at least this often
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        try:
+            delays = [float(part) for part in value.split(",") if part.strip()]
+        except ValueError:
+            raise ValueError("WEBHOOK_RETRY_SCHEDULE: seconds, comma-separated") from None
+        if any(delay < 0 for delay in delays):
+            raise ValueError("WEBHOOK_RETRY_SCHEDULE: seconds may not be negative")
+        return value
+
+    @property
+    def retry_delays(self) -> list[float]:
+        return [float(part) for part in self.webhook_retry_schedule.split(",") if part.strip()]
 
     @property
     def base_url(self) -> str:

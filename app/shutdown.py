@@ -102,6 +102,7 @@ class Shutdown:
         self.sockets = sockets
         self.grace_seconds = grace_seconds
         self.draining = False
+        self.on_drain: list[Callable[[], None]] = []  # called once, at the signal
         self._task: asyncio.Task[None] | None = None
 
     def install(self) -> Callable[[], None]:
@@ -133,6 +134,8 @@ class Shutdown:
         self.draining = True
         if first:
             self.broker.shutting_down()
+            for stop in self.on_drain:
+                stop()
             logger.info("shutting down: not ready, streams closed, draining requests in flight")
         if number == signal.SIGTERM:
             if first:

@@ -19,6 +19,9 @@ from app.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
+EVERY_SCOPE = ["assistants:read", "assistants:write", "api_keys:manage", "webhooks:manage"]
+
+
 class Cli:
     def __init__(self, database_url: str) -> None:
         self.env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"}
@@ -120,7 +123,7 @@ async def test_keys_create_with_options_and_keys_list(cli, served):
     assert key["api_key"] not in done.stdout
     first, made = listed
     assert (first["name"], first["assistant_ids"], first["expires_at"]) == ("First key", None, None)
-    assert first["scopes"] == ["assistants:read", "assistants:write", "api_keys:manage"]
+    assert first["scopes"] == EVERY_SCOPE
     assert (made["name"], made["scopes"]) == ("Conversation worker", ["assistants:read"])
     assert made["assistant_ids"] == [assistant_id]
     assert made["prefix"] == key["api_key"][:8]
@@ -134,7 +137,7 @@ async def test_keys_create_with_options_and_keys_list(cli, served):
     assert (refused.status_code, refused.json()["code"]) == (403, "INSUFFICIENT_SCOPE")
     plain = cli.data("keys", "create", org["org_id"])
     current = await served.get("/orgs/c/api-keys/current", headers=bearer(plain["api_key"]))
-    assert current.json()["scopes"] == ["assistants:read", "assistants:write", "api_keys:manage"]
+    assert current.json()["scopes"] == EVERY_SCOPE
     assert (current.json()["name"], current.json()["assistant_ids"]) == ("Command-line key", None)
 
 

@@ -23,8 +23,19 @@ from app.settings import Settings
 from app.store import Store
 from tests.helpers.event_clients import AsgiHttpStream, AsgiWebSocket, until
 from tests.helpers.factories import Org
-from tests.helpers.keys import ALL, MANAGE, PNG, READ, WRITE, everything, make_key, make_target
+from tests.helpers.keys import (
+    ALL,
+    HOOKS,
+    MANAGE,
+    PNG,
+    READ,
+    WRITE,
+    everything,
+    make_key,
+    make_target,
+)
 from tests.helpers.schema_fields import root_fields
+from tests.helpers.webhook_rows import insert_delivery, insert_webhook
 
 OK, NOT_FOUND = "ok", "404"
 
@@ -33,19 +44,21 @@ def refused(scope: str | None) -> tuple[str, str | None]:
     return ("403", scope)
 
 
-KEYS = ["read", "write", "manage", "all", "bound"]
+KEYS = ["read", "write", "manage", "all", "bound", "hooks"]
+R, W, M = refused(READ), refused(WRITE), refused(MANAGE)
+H = refused(HOOKS)
 # what each kind of operation answers to each key (bound: every scope, another assistant)
 EXPECTED: dict[str, dict[str, Any]] = {
-    "read_one": dict(zip(KEYS, [OK, refused(READ), refused(READ), OK, NOT_FOUND], strict=True)),
-    "read_all": dict(zip(KEYS, [OK, refused(READ), refused(READ), OK, OK], strict=True)),
-    "write_one": dict(zip(KEYS, [refused(WRITE), OK, refused(WRITE), OK, NOT_FOUND], strict=True)),
-    "create": dict(zip(KEYS, [refused(WRITE), OK, refused(WRITE), OK, refused(None)], strict=True)),
-    "write_org": dict(zip(KEYS, [refused(WRITE), OK, refused(WRITE), OK, OK], strict=True)),
-    "manage": dict(zip(KEYS, [refused(MANAGE), refused(MANAGE), OK, OK, OK], strict=True)),
-    "make_key": dict(
-        zip(KEYS, [refused(MANAGE), refused(MANAGE), OK, OK, refused(None)], strict=True)
-    ),
+    "read_one": dict(zip(KEYS, [OK, R, R, OK, NOT_FOUND, R], strict=True)),
+    "read_all": dict(zip(KEYS, [OK, R, R, OK, OK, R], strict=True)),
+    "write_one": dict(zip(KEYS, [W, OK, W, OK, NOT_FOUND, W], strict=True)),
+    "create": dict(zip(KEYS, [W, OK, W, OK, refused(None), W], strict=True)),
+    "write_org": dict(zip(KEYS, [W, OK, W, OK, OK, W], strict=True)),
+    "manage": dict(zip(KEYS, [M, M, OK, OK, OK, M], strict=True)),
+    "make_key": dict(zip(KEYS, [M, M, OK, OK, refused(None), M], strict=True)),
     "any": dict.fromkeys(KEYS, OK),
+    # webhooks:manage alone opens them; the keys holding the first three scopes do not
+    "webhooks": dict(zip(KEYS, [H, H, H, H, H, OK], strict=True)),
 }
 
 A = "/orgs/c/assistants/{a}"
@@ -105,6 +118,16 @@ REST = [
     Rest("GET", "/orgs/c/api-keys/current", "any"),
     Rest("GET", "/orgs/c/api-keys/{victim}", "manage"),
     Rest("DELETE", "/orgs/c/api-keys/{victim}", "manage"),
+    Rest("GET", "/orgs/c/webhooks", "webhooks"),
+    Rest("POST", "/orgs/c/webhooks", "webhooks", {"url": "https://93.184.215.14/hook"}),
+    Rest("GET", "/orgs/c/webhooks/{w}", "webhooks"),
+    Rest("PATCH", "/orgs/c/webhooks/{w}", "webhooks", {"description": "changed"}),
+    Rest("DELETE", "/orgs/c/webhooks/{w}", "webhooks"),
+    Rest("POST", "/orgs/c/webhooks/{w}/rotate-secret", "webhooks"),
+    Rest("POST", "/orgs/c/webhooks/{w}/test", "webhooks"),
+    Rest("GET", "/orgs/c/webhooks/{w}/deliveries", "webhooks"),
+    Rest("GET", "/orgs/c/webhooks/{w}/deliveries/{d}", "webhooks"),
+    Rest("POST", "/orgs/c/webhooks/{w}/deliveries/{d}/redeliver", "webhooks"),
 ]
 
 
@@ -165,6 +188,20 @@ GQL = [
         "\"made\", scopes: [\"api_keys:manage\"]}) { apiKey { id } secret } }"),
     Gql("revokeApiKey", "manage",
         "mutation($victim: ID!) { revokeApiKey(orgId: \"c\", keyId: $victim) { id revokedAt } }"),
+    Gql("webhooks", "webhooks", "{ webhooks(orgId: \"c\") { totalCount nodes { id } } }"),
+    Gql("webhook", "webhooks", "query($w: ID!) { webhook(orgId: \"c\", id: $w) { id "
+        "deliveries { totalCount } } }"),
+    Gql("createWebhook", "webhooks", "mutation { createWebhook(orgId: \"c\", input: {url: "
+        "\"https://93.184.215.14/hook\"}) { webhook { id } secret } }"),
+    Gql("updateWebhook", "webhooks", "mutation($w: ID!) { updateWebhook(orgId: \"c\", id: $w, "
+        "input: {description: \"x\"}) { id } }"),
+    Gql("deleteWebhook", "webhooks", "mutation($w: ID!) { deleteWebhook(orgId: \"c\", id: $w) }"),
+    Gql("rotateWebhookSecret", "webhooks", "mutation($w: ID!) { rotateWebhookSecret("
+        "orgId: \"c\", id: $w) { secret } }"),
+    Gql("testWebhook", "webhooks", "mutation($w: ID!) { testWebhook(orgId: \"c\", id: $w) { id "
+        "} }"),
+    Gql("redeliverWebhookDelivery", "webhooks", "mutation($w: ID!, $d: ID!) { "
+        "redeliverWebhookDelivery(orgId: \"c\", webhookId: $w, deliveryId: $d) { id } }"),
     Gql("assistantChanged", "read_all", "", subscription=True),
     Gql("assistantChanged", "read_one", "{a}", subscription=True),
 ]  # fmt: skip
@@ -192,6 +229,7 @@ async def world(
         "manage": await make_key(client, org, [MANAGE]),
         "all": await make_key(client, org, ALL),
         "bound": await make_key(client, org, ALL, assistant_ids=[other.assistant_id]),
+        "hooks": await make_key(client, org, [HOOKS]),
     }
     return World(app, client, db, org, keys, other.assistant_id, settings.avatars_dir)
 
@@ -206,7 +244,11 @@ async def fresh_ids(world: World) -> dict[str, str]:
         headers=world.admin.headers,
     )
     assert released.status_code == 201, released.text
+    webhook_id = await insert_webhook(world.db, world.admin.org_id)
+    delivery_id = await insert_delivery(world.db, world.admin.org_id, webhook_id)
     return {
+        "w": webhook_id,
+        "d": delivery_id,
         "a": target.assistant_id,
         "i": target.integration_id,
         "x": target.action_id,
@@ -340,7 +382,8 @@ def test_the_matrix_covers_every_operation() -> None:
         if operation.get("security") != []
     }
     names = {"c": "org_id", "a": "assistant_id", "i": "integration_id", "x": "action_id",
-             "victim": "key_id", "n": "number", "e": "name"}  # fmt: skip
+             "victim": "key_id", "n": "number", "e": "name", "w": "webhook_id",
+             "d": "delivery_id"}  # fmt: skip
     covered = set()
     for op in REST:
         path = op.path.split("?")[0].replace("/orgs/c/", "/orgs/{c}/").replace("/1", "/{version}")

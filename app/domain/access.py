@@ -34,15 +34,16 @@ class Scope(StrEnum):
     READ = "assistants:read"
     WRITE = "assistants:write"
     MANAGE = "api_keys:manage"
+    WEBHOOKS = "webhooks:manage"
 
 
-SCOPE_ORDER: Final = (Scope.READ, Scope.WRITE, Scope.MANAGE)
+SCOPE_ORDER: Final = (Scope.READ, Scope.WRITE, Scope.MANAGE, Scope.WEBHOOKS)
 ALL_SCOPES: Final = frozenset(SCOPE_ORDER)
 ANY_SCOPE: Final = "any"  # declared by what every key may do (its own description)
 
 
 def ordered(scopes: Collection[str]) -> list[str]:
-    """Scope names in their documented order (read, write, manage)."""
+    """Scope names in their documented order (read, write, manage, webhooks)."""
     return [str(scope) for scope in SCOPE_ORDER if scope in scopes]
 
 

@@ -80,7 +80,7 @@ def _in_the_future(value: datetime) -> datetime:
 
 
 KeyName = Annotated[str, limits(1, 200, strip=True), NO_NUL, NO_CONTROL]
-ScopeName = Literal["assistants:read", "assistants:write", "api_keys:manage"]
+ScopeName = Literal["assistants:read", "assistants:write", "api_keys:manage", "webhooks:manage"]
 Expiry = Annotated[datetime, BeforeValidator(_instant), AfterValidator(_in_the_future)]
 
 

@@ -26,10 +26,9 @@ from app.domain.documents import assistant_document, rfc3339
 from app.domain.errors import FieldError, NotFound, PreconditionFailed, ValidationFailed
 from app.domain.fields import Input, NotNull, Text
 from app.domain.revisions import PUBLISHED as _PUBLISHED
-from app.domain.revisions import REVISION_INSERT, Writer, snapshot_of
+from app.domain.revisions import Writer, record_revision, snapshot_of
 from app.domain.shape import LEAVES
 from app.models import AssistantEnvironment, AssistantRelease, utcnow
-from app.observability import metrics
 from app.store import Statement, Tx
 from app.store.records import AssistantRecord, EnvironmentRecord, ReleaseRecord
 from app.store.statements import insert_statement
@@ -225,21 +224,16 @@ async def _published_event(
 ) -> None:
     """The `published` revision: at the assistant's version, never changing it (on PostgreSQL
     the revisions' trigger notifies the streams of every process)."""
-    snapshot = {**snapshot_of(assistant), "release": release, "environment": environment}
-    values = {
-        "org_id": assistant.org_id,
-        "assistant_id": assistant.id,
-        "version": assistant.version,
-        "changed_at": utcnow(),
-        "change_type": PUBLISHED,
-        "actor_key_id": writer.key_id,
-        "source": writer.source,
-        "changes": changes,
-        "snapshot": snapshot,
-    }
-    await tx.execute(REVISION_INSERT, values)
-    if metrics.active is not None:
-        metrics.active.revision_written(PUBLISHED)
+    await record_revision(
+        tx,
+        assistant,
+        change_type=PUBLISHED,
+        changes=changes,
+        writer=writer,
+        changed_at=utcnow(),
+        snapshot={**snapshot_of(assistant), "release": release, "environment": environment},
+        event_fields={"release": release, "environment": environment},
+    )
 
 
 async def _environment(tx: Tx, assistant_id: str, name: str) -> EnvironmentRecord | None:

@@ -9,17 +9,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import bindparam, delete, func, insert, select
 
 from app.domain.documents import avatar_url, config_document, rfc3339
 from app.domain.errors import NotFound
 from app.domain.shape import COLUMN_PATHS, LEAVES
 from app.domain.storage import DEFAULT_QUOTA
+from app.domain.webhook_events import (
+    ANY_ENABLED_WEBHOOK,
+    record_deliveries,
+    webhooks_for_change,
+)
 from app.models import Assistant, AssistantRevision
 from app.observability import metrics
 from app.store import Statement, Tx
 from app.store.records import AssistantRecord, RevisionRecord
-from app.store.statements import insert_statement
 
 CREATED, UPDATED, SECRET_KEY_ROTATED, RESTORED, DELETED, PUBLISHED = (
     "created",
@@ -80,7 +84,13 @@ REVISIONS = AssistantRevision.__table__  # type: ignore[attr-defined]
 CHANNEL = "assistant_changes"
 
 # built once (SQLAlchemy Core, compiled once per dialect)
-REVISION_INSERT = insert_statement(REVISIONS)
+# the same, answering the new seq (the event id) and whether the organisation has an enabled
+# webhook: with none, a change costs no statement more than before webhooks existed
+_REVISION_INSERT_HOOKED = Statement(
+    insert(REVISIONS)
+    .values({c.key: bindparam(c.key, type_=c.type) for c in REVISIONS.c if c.key != "seq"})
+    .returning(REVISIONS.c.seq, ANY_ENABLED_WEBHOOK)
+)
 _PRUNE = Statement(
     delete(REVISIONS).where(
         REVISIONS.c.assistant_id == bindparam("assistant_id"),
@@ -97,9 +107,12 @@ async def record_revision(
     changes: list[dict[str, Any]],
     writer: Writer,
     changed_at: datetime,
+    snapshot: dict[str, Any] | None = None,
+    event_fields: dict[str, Any] | None = None,
 ) -> None:
     """The revision of a real change, in the change's transaction (on PostgreSQL its trigger
-    notifies the live streams of every process)."""
+    notifies the live streams of every process), and its webhook deliveries. `snapshot` and
+    `event_fields` are a `published` event's (its release and environment)."""
     values = {
         "org_id": assistant.org_id,
         "assistant_id": assistant.id,
@@ -109,9 +122,30 @@ async def record_revision(
         "actor_key_id": writer.key_id,
         "source": writer.source,
         "changes": changes,
-        "snapshot": snapshot_of(assistant),
+        "snapshot": snapshot_of(assistant) if snapshot is None else snapshot,
     }
-    await tx.execute(REVISION_INSERT, values)
+    row = await tx.first(_REVISION_INSERT_HOOKED, {**values, "hooks_org_id": assistant.org_id})
+    assert row is not None
+    seq, hooked = row
+    webhook_ids = []
+    if hooked:  # its deliveries, in this transaction (docs/webhooks.md)
+        webhook_ids = await webhooks_for_change(
+            tx,
+            org_id=assistant.org_id,
+            assistant_id=assistant.id,
+            event_type="assistant." + change_type,
+        )
+    if webhook_ids:
+        event = {
+            "id": str(seq),
+            "org_id": assistant.org_id,
+            "assistant_id": assistant.id,
+            "version": assistant.version,
+            "change_type": change_type,
+            "changes": changes,
+            **(event_fields or {}),
+        }
+        await record_deliveries(tx, webhook_ids, event=event, changed_at=changed_at)
     if metrics.active is not None:
         metrics.active.revision_written(change_type)
     if writer.revisions_keep is not None:

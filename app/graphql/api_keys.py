@@ -23,7 +23,7 @@ from app.store.records import ApiKeyRecord
 
 CURSOR_KIND = "api_key"
 DEFAULT_FIRST = 20
-SCOPES_DOC = "`assistants:read`, `assistants:write` or `api_keys:manage`"
+SCOPES_DOC = "`assistants:read`, `assistants:write`, `api_keys:manage` or `webhooks:manage`"
 
 KeyId = Annotated[strawberry.ID, strawberry.argument(description="The API key's id.")]
 

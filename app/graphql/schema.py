@@ -44,10 +44,11 @@ from app.graphql.revisions import RevisionMutation
 from app.graphql.scalars import SCALAR_MAP
 from app.graphql.subscriptions import AssistantSubscription, StreamErrorCodes
 from app.graphql.types import NODE_TYPES
+from app.graphql.webhooks import WebhookMutation, WebhookQuery
 from app.observability import metrics
 from app.settings import Settings
 
-Query = merge_types("Query", (AssistantQuery, ApiKeyQuery, NodeQuery))
+Query = merge_types("Query", (AssistantQuery, ApiKeyQuery, WebhookQuery, NodeQuery))
 Mutation = merge_types(
     "Mutation",
     (
@@ -57,6 +58,7 @@ Mutation = merge_types(
         RevisionMutation,
         ReleaseMutation,
         ApiKeyMutation,
+        WebhookMutation,
     ),
 )
 Subscription = merge_types("Subscription", (AssistantSubscription,))
@@ -67,7 +69,8 @@ Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "Reads. Each needs `Authorization: Bearer <API key>` (introspection does not); "
     "`orgId` is the key's own organisation, or `c` for short. Reading assistants, their "
     "integrations, actions and revisions needs the scope `assistants:read`, `apiKeys` needs "
-    "`api_keys:manage`, `viewer` any scope; a missing scope is FORBIDDEN with "
+    "`api_keys:manage`, `webhooks` and `webhook` `webhooks:manage`, `viewer` any scope; a "
+    "missing scope is FORBIDDEN with "
     "`extensions.requiredScope`. A key restricted to some assistants sees only those: any "
     "other is NOT_FOUND, as if it did not exist. An operation may cost at most "
     "GRAPHQL_MAX_COST (25,000 by default): the list items its answer may hold, a connection "
@@ -80,7 +83,8 @@ Mutation.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "Writes. Each needs `Authorization: Bearer <API key>` and is all or nothing: "
     "when anything in it is invalid, nothing is stored. Writing assistants, integrations and "
     "actions (dry runs included) needs the scope `assistants:write`; making and revoking keys "
-    "`api_keys:manage`. A key restricted to some assistants cannot create assistants."
+    "`api_keys:manage`; webhooks `webhooks:manage`. A key restricted to some assistants "
+    "cannot create assistants."
 )
 # mypy ignore below: merge_types returns a strawberry type
 Subscription.__strawberry_definition__.description = (  # type: ignore[attr-defined]

@@ -117,6 +117,22 @@ class Metrics:
             ("transport",),
             multiprocess_mode="livesum",
         )
+        # webhooks (docs/webhooks.md): attempts by outcome, commit to 2xx, deliveries waiting
+        self.webhook_deliveries = Counter(
+            "webhook_deliveries_total",
+            "Webhook delivery attempts by outcome (delivered, retry, failed, gone, blocked)",
+            ("outcome",),
+        )
+        self.webhook_seconds = Histogram(
+            "webhook_delivery_seconds",
+            "Time from a change's commit to its webhook's 2xx",
+            buckets=(*DURATION_BUCKETS, 30.0, 60.0, 300.0, 3600.0),
+        )
+        self.webhook_pending = Gauge(
+            "webhook_pending",
+            "Webhook deliveries waiting for an attempt (as last counted by a delivery engine)",
+            multiprocess_mode="mostrecent",
+        )
         self._http: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._operations: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._names: set[str] = set()
@@ -198,6 +214,11 @@ class Metrics:
         child = self.streams.labels(transport)
         child.inc()
         return child
+
+    def webhook_attempt(self, outcome: str, seconds_since_commit: float | None) -> None:
+        self.webhook_deliveries.labels(outcome).inc()
+        if seconds_since_commit is not None:
+            self.webhook_seconds.observe(seconds_since_commit)
 
 
 def _template(scope: Scope) -> str:

@@ -20,6 +20,8 @@ from app.models import (
     AssistantRevision,
     Avatar,
     Integration,
+    Webhook,
+    WebhookDelivery,
 )
 
 if TYPE_CHECKING:
@@ -80,6 +82,8 @@ if TYPE_CHECKING:
     AvatarRecord = Avatar
     ReleaseRecord = AssistantRelease
     EnvironmentRecord = AssistantEnvironment
+    WebhookRecord = Webhook
+    WebhookDeliveryRecord = WebhookDelivery
 else:
     AssistantRecord = table_record(Assistant, "AssistantRecord")
     IntegrationRecord = table_record(Integration, "IntegrationRecord")
@@ -89,3 +93,5 @@ else:
     AvatarRecord = table_record(Avatar, "AvatarRecord")
     ReleaseRecord = table_record(AssistantRelease, "ReleaseRecord")
     EnvironmentRecord = table_record(AssistantEnvironment, "EnvironmentRecord")
+    WebhookRecord = table_record(Webhook, "WebhookRecord")
+    WebhookDeliveryRecord = table_record(WebhookDelivery, "WebhookDeliveryRecord")

@@ -26,7 +26,8 @@ from app.store import Store
 from tests.helpers.factories import Org
 
 READ, WRITE, MANAGE = "assistants:read", "assistants:write", "api_keys:manage"
-ALL = [READ, WRITE, MANAGE]
+HOOKS = "webhooks:manage"
+ALL = [READ, WRITE, MANAGE]  # every scope before webhooks
 KEYS = ApiKey.__table__  # type: ignore[attr-defined]
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
