@@ -522,3 +522,29 @@ async def test_first_attempts_arrive_in_commit_order(
         await rename(api, acme, assistant["id"], f"Name {n}")
     received = await arrived(receiver, 16)
     assert [r.json["data"]["version"] for r in received] == list(range(1, 17))
+
+
+async def test_a_published_release_is_delivered_as_assistant_published(
+    api: httpx.AsyncClient, acme: Org, receiver: Receiver
+) -> None:
+    """Publishing (docs/releases.md) is an event like every change: `assistant.published`, with
+    the release and the environment, the draft's version unchanged."""
+    assistant = await make_assistant(api, acme)
+    hook = await make_webhook(api, acme, url=receiver.url, event_types=["assistant.published"])
+    published = await api.post(
+        f"/orgs/{acme.org_id}/assistants/{assistant['id']}/releases",
+        json={"environment": "production", "note": "first"},
+        headers=acme.headers,
+    )
+    assert published.status_code == 201, published.text
+    (request,) = await arrived(receiver, 1)
+    payload = verified(hook["secret"], request)
+    assert payload["type"] == "assistant.published"
+    data = payload["data"]
+    assert {k: data[k] for k in ("assistant_id", "version", "change_type", "release")} == {
+        "assistant_id": assistant["id"],
+        "version": 1,
+        "change_type": "published",
+        "release": 1,
+    }
+    assert data["environment"] == "production"
