@@ -6,6 +6,10 @@ transaction; what is left loads through at most one read transaction per request
 first use and ended when the request ends (`close()`, called by the view). A socket's loaders
 (`shared=False`) open a short transaction per batch instead, never one for the socket's
 lifetime.
+
+Within a query (never a mutation, whose fields write in turn), the children of one assistant
+are read once per request (`children_once`): ten aliases of `assistant(id:)` selecting its
+integrations share one read and one decoding of their configs (docs/graphql-bounds.md).
 """
 
 from __future__ import annotations
@@ -31,12 +35,44 @@ class Loaders:
         self._opened: Transaction | None = None
         self._tx: Tx | None = None
         self.children = DataLoader(load_fn=self._children)
+        # children_once: per assistant id, the read that holds (or will hold) its children
+        self._once: dict[str, asyncio.Future[Children | None]] = {}
 
     def prime(self, children: Children, assistant_ids: Sequence[str]) -> None:
         """Children loaded by a resolver's own transaction, for the fields that ask for them."""
         for i in assistant_ids:
             family = (children.integrations.get(i, []), children.actions.get(i, []))
             self.children.prime(i, family, force=True)
+
+    async def children_once(self, tx: Tx, ids: Sequence[str]) -> Children:
+        """`children_by_assistant(tx, ids)`, but an assistant whose children this request has
+        read (or is reading, in another resolver) is not read again: its children are that
+        read's. A read that failed or was cancelled is read again by the resolvers waiting."""
+        once = self._once
+        missing = [i for i in ids if i not in once]
+        children = Children()
+        if missing:
+            future: asyncio.Future[Children | None] = asyncio.get_running_loop().create_future()
+            for i in missing:
+                once[i] = future
+            found: Children | None = None
+            try:
+                found = await children_by_assistant(tx, missing)
+            finally:
+                if found is None:  # failed or cancelled: the next asker reads it itself
+                    for i in missing:
+                        if once.get(i) is future:
+                            del once[i]
+                future.set_result(found)
+        for i in ids:
+            read = await once[i] if i in once else None
+            if read is None:  # the read it waited for failed: its own
+                read = await children_by_assistant(tx, [i])
+            if i in read.integrations:
+                children.integrations[i] = read.integrations[i]
+            if i in read.actions:
+                children.actions[i] = read.actions[i]
+        return children
 
     async def _children(self, ids: Sequence[str]) -> list[Family]:
         async with self._lock:
