@@ -62,7 +62,8 @@ async def children_if_asked(info: Info, tx: Tx, rows: Sequence[AssistantRow]) ->
     ids = [row.id for row in rows]
     if raw.operation.operation is OperationType.QUERY:  # aliases of one assistant: read once
         return await info.context.loaders.children_once(tx, ids)
-    return await children_by_assistant(tx, ids)  # a mutation's own writes: always read again
+    # a mutation's fields write in turn: each reads again
+    return await children_by_assistant(tx, ids, stored_configs=True)
 
 
 def node(row: AssistantRow, base_url: str, children: Children | None) -> Assistant:

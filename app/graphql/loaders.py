@@ -57,7 +57,7 @@ class Loaders:
                 once[i] = future
             found: Children | None = None
             try:
-                found = await children_by_assistant(tx, missing)
+                found = await children_by_assistant(tx, missing, stored_configs=True)
             finally:
                 if found is None:  # failed or cancelled: the next asker reads it itself
                     for i in missing:
@@ -67,7 +67,7 @@ class Loaders:
         for i in ids:
             read = await once[i] if i in once else None
             if read is None:  # the read it waited for failed: its own
-                read = await children_by_assistant(tx, [i])
+                read = await children_by_assistant(tx, [i], stored_configs=True)
             if i in read.integrations:
                 children.integrations[i] = read.integrations[i]
             if i in read.actions:
@@ -78,9 +78,9 @@ class Loaders:
         async with self._lock:
             if not self._shared:
                 async with self._store.read() as tx:
-                    found = await children_by_assistant(tx, ids)
+                    found = await children_by_assistant(tx, ids, stored_configs=True)
             else:
-                found = await children_by_assistant(await self._read_tx(), ids)
+                found = await children_by_assistant(await self._read_tx(), ids, stored_configs=True)
         return [(found.integrations.get(i, []), found.actions.get(i, [])) for i in ids]
 
     async def _read_tx(self) -> Tx:
