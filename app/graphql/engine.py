@@ -260,6 +260,7 @@ class Engine:
             is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
             hide_suggestions=self.hide_suggestions,
             static_selections=prepared.static,
+            pausable=True,
         )
         if isinstance(executor, list):  # variables that do not coerce
             return {"errors": [self._format(e, EXECUTION) for e in executor]}

@@ -44,44 +44,52 @@ class Loaders:
             family = (children.integrations.get(i, []), children.actions.get(i, []))
             self.children.prime(i, family, force=True)
 
-    async def children_once(self, tx: Tx, ids: Sequence[str]) -> Children:
-        """`children_by_assistant(tx, ids)`, but an assistant whose children this request has
-        read (or is reading, in another resolver) is not read again: its children are that
-        read's. A read that failed or was cancelled is read again by the resolvers waiting."""
+    async def children_once(self, tx: Tx, ids: Sequence[str]) -> Children | None:
+        """`children_by_assistant(tx, ids)` in a query, each assistant's children read once per
+        request: None when another resolver of this request has read them or is reading them
+        (the `integrations`/`actions` fields then load them through `children`, which waits
+        for that read: the resolver's transaction is not held meanwhile, so aliases of one
+        assistant hold no connection waiting for each other). A socket's loaders (which live
+        as long as the socket) read every time."""
+        if not self._shared:
+            return await children_by_assistant(tx, ids, stored_configs=True)
         once = self._once
+        if all(i in once for i in ids):
+            return None
         missing = [i for i in ids if i not in once]
-        children = Children()
-        if missing:
-            future: asyncio.Future[Children | None] = asyncio.get_running_loop().create_future()
-            for i in missing:
-                once[i] = future
-            found: Children | None = None
-            try:
-                found = await children_by_assistant(tx, missing, stored_configs=True)
-            finally:
-                if found is None:  # failed or cancelled: the next asker reads it itself
-                    for i in missing:
-                        if once.get(i) is future:
-                            del once[i]
-                future.set_result(found)
-        for i in ids:
-            read = await once[i] if i in once else None
-            if read is None:  # the read it waited for failed: its own
-                read = await children_by_assistant(tx, [i], stored_configs=True)
-            if i in read.integrations:
-                children.integrations[i] = read.integrations[i]
-            if i in read.actions:
-                children.actions[i] = read.actions[i]
-        return children
+        future: asyncio.Future[Children | None] = asyncio.get_running_loop().create_future()
+        for i in missing:
+            once[i] = future
+        found: Children | None = None
+        try:
+            found = await children_by_assistant(tx, ids, stored_configs=True)
+        finally:
+            if found is None:  # failed or cancelled: whoever asks next reads them itself
+                for i in missing:
+                    if once.get(i) is future:
+                        del once[i]
+            future.set_result(found)
+        return found
 
     async def _children(self, ids: Sequence[str]) -> list[Family]:
-        async with self._lock:
-            if not self._shared:
-                async with self._store.read() as tx:
-                    found = await children_by_assistant(tx, ids, stored_configs=True)
-            else:
-                found = await children_by_assistant(await self._read_tx(), ids, stored_configs=True)
-        return [(found.integrations.get(i, []), found.actions.get(i, [])) for i in ids]
+        families: dict[str, Family] = {}
+        for i in ids:  # those another resolver read (children_once): its read
+            read = await self._once[i] if i in self._once else None
+            if read is not None:
+                families[i] = (read.integrations.get(i, []), read.actions.get(i, []))
+        left = [i for i in ids if i not in families]
+        if left:
+            async with self._lock:
+                if not self._shared:
+                    async with self._store.read() as tx:
+                        found = await children_by_assistant(tx, left, stored_configs=True)
+                else:
+                    found = await children_by_assistant(
+                        await self._read_tx(), left, stored_configs=True
+                    )
+            for i in left:
+                families[i] = (found.integrations.get(i, []), found.actions.get(i, []))
+        return [families[i] for i in ids]
 
     async def _read_tx(self) -> Tx:
         if self._tx is None:

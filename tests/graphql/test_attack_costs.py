@@ -8,8 +8,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from graphql import get_introspection_query, graphql_sync
 from sqlalchemy import select
 
+from app.graphql import execution
+from app.graphql.schema import build_schema
 from app.models import PersistedDocument
 from tests.helpers.statements import statements
 
@@ -112,3 +115,46 @@ async def test_a_registration_without_a_key_is_not_parsed(client, org, db):
     assert keyed.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
     async with db.read() as tx:
         assert await tx.all(select(TABLE.c.sha256)) == []
+
+
+async def test_aliased_introspection_answers_each_alias_alike(client):
+    """`__schema` and `__type` are completed once and kept: nine aliases, and the same selection
+    in another document, answer exactly what one alias answers alone."""
+    selection = "{ types { name kind fields { name type { name ofType { name } } } } }"
+    alone = (await post(client, {"query": f"{{ __schema {selection} }}"})).json()["data"]
+    aliased = " ".join(f"s{i}: __schema {selection}" for i in range(9))
+    answer = await post(client, {"query": f"query A {{ {aliased} __typename }} # again"})
+    assert answer.status_code == 200
+    data = answer.json()["data"]
+    assert data is not None, answer.text
+    assert data == {**{f"s{i}": alone["__schema"] for i in range(9)}, "__typename": "Query"}
+    kept = [value for value, _, _ in execution._introspected.values()]
+    assert any(value == alone["__schema"] for value in kept)
+    fragment = "fragment F on __Type { name kind fields { name type { name ofType { name } } } }"
+    by_fragment = f'{{ t: __type(name: "Assistant") {{ ...F }} }} {fragment}'
+    typed = (await post(client, {"query": by_fragment})).json()["data"]["t"]
+    assert typed == next(t for t in alone["__schema"]["types"] if t["name"] == "Assistant")
+
+
+async def test_a_long_answer_pauses_and_answers_the_same(client, settings):
+    """The full introspection query completes thousands of objects (the executor lets other
+    requests run every few hundred of them): its answer is graphql-core's own, twice."""
+    query = get_introspection_query(descriptions=True)
+    expected = graphql_sync(build_schema(settings)._schema, query)
+    assert expected.errors is None
+    for _ in range(2):
+        response = await post(client, {"query": query})
+        assert response.status_code == 200
+        assert response.json()["data"] == expected.data
+
+
+async def test_aliases_of_a_new_introspection_share_its_completion(client, settings):
+    """Aliases of a selection not kept yet (the first one pauses on its way): each answers what
+    graphql-core answers for it."""
+    selection = "{ types { name fields(includeDeprecated: true) { name args { name } } } }"
+    expected = graphql_sync(build_schema(settings)._schema, f"{{ __schema {selection} }}")
+    assert expected.data is not None
+    aliased = " ".join(f"s{i}: __schema {selection}" for i in range(5))
+    response = await post(client, {"query": f"{{ {aliased} }}"})
+    assert response.status_code == 200
+    assert response.json()["data"] == {f"s{i}": expected.data["__schema"] for i in range(5)}
