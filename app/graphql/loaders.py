@@ -15,8 +15,8 @@ integrations share one read and one decoding of their configs (docs/graphql-boun
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
@@ -24,6 +24,7 @@ from app.domain.children_of_many import Children, children_by_assistant
 from app.store import Store, Tx
 from app.store.base import Transaction
 
+T = TypeVar("T")
 Family = tuple[list[Any], list[Any]]  # (integrations, actions) of one assistant
 
 
@@ -37,12 +38,24 @@ class Loaders:
         self.children = DataLoader(load_fn=self._children)
         # children_once: per assistant id, the read that holds (or will hold) its children
         self._once: dict[str, asyncio.Future[Children | None]] = {}
+        # converted: id(rows) -> (rows, their objects)
+        self._converted: dict[int, tuple[list[Any], list[Any]]] = {}
 
     def prime(self, children: Children, assistant_ids: Sequence[str]) -> None:
         """Children loaded by a resolver's own transaction, for the fields that ask for them."""
         for i in assistant_ids:
             family = (children.integrations.get(i, []), children.actions.get(i, []))
             self.children.prime(i, family, force=True)
+
+    def converted(self, rows: list[Any], convert: Callable[[Any], T]) -> list[T]:
+        """`[convert(row) for row in rows]`, made once per list of rows the loader answered
+        (aliases of one assistant share its integrations' objects, as they share its rows)."""
+        found = self._converted.get(id(rows))
+        if found is not None and found[0] is rows:
+            return found[1]
+        made = [convert(row) for row in rows]
+        self._converted[id(rows)] = (rows, made)  # the rows kept alive: the id stays theirs
+        return made
 
     async def children_once(self, tx: Tx, ids: Sequence[str]) -> Children | None:
         """`children_by_assistant(tx, ids)` in a query, each assistant's children read once per
