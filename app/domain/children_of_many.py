@@ -71,6 +71,8 @@ def _build(config_text: bool = False) -> Any:
         a.position,
     ).where(in_list(a.assistant_id, "ids"))
     union = union_all(integrations, actions).subquery()
+    if config_text:  # sorted by `children_by_assistant`: the database would sort the configs too
+        return select(union)
     return select(union).order_by(union.c.kind, union.c.position, union.c.created_at, union.c.id)
 
 
@@ -78,6 +80,12 @@ CHILDREN = Statement(_build())
 CHILDREN_STORED = Statement(_build(config_text=True))  # the configs as stored (JSON text)
 # One integration or action (the columns of the other kind are None).
 ChildRow = record_class("ChildRow", CHILDREN.clause.exported_columns.keys())
+
+
+def _order(child: Any) -> tuple[int, int, Any, str]:
+    """CHILDREN's ORDER BY: kind, then position (actions; integrations have none), creation,
+    id."""
+    return child.kind, child.position or 0, child.created_at, child.id
 
 
 async def children_by_assistant(
@@ -93,6 +101,8 @@ async def children_by_assistant(
         return children
     statement = CHILDREN_STORED if stored_configs else CHILDREN
     rows: list[Any] = await tx.all(statement, {"ids": list(assistant_ids)}, ChildRow)
+    if stored_configs:  # CHILDREN's order, sorted here (a sort in SQL moves every config)
+        rows.sort(key=_order)
     integrations, actions = children.integrations, children.actions
     for child in rows:
         if child.kind == INTEGRATION:
