@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import strawberry
-from graphql import FieldNode, FragmentSpreadNode, SelectionSetNode
+from graphql import FieldNode, FragmentSpreadNode, OperationType, SelectionSetNode
 
 from app.domain.assistants import (
     check_page_size,
@@ -59,7 +59,11 @@ async def children_if_asked(info: Info, tx: Tx, rows: Sequence[AssistantRow]) ->
     raw = info._raw_info  # noqa: SLF001  (Strawberry keeps graphql-core's info there)
     if not rows or not any(_asks_children(n.selection_set, raw.fragments) for n in raw.field_nodes):
         return None
-    return await children_by_assistant(tx, [row.id for row in rows])
+    ids = [row.id for row in rows]
+    if raw.operation.operation is OperationType.QUERY:  # aliases of one assistant: read once
+        return await info.context.loaders.children_once(tx, ids)
+    # a mutation's fields write in turn: each reads again
+    return await children_by_assistant(tx, ids, stored_configs=True)
 
 
 def node(row: AssistantRow, base_url: str, children: Children | None) -> Assistant:

@@ -25,15 +25,18 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
+import orjson
 from graphql import (
     DocumentNode,
     ExecutionResult,
+    FieldNode,
     GraphQLError,
     GraphQLSchema,
     OperationDefinitionNode,
     parse,
     specified_rules,
 )
+from graphql.execution import Executor
 from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.execution.is_awaitable import optimized_is_awaitable
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
@@ -57,6 +60,8 @@ from app.observability import metrics, tracing
 from app.settings import Settings
 
 DOCUMENT_CACHE_SIZE = 1024
+INTROSPECTION_CACHE_SIZE = 8  # answers of introspection-only operations (docs/graphql-bounds.md)
+INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})
 PARSE, VALIDATION, EXECUTION = "parse", "validation", "execution"
 # what each HTTP method may run; subscriptions run over the websocket only
 ALLOWED = {
@@ -81,6 +86,7 @@ class Operation:
     node: OperationDefinitionNode
     cost: Cost
     refusal: dict[str, Any] | None = None
+    introspective: bool = False  # a query of `__schema`/`__type` (and `__typename`) only
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +116,11 @@ class Engine:
         self._documents: OrderedDict[str, Prepared] = OrderedDict()
         # the same documents by SHA-256 (automatic persisted queries: app/graphql/persisted.py)
         self._hashed: OrderedDict[str, tuple[str, Prepared]] = OrderedDict()
+        # the answers of introspection-only operations, by (text, operationName, variables):
+        # the schema is fixed for the life of the process, so the same request answers the same
+        self._introspected: OrderedDict[tuple[str, str | None, bytes], dict[str, Any]] = (
+            OrderedDict()
+        )
         self.metrics = metrics.active
         self.tracer = tracing.tracer
         if self.tracer is not None:
@@ -172,7 +183,7 @@ class Engine:
         constant = cost.constant
         if constant is not None and constant > self.max_cost:
             return Operation(node, cost, self.cost_refusal(constant, node))
-        return Operation(node, cost)
+        return Operation(node, cost, None, introspective(node))
 
     def cost_refusal(self, cost: int, node: OperationDefinitionNode) -> dict[str, Any]:
         """The validation error of an operation above GRAPHQL_MAX_COST."""
@@ -249,10 +260,44 @@ class Engine:
             is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
             hide_suggestions=self.hide_suggestions,
             static_selections=prepared.static,
+            pausable=True,
         )
         if isinstance(executor, list):  # variables that do not coerce
             return {"errors": [self._format(e, EXECUTION) for e in executor]}
         await spending.charge(cost)
+        if operation.introspective:
+            return await self.introspect(executor, text, variables, operation_name)
+        return await self.execute(executor)
+
+    async def introspect(
+        self,
+        executor: Executor[Any],
+        text: str,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+    ) -> dict[str, Any]:
+        """The answer of an introspection-only operation: executed once per (text,
+        operationName, variables) while it stays in a small LRU, its `data` then kept
+        serialized (the same bytes each time, none of the executor's work)."""
+        try:
+            key = (text, operation_name, orjson.dumps(variables, option=orjson.OPT_SORT_KEYS))
+        except TypeError:  # not JSON (a websocket's or a test's odd value): no cache
+            return await self.execute(executor)
+        answers = self._introspected
+        cached = answers.get(key)
+        if cached is not None:
+            answers.move_to_end(key)
+            return dict(cached)
+        body = await self.execute(executor)
+        if "data" in body and body["data"] is not None:
+            body = {**body, "data": orjson.Fragment(orjson.dumps(body["data"]))}
+        answers[key] = body
+        if len(answers) > INTROSPECTION_CACHE_SIZE:
+            answers.popitem(last=False)
+        return dict(body)
+
+    async def execute(self, executor: Executor[Any]) -> dict[str, Any]:
+        """Runs an operation whose points are spent: its answer (data and coded errors)."""
         try:
             result: ExecutionResult = await await_maybe(
                 # arg-type: an incremental result comes only from @defer/@stream, which the
@@ -337,6 +382,20 @@ class Engine:
 def too_large_body(error: ResponseTooLarge) -> dict[str, Any]:
     """The answer of an operation stopped by GRAPHQL_MAX_RESPONSE_BYTES: the error alone."""
     return {"errors": [{"message": domain_message(error), "extensions": domain_extensions(error)}]}
+
+
+def introspective(node: OperationDefinitionNode) -> bool:
+    """A query whose root selects only `__schema`, `__type` and `__typename` (at least one of
+    the first two), without directives: its answer depends on the schema and its arguments."""
+    if node.operation.value != "query" or node.directives:
+        return False
+    selections = node.selection_set.selections
+    names = [s.name.value for s in selections if isinstance(s, FieldNode) and not s.directives]
+    if len(names) != len(selections):
+        return False
+    return all(n in INTROSPECTION_FIELDS or n == "__typename" for n in names) and any(
+        n in INTROSPECTION_FIELDS for n in names
+    )
 
 
 def pick(prepared: Prepared, operation_name: str | None) -> Operation | None:

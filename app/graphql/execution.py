@@ -17,12 +17,13 @@ path. A basic field only reads an attribute, so reading it a second time there i
 from __future__ import annotations
 
 import itertools
-from asyncio import gather
+from asyncio import Future, gather, get_running_loop, sleep
 from collections import OrderedDict
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+import orjson
 from graphql import (
     GraphQLBoolean,
     GraphQLID,
@@ -38,6 +39,7 @@ from graphql import (
     is_list_type,
     is_non_null_type,
     is_object_type,
+    print_ast,
 )
 from graphql.execution import Executor
 from graphql.execution.collect_fields import CollectedFields, FieldDetailsList, GroupedFieldSet
@@ -63,6 +65,15 @@ LEAF, LEAF_LIST, TYPENAME, OBJECT, OBJECT_LIST, OTHER, PRELOADED = range(7)
 PRELOADED_ATTRIBUTE = "app.preloaded_attribute"
 PLAN_CACHE_SIZE = 4096  # (type, selection shape) pairs; a few per distinct query text
 COLLECTED_CACHE_SIZE = 4096  # sub-selections of documents without directives
+# execute_fields lets the event loop run other requests every this many objects (a ms or so of
+# work) when it completes introspection's (never the schema's own: a pause would split the
+# batches of their DataLoaders); a small selection never gets there
+YIELD_EVERY = 50
+INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
+INTROSPECTED_SIZE = 32  # completed `__schema`/`__type` answers kept (CompiledExecutionContext)
+# introspection_key -> (completed value, its answer bytes, the schema it is of: kept alive, so
+# that the id in the key stays its own)
+_introspected: OrderedDict[tuple[Any, ...], tuple[Any, int, Any]] = OrderedDict()
 
 
 class Step(NamedTuple):
@@ -389,19 +400,142 @@ async def settled(executor: Executor[Any]) -> None:
 class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's execution context with the fast path above for basic fields."""
 
-    def __init__(self, *args: Any, static_selections: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, static_selections: bool = False, pausable: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._static = static_selections
+        # whether execute_fields may pause (an operation the engine runs in the event loop; not
+        # one run synchronously, such as Strawberry's own introspection of the schema)
+        self.pausable = pausable
         manager = self.middleware_manager
         self._compiled = manager is None or not manager.middlewares
         # per request: id(grouped field set) -> (that set, kept alive so the id stays its own; plan)
         self._plans: dict[int, tuple[Any, ...]] = {}
         # the answer's bytes so far, and their bound (app/graphql/answer_size.py)
         self.size = 0
+        self.objects = 0  # objects completed by execute_fields since the last pause
+        self.field_errors = 0  # errors recorded (an introspection answer with one is not kept)
+        self._fragments_printed: str | None = None  # (introspection_key)
+        # introspection fields being completed (they paused), by key: for their aliases
+        self._introspecting: dict[tuple[Any, ...], Future[Any]] = {}
         settings = getattr(self.context_value, "settings", None)
         self.max_size: int = getattr(
             settings, "graphql_max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES
         )
+
+    def execute_field(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        position_context: Any,
+    ) -> Any:
+        if path.prev is None and field_details_list[0].node.name.value in INTROSPECTION_ROOTS:
+            return self.introspect(parent_type, source, field_details_list, path)
+        return super().execute_field(
+            parent_type, source, field_details_list, path, position_context
+        )
+
+    def introspect(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: FieldDetailsList,
+        path: Path,
+    ) -> Any:
+        """`__schema` or `__type` at the root: what it answers depends only on the schema (fixed
+        for the life of the process), its selection, its arguments and the fragments, so it is
+        completed once and kept (a small LRU across requests): its aliases and repeats, even in
+        documents that differ elsewhere, cost a look-up (docs/graphql-bounds.md)."""
+        key = self.introspection_key(field_details_list)
+        if key is None:
+            return super().execute_field(parent_type, source, field_details_list, path, None)
+        found = _introspected.get(key)
+        if found is not None and found[2] is self.schema:
+            _introspected.move_to_end(key)
+            size = self.size = self.size + found[1]
+            if size > self.max_size:
+                self.too_large()
+            return found[0]
+        running = self._introspecting.get(key)
+        if running is not None:  # an alias of one being completed (it paused): its answer
+            return self.alias_of(running, parent_type, source, field_details_list, path)
+        errors = self.field_errors
+        value = super().execute_field(parent_type, source, field_details_list, path, None)
+        if self.is_awaitable(value):  # it paused on the way (execute_fields)
+            done: Future[Any] = get_running_loop().create_future()
+            self._introspecting[key] = done
+            return self.keep_introspected(key, value, errors, done)
+        if value is not Undefined and self.field_errors == errors:
+            self.keep(key, value)
+        return value
+
+    async def keep_introspected(
+        self, key: tuple[Any, ...], value: Any, errors: int, done: Future[Any]
+    ) -> Any:
+        """An introspection answer that paused on its way: kept once complete (unless an error
+        was recorded meanwhile, its own or another field's), and handed to its aliases (`done`
+        holds None when they must complete their own)."""
+        completed: Any = None
+        try:
+            answered = await value
+            if self.field_errors == errors:
+                completed = answered
+                self.keep(key, completed)
+            return answered
+        finally:
+            del self._introspecting[key]
+            done.set_result(completed)
+
+    async def alias_of(
+        self,
+        running: Future[Any],
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: FieldDetailsList,
+        path: Path,
+    ) -> Any:
+        """The answer of the same introspection field under another alias, once complete."""
+        completed = await running
+        if completed is None:  # it failed, or recorded an error: this alias completes its own
+            value = super().execute_field(parent_type, source, field_details_list, path, None)
+            return await value if self.is_awaitable(value) else value
+        size = self.size = self.size + value_size(completed)
+        if size > self.max_size:
+            self.too_large()
+        return completed
+
+    def keep(self, key: tuple[Any, ...], value: Any) -> None:
+        """Keeps a completed introspection answer with its size (its JSON's: other fields may
+        have been counted meanwhile)."""
+        _introspected[key] = (value, value_size(value), self.schema)
+        if len(_introspected) > INTROSPECTED_SIZE:
+            _introspected.popitem(last=False)
+
+    def introspection_key(self, fields: FieldDetailsList) -> tuple[Any, ...] | None:
+        """What an introspection field's answer depends on (its alias aside), or None."""
+        if any(f.fragment_variable_values for f in fields):
+            return None
+        try:
+            coerced = getattr(self.variable_values, "coerced", self.variable_values)
+            variables = orjson.dumps(coerced, option=orjson.OPT_SORT_KEYS)
+        except TypeError:
+            return None
+        if self._fragments_printed is None:
+            printed = (print_ast(d) for d in self.fragment_definitions.values())
+            self._fragments_printed = "\n".join(sorted(printed))
+        nodes = tuple(
+            (
+                f.node.name.value,
+                tuple(print_ast(a) for a in f.node.arguments or ()),
+                tuple(print_ast(d) for d in f.node.directives or ()),
+                print_ast(f.node.selection_set) if f.node.selection_set else "",
+            )
+            for f in fields
+        )
+        return id(self.schema), nodes, self._fragments_printed, variables
 
     def too_large(self) -> None:
         """Stops the operation: its answer passed the bound."""
@@ -429,6 +563,7 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if isinstance(original, ResponseTooLarge):
             raise original
         super().handle_field_error(raw_error, return_type, field_details_list, path)
+        self.field_errors += 1
         size = self.size = self.size + len(str(raw_error)) + ERROR_OVERHEAD
         if size > self.max_size:
             self.too_large()
@@ -541,6 +676,12 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         grouped_field_set: GroupedFieldSet,
         position_context: Any,
     ) -> AwaitableOrValue[dict[str, Any]]:
+        objects = self.objects = self.objects + 1
+        if objects >= YIELD_EVERY and self.pausable and parent_type.name.startswith("__"):
+            self.objects = 0  # a long introspection lets the other requests run now and then
+            return self.after_a_pause(
+                parent_type, source_value, path, grouped_field_set, position_context
+            )
         if not self._compiled or position_context is not None:
             return super().execute_fields(
                 parent_type, source_value, path, grouped_field_set, position_context
@@ -598,6 +739,25 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if not pending:
             return results
         return self.gather_fields(results, pending)
+
+    async def after_a_pause(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: GroupedFieldSet,
+        position_context: Any,
+    ) -> dict[str, Any]:
+        """`execute_fields` once the event loop has run what else is ready."""
+        await sleep(0)
+        completed = self.execute_fields(
+            parent_type, source_value, path, grouped_field_set, position_context
+        )
+        if self.is_awaitable(completed):
+            # mypy ignore below: an awaitable `execute_fields` result awaits to the dict
+            return await completed  # type: ignore[no-any-return]
+        # mypy ignore below: not awaitable, so the dict itself
+        return completed  # type: ignore[return-value]
 
     def slow(
         self,

@@ -6,13 +6,17 @@ transaction; what is left loads through at most one read transaction per request
 first use and ended when the request ends (`close()`, called by the view). A socket's loaders
 (`shared=False`) open a short transaction per batch instead, never one for the socket's
 lifetime.
+
+Within a query (never a mutation, whose fields write in turn), the children of one assistant
+are read once per request (`children_once`): ten aliases of `assistant(id:)` selecting its
+integrations share one read and one decoding of their configs (docs/graphql-bounds.md).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
@@ -20,6 +24,7 @@ from app.domain.children_of_many import Children, children_by_assistant
 from app.store import Store, Tx
 from app.store.base import Transaction
 
+T = TypeVar("T")
 Family = tuple[list[Any], list[Any]]  # (integrations, actions) of one assistant
 
 
@@ -31,6 +36,10 @@ class Loaders:
         self._opened: Transaction | None = None
         self._tx: Tx | None = None
         self.children = DataLoader(load_fn=self._children)
+        # children_once: per assistant id, the read that holds (or will hold) its children
+        self._once: dict[str, asyncio.Future[Children | None]] = {}
+        # converted: id(rows) -> (rows, their objects)
+        self._converted: dict[int, tuple[list[Any], list[Any]]] = {}
 
     def prime(self, children: Children, assistant_ids: Sequence[str]) -> None:
         """Children loaded by a resolver's own transaction, for the fields that ask for them."""
@@ -38,14 +47,62 @@ class Loaders:
             family = (children.integrations.get(i, []), children.actions.get(i, []))
             self.children.prime(i, family, force=True)
 
+    def converted(self, rows: list[Any], convert: Callable[[Any], T]) -> list[T]:
+        """`[convert(row) for row in rows]`, made once per list of rows the loader answered
+        (aliases of one assistant share its integrations' objects, as they share its rows)."""
+        found = self._converted.get(id(rows))
+        if found is not None and found[0] is rows:
+            return found[1]
+        made = [convert(row) for row in rows]
+        self._converted[id(rows)] = (rows, made)  # the rows kept alive: the id stays theirs
+        return made
+
+    async def children_once(self, tx: Tx, ids: Sequence[str]) -> Children | None:
+        """`children_by_assistant(tx, ids)` in a query, each assistant's children read once per
+        request: None when another resolver of this request has read them or is reading them
+        (the `integrations`/`actions` fields then load them through `children`, which waits
+        for that read: the resolver's transaction is not held meanwhile, so aliases of one
+        assistant hold no connection waiting for each other). A socket's loaders (which live
+        as long as the socket) read every time."""
+        if not self._shared:
+            return await children_by_assistant(tx, ids, stored_configs=True)
+        once = self._once
+        if all(i in once for i in ids):
+            return None
+        missing = [i for i in ids if i not in once]
+        future: asyncio.Future[Children | None] = asyncio.get_running_loop().create_future()
+        for i in missing:
+            once[i] = future
+        found: Children | None = None
+        try:
+            found = await children_by_assistant(tx, ids, stored_configs=True)
+        finally:
+            if found is None:  # failed or cancelled: whoever asks next reads them itself
+                for i in missing:
+                    if once.get(i) is future:
+                        del once[i]
+            future.set_result(found)
+        return found
+
     async def _children(self, ids: Sequence[str]) -> list[Family]:
-        async with self._lock:
-            if not self._shared:
-                async with self._store.read() as tx:
-                    found = await children_by_assistant(tx, ids)
-            else:
-                found = await children_by_assistant(await self._read_tx(), ids)
-        return [(found.integrations.get(i, []), found.actions.get(i, [])) for i in ids]
+        families: dict[str, Family] = {}
+        for i in ids:  # those another resolver read (children_once): its read
+            read = await self._once[i] if i in self._once else None
+            if read is not None:
+                families[i] = (read.integrations.get(i, []), read.actions.get(i, []))
+        left = [i for i in ids if i not in families]
+        if left:
+            async with self._lock:
+                if not self._shared:
+                    async with self._store.read() as tx:
+                        found = await children_by_assistant(tx, left, stored_configs=True)
+                else:
+                    found = await children_by_assistant(
+                        await self._read_tx(), left, stored_configs=True
+                    )
+            for i in left:
+                families[i] = (found.integrations.get(i, []), found.actions.get(i, []))
+        return [families[i] for i in ids]
 
     async def _read_tx(self) -> Tx:
         if self._tx is None:

@@ -8,7 +8,8 @@ unknown, it is the error `PERSISTED_QUERY_NOT_FOUND` (HTTP 200, as Apollo Server
 the client sends the hash again with `query`. Only a request with a valid API key registers a
 document: without one (or with a bad one) nothing is stored and a document not stored yet is
 the same PERSISTED_QUERY_NOT_FOUND, its message saying that registration needs a key (one
-already stored runs). A document is stored only once it parses and validates, within
+already stored runs); the key is checked before the text is parsed, so such a request costs no
+parsing whatever it sends. A document is stored only once it parses and validates, within
 GRAPHQL_MAX_DOCUMENT_BYTES (so the store holds nothing a hostile client made up), and the table
 keeps at most
 GRAPHQL_PERSISTED_MAX documents: a registration evicts those used longest ago (a document's
@@ -37,6 +38,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from app.domain.errors import BadRequest, DomainError
+from app.graphql.limits import document_too_long
 from app.models import PersistedDocument, utcnow
 from app.store import Statement, Store
 
@@ -274,10 +276,14 @@ class Documents:
         engine = self.engine
         if miss.query is not None:
             text = miss.query
-            prepared = engine.prepare(text)
-            if not storable(prepared):
-                return text, prepared  # runs (to answer its errors), never stored
+            if document_too_long(text, engine.settings.graphql_max_document_bytes) is not None:
+                return text, engine.prepare(text)  # refused (before parsing), never stored
+            # the key first: without one the text is never parsed, so a client without a key
+            # costs a dict lookup and one read, whatever it sends (docs/graphql-bounds.md)
             if await authenticated():
+                prepared = engine.prepare(text)
+                if not storable(prepared):
+                    return text, prepared  # runs (to answer its errors), never stored
                 await store_document(store, miss.sha, text, self.keep)
                 engine.remember(miss.sha, text, prepared)
                 return text, prepared

@@ -249,7 +249,7 @@ class Assistant(Node):
 
     async def _integrations(self, info: Info) -> list[Integration]:
         rows, _ = await info.context.loaders.children.load(str(self.id))
-        return [Integration.from_row(row) for row in rows]
+        return info.context.loaders.converted(rows, Integration.from_row)
 
     @strawberry.field(
         description="Actions of the assistant, in `position` order (at most 100).",
@@ -262,7 +262,7 @@ class Assistant(Node):
 
     async def _actions(self, info: Info) -> list[Action]:
         _, rows = await info.context.loaders.children.load(str(self.id))
-        return [Action.from_row(row) for row in rows]
+        return info.context.loaders.converted(rows, Action.from_row)
 
     @strawberry.field(description="The assistant's history, newest first.")
     async def revisions(
