@@ -12,7 +12,8 @@ type) to a threaded HTTP receiver in this process (ThreadingHTTPServer, answers 
 - deliveries per second: a burst of BURST changes sent as fast as 16 clients can, then the time
   until the receiver has every one;
 - commit-to-receipt latency at a steady 100 updates per second: the receipt time minus the time
-  the PATCH's answer arrived (after its commit), matched by (assistant, version);
+  the PATCH's answer arrived (after its commit), matched by (assistant, the unique name the
+  PATCH set);
 - recovery: the receiver is stopped (connections refused), changes are made, and after
   DOWN seconds it listens again; every change must arrive within one retry interval (the
   schedule's delay plus its 20 % jitter) of that.
@@ -74,13 +75,14 @@ def say(message: str) -> None:
 
 
 class Receiver:
-    """A threaded HTTP server on loopback that records (assistant, version) -> receipt time;
+    """A threaded HTTP server on loopback that records (assistant, the name a change set) -> receipt
+    time;
     `stop` closes its socket (senders see connection refused), `start` listens again."""
 
     def __init__(self) -> None:
         self.port = free_port()
         self.lock = threading.Lock()
-        self.received: dict[tuple[str, int], float] = {}
+        self.received: dict[tuple[str, str], float] = {}
         self.posts = 0
         self.server: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
@@ -99,9 +101,10 @@ class Receiver:
                 data = json.loads(body).get("data", {})
                 with receiver.lock:
                     receiver.posts += 1
-                    if "assistant_id" in data and "version" in data:
-                        key = (str(data["assistant_id"]), int(data["version"]))
-                        receiver.received.setdefault(key, now)
+                    for change in data.get("changes") or []:
+                        if change.get("path") == "name":  # each change names itself
+                            key = (str(data.get("assistant_id")), str(change.get("to")))
+                            receiver.received.setdefault(key, now)
                 self.send_response(204)
                 self.end_headers()
 
@@ -120,11 +123,11 @@ class Receiver:
             self.server.server_close()
             self.server = None
 
-    def times(self, keys: list[tuple[str, int]]) -> list[float | None]:
+    def times(self, keys: list[tuple[str, str]]) -> list[float | None]:
         with self.lock:
             return [self.received.get(key) for key in keys]
 
-    def wait_for(self, keys: list[tuple[str, int]], timeout: float) -> list[float | None]:
+    def wait_for(self, keys: list[tuple[str, str]], timeout: float) -> list[float | None]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             got = self.times(keys)
@@ -169,9 +172,9 @@ class Setup:
         done = httpx.patch(url, json={"enabled": enabled}, headers=self.headers, timeout=60)
         done.raise_for_status()
 
-    async def patch(self, http: httpx.AsyncClient, assistant: str, n: int) -> tuple[str, int]:
-        """One change; (assistant, its new version). A 503 (the database busy: SQLite's lock
-        wait ran out) is counted and sent again after a short pause."""
+    async def patch(self, http: httpx.AsyncClient, assistant: str, n: int) -> tuple[str, str]:
+        """One change, to the name `Hooked {n}`; (assistant, that name). A 503 (the database
+        busy: SQLite's lock wait ran out) is counted and sent again after a short pause."""
         while True:
             done = await http.patch(
                 f"/orgs/{self.org}/assistants/{assistant}", json={"name": f"Hooked {n}"}
@@ -181,7 +184,7 @@ class Setup:
             self.unavailable += 1
             await asyncio.sleep(0.05)
         done.raise_for_status()
-        return assistant, int(done.json()["version"])
+        return assistant, f"Hooked {n}"
 
 
 def start_server(database_url: str, tag: str) -> Server:
@@ -231,7 +234,7 @@ def throughput(setup: Setup) -> dict[str, Any]:
 async def burst(setup: Setup) -> dict[str, Any]:
     """BURST changes from 16 clients at once; the time until the receiver has them all."""
     queue = list(range(BURST))
-    keys: list[tuple[str, int]] = []
+    keys: list[tuple[str, str]] = []
     started = time.monotonic()
 
     async def client() -> None:
@@ -265,7 +268,7 @@ def percentile(values: list[float], q: float) -> float:
 async def steady(setup: Setup) -> dict[str, Any]:
     """RATE updates per second for STEADY_SECONDS (one started every 1/RATE s, whatever the
     earlier ones do); latency = receipt - the PATCH's answer."""
-    answered: dict[tuple[str, int], float] = {}
+    answered: dict[tuple[str, str], float] = {}
     late = 0
     async with httpx.AsyncClient(
         base_url=setup.server.url, headers=setup.headers, timeout=60
@@ -289,6 +292,7 @@ async def steady(setup: Setup) -> dict[str, Any]:
     keys = list(answered)
     got = await asyncio.to_thread(setup.receiver.wait_for, keys, 60.0)
     latencies = [1000 * (t - answered[k]) for k, t in zip(keys, got, strict=True) if t]
+    missing = [f"{a} {name}" for (a, name), t in zip(keys, got, strict=True) if t is None]
     return {
         "updates": len(keys),
         "rate_per_s": round(len(keys) / took, 1),
@@ -297,6 +301,7 @@ async def steady(setup: Setup) -> dict[str, Any]:
         "p50_ms": round(percentile(latencies, 0.50), 2),
         "p99_ms": round(percentile(latencies, 0.99), 2),
         "max_ms": round(max(latencies), 2) if latencies else None,
+        "missing": missing[:20],
     }
 
 
