@@ -158,7 +158,7 @@ class Setup:
         with httpx.Client(base_url=server.url, headers=self.headers, timeout=60) as http:
             self.assistants = []
             for i in range(ASSISTANTS):
-                done = http.post(f"/orgs/{self.org}/assistants", json={"name": f"Hooked {i}"})
+                done = http.post(f"/orgs/{self.org}/assistants", json={"name": f"Bench {i}"})
                 done.raise_for_status()
                 self.assistants.append(str(done.json()["id"]))
             done = http.post(f"/orgs/{self.org}/webhooks", json={"url": receiver.url})
