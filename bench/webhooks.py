@@ -243,7 +243,8 @@ async def burst(setup: Setup) -> dict[str, Any]:
         ) as http:
             while queue:
                 n = queue.pop()
-                keys.append(await setup.patch(http, setup.assistants[n % ASSISTANTS], n))
+                assistant = setup.assistants[n % ASSISTANTS]
+                keys.append(await setup.patch(http, assistant, 20_000 + n))  # names unused yet
 
     await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
     sent = time.monotonic()
