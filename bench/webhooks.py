@@ -169,7 +169,11 @@ class Setup:
 
     def enable(self, enabled: bool) -> None:
         url = f"{self.server.url}/orgs/{self.org}/webhooks/{self.webhook}"
-        done = httpx.patch(url, json={"enabled": enabled}, headers=self.headers, timeout=60)
+        for _ in range(100):  # a 503: SQLite busy with the deliveries' writes; again
+            done = httpx.patch(url, json={"enabled": enabled}, headers=self.headers, timeout=60)
+            if done.status_code != 503:
+                break
+            time.sleep(0.1)
         done.raise_for_status()
 
     async def patch(self, http: httpx.AsyncClient, assistant: str, n: int) -> tuple[str, str]:
