@@ -407,22 +407,24 @@ def drop_ci_database(admin: str, name: str) -> None:
 
 
 def postgresql() -> tuple[dict[str, Any] | None, str]:
-    """(the figures on PostgreSQL, '') or (None, why not)."""
+    """(the figures on PostgreSQL, '') or (None, why not). A database of its own name made by
+    a role that may CREATEDB first (the PostgreSQL half's `assistants_bench` may be another
+    bench's at the same moment), else the PostgreSQL half's (bench/postgres.py)."""
     try:
-        db = postgres.provide()
+        url, admin, name = throwaway_ci_database()
     except postgres.Unavailable as first:
         try:
-            url, admin, name = throwaway_ci_database()
+            db = postgres.provide()
         except postgres.Unavailable as second:
             return None, f"{first}; {second}"
         try:
-            return measure(url, "pg"), ""
+            return measure(db.url, "pg"), ""
         finally:
-            drop_ci_database(admin, name)
+            db.drop()
     try:
-        return measure(db.url, "pg"), ""
+        return measure(url, "pg"), ""
     finally:
-        db.drop()
+        drop_ci_database(admin, name)
 
 
 def run() -> dict[str, Any]:
