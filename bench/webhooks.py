@@ -411,6 +411,8 @@ def postgresql() -> tuple[dict[str, Any] | None, str]:
     a role that may CREATEDB first (the PostgreSQL half's `assistants_bench` may be another
     bench's at the same moment), else the PostgreSQL half's (bench/postgres.py)."""
     try:
+        if os.environ.get("BENCH_POSTGRES_URL"):  # the operator's choice comes first
+            raise postgres.Unavailable("BENCH_POSTGRES_URL is set")
         url, admin, name = throwaway_ci_database()
     except postgres.Unavailable as first:
         try:
