@@ -469,7 +469,7 @@ def render(results: dict[str, Any]) -> str:
         t, b, s, rec = r["throughput"], r["burst"], r["steady"], r["recovery"]
         lines.append(
             f"| {name:10} | {max(t['without_rps']):15.1f} | {max(t['with_rps']):12.1f} | "
-            f"{t['ratio']:5.3f} | {b['deliveries_per_s']:12.1f} | {s['p50_ms']:13.1f} | "
+            f"{t['ratio'] or 0.0:5.3f} | {b['deliveries_per_s']:12.1f} | {s['p50_ms']:13.1f} | "
             f"{s['p99_ms']:13.1f} | {rec['last_after_up_s']:10.2f} |"
         )
     for name, r in parts:
@@ -501,7 +501,7 @@ def render(results: dict[str, Any]) -> str:
         t, rec = r["throughput"], r["recovery"]
         line(
             t["ratio"] is not None and t["ratio"] >= 1 - COST_TARGET,
-            f"{name}: PATCH throughput with one webhook {t['ratio']:.3f} x without "
+            f"{name}: PATCH throughput with one webhook {t['ratio'] or 0.0:.3f} x without "
             f"(at least {1 - COST_TARGET:.2f})",
         )
         line(
