@@ -16,9 +16,12 @@ Prints the tables and the targets and writes bench/results.json. A half that can
 
 Then the attack mix (bench/attacks.py, issue 23): the second tenant's GET p50/p99 quiet and under
 each attack of the issue, and the server's peak RSS; `--only attacks` runs that part alone.
+Then the webhooks part (bench/webhooks.py, issue 24): deliveries per second, commit-to-receipt
+p50/p99 at 100 updates/s, PATCH throughput with and without one webhook, recovery after the
+receiver was down; `--only webhooks` runs that part alone.
 
 Environment: BENCH_SECONDS (each measurement, whole seconds, default 4), BENCH_ONLY (`sqlite`,
-`pg` or `attacks`: one part; `--only PART` on the command line says the same),
+`pg`, `attacks` or `webhooks`: one part; `--only PART` on the command line says the same),
 BENCH_LEAK_REQUESTS (default 10000; the issue's check is 100000),
 BENCH_POSTGRES_URL (a postgresql+asyncpg:// database the bench may wipe), BENCH_LOADGEN=python
 (the Python generator even where wrk exists), BENCH_RESEED=1 (seed the 200,000-assistant
@@ -45,6 +48,7 @@ import paths
 import postgraphile
 import postgres
 import report
+import webhooks
 from load import Template, drive, fill, have_wrk, read_templates, write_templates
 from procs import ROOT, Server
 
@@ -452,15 +456,20 @@ def pg_half(notes: list[str]) -> tuple[dict[str, Any] | None, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="make bench; see bench/README.md")
-    parser.add_argument("--only", choices=("sqlite", "pg", "attacks"), default=ONLY or None)
+    parts = ("sqlite", "pg", "attacks", "webhooks")
+    parser.add_argument("--only", choices=parts, default=ONLY or None)
     only = parser.parse_args().only or ""
-    if only not in ("", "sqlite", "pg", "attacks"):
+    if only not in ("", *parts):
         sys.exit(
-            f"BENCH_ONLY={only!r}: use `sqlite`, `pg` or `attacks` (or leave it unset for all)"
+            f"BENCH_ONLY={only!r}: use `sqlite`, `pg`, `attacks` or `webhooks` "
+            "(or leave it unset for all)"
         )
     DATA.mkdir(parents=True, exist_ok=True)
     if only == "attacks":
         attacks.main()
+        return
+    if only == "webhooks":
+        webhooks.main()
         return
     notes: list[str] = []
     if not have_wrk():
@@ -490,14 +499,19 @@ def main() -> None:
         "sqlite_synchronous": os.environ.get("SQLITE_SYNCHRONOUS", "FULL"),
     }
     attack_mix = None if only else attacks.run()
+    hooks = None if only else webhooks.run()
     results = report.build(config, sqlite, pg, notes)
     results["skipped"] = {half: why for half, why in skipped.items() if why}
     if attack_mix is not None:
         results["attacks"] = attack_mix
+    if hooks is not None:
+        results["webhooks"] = hooks
     results["elapsed_s"] = round(time.monotonic() - STARTED, 1)
     print(report.render(results, skipped))
     if attack_mix is not None:
         print(attacks.render(attack_mix))
+    if hooks is not None:
+        print(webhooks.render(hooks))
     (BENCH / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     say(f"done; results in {BENCH / 'results.json'}")
 
