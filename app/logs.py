@@ -2,7 +2,7 @@
 
 A record's `extra` fields become keys of its line (the access log passes `request_id`, `org_id`,
 `method`, `route`, `path`, `status` and `duration_ms` this way); a traceback goes in `exc_info`.
-A line is at most MAX_LINE_BYTES (CONTRACT section 6): a longer one keeps its keys, and its
+A line is at most MAX_LINE_BYTES: a longer one keeps its keys, and its
 longest texts are cut (a traceback keeps its end, where the exception is), with `"truncated":
 true`; it is never dropped.
 """

@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     graphql_max_aliases: int = 15
     graphql_max_tokens: int = 2000
     graphql_max_root_fields: int = 10
-    graphql_max_cost: int = 25_000  # list items an operation's answer may hold (CONTRACT 6)
+    graphql_max_cost: int = 25_000  # list items an operation's answer may hold
     graphql_points: int = 10_000  # per API key (or client address) per minute; see ratelimit.py
     # Automatic persisted queries: documents kept in the database (0: off); see graphql/persisted.py
     graphql_persisted_max: int = 10_000
@@ -99,7 +99,7 @@ class Settings(BaseSettings):
                     raise ValueError(f"'{entry.strip()}' is not an address or CIDR") from None
         return value
 
-    # Operations (CONTRACT section 10): GET /metrics unless METRICS_ENABLED=false; with
+    # Operations: GET /metrics unless METRICS_ENABLED=false; with
     # METRICS_TOKEN set it needs `Authorization: Bearer <METRICS_TOKEN>`.
     metrics_enabled: bool = True
     metrics_token: str | None = None

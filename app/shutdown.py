@@ -1,4 +1,4 @@
-"""Graceful shutdown (CONTRACT section 10): what SIGTERM starts in each server process.
+"""Graceful shutdown: what SIGTERM starts in each server process.
 
 uvicorn, told to exit, stops accepting connections at once and then waits (up to its
 `timeout_graceful_shutdown`) for the responses in flight; an event stream never ends by itself,

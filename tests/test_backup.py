@@ -1,4 +1,4 @@
-"""`python -m app backup PATH` (CONTRACT section 10): a consistent copy of the SQLite database
+"""`python -m app backup PATH`: a consistent copy of the SQLite database
 taken while a real server writes to it; PostgreSQL is told to use pg_dump (exit 2)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""An assistant holds at most 100 integrations and 100 actions (CONTRACT section 6): the 101st
+"""An assistant holds at most 100 integrations and 100 actions: the 101st
 create is 400 VALIDATION_FAILED / BAD_USER_INPUT naming the limit, on both transports, and
 nothing is stored, even when creates race each other."""
 

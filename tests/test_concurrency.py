@@ -1,4 +1,4 @@
-"""Many writers, many processes (CONTRACT section 4, rules 8 and 9), against a real
+"""Many writers, many processes (the update rules, rules 8 and 9), against a real
 `python -m app serve --workers 2` on SQLite and on PostgreSQL: no lost update, no response mixing
 two writes, exactly one winner among writers holding one version, revocation seen by every worker.
 """

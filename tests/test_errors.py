@@ -1,4 +1,4 @@
-"""CONTRACT section 5 on both transports: bad bodies, 401, 403, 404, 412/CONFLICT, 415,
+"""The error rules on both transports: bad bodies, 401, 403, 404, 412/CONFLICT, 415,
 GraphQL parse/validation errors, the public schema and GraphiQL, masked failures."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Fair shares between tenants (CONTRACT section 6; issue 23): each attack of the issue, played
+"""Fair shares between tenants (docs/protection.md): each attack of the issue, played
 against a real uvicorn server (one worker, so every bound "per process" is the server's), is
 refused as the contract says, and a second organisation that keeps GETting one of its
 assistants all along keeps its normal latency.

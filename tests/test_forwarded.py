@@ -1,4 +1,4 @@
-"""Behind a proxy (CONTRACT section 10): FORWARDED_ALLOW_IPS. The client address (per-address
+"""Behind a proxy: FORWARDED_ALLOW_IPS. The client address (per-address
 limits, the access log) comes from X-Forwarded-For only when the request's direct peer is a
 trusted proxy, as the right-most address of the chain that is not a trusted proxy; from anyone
 else the header is ignored. `serve` turns uvicorn's own proxy headers off, so uvicorn (which

@@ -1,4 +1,4 @@
-"""A full disk (CONTRACT section 10): a write that cannot be stored is 507 STORAGE_FULL (REST
+"""A full disk: a write that cannot be stored is 507 STORAGE_FULL (REST
 problem details; GraphQL `extensions.code` STORAGE_FULL), avatar uploads included, with no
 partial file left behind; reads keep working; `/readyz` answers 503 while writes fail; once
 space is freed writes work again without a restart, and the SQLite database passes

@@ -1,4 +1,4 @@
-"""GraphQL limits (CONTRACT section 6): depth, aliases, root fields and tokens are refused with
+"""GraphQL limits: depth, aliases, root fields and tokens are refused with
 GRAPHQL_VALIDATION_FAILED before any resolver or database call; batches are a 400."""
 
 from __future__ import annotations

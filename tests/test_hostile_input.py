@@ -389,7 +389,7 @@ def test_the_table_is_big_enough():
     assert len(GRAPHQL) >= 30
 
 
-# Free-form JSON (CONTRACT section 6): at most 32 levels of nesting, counted from the value
+# Free-form JSON: at most 32 levels of nesting, counted from the value
 # itself (`{}` is one level); deeper is refused by name before anything recurses over it, on
 # both transports, and nothing is stored. A 900-level value is a valid 5 KB body.
 

@@ -1,4 +1,4 @@
-"""The matrix of operations and keys (CONTRACT section 8): every REST route and method, every
+"""The matrix of operations and keys: every REST route and method, every
 GraphQL root field, the event stream and the subscription, called with a key holding each scope
 alone, all three, and all three but bound to another assistant. Each answer is exactly the one the
 contract gives, and after each refusal nothing stored has changed."""

@@ -1,4 +1,4 @@
-"""GET /metrics (CONTRACT section 10): every series moves by exactly what the test did, labels
+"""GET /metrics: every series moves by exactly what the test did, labels
 stay bounded, the token guards it, and with two real uvicorn workers the figures are the sum
 over both; the Grafana dashboard asks only for series the server exports."""
 

@@ -1,4 +1,4 @@
-"""Database outages (CONTRACT section 10): a request that cannot get the database within 5
+"""Database outages: a request that cannot get the database within 5
 seconds is 503 DATABASE_UNAVAILABLE with `Retry-After` on both transports (never a 500 or a
 hang), `/readyz` says 503, and once the database is back the server serves again by itself;
 no acknowledged write is lost and a live subscriber receives every revision.

@@ -1,4 +1,4 @@
-"""The GraphQL points budget (CONTRACT section 6): GRAPHQL_POINTS per API key per minute, a
+"""The GraphQL points budget: GRAPHQL_POINTS per API key per minute, a
 request spending max(1, ceil(cost / 100)); beyond it 429 RATE_LIMITED with Retry-After, nothing
 runs, and the key's other requests and other keys are not affected. Over the websocket an
 operation spends its points once, when it starts."""

@@ -1,4 +1,4 @@
-"""Rate limits (CONTRACT section 6): per API key, per client address without a proven key;
+"""Rate limits: per API key, per client address without a proven key;
 429 RATE_LIMITED with Retry-After and RateLimit-* headers on both transports."""
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def test_expired_entries_are_still_cleaned_up(monkeypatch):
     assert len(storage.events[key]) == 1  # the three expired entries are gone
 
 
-# CREATE_ASSISTANT_LIMIT (CONTRACT section 10): creations per organisation, both transports.
+# CREATE_ASSISTANT_LIMIT: creations per organisation, both transports.
 
 CREATE = 'mutation($name: String!) { createAssistant(orgId: "c", input: {name: $name}) { id } }'
 

@@ -1,4 +1,4 @@
-"""RATE_LIMIT_STORAGE=redis://… (CONTRACT section 10): one limit for every process using one
+"""RATE_LIMIT_STORAGE=redis://…: one limit for every process using one
 Redis, a real `redis-server` per test. Two apps on one database stand for two processes (each
 has its own memory); the two-server test (test_two_servers.py) does it with real uvicorns.
 

@@ -1,4 +1,4 @@
-"""Revisions, restore and dry runs (CONTRACT section 7), over REST and GraphQL."""
+"""Revisions, restore and dry runs, over REST and GraphQL."""
 
 from __future__ import annotations
 

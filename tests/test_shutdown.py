@@ -1,4 +1,4 @@
-"""Graceful shutdown (CONTRACT section 10) of a real `python -m app serve`, with one worker and
+"""Graceful shutdown of a real `python -m app serve`, with one worker and
 with `--workers 2`, on SQLite and PostgreSQL.
 
 Requests are made slow the way production makes them slow: the test holds the database's lock

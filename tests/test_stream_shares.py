@@ -1,4 +1,4 @@
-"""Fair shares of live streams (CONTRACT section 6): EVENTS_MAX_STREAMS_PER_KEY caps one API
+"""Fair shares of live streams: EVENTS_MAX_STREAMS_PER_KEY caps one API
 key's open SSE streams plus GraphQL subscriptions in a process; beyond it SSE is 429
 TOO_MANY_STREAMS with Retry-After and a subscription gets a TOO_MANY_STREAMS error; another key
 is not held back, and a closed stream frees its slot."""

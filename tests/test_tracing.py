@@ -1,4 +1,4 @@
-"""OpenTelemetry traces (CONTRACT section 10): a real server started with
+"""OpenTelemetry traces: a real server started with
 OTEL_EXPORTER_OTLP_ENDPOINT exports a span per request, per GraphQL operation and per SQL
 statement to an OTLP/HTTP receiver run by the test, and its log lines carry the trace id;
 without the variable nothing from opentelemetry is even imported."""

@@ -1,4 +1,4 @@
-"""Several machines, one service (CONTRACT sections 6, 7, 8 and 10): two real uvicorn servers
+"""Several machines, one service (docs/production.md): two real uvicorn servers
 (`python -m app serve`, on two ports) over one PostgreSQL database and one Redis act as one.
 
 - the request limit is one limit: requests through A and B together are refused at it;

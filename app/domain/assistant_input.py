@@ -1,4 +1,4 @@
-"""The one patch model of an assistant (CONTRACT section 4) and its mapping to columns.
+"""The one patch model of an assistant and its mapping to columns.
 
 Absent, null and a value stay three things: fields default to an unset sentinel that pydantic
 never validates, `exclude_unset` reads only what was sent, `NotNull` refuses null where a

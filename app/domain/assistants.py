@@ -266,7 +266,7 @@ async def update_assistant(
     expected_versions: Sequence[int] | None = None,
     dry_run: bool = False,
 ) -> AssistantRecord:
-    """Partial update (CONTRACT section 4): merge what was sent, store only real changes.
+    """Partial update: merge what was sent, store only real changes.
 
     The row is locked first (FOR UPDATE on PostgreSQL; the write transaction already holds
     SQLite's write lock), so concurrent updates of one assistant run one after another.

@@ -1,4 +1,4 @@
-"""Input models of an assistant's children: integrations and actions (CONTRACT section 3).
+"""Input models of an assistant's children: integrations and actions.
 
 Create models carry the defaults; patch models default every field to an unset sentinel that
 `exclude_unset` drops, so absent, null and a value stay three things. `config` is replaced as

@@ -1,4 +1,4 @@
-"""Field types shared by every input model: the validation list of CONTRACT section 4."""
+"""Field types shared by every input model: the validation list of the update rules."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """How deep free-form JSON may nest (a request body is parsed in app/http/json_body.py).
 
 Free-form JSON values (integration `config`, action `config.input` and definitions, the GraphQL
-`JSON` scalar) nest at most MAX_JSON_DEPTH levels (CONTRACT section 6), counted from the value
+`JSON` scalar) nest at most MAX_JSON_DEPTH levels, counted from the value
 itself (`{}` is one level, `{"a": []}` two): `too_deep` measures it without recursion, before
 anything else walks the value (validators, the JSON encoder, the log)."""
 

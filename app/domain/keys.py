@@ -1,4 +1,4 @@
-"""API key use cases: make, list, read, revoke; the caller's own key (CONTRACT section 8).
+"""API key use cases: make, list, read, revoke; the caller's own key.
 
 A secret is `ak_` and 32 random bytes (URL-safe base64); it is shown once, in the answer that
 made it, and only its SHA-256 is stored, with its first 8 characters (`prefix`) to recognise

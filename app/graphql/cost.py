@@ -1,4 +1,4 @@
-"""Query cost (CONTRACT section 6): how many list items an operation's answer may hold.
+"""Query cost: how many list items an operation's answer may hold.
 
 Worked out once per document text (the engine keeps it in the document's `Prepared`): one walk
 of the document, each fragment walked once (in dependency order, as app/graphql/limits.py does,

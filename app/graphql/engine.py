@@ -1,7 +1,7 @@
 """GraphQL over HTTP: one compiled pipeline per document text.
 
 The first time a document text is seen it is parsed (with the token limit), validated (with
-graphql-core's rules, Strawberry's input rules and the limits of CONTRACT section 6), its
+graphql-core's rules, Strawberry's input rules and the limits of docs/protection.md), its
 operations and fragments are indexed and each operation's cost is worked out (app/graphql/cost.py:
 a constant, or a small formula over the variables that set page sizes); the outcome, including
 the coded errors of a document that fails, is kept in a bounded cache keyed by the text. A

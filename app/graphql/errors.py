@@ -77,7 +77,7 @@ CODES: ErrorTable[Coded] = ErrorTable(
         UnsupportedMediaType: Coded(None, 415),
         RateLimited: Coded(None, 429),
         DatabaseUnavailable: UNAVAILABLE,
-        StorageFull: Coded(None, 507),  # an answer that ran stays 200 (CONTRACT 5's rule)
+        StorageFull: Coded(None, 507),  # an answer that ran stays 200 (as other errors)
         PersistedQueryNotFound: Coded(None, 200),
         PersistedQueryNotSupported: Coded(None, 200),
         TrustedDocumentRequired: Coded(None, 400),
@@ -151,8 +151,8 @@ def variable_fields(message: str) -> list[dict[str, Any]]:
 
 
 def unavailable_status(errors: list[dict[str, Any]]) -> tuple[int, dict[str, str]] | None:
-    """HTTP 503 and `Retry-After` when an error of the answer is DATABASE_UNAVAILABLE (CONTRACT
-    section 10: the same status and header as over REST), else None (the answer stays 200)."""
+    """HTTP 503 and `Retry-After` when an error of the answer is DATABASE_UNAVAILABLE (see
+    docs/production.md: the same status and header as over REST), else None."""
     for error in errors:
         if (error.get("extensions") or {}).get("code") == DatabaseUnavailable.code:
             return ANSWER_STATUS[DatabaseUnavailable.code], {

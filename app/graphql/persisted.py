@@ -1,4 +1,4 @@
-"""Automatic persisted queries and trusted documents (CONTRACT section 9).
+"""Automatic persisted queries and trusted documents.
 
 Automatic persisted queries (Apollo's protocol): a request whose `extensions.persistedQuery` is
 `{"version": 1, "sha256Hash": "<hex>"}` may leave out `query`. The document is found by its

@@ -1,4 +1,4 @@
-"""What one GraphQL request spends from its API key's points budget (CONTRACT section 6), and
+"""What one GraphQL request spends from its API key's points budget, and
 the `extensions.cost` of its answer.
 
 A request spends max(1, ceil(cost / 100)) points just before it runs; one refused before it runs

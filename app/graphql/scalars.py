@@ -1,5 +1,5 @@
 """The `DateTime` scalar (RFC 3339 in UTC with a `Z`) and the `JSON` scalar: Strawberry's, with
-its nesting bounded (CONTRACT section 6), for variables and for literals in the document alike;
+its nesting bounded, for variables and for literals in the document alike;
 the depth is measured without recursion before anything walks the value."""
 
 from __future__ import annotations

@@ -90,7 +90,7 @@ def refusal_response(error: DomainError) -> Response:
 
 def rate_limited(errors: list[dict[str, Any]]) -> dict[str, str] | None:
     """The `Retry-After` of a RATE_LIMITED error a resolver raised (CREATE_ASSISTANT_LIMIT):
-    that answer is a 429 over HTTP, like every other refusal of its kind (CONTRACT 5)."""
+    that answer is a 429 over HTTP, like every other refusal of its kind."""
     for error in errors:
         extensions = error.get("extensions") or {}
         if extensions.get("code") == RateLimited.code:

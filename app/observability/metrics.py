@@ -1,4 +1,4 @@
-"""Prometheus metrics (CONTRACT section 10): `GET /metrics` and the hooks that feed it.
+"""Prometheus metrics: `GET /metrics` and the hooks that feed it.
 
 The collectors are made once per process (`configure`), in prometheus-client's multiprocess
 mode when `PROMETHEUS_MULTIPROC_DIR` is set (`python -m app serve --workers N` sets up a fresh

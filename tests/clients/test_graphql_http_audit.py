@@ -1,4 +1,4 @@
-"""The `graphql-http` package's server audit (GraphQL over HTTP, CONTRACT section 9) against a
+"""The `graphql-http` package's server audit (GraphQL over HTTP, docs/graphql-clients.md) against a
 live uvicorn server, from tests/js/graphql_http_audit.mjs: every audit, MUST, SHOULD and MAY
 alike, is `ok`."""
 

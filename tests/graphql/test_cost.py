@@ -1,4 +1,4 @@
-"""Query cost (CONTRACT section 6): worked out once per document, reported on every answer as
+"""Query cost: worked out once per document, reported on every answer as
 `extensions.cost`, and a document above GRAPHQL_MAX_COST refused before anything runs."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""GraphQL over HTTP (CONTRACT section 9): `application/graphql-response+json` for a client that
+"""GraphQL over HTTP: `application/graphql-response+json` for a client that
 accepts it, and then 400 without `data` for a request that fails before it runs (parse,
 validation, limits, cost, variable coercion); `application/json` keeps section 5 exactly."""
 

@@ -1,4 +1,4 @@
-"""Automatic persisted queries (CONTRACT section 9, Apollo's protocol): a hash alone runs a stored
+"""Automatic persisted queries (docs/graphql-clients.md): a hash alone runs a stored
 document or answers PERSISTED_QUERY_NOT_FOUND; the hash with its query registers it (only when it
 parses and validates); a hash that is not the query's is 400 BAD_REQUEST. The store is the
 database: bounded (GRAPHQL_PERSISTED_MAX, the documents used longest ago go first) and shared by

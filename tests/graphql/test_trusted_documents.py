@@ -1,4 +1,4 @@
-"""Trusted documents (CONTRACT section 9): with GRAPHQL_TRUSTED_DOCUMENTS naming an Apollo
+"""Trusted documents: with GRAPHQL_TRUSTED_DOCUMENTS naming an Apollo
 persisted-query manifest, only its operations run, by hash or by identical text, over HTTP and
 over the websocket; anything else is 400 TRUSTED_DOCUMENT_REQUIRED and changes nothing. A bad
 manifest stops the start-up with a message that says what is wrong."""

@@ -1,4 +1,4 @@
-"""updateAssistant: CONTRACT section 4 over GraphQL, with the REST tables in camelCase."""
+"""updateAssistant: the update rules over GraphQL, with the REST tables in camelCase."""
 
 from __future__ import annotations
 

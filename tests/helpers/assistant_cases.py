@@ -1,4 +1,4 @@
-"""The cases of CONTRACT section 4 shared by the REST and GraphQL tests of create, update and
+"""The cases of the update rules shared by the REST and GraphQL tests of create, update and
 read, spelt as REST spells them (snake_case; GraphQL tests convert them with
 `tests.helpers.graphql_operations.to_input`), and the formats an answer's values must match."""
 

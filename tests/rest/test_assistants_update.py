@@ -1,4 +1,4 @@
-"""PATCH /orgs/{org_id}/assistants/{id}: CONTRACT section 4, rules 1-7 and the validation list.
+"""PATCH /orgs/{org_id}/assistants/{id}: the update rules, rules 1-7 and the validation list.
 
 The tables are in tests/helpers/assistant_cases.py (GraphQL tests send them too).
 """
