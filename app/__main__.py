@@ -350,7 +350,9 @@ def cmd_demo(settings: Settings, _args: argparse.Namespace) -> None:
         f"    curl -X PATCH {base}/orgs/{demo['org_id']}/assistants/{demo['assistant_id']} \\\n"
         f"      -H 'Authorization: Bearer {demo['api_key']}' \\\n"
         "      -H 'Content-Type: application/json' \\\n"
-        """      -d '{"config": {"tts": {"voice_id": "v2"}}}'\n\n"""
+        """      -d '{"config": {"tts": {"voice_id": "v2"}}}'\n"""
+        "  For the README's examples, in your shell:\n"
+        f"    export KEY={demo['api_key']} ASSISTANT={demo['assistant_id']}\n\n"
     )
     _print(demo)
 

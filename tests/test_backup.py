@@ -148,10 +148,19 @@ def test_an_existing_file_is_refused_unless_forced(sqlite_settings: Settings, tm
     assert sorted(p.name for p in tmp_path.iterdir() if "partial" in p.name) == []
 
 
-def test_a_missing_database_or_directory_is_an_error(sqlite_settings: Settings, tmp_path: Path):
-    missing_dir = run_cli(sqlite_settings, "backup", str(tmp_path / "nowhere" / "x.db"))
-    assert (missing_dir.returncode, missing_dir.stdout) == (1, "")
-    assert "no directory" in missing_dir.stderr
+def test_a_missing_directory_is_made_and_a_file_in_the_way_is_an_error(
+    sqlite_settings: Settings, tmp_path: Path
+):
+    made = run_cli(sqlite_settings, "backup", str(tmp_path / "backups" / "daily" / "x.db"))
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "backups" / "daily" / "x.db").is_file()
+    (tmp_path / "plain").write_text("a file")
+    blocked = run_cli(sqlite_settings, "backup", str(tmp_path / "plain" / "x.db"))
+    assert (blocked.returncode, blocked.stdout) == (1, "")
+    assert "is not a directory" in blocked.stderr
+
+
+def test_a_missing_database_is_an_error(sqlite_settings: Settings, tmp_path: Path):
     gone = sqlite_settings.model_copy(
         update={"database_url": f"sqlite+aiosqlite:///{tmp_path / 'absent.db'}"}
     )

@@ -5,7 +5,8 @@ transaction, so the copy is the database as of one commit, while the server keep
 (in WAL mode writers do not wait for it). The copy is written to a temporary file beside PATH,
 checked (`PRAGMA integrity_check`), switched to a rollback journal (one self-contained file; the
 server turns WAL back on when it opens it) and only then renamed to PATH: an interrupted backup
-never leaves a half-written PATH. An existing PATH is refused unless `replace` is set.
+never leaves a half-written PATH. An existing PATH is refused unless `replace` is set; missing
+parent directories are made.
 PostgreSQL is backed up with `pg_dump` (README: Backups and restore).
 """
 
@@ -50,8 +51,9 @@ def backup_sqlite(database_url: str, target: str, *, replace: bool = False) -> d
     path = Path(target).resolve()
     if path.exists() and not replace:
         raise BackupError(f"{path} exists; choose a new name, or pass --force to replace it")
-    if not path.parent.is_dir():
-        raise BackupError(f"no directory {path.parent}")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise BackupError(f"{path.parent} is not a directory")
+    path.parent.mkdir(parents=True, exist_ok=True)  # `backup backups/x.db` on a fresh checkout
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
         count = _copy(source, partial)
