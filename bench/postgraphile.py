@@ -89,29 +89,28 @@ def start(libpq_url: str, log: Path) -> Server:
     return server
 
 
-def leaves(types: dict[str, Any], name: str) -> list[str]:
+def leaves(types: dict[str, Any], name: str, node_id: str) -> list[str]:
     """The columns of a PostGraphile table type: its leaf fields without arguments, but the
-    Relay `nodeId`."""
+    Relay node id (`nodeId` in PostGraphile 4, `id` in 5)."""
     return [
         f["name"]
         for f in types[name]["fields"]
-        if not f["args"]
-        and f["name"] != "nodeId"
-        and named(f["type"])["kind"] in ("SCALAR", "ENUM")
+        if not f["args"] and f["name"] != node_id and named(f["type"])["kind"] in ("SCALAR", "ENUM")
     ]
 
 
-def selection(types: dict[str, Any]) -> str:
+def selection(types: dict[str, Any], node_id: str) -> str:
     """Every column of the assistant, and every column of each of its children."""
-    parts = leaves(types, "Assistant")
+    parts = leaves(types, "Assistant", node_id)
     for field, child in CHILDREN.items():
-        parts.append(f"{field} {{ nodes {{ {' '.join(leaves(types, child))} }} }}")
+        parts.append(f"{field} {{ nodes {{ {' '.join(leaves(types, child, node_id))} }} }}")
     return " ".join(parts)
 
 
-def discover(url: str) -> str:
-    """The full selection of an assistant, from the live schema; raises RuntimeError when the
-    schema lacks what the bench sends."""
+def discover(url: str, update: str = "updateAssistantById", node_id: str = "nodeId") -> str:
+    """The full selection of an assistant, from the live schema of a PostGraphile (4 by
+    default; bench/postgraphile5.py passes 5's names); raises RuntimeError when the schema
+    lacks what the bench sends."""
     body = httpx.post(f"{url}/graphql", json={"query": INTROSPECTION}, timeout=30).json()
     types = {t["name"]: t for t in body["data"]["types"]["types"] if t["fields"]}
     missing = [n for n in ("Assistant", *CHILDREN.values()) if n not in types]
@@ -119,11 +118,11 @@ def discover(url: str) -> str:
         f["name"] for f in types[body["data"]["__schema"]["mutationType"]["name"]]["fields"]
     }
     queries = {f["name"] for f in types[body["data"]["__schema"]["queryType"]["name"]]["fields"]}
-    missing += [n for n in ("updateAssistantById",) if n not in mutations]
+    missing += [n for n in (update,) if n not in mutations]
     missing += [n for n in ("allAssistants",) if n not in queries]
     if missing:
         raise RuntimeError(f"PostGraphile's schema lacks {', '.join(missing)}")
-    return selection(types)
+    return selection(types, node_id)
 
 
 def update_mutation(fields: str) -> str:

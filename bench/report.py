@@ -25,6 +25,10 @@ PEER_OF = {
 }
 # issue 6: requests/s over the floor's, at concurrency 16
 TARGETS = {"graphql_update": 0.40, "rest_update": 0.60, "graphql_list": 0.35, "rest_list": 0.60}
+# PostgreSQL half, second peer: the same paths against PostGraphile 5's requests
+PEER5_OF = {path: peer.replace("postgraphile_", "postgraphile5_") for path, peer in PEER_OF.items()}
+# issue 29: requests/s over PostGraphile 5's on the same tables, at concurrency 16
+PG5_TARGETS = {"graphql_update": 1.0, "rest_update": 1.25, "graphql_list": 1.0, "rest_list": 1.5}
 # issue 13: requests/s over PostGraphile's on the same PostgreSQL tables, at concurrency 16
 PG_TARGETS = {"graphql_update": 0.75, "rest_update": 1.25, "graphql_list": 1.0, "rest_list": 1.5}
 # issue 16: updateAssistant by its hash alone (automatic persisted queries)
@@ -40,8 +44,8 @@ MAX_STATEMENTS = 5
 Rows = dict[tuple[str, str, int], dict[str, Any]]
 
 
-def pg_key(path: str) -> str:
-    return f"pg_{path}_vs_postgraphile"
+def pg_key(path: str, peer: str = "postgraphile") -> str:
+    return f"pg_{path}_vs_{peer}"
 
 
 def aggregate(runs: list[dict[str, Any]]) -> Rows:
@@ -170,14 +174,19 @@ def build(
         }
     if pg is not None:
         rows = aggregate(pg["runs"])
+        peer5 = {k: dict(r) for k, r in rows.items() if k[0] in ("server", "postgraphile5")}
+        rows = {k: r for k, r in rows.items() if k[0] != "postgraphile5"}
         add_ratios(rows, "postgraphile", PEER_OF)
+        add_ratios(peer5, "postgraphile5", PEER5_OF)
         names = {p: pg_key(p) for p in PG_TARGETS}
-        results["ratios"] |= server_ratios(rows, 16, names)
+        names5 = {p: pg_key(p, "postgraphile5") for p in PG5_TARGETS}
+        results["ratios"] |= server_ratios(rows, 16, names) | server_ratios(peer5, 16, names5)
         results["p99_over_p50_c64"] |= spreads(rows, "pg_")
         results["pg"] = {
             **pg["config"],
-            "ratios_c64": server_ratios(rows, 64, names),
+            "ratios_c64": server_ratios(rows, 64, names) | server_ratios(peer5, 64, names5),
             "summary": ordered(rows),
+            "summary_postgraphile5": ordered(peer5),
             "runs": pg["runs"],
         }
     results["notes"] = notes
@@ -238,6 +247,12 @@ def targets(results: dict[str, Any], skipped: dict[str, str]) -> list[str]:
         lines.append(
             target_line(path, f">= {goal:.2f}", got, (got or 0) >= goal, skipped["sqlite"])
         )
+    lines.append("  PostgreSQL, requests/s over PostGraphile 5's at c16 (issue 29):")
+    for path, goal in PG5_TARGETS.items():
+        name = pg_key(path, "postgraphile5")
+        got = ratios.get(name)
+        why = skipped["pg"] or ("" if got is not None else "PostGraphile 5 did not run")
+        lines.append(target_line(name, f">= {goal:.2f}", got, (got or 0) >= goal, why))
     lines.append(f"  p99 <= {P99_OVER_P50:.0f} x p50 at c64, this server's paths:")
     for half, paths in (("sqlite", FLOOR_OF), ("pg", PEER_OF)):
         prefix = "" if half == "sqlite" else "pg_"
@@ -313,6 +328,14 @@ def render(results: dict[str, Any], skipped: dict[str, str]) -> str:
             "",
         ]
         lines += table(pg["summary"], "pgl", db_cpu=True)
+        if pg.get("postgraphile5"):
+            lines += [
+                "",
+                f"PostgreSQL: this server against PostGraphile {pg['postgraphile5']} (Grafast, "
+                "the Amber preset), same tables and runs (÷pg5: over PostGraphile 5's)",
+                "",
+            ]
+            lines += table(pg["summary_postgraphile5"], "pg5", db_cpu=True)
     lines += targets(results, skipped)
     if results["notes"]:
         lines += ["", "notes:"] + [f"  - {n}" for n in results["notes"]]

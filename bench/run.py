@@ -9,7 +9,9 @@ scale of data and the memory after the bounded caches are full.
 PostgreSQL half: a throwaway database on the local cluster (bench/postgres.py) or
 BENCH_POSTGRES_URL, migrated and seeded (one organisation, 100 assistants), PostgreSQL pinned to
 core 1; the server on it and PostGraphile 4 (bench/postgraphile.py, installed into bench/peers
-by npm on first use) on core 0, the same paths against PostGraphile's update and list.
+by npm on first use) and PostGraphile 5 (bench/postgraphile5.py, bench/peers/v5, on a pinned
+Node 22 when the machine's is older) on core 0, the same paths against each one's update and
+list.
 
 Prints the tables and the targets and writes bench/results.json. A half that cannot run here
 (no PostgreSQL, no node or npm) is skipped with the reason; the other still runs.
@@ -46,6 +48,7 @@ import attacks
 import httpx
 import paths
 import postgraphile
+import postgraphile5
 import postgres
 import report
 import webhooks
@@ -70,17 +73,20 @@ SERVER_ENV = {
     "GRAPHQL_POINTS": "1000000000000",
     "PUBLIC_URL": PUBLIC_URL,
 }
-# (server paths, the peer path they are compared with)
-Groups = tuple[tuple[tuple[str, ...], str], ...]
+# (server paths, the peer paths they are compared with)
+Groups = tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]
 GROUPS: Groups = (
-    (("graphql_update", "graphql_persisted_update", "rest_update"), "rest_update"),
-    (("rest_get", "environment_get", "environment_304"), "rest_get"),
-    (("graphql_list", "rest_list"), "rest_list"),
+    (("graphql_update", "graphql_persisted_update", "rest_update"), ("rest_update",)),
+    (("rest_get", "environment_get", "environment_304"), ("rest_get",)),
+    (("graphql_list", "rest_list"), ("rest_list",)),
 )
 RELEASED = 1000  # bench assistants published to `production` (the environment paths read them)
 PG_GROUPS: Groups = (
-    (("graphql_update", "graphql_persisted_update", "rest_update"), "postgraphile_update"),
-    (("graphql_list", "rest_list"), "postgraphile_list"),
+    (
+        ("graphql_update", "graphql_persisted_update", "rest_update"),
+        ("postgraphile_update", "postgraphile5_update"),
+    ),
+    (("graphql_list", "rest_list"), ("postgraphile_list", "postgraphile5_list")),
 )
 STARTED = time.monotonic()
 
@@ -296,18 +302,20 @@ def check_paths(app: Target, floor: Target, has_list: bool, notes: list[str]) ->
 
 
 def alternate(
-    mine: Target, peer: Target, groups: Groups, usable: list[str]
+    mine: Target, peers: dict[str, Target], groups: Groups, usable: list[str]
 ) -> list[dict[str, Any]]:
-    """Per concurrency and group: the server's paths then the peer's, twice (A B A B)."""
+    """Per concurrency and group: the server's paths then each peer's (`peers`: the target of
+    each peer path), twice (A B A B)."""
     runs = []
     for concurrency in CONCURRENCY:
-        for server_paths, peer_path in groups:
+        for server_paths, peer_paths in groups:
             ours = [p for p in server_paths if p in usable]
-            if not ours or peer_path not in usable:
+            theirs = [p for p in peer_paths if p in usable and p in peers]
+            if not ours or not theirs:
                 continue
             for _ in range(2):
                 runs += [mine.measure(p, concurrency, SECONDS) for p in ours]
-                runs.append(peer.measure(peer_path, concurrency, SECONDS))
+                runs += [peers[p].measure(p, concurrency, SECONDS) for p in theirs]
     return runs
 
 
@@ -367,7 +375,7 @@ def sqlite_half(notes: list[str]) -> dict[str, Any]:
         floor = Target.sqlite("floor", servers[1], small, fields)
         app.publish_production()
         usable = check_paths(app, floor, has_list, notes)
-        runs = alternate(app, floor, GROUPS, usable)
+        runs = alternate(app, {p: floor for _, g in GROUPS for p in g}, GROUPS, usable)
         servers.append(start_app(big, "200k"))
         scale = scale_runs(app, Target.sqlite("server200k", servers[-1], big, fields))
         servers.pop().stop()
@@ -395,35 +403,53 @@ def seed_postgres(db: postgres.Postgres) -> dict[str, Any]:
     return meta
 
 
+def start_peers(db: postgres.Postgres, org: str, notes: list[str]) -> dict[str, Target]:
+    """PostGraphile 4, and 5 when it could be installed, over the bench's tables: the target of
+    each of their paths."""
+    meta = json.loads((DATA / "pg.json").read_text())
+    peers: dict[str, Target] = {}
+    for module, name in ((postgraphile, "postgraphile"), (postgraphile5, "postgraphile5")):
+        missing = module.ensure_installed()
+        if missing:
+            notes.append(f"{name} skipped: {missing}")
+            say(f"{name} skipped: {missing}")
+            continue
+        server = module.start(db.libpq, DATA / f"{name}.log")
+        peer = Target(name, server, "pg", meta, db.cpu_ticks)
+        templates = module.templates(org, module.discover(server.url))
+        peer.write(templates)
+        peers |= {path: peer for path in templates}
+    if not peers:
+        raise RuntimeError("neither PostGraphile 4 nor 5 could be installed here")
+    return peers
+
+
 def pg_measure(db: postgres.Postgres, notes: list[str]) -> dict[str, Any]:
     say(f"PostgreSQL: seeding {db.shown} ({PG_ASSISTANTS} assistants)")
     meta = seed_postgres(db)
     pinned = db.pin()
     if pinned:
         notes.append(pinned)
-    servers: list[Server] = []
+    server: Server | None = None
+    peers: dict[str, Target] = {}
     try:
-        servers.append(start_app(db.url, "pg"))
-        servers.append(postgraphile.start(db.libpq, DATA / "postgraphile.log"))
-        fields, has_list = paths.discover(servers[0].url)
-        peer_fields = postgraphile.discover(servers[1].url)
+        server = start_app(db.url, "pg")
+        fields, has_list = paths.discover(server.url)
         org = meta["bench_org"]
-        app = Target("server", servers[0], "pg", meta, db.cpu_ticks)
+        app = Target("server", server, "pg", meta, db.cpu_ticks)
         app.set_fields(fields)
-        peer = Target("postgraphile", servers[1], "pg", meta, db.cpu_ticks)
-        peer.write(postgraphile.templates(org, peer_fields))
+        peers = start_peers(db, org, notes)
         candidates = [p for g, _ in PG_GROUPS for p in g if has_list or p != "graphql_list"]
-        candidates += [peer_path for _, peer_path in PG_GROUPS]
         answers(app, "graphql_persisted_register", notes, "pg ")  # then the hash alone runs it
-        usable = [
-            p
-            for p in candidates
-            if answers(peer if p.startswith("postgraphile") else app, p, notes, "pg ")
-        ]
+        usable = [p for p in candidates if answers(app, p, notes, "pg ")]
+        usable += [p for p, peer in peers.items() if answers(peer, p, notes, "pg ")]
         return {
-            "runs": alternate(app, peer, PG_GROUPS, usable),
+            "runs": alternate(app, peers, PG_GROUPS, usable),
             "config": {
                 "postgraphile": postgraphile.installed_version(),
+                "postgraphile5": postgraphile5.installed_version()
+                if "postgraphile5_update" in peers
+                else None,
                 "postgraphile_flags": postgraphile.FLAGS,
                 "database": db.shown,
                 "assistants": PG_ASSISTANTS,
@@ -431,16 +457,15 @@ def pg_measure(db: postgres.Postgres, notes: list[str]) -> dict[str, Any]:
             },
         }
     finally:
-        for server in servers:
+        for running in {id(t.server): t.server for t in peers.values()}.values():
+            running.stop()
+        if server is not None:
             server.stop()
         db.unpin()
 
 
 def pg_half(notes: list[str]) -> tuple[dict[str, Any] | None, str]:
     """(the PostgreSQL half's runs, '') or (None, why it was skipped)."""
-    missing = postgraphile.ensure_installed()
-    if missing:
-        return None, missing
     try:
         db = postgres.provide()
     except postgres.Unavailable as exc:
