@@ -150,7 +150,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.db = open_store(settings)  # the store (no connection opened yet)
         app.state.broker = Broker(app.state.db, settings)
         app.state.key_usage = KeyUsage(app.state.db)  # writes `last_used_at`, once a minute
-        app.state.shutdown = Shutdown(app.state.broker, sockets, settings.shutdown_grace_seconds)
+        app.state.shutdown = Shutdown(
+            app.state.broker,
+            sockets,
+            settings.shutdown_grace_seconds,
+            settings.shutdown_drain_seconds,
+        )
         # webhooks: one client (pool) per process; the delivery engine unless WEBHOOKS_DELIVERY=off
         app.state.webhook_client = client_of(settings)
         engine = None

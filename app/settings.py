@@ -110,6 +110,9 @@ class Settings(BaseSettings):
 
     # SIGTERM: seconds for the requests in flight to finish before the process exits
     shutdown_grace_seconds: float = 20.0
+    # SIGTERM: seconds the process keeps accepting after /readyz turns 503, so that a load
+    # balancer's health checks take it out before it stops accepting (ops/README.md)
+    shutdown_drain_seconds: float = 0.0
 
     # Database faults (docs/database-faults.md): a transaction that cannot get its connection,
     # run its statements and commit within this many seconds (a frozen network, a hung

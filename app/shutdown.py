@@ -7,8 +7,10 @@ uvicorn installs for SIGTERM is wrapped (`Shutdown.install`, from the app's life
 
 1. at once: `/readyz` answers 503 (`draining`), new event streams are refused, open SSE streams
    end with a `retry:` hint and open graphql-transport-ws sockets close with 1001 (going away);
-2. the process keeps serving while requests are in flight (uvicorn's own count of request
-   tasks), so that a load balancer sees the 503 and moves on, at most SHUTDOWN_GRACE_SECONDS;
+2. the process keeps accepting and serving for at least SHUTDOWN_DRAIN_SECONDS (so that a load
+   balancer's health checks see the 503 and send nothing new before it stops accepting), and
+   then while requests are in flight (uvicorn's own count of request tasks), in all at most
+   SHUTDOWN_GRACE_SECONDS;
 3. then uvicorn's handler runs: it stops accepting and waits for what is left, for the rest of
    the grace period (its `timeout_graceful_shutdown`), and the lifespan closes the store.
 
@@ -97,10 +99,17 @@ class OpenSockets:
 class Shutdown:
     """One process's shutdown: the readiness flag, and the drain SIGTERM starts."""
 
-    def __init__(self, broker: Broker, sockets: OpenSockets, grace_seconds: float) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        sockets: OpenSockets,
+        grace_seconds: float,
+        drain_seconds: float = 0.0,
+    ) -> None:
         self.broker = broker
         self.sockets = sockets
         self.grace_seconds = grace_seconds
+        self.drain_seconds = min(drain_seconds, grace_seconds)
         self.draining = False
         self.on_drain: list[Callable[[], None]] = []  # called once, at the signal
         self._task: asyncio.Task[None] | None = None
@@ -146,8 +155,11 @@ class Shutdown:
 
     async def _drain(self, exit_server: Any, number: int, frame: FrameType | None) -> None:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.grace_seconds
+        began = loop.time()
+        deadline = began + self.grace_seconds
         await self.sockets.close_all()
+        # still accepting: the balancer's checks see /readyz 503 and stop sending new requests
+        await asyncio.sleep(max(began + self.drain_seconds - loop.time(), 0.0))
         server = getattr(exit_server, "__self__", None)  # uvicorn's Server
         tasks: set[Any] = getattr(getattr(server, "server_state", None), "tasks", set())
         while tasks and loop.time() < deadline:  # noqa: ASYNC110  (uvicorn's set: no event)

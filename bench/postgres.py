@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from procs import LOADGEN_CORE, TICKS
 from seed import libpq_url
@@ -217,3 +220,16 @@ def provide() -> Postgres:
     psql_admin(port, f"CREATE DATABASE {PG_DATABASE} OWNER {PG_ROLE}")
     url = f"postgresql+asyncpg://{PG_ROLE}:{PG_PASSWORD}@127.0.0.1:{port}/{PG_DATABASE}"
     return Postgres(url, throwaway_port=port)
+
+
+def seed(db: Postgres, meta_file: Path, assistants: int) -> dict[str, Any]:
+    """Migrates the database and seeds one organisation of `assistants` assistants
+    (bench/seed.py); its ids and key, also written to `meta_file`."""
+    script = str(Path(__file__).resolve().parent / "seed.py")
+    argv = [sys.executable, script, db.url, "--assistants", str(assistants), "--orgs", "1"]
+    done = subprocess.run([*argv, "--meta", str(meta_file)], capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["?"])[-1]
+        raise Unavailable(f"seeding {db.shown} failed: {last[:300]}")
+    meta: dict[str, Any] = json.loads(meta_file.read_text())
+    return meta

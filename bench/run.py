@@ -21,9 +21,11 @@ each attack of the issue, and the server's peak RSS; `--only attacks` runs that 
 Then the webhooks part (bench/webhooks.py, issue 24): deliveries per second, commit-to-receipt
 p50/p99 at 100 updates/s, PATCH throughput with and without one webhook, recovery after the
 receiver was down; `--only webhooks` runs that part alone.
+Then the deploys part (bench/deploy.py, issue 29): three rolling restarts of two servers behind
+HAProxy under load, counting failed requests and lost writes; `--only deploy` runs it alone.
 
 Environment: BENCH_SECONDS (each measurement, whole seconds, default 4), BENCH_ONLY (`sqlite`,
-`pg`, `attacks` or `webhooks`: one part; `--only PART` on the command line says the same),
+`pg`, `attacks`, `webhooks` or `deploy`: one part; `--only PART` on the command line says the same),
 BENCH_LEAK_REQUESTS (default 10000; the issue's check is 100000),
 BENCH_POSTGRES_URL (a postgresql+asyncpg:// database the bench may wipe), BENCH_LOADGEN=python
 (the Python generator even where wrk exists), BENCH_RESEED=1 (seed the 200,000-assistant
@@ -45,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import attacks
+import deploy
 import httpx
 import paths
 import postgraphile
@@ -391,18 +394,6 @@ def sqlite_half(notes: list[str]) -> dict[str, Any]:
             server.stop()
 
 
-def seed_postgres(db: postgres.Postgres) -> dict[str, Any]:
-    meta_file = DATA / "pg.json"
-    script = str(BENCH / "seed.py")
-    argv = [sys.executable, script, db.url, "--assistants", str(PG_ASSISTANTS), "--orgs", "1"]
-    done = subprocess.run([*argv, "--meta", str(meta_file)], capture_output=True, text=True)
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["?"])[-1]
-        raise postgres.Unavailable(f"seeding {db.shown} failed: {last[:300]}")
-    meta: dict[str, Any] = json.loads(meta_file.read_text())
-    return meta
-
-
 def start_peers(db: postgres.Postgres, org: str, notes: list[str]) -> dict[str, Target]:
     """PostGraphile 4, and 5 when it could be installed, over the bench's tables: the target of
     each of their paths."""
@@ -426,7 +417,7 @@ def start_peers(db: postgres.Postgres, org: str, notes: list[str]) -> dict[str, 
 
 def pg_measure(db: postgres.Postgres, notes: list[str]) -> dict[str, Any]:
     say(f"PostgreSQL: seeding {db.shown} ({PG_ASSISTANTS} assistants)")
-    meta = seed_postgres(db)
+    meta = postgres.seed(db, DATA / "pg.json", PG_ASSISTANTS)
     pinned = db.pin()
     if pinned:
         notes.append(pinned)
@@ -481,12 +472,12 @@ def pg_half(notes: list[str]) -> tuple[dict[str, Any] | None, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="make bench; see bench/README.md")
-    parts = ("sqlite", "pg", "attacks", "webhooks")
+    parts = ("sqlite", "pg", "attacks", "webhooks", "deploy")
     parser.add_argument("--only", choices=parts, default=ONLY or None)
     only = parser.parse_args().only or ""
     if only not in ("", *parts):
         sys.exit(
-            f"BENCH_ONLY={only!r}: use `sqlite`, `pg`, `attacks` or `webhooks` "
+            f"BENCH_ONLY={only!r}: use `sqlite`, `pg`, `attacks`, `webhooks` or `deploy` "
             "(or leave it unset for all)"
         )
     DATA.mkdir(parents=True, exist_ok=True)
@@ -495,6 +486,9 @@ def main() -> None:
         return
     if only == "webhooks":
         webhooks.main()
+        return
+    if only == "deploy":
+        deploy.main()
         return
     notes: list[str] = []
     if not have_wrk():
@@ -525,18 +519,23 @@ def main() -> None:
     }
     attack_mix = None if only else attacks.run()
     hooks = None if only else webhooks.run()
+    deploys = None if only else deploy.run()
     results = report.build(config, sqlite, pg, notes)
     results["skipped"] = {half: why for half, why in skipped.items() if why}
     if attack_mix is not None:
         results["attacks"] = attack_mix
     if hooks is not None:
         results["webhooks"] = hooks
+    if deploys is not None:
+        results["deploys"] = deploys
     results["elapsed_s"] = round(time.monotonic() - STARTED, 1)
     print(report.render(results, skipped))
     if attack_mix is not None:
         print(attacks.render(attack_mix))
     if hooks is not None:
         print(webhooks.render(hooks))
+    if deploys is not None:
+        print(deploy.render(deploys))
     (BENCH / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     say(f"done; results in {BENCH / 'results.json'}")
 

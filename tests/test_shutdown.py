@@ -261,3 +261,34 @@ async def test_a_request_beyond_the_grace_period_is_cancelled_and_stores_nothing
         server.stop()
         postgres_template.drop_later(name)
     print(f"\nbeyond the grace period: exit 0 after {to_exit:.2f} s, the PATCH got {answer!r}")
+
+
+async def test_with_a_drain_period_the_server_keeps_answering_after_sigterm(
+    settings: Settings, tmp_path: Path
+):
+    """SHUTDOWN_DRAIN_SECONDS=1.5 and nothing in flight: for the drain period after SIGTERM the
+    process still accepts and answers (/readyz 503 `shutting_down`, the API 200), so that a
+    load balancer takes it out before it stops accepting (ops/README.md); then it exits 0."""
+    org = await make_org(settings)
+    env = {"SHUTDOWN_DRAIN_SECONDS": "1.5"}
+    server = Server(settings, tmp_path, workers=1, env=env).start()
+    limits = httpx.Limits(max_keepalive_connections=0)  # a new connection each time
+    answered: list[tuple[float, int, int]] = []
+    async with httpx.AsyncClient(
+        base_url=server.base_url, headers=org.headers, timeout=10, limits=limits
+    ) as http:
+        assert server.process is not None
+        os.kill(server.process.pid, signal.SIGTERM)
+        signalled = time.monotonic()
+        while time.monotonic() - signalled < 1.0:
+            ready = await http.get("/readyz")
+            listed = await http.get("/orgs/c/assistants")
+            answered.append((time.monotonic() - signalled, ready.status_code, listed.status_code))
+            await asyncio.sleep(0.1)
+        code = await asyncio.to_thread(server.process.wait, EXIT_WITHIN)
+        to_exit = time.monotonic() - signalled
+    server.process = None
+    assert len(answered) >= 5
+    assert {(r, a) for _, r, a in answered[1:]} == {(503, 200)}
+    assert code == 0
+    assert 1.5 <= to_exit < 5.0

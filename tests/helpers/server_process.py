@@ -75,8 +75,9 @@ class Server:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> Server:
-        self.port = free_port()
+    def start(self, port: int | None = None) -> Server:
+        """Starts the server on `port` (a restart behind a balancer), else on a free one."""
+        self.port = port or free_port()
         self.log_path = self.log_dir / f"server-{self._starts}.log"
         self._starts += 1
         command = [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1"]
