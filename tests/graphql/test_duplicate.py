@@ -6,23 +6,15 @@ from typing import Any
 
 from tests.helpers.duplicates import make_source
 from tests.helpers.graphql_answers import without_cost
+from tests.helpers.graphql_operations import ASSISTANT_FIELDS
 from tests.helpers.keys import READ, WRITE, everything, make_key
 
-FIELDS = """
-id name enabled deleted version secretKey avatarId avatarUrl createdAt updatedAt
-config {
-  language model instructions knowledgeScope timezone
-  stt { model } tts { model voiceId }
-  conversation {
-    threadMode enableMemories enableTransferToHumanTool welcomeBanner suggestedMessages
-    autoIntroMessage enableEndConversationTool enableBlockContactTool enablePrivateChats
-    enableAutoResolve enableAutoFollowUps enableAutoCsat enableUpdateContactTool
-  }
-}
+CHILDREN = """
 integrations { id enabled integrationId assistantId connectionId config error }
 actions { id enabled name instructions actionId assistantId connectionId position
   config { input definitions { path definition } } }
 """
+FIELDS = ASSISTANT_FIELDS.replace("integrations { id } actions { id }", CHILDREN)
 DUPLICATE = f"""
 mutation($a: ID!, $input: DuplicateAssistantInput) {{
   duplicateAssistant(orgId: "c", assistantId: $a, input: $input) {{ {FIELDS} }}
@@ -57,6 +49,7 @@ def same_content(copy: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]
 
 
 async def test_a_duplicate_reads_as_its_source_with_new_ids(client, db, org, gql):
+    assert "integrationId" in FIELDS  # every field of the children too
     source_id = (await make_source(client, db, org))["id"]
     source = (await gql(READ_ONE, {"a": source_id}, org))["data"]["assistant"]
     body = await gql(DUPLICATE, {"a": source_id}, org)
