@@ -65,6 +65,7 @@ class DuplicateBody(Input):
 
 _NAME = TypeAdapter(Name)
 # mypy ignore below: SQLModel's metaclass sets __table__
+_ASSISTANTS = Assistant.__table__  # type: ignore[attr-defined]
 _INSERT_INTEGRATION = insert_statement(Integration.__table__)  # type: ignore[attr-defined]
 _INSERT_ACTION = insert_statement(Action.__table__)  # type: ignore[attr-defined]
 _RELEASE_DOCUMENT = Statement(
@@ -103,8 +104,13 @@ async def _source(
 
 
 def _copied_columns(frozen: dict[str, Any]) -> dict[str, Any]:
-    columns = snapshot_columns(frozen)  # name, enabled, avatar and every config leaf
-    return {column: value for column, value in columns.items() if column not in NOT_COPIED}
+    """Name, enabled, avatar and every config leaf of what is copied. A leaf that a release
+    made before it existed does not hold keeps its default (a null only where one may be)."""
+    return {
+        column: value
+        for column, value in snapshot_columns(frozen).items()
+        if column not in NOT_COPIED and (value is not None or _ASSISTANTS.c[column].nullable)
+    }
 
 
 def _integrations(copied: Iterable[dict[str, Any]], assistant: Assistant) -> list[Integration]:
@@ -171,7 +177,13 @@ async def duplicate_assistant(
         await quota.spend(access.org_id)
     now = utcnow()
     new = Assistant(
-        id=new_id(), org_id=access.org_id, name=name, model="", created_at=now, updated_at=now
+        id=new_id(),
+        org_id=access.org_id,
+        name=name,
+        model="",
+        created_at=now,
+        updated_at=now,
+        suggested_messages=[],
     )
     for column, value in _copied_columns(frozen).items():
         setattr(new, column, value)

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import orjson
 import pytest
+from sqlalchemy import update
 
+from app.domain.releases import RELEASES
 from app.domain.storage import recount, usage
 from app.store import Store
 from tests.helpers.duplicates import expected_copy, make_source
@@ -306,3 +309,26 @@ async def test_a_duplicate_past_the_storage_quota_stores_nothing(make_client, cl
     refused = await small.post(url(source["id"]), json={}, headers=org.headers)
     assert (refused.status_code, refused.json()["code"]) == (413, "QUOTA_EXCEEDED")
     assert await everything(db) == before
+
+
+async def test_a_release_older_than_a_leaf_copies_its_default(client, db, org):
+    """A release made before a config leaf existed does not hold it: the copy gets the leaf's
+    default, as a create would."""
+    source = await make_source(client, db, org)
+    published = await client.post(url(source["id"], "/releases"), json={}, headers=org.headers)
+    assert published.status_code == 201
+    document = published.json()
+    del document["assistant"]["config"]["timezone"]
+    del document["assistant"]["config"]["conversation"]["enable_auto_csat"]
+    del document["assistant"]["config"]["tts"]["voice_id"]
+    async with db.write() as tx:
+        await tx.execute(
+            update(RELEASES)
+            .where(RELEASES.c.assistant_id == source["id"])
+            .values(document=orjson.dumps(document).decode())
+        )
+    copy = await duplicate(client, org, source["id"], {"from_release": 1})
+    config = copy["config"]
+    assert (config["timezone"], config["conversation"]["enable_auto_csat"]) == ("UTC", False)
+    assert config["tts"] == {"model": "tts-1", "voice_id": None}
+    assert config["instructions"] == "Be kind."
