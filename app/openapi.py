@@ -27,6 +27,7 @@ from app.domain.child_input import (
     IntegrationCreate,
     IntegrationPatch,
 )
+from app.domain.duplicate import DuplicateBody
 from app.domain.integrations import MAX_INTEGRATIONS
 from app.domain.keys import MAX_KEYS, ApiKeyCreate
 from app.domain.releases import EnvironmentPin, ReleaseCreate
@@ -128,6 +129,13 @@ class Change(Document):
     # `from` and `to` are any JSON value (a Python keyword: described in the schema by hand)
 
 
+class DuplicatedFrom(Document):
+    """The assistant a duplicate was copied from, and its draft version that was copied."""
+
+    assistant_id: str
+    version: int
+
+
 class Revision(Document):
     assistant_id: str
     version: int
@@ -136,6 +144,9 @@ class Revision(Document):
     actor_key_id: str | None
     source: str
     changes: list[Change]
+    duplicated_from: DuplicatedFrom | None = Field(
+        default=None, description="Only on the `created` revision of a duplicate: its source."
+    )
 
 
 class RevisionWithSnapshot(Revision):
@@ -280,6 +291,7 @@ class Op:
     not_modified: bool = False  # 304 to an `If-None-Match` naming the current ETag
     operation_id: str = ""  # a name a generated client reads: `updateAssistant`
     description: str | None = None
+    body_required: bool = True
 
 
 ASSISTANTS = "/orgs/{org_id}/assistants"
@@ -318,6 +330,15 @@ OPERATIONS = [
     Op("POST", ASSISTANT + "/rotate-secret-key", "Rotate the secret key (`If-Match` honoured)",
        response=Assistant, errors=(401, 403, 404, 412, 429),
        operation_id="rotateAssistantSecretKey"),
+    Op("POST", ASSISTANT + "/duplicate", "Duplicate an assistant (a create)", 201, Assistant,
+       body=DuplicateBody, body_required=False, errors=BODY_ERRORS,
+       operation_id="duplicateAssistant",
+       description="A new assistant (new ids, a new `secret_key`, version 1) copied from the "
+       "draft, or from release `from_release`: name (by default \"<name> (copy)\"), enabled, "
+       "avatar, config, and its integrations and actions in their order unless excluded. Its "
+       "`created` revision names `duplicated_from`. A key restricted to some assistants "
+       "cannot duplicate (403), and it counts against CREATE_ASSISTANT_LIMIT (429). The body "
+       "may be absent. See docs/duplicate.md."),
     Op("POST", INTEGRATIONS, "Add an integration", 201, Integration, body=IntegrationCreate,
        errors=BODY_ERRORS, description=CAPPED.format(n=MAX_INTEGRATIONS, kind="integrations"),
        operation_id="createIntegration"),
@@ -582,7 +603,7 @@ def _success(op: Op) -> dict[str, Any]:
 def _request_body(op: Op) -> dict[str, Any] | None:
     if op.body is not None:
         content = {t: {"schema": _ref(op.body)} for t in op.body_types}
-        return {"required": True, "content": content}
+        return {"required": op.body_required, "content": content}
     if op.path.endswith("/avatars"):
         # the two forms generators read: a form with a file (`format: binary`), raw bytes
         form = {"schema": _ref_name(AVATAR_UPLOAD)}

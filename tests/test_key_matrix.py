@@ -85,6 +85,7 @@ REST = [
     Rest("PATCH", A + "?dry_run=true", "write_one", {"name": "Dry"}),
     Rest("DELETE", A, "write_one"),
     Rest("POST", A + "/rotate-secret-key", "write_one"),
+    Rest("POST", A + "/duplicate", "create", {"from_release": 1}),
     Rest("GET", A + "/revisions", "read_one"),
     Rest("GET", A + "/revisions/1", "read_one"),
     Rest("POST", A + "/revisions/1/restore", "write_one"),
@@ -162,6 +163,8 @@ GQL = [
         "mutation($a: ID!) { deleteAssistant(orgId: \"c\", assistantId: $a) }"),
     Gql("rotateAssistantSecretKey", "write_one",
         "mutation($a: ID!) { rotateAssistantSecretKey(orgId: \"c\", assistantId: $a) { id } }"),
+    Gql("duplicateAssistant", "create", "mutation($a: ID!) { duplicateAssistant(orgId: \"c\", "
+        "assistantId: $a, input: {fromRelease: 1}) { id } }"),
     Gql("restoreAssistantRevision", "write_one", "mutation($a: ID!) { "
         "restoreAssistantRevision(orgId: \"c\", assistantId: $a, version: 1) { id } }"),
     Gql("createIntegration", "write_one", "mutation($a: ID!) { createIntegration(orgId: \"c\", "

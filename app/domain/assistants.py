@@ -25,6 +25,7 @@ from app.domain.errors import (
 from app.domain.revisions import (
     CREATED,
     DELETED,
+    DUPLICATED_FROM,
     RESTORED,
     SECRET_KEY_ROTATED,
     UPDATED,
@@ -34,6 +35,7 @@ from app.domain.revisions import (
     leaf_values,
     record_revision,
     snapshot_columns,
+    snapshot_of,
 )
 from app.domain.storage import (
     assistant_bytes,
@@ -173,6 +175,45 @@ class CreationQuota(Protocol):
     async def spend(self, org_id: str) -> None: ...
 
 
+def check_creator(access: Access) -> None:
+    """A key restricted to some assistants cannot make one (create, duplicate)."""
+    if access.bound:
+        raise InsufficientScope(
+            "this API key is restricted to some assistants: it cannot create assistants"
+        )
+
+
+async def insert_assistant(
+    tx: Tx,
+    new: Assistant,
+    *,
+    writer: Writer,
+    more_bytes: int = 0,
+    duplicated_from: dict[str, Any] | None = None,
+) -> AssistantRecord:
+    """Stores a new assistant (create, duplicate): its row; its bytes, with `more_bytes` (the
+    children a duplicate copies), charged to ORG_STORAGE_QUOTA; its `created` revision, which
+    is its event on the streams and its webhook deliveries (`duplicated_from`: the source a
+    duplicate names, docs/duplicate.md)."""
+    assistant = await tx.first(_INSERT, new.model_dump(exclude={"seq"}), AssistantRecord)
+    assert assistant is not None
+    size = assistant_bytes(assistant) + more_bytes
+    await charge(tx, assistant.org_id, size, writer.storage_quota)
+    changes = [{"path": p, "from": None, "to": v} for p, v in leaf_values(assistant).items()]
+    origin = None if duplicated_from is None else {DUPLICATED_FROM: duplicated_from}
+    await record_revision(
+        tx,
+        assistant,
+        change_type=CREATED,
+        changes=changes,
+        writer=writer,
+        changed_at=new.created_at,
+        snapshot=None if origin is None else {**snapshot_of(assistant), **origin},
+        event_fields=origin,
+    )
+    return assistant
+
+
 @requires(Scope.WRITE)
 async def create_assistant(
     tx: Tx,
@@ -186,10 +227,7 @@ async def create_assistant(
     """A new assistant; a key restricted to some assistants cannot make one. With a `quota`,
     a creation that passes authorisation and validation counts against it (an invalid body
     spends nothing), and beyond it nothing is created."""
-    if access.bound:
-        raise InsufficientScope(
-            "this API key is restricted to some assistants: it cannot create assistants"
-        )
+    check_creator(access)
     org_id = access.org_id
     data = await _validated(tx, AssistantCreate, org_id, body)
     if quota is not None:
@@ -208,14 +246,7 @@ async def create_assistant(
         setattr(new, column, value)
     if data.generate_secret_key:
         new.secret_key = new_secret_key()
-    assistant = await tx.first(_INSERT, new.model_dump(exclude={"seq"}), AssistantRecord)
-    assert assistant is not None
-    await charge(tx, org_id, assistant_bytes(assistant), writer.storage_quota)
-    changes = [{"path": p, "from": None, "to": v} for p, v in leaf_values(assistant).items()]
-    await record_revision(
-        tx, assistant, change_type=CREATED, changes=changes, writer=writer, changed_at=now
-    )
-    return assistant
+    return await insert_assistant(tx, new, writer=writer)
 
 
 # built once, compiled once per dialect: the hot path only binds its parameters

@@ -15,7 +15,7 @@ from sqlalchemy import Select, bindparam, func, select
 
 from app.domain.access import Access, Scope, requires
 from app.domain.errors import FieldError, NotFound, ValidationFailed
-from app.domain.revisions import PUBLISHED
+from app.domain.revisions import DUPLICATED_FROM, PUBLISHED
 from app.models import ApiKey, AssistantRevision, utcnow
 from app.store import Statement, Tx, in_list
 from app.store.records import RevisionRecord
@@ -37,6 +37,8 @@ def event_document(revision: RevisionRecord) -> dict[str, Any]:
     if revision.change_type == PUBLISHED:  # its release and environment (docs/releases.md)
         document["release"] = revision.snapshot.get("release")
         document["environment"] = revision.snapshot.get("environment")
+    if DUPLICATED_FROM in revision.snapshot:  # a duplicate's source (docs/duplicate.md)
+        document[DUPLICATED_FROM] = revision.snapshot[DUPLICATED_FROM]
     return document
 
 

@@ -34,6 +34,10 @@ CREATED, UPDATED, SECRET_KEY_ROTATED, RESTORED, DELETED, PUBLISHED = (
     "published",  # an event, not a change of the draft (app/domain/releases.py): not history
 )
 
+# the source a duplicate's `created` revision names, {"assistant_id", "version"}: kept in its
+# snapshot (shown beside it, never in it) and carried by its event (docs/duplicate.md)
+DUPLICATED_FROM = "duplicated_from"
+
 
 @dataclass(frozen=True, slots=True)
 class Writer:
@@ -226,8 +230,11 @@ def revision_document(
         "source": revision.source,
         "changes": revision.changes,
     }
+    if DUPLICATED_FROM in revision.snapshot:
+        document[DUPLICATED_FROM] = revision.snapshot[DUPLICATED_FROM]
     if with_snapshot:
         snapshot = dict(revision.snapshot)
+        snapshot.pop(DUPLICATED_FROM, None)
         snapshot["avatar_url"] = avatar_url(base_url, snapshot.get("avatar_id"))
         document["snapshot"] = snapshot
     return document

@@ -27,6 +27,7 @@ from app.graphql.actions import ActionMutation
 from app.graphql.api_keys import ApiKeyMutation, ApiKeyQuery
 from app.graphql.assistants import AssistantMutation, AssistantQuery
 from app.graphql.context import Info
+from app.graphql.duplicate import DuplicateMutation
 from app.graphql.execution import CompiledExecutionContext
 from app.graphql.extensions import (
     HideSuggestions,
@@ -53,6 +54,7 @@ Mutation = merge_types(
     "Mutation",
     (
         AssistantMutation,
+        DuplicateMutation,
         IntegrationMutation,
         ActionMutation,
         RevisionMutation,

@@ -48,7 +48,14 @@ from app.graphql.handshake import release_pending
 from app.graphql.loaders import Loaders
 from app.graphql.persisted import Miss
 from app.graphql.points import Spending
-from app.graphql.types import Assistant, ChangeType, RevisionChange, revision_changes
+from app.graphql.types import (
+    Assistant,
+    ChangeType,
+    DuplicatedFrom,
+    RevisionChange,
+    duplicated_from,
+    revision_changes,
+)
 from app.http.errors import RateLimited
 from app.observability import metrics
 from app.store.records import RevisionRecord as RevisionRow
@@ -98,6 +105,9 @@ class AssistantChangeEvent:
     environment: str | None = strawberry.field(
         default=None, description="For a PUBLISHED event: the environment pointed, or null."
     )
+    duplicated_from: DuplicatedFrom | None = strawberry.field(
+        default=None, description="For the CREATED event of a duplicate: its source."
+    )
 
     @classmethod
     def from_row(cls, row: RevisionRow, base_url: str) -> AssistantChangeEvent:
@@ -115,6 +125,7 @@ class AssistantChangeEvent:
             assistant=assistant,
             release=row.snapshot.get("release") if row.change_type == PUBLISHED else None,
             environment=row.snapshot.get("environment") if row.change_type == PUBLISHED else None,
+            duplicated_from=duplicated_from(row.snapshot),
         )
 
 

@@ -20,7 +20,7 @@ from strawberry.utils.str_converters import to_camel_case
 from app.domain.assistants import check_page_size
 from app.domain.documents import avatar_url
 from app.domain.history import list_assistant_revisions
-from app.domain.revisions import assistant_from_snapshot
+from app.domain.revisions import DUPLICATED_FROM, assistant_from_snapshot
 from app.domain.shape import CONFIG, Group, Leaf, compile_builder, document_leaf, groups_of
 from app.graphql.context import Info  # strawberry resolves it at runtime
 from app.graphql.execution import PRELOADED_ATTRIBUTE
@@ -397,6 +397,24 @@ class AssistantSnapshot:
     updated_at: datetime = strawberry.field(description="When that version was made.")
 
 
+@strawberry.type(description="The assistant a duplicate was copied from, and the version copied.")
+class DuplicatedFrom:
+    assistant_id: strawberry.ID = strawberry.field(description="Id of the source assistant.")
+    version: int = strawberry.field(
+        description="The source's draft version that was copied (or that its release froze)."
+    )
+
+
+def duplicated_from(snapshot: dict[str, Any]) -> DuplicatedFrom | None:
+    """The source a duplicate's `created` revision names (docs/duplicate.md), or None."""
+    origin = snapshot.get(DUPLICATED_FROM)
+    if origin is None:
+        return None
+    return DuplicatedFrom(
+        assistant_id=strawberry.ID(origin["assistant_id"]), version=origin["version"]
+    )
+
+
 @strawberry.type(description="One real change of an assistant, written with the change itself.")
 class AssistantRevision:
     version: int = strawberry.field(description="The version the change produced.")
@@ -408,6 +426,10 @@ class AssistantRevision:
     source: str = strawberry.field(description="Where it came from: rest, graphql or cli.")
     changes: list[RevisionChange] = strawberry.field(description="The changed leaves.")
     snapshot: AssistantSnapshot = strawberry.field(description="The assistant as it was then.")
+    duplicated_from: DuplicatedFrom | None = strawberry.field(
+        default=None,
+        description="For the CREATED revision of a duplicate: the assistant and version copied.",
+    )
 
     @classmethod
     def from_row(cls, row: RevisionRow, base_url: str) -> AssistantRevision:
@@ -430,6 +452,7 @@ class AssistantRevision:
                 created_at=was.created_at,
                 updated_at=was.updated_at,
             ),
+            duplicated_from=duplicated_from(row.snapshot),
         )
 
 
