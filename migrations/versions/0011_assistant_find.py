@@ -1,0 +1,42 @@
+"""indexes for finding assistants: every documented sort per organisation, the common filters
+
+Each sort is (key, seq) within an organisation's live assistants, `seq` breaking ties; the name
+is sorted by its first 256 characters (a B-tree entry of PostgreSQL holds at most 2,704 bytes,
+and a name may be 1,024 characters of 4 bytes). The filters' index holds `enabled`, `language`
+and `model`, so that counting the matches of those filters reads the index alone
+(docs/finding-assistants.md).
+
+Revision ID: 0011
+Revises: 0009
+Create Date: 2026-12-07
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0011"
+down_revision: str | None = "0009"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+NAME_KEY = sa.text("substr(name, 1, 256)")
+INDEXES: dict[str, list[str | sa.TextClause]] = {
+    "ix_assistants_org_created": ["org_id", "deleted", "created_at", "seq"],
+    "ix_assistants_org_updated": ["org_id", "deleted", "updated_at", "seq"],
+    "ix_assistants_org_name": ["org_id", "deleted", NAME_KEY, "seq"],
+    "ix_assistants_org_filters": ["org_id", "deleted", "enabled", "language", "model", "seq"],
+}
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("assistants", schema=None) as batch_op:
+        for name, columns in INDEXES.items():
+            batch_op.create_index(name, columns, unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("assistants", schema=None) as batch_op:
+        for name in INDEXES:
+            batch_op.drop_index(name)
