@@ -197,6 +197,25 @@ def _parameters(access: Access, values: Mapping[str, Any]) -> tuple[dict[str, An
     return parameters, unicode
 
 
+def page_statement(
+    access: Access,
+    found: AssistantFilter,
+    order: Order,
+    limit: int,
+    offset: int = 0,
+    after: tuple[Any, int] | None = None,
+) -> tuple[Statement[Select[Any]], dict[str, Any]]:
+    """The statement of one page and its parameters."""
+    values = found.set_fields()
+    parameters, unicode = _parameters(access, values)
+    parameters.update(limit=limit, offset=offset)
+    if after is not None:
+        parameters["after_key"], parameters["after_seq"] = after[0], min(after[1], MAX_SEQ)
+    names = tuple(sorted(values))
+    statement = _page_statement(order, names, access.bound, unicode, after is not None)
+    return statement, parameters
+
+
 @requires(Scope.READ)
 async def find_assistants(
     tx: Tx,
@@ -210,13 +229,7 @@ async def find_assistants(
 ) -> list[AssistantRecord]:
     """The assistants the caller sees that match `found`, in `order`: a window after a
     position (`after`, (key, seq) from `position_of`) or at an `offset` (for pages)."""
-    values = found.set_fields()
-    parameters, unicode = _parameters(access, values)
-    parameters.update(limit=limit, offset=offset)
-    if after is not None:
-        parameters["after_key"], parameters["after_seq"] = after[0], min(after[1], MAX_SEQ)
-    names = tuple(sorted(values))
-    statement = _page_statement(order, names, access.bound, unicode, after is not None)
+    statement, parameters = page_statement(access, found, order, limit, offset, after)
     return await tx.all(statement, parameters, AssistantRecord)
 
 
