@@ -33,6 +33,8 @@ from app.domain.releases import EnvironmentPin, ReleaseCreate
 from app.domain.shape import CONFIG, Group, groups_of
 from app.domain.webhooks import MAX_WEBHOOKS, WebhookCreate, WebhookPatch
 from app.http.content import PATCH_TYPES
+from app.rest.assistant_find import QUERY as FIND_QUERY
+from app.rest.assistant_find import SORT_VALUES
 from app.rest.common import MAX_PAGE, json_response
 
 
@@ -307,8 +309,10 @@ OPERATIONS = [
        errors=(503,), public=True, operation_id="getReadiness"),
     Op("POST", ASSISTANTS, "Create an assistant", 201, Assistant, body=AssistantCreate,
        errors=BODY_ERRORS, operation_id="createAssistant"),
-    Op("GET", ASSISTANTS, "List assistants, oldest first", response=Assistant, many=True,
-       query=("page", "take"), errors=(400, 401, 403, 429), operation_id="listAssistants"),
+    Op("GET", ASSISTANTS, "List assistants, oldest first, or found by a filter and a sort",
+       response=Assistant, many=True,
+       query=("page", "take", *FIND_QUERY), errors=(400, 401, 403, 429),
+       operation_id="listAssistants"),
     Op("GET", ASSISTANT, "Read an assistant", response=Assistant, operation_id="getAssistant"),
     Op("PATCH", ASSISTANT, "Update an assistant (deep merge; RFC 7396 accepted)",
        response=Assistant, body=AssistantPatch, body_types=PATCH_TYPES, query=("dry_run",),
@@ -450,6 +454,13 @@ QUERY = {
     "last_event_id": {"type": "string"},
     "against": {"type": "string", "default": "draft"},
     "status": {"type": "string", "enum": ["pending", "delivered", "failed"]},
+    # finding assistants (docs/finding-assistants.md)
+    "search": {"type": "string", "maxLength": 1024},
+    "enabled": {"type": "boolean"},
+    "language": {"type": "string", "minLength": 1, "maxLength": 64},
+    "model": {"type": "string", "minLength": 1, "maxLength": 200},
+    "updated_since": {"type": "string", "format": "date-time"},
+    "sort": {"type": "string", "enum": list(SORT_VALUES)},
 }
 REASONS = {
     400: "Bad request or invalid input (or a limit reached)",

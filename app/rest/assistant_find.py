@@ -10,7 +10,8 @@ from starlette.datastructures import QueryParams
 from app.domain.assistant_find import DEFAULT_ORDER, SORTS, AssistantFilter, Order, check_filter
 from app.domain.errors import FieldError, ValidationFailed
 
-PARAMETERS = frozenset({"search", "enabled", "language", "model", "updated_since", "sort"})
+QUERY = ("search", "enabled", "language", "model", "updated_since", "sort")
+PARAMETERS = frozenset(QUERY)
 SORT_VALUES = tuple(f"{sign}{field}" for field in SORTS for sign in ("", "-"))
 BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 
