@@ -7,7 +7,8 @@ or the local cluster is there, as bench/webhooks.py finds one) it seeds 100,000 
 one organisation with bench/seed.py (two integrations and two actions each), varies them (four
 languages, three models, one in five disabled, names and update times spread; then ANALYZE on
 PostgreSQL, as autovacuum would), starts `python -m app serve` (one worker, on core 0) and
-measures, at concurrency 16 from wrk (or bench/load.py) on core 1, A B A B:
+measures one request at a time (the time of a page, not the server's throughput) from wrk (or
+bench/load.py) on core 1, each path in turn, twice, after a warm-up round:
 
 - `graphql_list` and `rest_list`: today's unfiltered page of 100 (the full selection with
   `totalCount`, as the main bench sends it);
@@ -46,7 +47,7 @@ BENCH = Path(__file__).resolve().parent
 DATA = ROOT / "data" / "bench"
 ASSISTANTS = 100_000
 SECONDS = max(1, round(float(os.environ.get("BENCH_SECONDS", "4"))))
-CONCURRENCY = 16
+CONCURRENCY = 1
 TARGET = 2.0
 SERVER_ENV = {"RATE_LIMIT": "1000000000/minute", "GRAPHQL_POINTS": "1000000000000"}
 FIND = 'filter: {enabled: true, language: "en"}, orderBy: {field: UPDATED_AT, direction: DESC}'

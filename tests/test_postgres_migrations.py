@@ -74,7 +74,8 @@ SKIPPED_ON_SQLITE = (
 
 
 def expression_indexes_differ(connection: Connection) -> list[Any]:
-    """The models' expression indexes that SQLite does not hold as their SQL says."""
+    """The models' expression indexes that SQLite does not hold as their SQL says (SQLite's may
+    hold more columns after them: the name's holds the whole name, for searches)."""
     stored = dict(
         connection.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'index'")).all()
     )
@@ -86,7 +87,7 @@ def expression_indexes_differ(connection: Connection) -> list[Any]:
             parts = ", ".join(
                 e.name if isinstance(e, Column) else str(e) for e in index.expressions
             )
-            if f"({parts})" not in (stored.get(index.name) or "").replace('"', ""):
+            if f"({parts}" not in (stored.get(index.name) or "").replace('"', ""):
                 differ.append(("expression_index", index.name, stored.get(index.name)))
     return differ
 

@@ -4,7 +4,8 @@ Each sort is (key, seq) within an organisation's live assistants, `seq` breaking
 is sorted by its first 256 characters (a B-tree entry of PostgreSQL holds at most 2,704 bytes,
 and a name may be 1,024 characters of 4 bytes). The filters' index holds `enabled`, `language`
 and `model`, so that counting the matches of those filters reads the index alone
-(docs/finding-assistants.md).
+(docs/finding-assistants.md). On SQLite, which has no such bound, the name's index also holds the
+whole name, so that a search reads the index and not the table's rows.
 
 Revision ID: 0011
 Revises: 0009
@@ -31,9 +32,11 @@ INDEXES: dict[str, list[str | sa.TextClause]] = {
 
 
 def upgrade() -> None:
+    sqlite = op.get_bind().dialect.name == "sqlite"
     with op.batch_alter_table("assistants", schema=None) as batch_op:
         for name, columns in INDEXES.items():
-            batch_op.create_index(name, columns, unique=False)
+            extra = ["name"] if sqlite and name == "ix_assistants_org_name" else []
+            batch_op.create_index(name, [*columns, *extra], unique=False)
 
 
 def downgrade() -> None:
