@@ -16,7 +16,7 @@ class AssistantOrderField(Enum):
     CREATED_AT = strawberry.enum_value("created_at", description="When it was created.")
     UPDATED_AT = strawberry.enum_value("updated_at", description="When it last changed.")
     NAME = strawberry.enum_value(
-        "name", description="Its name's first 256 characters, in code point order."
+        "name", description="Its name's first 256 characters (code point order on SQLite)."
     )
 
 
