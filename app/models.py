@@ -109,7 +109,18 @@ class Assistant(SQLModel, table=True):
     """One row per assistant; every config leaf is its own column, so merges are per column."""
 
     __tablename__ = "assistants"
-    __table_args__ = (Index("ix_assistants_org_deleted_seq", "org_id", "deleted", "seq"),)
+    __table_args__ = (
+        Index("ix_assistants_org_deleted_seq", "org_id", "deleted", "seq"),
+        # `ref` is unique among the live assistants of an organisation; nulls never collide
+        Index(
+            "ux_assistants_org_ref",
+            "org_id",
+            "ref",
+            unique=True,
+            sqlite_where=text("deleted = 0"),
+            postgresql_where=text("NOT deleted"),
+        ),
+    )
 
     seq: int | None = Field(default=None, primary_key=True)
     id: str = Field(unique=True, max_length=64)
@@ -120,6 +131,7 @@ class Assistant(SQLModel, table=True):
     version: int = 1
     secret_key: str | None = Field(default=None, max_length=128)
     avatar_id: str | None = Field(default=None, foreign_key="avatars.id", max_length=64)
+    ref: str | None = Field(default=None, max_length=64)  # docs/bundles.md
 
     language: str = Field(default="auto", max_length=64)
     model: str = Field(max_length=200)
