@@ -124,6 +124,15 @@ class Assistant(SQLModel, table=True):
         Index(
             "ix_assistants_org_filters", "org_id", "deleted", "enabled", "language", "model", "seq"
         ),
+        # `ref` is unique among the live assistants of an organisation; nulls never collide
+        Index(
+            "ux_assistants_org_ref",
+            "org_id",
+            "ref",
+            unique=True,
+            sqlite_where=text("deleted = 0"),
+            postgresql_where=text("NOT deleted"),
+        ),
     )
 
     seq: int | None = Field(default=None, primary_key=True)
@@ -135,6 +144,7 @@ class Assistant(SQLModel, table=True):
     version: int = 1
     secret_key: str | None = Field(default=None, max_length=128)
     avatar_id: str | None = Field(default=None, foreign_key="avatars.id", max_length=64)
+    ref: str | None = Field(default=None, max_length=64)  # docs/bundles.md
 
     language: str = Field(default="auto", max_length=64)
     model: str = Field(max_length=200)

@@ -112,6 +112,7 @@ class Assistant(Document):
     secret_key: str | None
     avatar_id: str | None
     avatar_url: str | None
+    ref: str | None
     config: Config
     integrations: list[Integration] = Field(
         max_length=MAX_INTEGRATIONS,
@@ -308,7 +309,7 @@ OPERATIONS = [
     Op("GET", "/readyz", "Readiness: 503 while the database does not answer", response=Health,
        errors=(503,), public=True, operation_id="getReadiness"),
     Op("POST", ASSISTANTS, "Create an assistant", 201, Assistant, body=AssistantCreate,
-       errors=BODY_ERRORS, operation_id="createAssistant"),
+       errors=(*BODY_ERRORS, 409), operation_id="createAssistant"),
     Op("GET", ASSISTANTS, "List assistants, oldest first, or found by a filter and a sort",
        response=Assistant, many=True,
        query=("page", "take", *FIND_QUERY), errors=(400, 401, 403, 429),
@@ -316,7 +317,7 @@ OPERATIONS = [
     Op("GET", ASSISTANT, "Read an assistant", response=Assistant, operation_id="getAssistant"),
     Op("PATCH", ASSISTANT, "Update an assistant (deep merge; RFC 7396 accepted)",
        response=Assistant, body=AssistantPatch, body_types=PATCH_TYPES, query=("dry_run",),
-       errors=(*BODY_ERRORS, 412), operation_id="updateAssistant"),
+       errors=(*BODY_ERRORS, 409, 412), operation_id="updateAssistant"),
     Op("DELETE", ASSISTANT, "Delete an assistant (`If-Match` honoured)", 204,
        errors=(401, 403, 404, 412, 429), operation_id="deleteAssistant"),
     Op("POST", ASSISTANT + "/rotate-secret-key", "Rotate the secret key (`If-Match` honoured)",
@@ -469,6 +470,7 @@ REASONS = {
     "operation needs (`INSUFFICIENT_SCOPE`, `WWW-Authenticate: Bearer "
     'error="insufficient_scope", scope="…"`)',
     404: "Not found",
+    409: "The `ref` is already taken by another assistant of the organisation (`REF_TAKEN`)",
     412: "`If-Match` is stale",
     413: "Body too large (`PAYLOAD_TOO_LARGE`), or the write would take the organisation's "
     "stored data past its quota, ORG_STORAGE_QUOTA (`QUOTA_EXCEEDED`, nothing is stored)",

@@ -26,6 +26,7 @@ from strawberry.types.graphql import OperationType
 from app.graphql.actions import ActionMutation
 from app.graphql.api_keys import ApiKeyMutation, ApiKeyQuery
 from app.graphql.assistants import AssistantMutation, AssistantQuery
+from app.graphql.bundles import BundleMutation
 from app.graphql.context import Info
 from app.graphql.execution import CompiledExecutionContext
 from app.graphql.extensions import (
@@ -59,6 +60,7 @@ Mutation = merge_types(
         ReleaseMutation,
         ApiKeyMutation,
         WebhookMutation,
+        BundleMutation,
     ),
 )
 Subscription = merge_types("Subscription", (AssistantSubscription,))
