@@ -107,7 +107,7 @@ class Avatar(SQLModel, table=True):
 
 # the name as sorted: its first 256 characters (a PostgreSQL B-tree entry holds at most 2,704
 # bytes); the same text in the index and in the statements, so that both databases match them
-# (on SQLite, migration 0011 adds the whole name to the index, for searches)
+# (on SQLite, migration 0011 adds the whole name and the ref to the index, for searches)
 NAME_SORT_KEY = text("substr(name, 1, 256)")
 
 

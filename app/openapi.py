@@ -460,6 +460,7 @@ QUERY = {
     "enabled": {"type": "boolean"},
     "language": {"type": "string", "minLength": 1, "maxLength": 64},
     "model": {"type": "string", "minLength": 1, "maxLength": 200},
+    "ref": {"type": "string", "minLength": 1, "maxLength": 64},
     "updated_since": {"type": "string", "format": "date-time"},
     "sort": {"type": "string", "enum": list(SORT_VALUES)},
 }

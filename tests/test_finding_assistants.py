@@ -129,15 +129,18 @@ async def test_without_order_the_oldest_first_with_todays_cursors(gql, client, o
 
 async def test_each_filter(gql, client, org, make_assistant, db):
     made = {}
-    for key, name, language, model, enabled in [
-        ("support", "Support Bot", "en", "gpt-4o", True),
-        ("sales", "sales helper", "fr", "gpt-4o-mini", False),
-        ("shout", "SUPPORT fr", "fr", "gpt-4o", True),
-        ("unicode", "Ünïcode Straße", "de", "claude", True),
-        ("percent", "50%_off", "en", "claude", True),
+    for key, name, language, model, enabled, ref in [
+        ("support", "Support Bot", "en", "gpt-4o", True, None),
+        ("sales", "sales helper", "fr", "gpt-4o-mini", False, "billing-desk"),
+        ("shout", "SUPPORT fr", "fr", "gpt-4o", True, None),
+        ("unicode", "Ünïcode Straße", "de", "claude", True, "strasse"),
+        ("percent", "50%_off", "en", "claude", True, "promo.support"),
     ]:
         config = {"language": language, "model": model}
-        made[key] = await make_assistant(org, name=name, enabled=enabled, config=config)
+        body = {"name": name, "enabled": enabled, "config": config}
+        if ref is not None:
+            body["ref"] = ref
+        made[key] = await make_assistant(org, **body)
     since = datetime.now(UTC)
     for key in ("sales", "percent"):
         patched = await client.patch(
@@ -146,10 +149,13 @@ async def test_each_filter(gql, client, org, make_assistant, db):
         assert patched.status_code == 200
         made[key] = patched.json()
     cases = [
-        ({"search": "support"}, {}, ["support", "shout"]),
-        ({"search": "PPOR"}, {}, ["support", "shout"]),
+        ({"search": "support"}, {}, ["support", "shout", "percent"]),
+        ({"search": "PPOR"}, {}, ["support", "shout", "percent"]),
         ({"search": "üNÏ"}, {}, ["unicode"]),
-        ({"search": "STRASSE"}, {}, []),
+        ({"search": "STRASSE"}, {}, ["unicode"]),
+        ({"search": "BILLING-"}, {}, ["sales"]),
+        ({"ref": "billing-desk"}, {}, ["sales"]),
+        ({"ref": "billing"}, {}, []),
         ({"search": "%"}, {}, []),
         ({"search": "_"}, {}, []),
         ({"enabled": False}, {"enabled": "false"}, ["sales"]),
@@ -163,7 +169,7 @@ async def test_each_filter(gql, client, org, make_assistant, db):
             ["sales", "percent"],
         ),
         ({"language": "fr", "enabled": True}, {"enabled": "true"}, ["shout"]),
-        ({"search": "s", "model": "claude"}, {}, ["unicode"]),
+        ({"search": "s", "model": "claude"}, {}, ["unicode", "percent"]),
     ]
     for graphql_filter, rest_params, keys in cases:
         params = {k: v for k, v in graphql_filter.items() if k not in ("enabled", "updatedSince")}

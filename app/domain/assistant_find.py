@@ -5,7 +5,8 @@ Each shape of a request (its sort, which filters it sets, whether the key is res
 assistants, whether it starts after a cursor) is one statement, built on first use and compiled
 once per dialect like every statement of the store. A sort reads its index of migration 0011 in
 order, `seq` breaking ties, so a page of 100 reads about 100 index entries; the filters of
-`enabled`, `language` and `model` are counted from their index alone.
+`enabled`, `language` and `model` are counted from their index alone, and `ref` is found by its
+unique index.
 """
 
 from __future__ import annotations
@@ -19,7 +20,18 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Boolean, ColumnElement, Select, String, bindparam, func, select, tuple_
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Select,
+    String,
+    bindparam,
+    false,
+    func,
+    or_,
+    select,
+    tuple_,
+)
 from sqlalchemy import literal_column as sql_text
 
 from app.domain.access import Access, Scope, requires
@@ -61,10 +73,11 @@ DEFAULT_ORDER = Order()
 class AssistantFilter:
     """What the assistants found must match; None leaves a field out."""
 
-    search: str | None = None  # a case-insensitive substring of the name
+    search: str | None = None  # a case-insensitive substring of the name or the ref
     enabled: bool | None = None
     language: str | None = None
     model: str | None = None
+    ref: str | None = None
     updated_since: datetime | None = None
 
     def set_fields(self) -> dict[str, Any]:
@@ -96,20 +109,24 @@ def check_filter(found: AssistantFilter, prefix: tuple[str, ...] = ()) -> None:
         raise ValidationFailed(f"invalid filter: {names}", errors)
 
 
-def _search_condition(dialect: str, unicode: bool) -> ColumnElement[bool]:
-    """The name holds the search's text, whatever the case of either. SQLite's LIKE ignores
+def _holds(column: ColumnElement[str], dialect: str, unicode: bool) -> ColumnElement[bool]:
+    """The column holds the search's text, whatever the case of either. SQLite's LIKE ignores
     the case of ASCII letters only: a search with other letters compares both lower-cased by
     Python (`unicode_lower`, registered on each SQLite connection)."""
-    name = TABLE.c.name
     condition: ColumnElement[bool]
     if dialect == "postgresql":
-        condition = name.ilike(bindparam("f_pattern", type_=String), escape="\\")
+        condition = column.ilike(bindparam("f_pattern", type_=String), escape="\\")
     elif unicode:
-        lowered = func.unicode_lower(name, type_=String)
+        lowered = func.unicode_lower(column, type_=String)
         condition = func.instr(lowered, bindparam("f_lowered", type_=String)) > 0
     else:
-        condition = name.like(bindparam("f_pattern", type_=String), escape="\\")
+        condition = column.like(bindparam("f_pattern", type_=String), escape="\\")
     return condition
+
+
+def _search_condition(dialect: str, unicode: bool) -> ColumnElement[bool]:
+    """The name or the ref holds the search's text."""
+    return or_(_holds(TABLE.c.name, dialect, unicode), _holds(TABLE.c.ref, dialect, unicode))
 
 
 def _conditions(
@@ -126,6 +143,9 @@ def _conditions(
             where.append(_search_condition(dialect, unicode))
         elif name == "enabled":
             where.append(TABLE.c.enabled == bindparam("f_enabled", type_=Boolean))
+        elif name == "ref":  # in the words of its partial unique index, which serves it
+            where.append(TABLE.c.ref == bindparam("f_ref", type_=TABLE.c.ref.type))
+            where.append(TABLE.c.deleted == false())
         elif name == "updated_since":
             since = bindparam("f_updated_since", type_=TABLE.c.updated_at.type)
             where.append(TABLE.c.updated_at >= since)

@@ -51,13 +51,16 @@ class AssistantOrderInput:
 class AssistantFilterInput:
     search: str | None = strawberry.field(
         default=None,
-        description="A text the name holds, whatever the case (an empty text matches all).",
+        description=(
+            "A text the name or the ref holds, whatever the case (an empty text matches all)."
+        ),
     )
     enabled: bool | None = strawberry.field(default=None, description="Enabled or not.")
     language: str | None = strawberry.field(
         default=None, description="Exactly this `config.language`."
     )
     model: str | None = strawberry.field(default=None, description="Exactly this `config.model`.")
+    ref: str | None = strawberry.field(default=None, description="Exactly this `ref`.")
     updated_since: datetime | None = strawberry.field(
         default=None, description="Changed at or after this instant (`updatedAt` ≥ it)."
     )
@@ -71,6 +74,7 @@ def filter_of(given: AssistantFilterInput | None) -> AssistantFilter:
         enabled=given.enabled,
         language=given.language,
         model=given.model,
+        ref=given.ref,
         updated_since=given.updated_since,
     )
 

@@ -1,4 +1,4 @@
-"""The query parameters that find assistants: `search`, `enabled`, `language`, `model`,
+"""The query parameters that find assistants: `search`, `enabled`, `language`, `model`, `ref`,
 `updated_since` and `sort` (docs/finding-assistants.md)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from starlette.datastructures import QueryParams
 from app.domain.assistant_find import DEFAULT_ORDER, SORTS, AssistantFilter, Order, check_filter
 from app.domain.errors import FieldError, ValidationFailed
 
-QUERY = ("search", "enabled", "language", "model", "updated_since", "sort")
+QUERY = ("search", "enabled", "language", "model", "ref", "updated_since", "sort")
 PARAMETERS = frozenset(QUERY)
 SORT_VALUES = tuple(f"{sign}{field}" for field in SORTS for sign in ("", "-"))
 BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
@@ -63,6 +63,7 @@ def find_params(query: QueryParams) -> tuple[AssistantFilter, Order]:
         enabled=_enabled(query.get("enabled"), errors),
         language=query.get("language"),
         model=query.get("model"),
+        ref=query.get("ref"),
         updated_since=_instant(query.get("updated_since"), errors),
     )
     try:

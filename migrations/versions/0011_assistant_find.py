@@ -5,7 +5,7 @@ is sorted by its first 256 characters (a B-tree entry of PostgreSQL holds at mos
 and a name may be 1,024 characters of 4 bytes). The filters' index holds `enabled`, `language`
 and `model`, so that counting the matches of those filters reads the index alone
 (docs/finding-assistants.md). On SQLite, which has no such bound, the name's index also holds the
-whole name, so that a search reads the index and not the table's rows.
+whole name and the ref, so that a search reads the index and not the table's rows.
 
 Revision ID: 0011
 Revises: 0010
@@ -35,7 +35,7 @@ def upgrade() -> None:
     sqlite = op.get_bind().dialect.name == "sqlite"
     with op.batch_alter_table("assistants", schema=None) as batch_op:
         for name, columns in INDEXES.items():
-            extra = ["name"] if sqlite and name == "ix_assistants_org_name" else []
+            extra = ["name", "ref"] if sqlite and name == "ix_assistants_org_name" else []
             batch_op.create_index(name, [*columns, *extra], unique=False)
 
 
