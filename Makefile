@@ -74,9 +74,10 @@ fmt: install ## ruff format and ruff check --fix
 typecheck: install ## mypy in strict mode (configured in pyproject.toml)
 	$(VENV)/bin/mypy
 
-schema: install ## write schema.graphql and subgraph.graphql from the code
+schema: install ## write schema.graphql, subgraph.graphql and docs/bundle.schema.json from the code
 	$(PY) -m app export-schema > schema.graphql
 	$(PY) -m app export-schema --federation > subgraph.graphql
+	$(PY) -m app export-schema --bundle > docs/bundle.schema.json
 
 migrate: install ## apply the migrations to DATABASE_URL
 	$(PY) -m app migrate

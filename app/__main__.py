@@ -1,5 +1,5 @@
 """The command line: `python -m app serve|migrate|orgs|keys|releases|environments|webhooks|
-deliver|export-schema|demo|backup`.
+deliver|export-schema|demo|backup|export|apply` (bundles: app/bundles_cli.py).
 
 Data commands print one JSON object on stdout; errors go to stderr with a non-zero exit.
 """
@@ -18,6 +18,7 @@ from datetime import timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from app.bundles_cli import add_parsers as add_bundle_parsers
 from app.settings import Settings
 
 if TYPE_CHECKING:
@@ -314,6 +315,11 @@ def cmd_export_schema(_settings: Settings, args: argparse.Namespace) -> None:
     """schema.graphql; with `--federation`, the subgraph SDL (`_service { sdl }`)."""
     from app.graphql.schema import build_schema, schema
 
+    if args.bundle:  # docs/bundle.schema.json
+        from app.domain.bundle_format import bundle_json_schema
+
+        sys.stdout.write(json.dumps(bundle_json_schema(), indent=2) + "\n")
+        return
     exported = build_schema() if args.federation else schema
     sys.stdout.write(exported.as_str() + "\n")
 
@@ -374,7 +380,9 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the Apollo Federation 2 subgraph SDL (what `_service { sdl }` answers)",
     )
+    export.add_argument("--bundle", action="store_true", help="the JSON Schema of bundles")
     export.set_defaults(func=cmd_export_schema)
+    add_bundle_parsers(sub, _in_transaction)  # export, apply (docs/bundles.md)
     sub.add_parser("demo", help="ensure the demo organisation").set_defaults(func=cmd_demo)
     backup = sub.add_parser("backup", help="a consistent copy of the live SQLite database")
     backup.add_argument("path", help="the new file (an existing one is refused)")
@@ -447,6 +455,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from app.bundles_cli import BundleFileError
     from app.domain.errors import DomainError
     from app.logs import configure_logging
 
@@ -457,6 +466,12 @@ def main(argv: list[str] | None = None) -> int:
         args.func(settings, args)
     except DomainError as exc:
         sys.stderr.write(f"error: {exc.code}: {exc.message}\n")
+        for field in exc.fields:  # each offending field (a bundle's: under its entry)
+            path = ".".join(str(p) for p in field.path)
+            sys.stderr.write(f"  {path}: {field.message}\n")
+        return 1
+    except BundleFileError as exc:
+        sys.stderr.write(f"error: BAD_REQUEST: {exc}\n")
         return 1
     except DatabaseError as exc:
         hint = "" if args.command == "backup" else " (is the database migrated? run 'migrate')"

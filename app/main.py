@@ -40,6 +40,7 @@ from app.rest import (
     api_keys,
     assistants,
     avatars,
+    bundles,
     duplicate,
     events,
     integrations,
@@ -202,6 +203,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *events.routes,
         *api_keys.routes,
         *webhooks.routes,
+        *bundles.routes,
     ]
     if settings.metrics_enabled:  # for the scraper: no API key; METRICS_TOKEN when set
         endpoint = metrics.metrics_endpoint(settings.metrics_token)

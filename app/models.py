@@ -105,11 +105,35 @@ class Avatar(SQLModel, table=True):
     created_at: datetime = _time()
 
 
+# the name as sorted: its first 256 characters (a PostgreSQL B-tree entry holds at most 2,704
+# bytes); the same text in the index and in the statements, so that both databases match them
+# (on SQLite, migration 0011 adds the whole name and the ref to the index, for searches)
+NAME_SORT_KEY = text("substr(name, 1, 256)")
+
+
 class Assistant(SQLModel, table=True):
     """One row per assistant; every config leaf is its own column, so merges are per column."""
 
     __tablename__ = "assistants"
-    __table_args__ = (Index("ix_assistants_org_deleted_seq", "org_id", "deleted", "seq"),)
+    __table_args__ = (
+        Index("ix_assistants_org_deleted_seq", "org_id", "deleted", "seq"),
+        # finding assistants (docs/finding-assistants.md): each sort, and the common filters
+        Index("ix_assistants_org_created", "org_id", "deleted", "created_at", "seq"),
+        Index("ix_assistants_org_updated", "org_id", "deleted", "updated_at", "seq"),
+        Index("ix_assistants_org_name", "org_id", "deleted", NAME_SORT_KEY, "seq"),
+        Index(
+            "ix_assistants_org_filters", "org_id", "deleted", "enabled", "language", "model", "seq"
+        ),
+        # `ref` is unique among the live assistants of an organisation; nulls never collide
+        Index(
+            "ux_assistants_org_ref",
+            "org_id",
+            "ref",
+            unique=True,
+            sqlite_where=text("deleted = 0"),
+            postgresql_where=text("NOT deleted"),
+        ),
+    )
 
     seq: int | None = Field(default=None, primary_key=True)
     id: str = Field(unique=True, max_length=64)
@@ -120,6 +144,7 @@ class Assistant(SQLModel, table=True):
     version: int = 1
     secret_key: str | None = Field(default=None, max_length=128)
     avatar_id: str | None = Field(default=None, foreign_key="avatars.id", max_length=64)
+    ref: str | None = Field(default=None, max_length=64)  # docs/bundles.md
 
     language: str = Field(default="auto", max_length=64)
     model: str = Field(max_length=200)

@@ -34,6 +34,8 @@ from app.domain.releases import EnvironmentPin, ReleaseCreate
 from app.domain.shape import CONFIG, Group, groups_of
 from app.domain.webhooks import MAX_WEBHOOKS, WebhookCreate, WebhookPatch
 from app.http.content import PATCH_TYPES
+from app.rest.assistant_find import QUERY as FIND_QUERY
+from app.rest.assistant_find import SORT_VALUES
 from app.rest.common import MAX_PAGE, json_response
 
 
@@ -111,6 +113,7 @@ class Assistant(Document):
     secret_key: str | None
     avatar_id: str | None
     avatar_url: str | None
+    ref: str | None
     config: Config
     integrations: list[Integration] = Field(
         max_length=MAX_INTEGRATIONS,
@@ -318,13 +321,15 @@ OPERATIONS = [
     Op("GET", "/readyz", "Readiness: 503 while the database does not answer", response=Health,
        errors=(503,), public=True, operation_id="getReadiness"),
     Op("POST", ASSISTANTS, "Create an assistant", 201, Assistant, body=AssistantCreate,
-       errors=BODY_ERRORS, operation_id="createAssistant"),
-    Op("GET", ASSISTANTS, "List assistants, oldest first", response=Assistant, many=True,
-       query=("page", "take"), errors=(400, 401, 403, 429), operation_id="listAssistants"),
+       errors=(*BODY_ERRORS, 409), operation_id="createAssistant"),
+    Op("GET", ASSISTANTS, "List assistants, oldest first, or found by a filter and a sort",
+       response=Assistant, many=True,
+       query=("page", "take", *FIND_QUERY), errors=(400, 401, 403, 429),
+       operation_id="listAssistants"),
     Op("GET", ASSISTANT, "Read an assistant", response=Assistant, operation_id="getAssistant"),
     Op("PATCH", ASSISTANT, "Update an assistant (deep merge; RFC 7396 accepted)",
        response=Assistant, body=AssistantPatch, body_types=PATCH_TYPES, query=("dry_run",),
-       errors=(*BODY_ERRORS, 412), operation_id="updateAssistant"),
+       errors=(*BODY_ERRORS, 409, 412), operation_id="updateAssistant"),
     Op("DELETE", ASSISTANT, "Delete an assistant (`If-Match` honoured)", 204,
        errors=(401, 403, 404, 412, 429), operation_id="deleteAssistant"),
     Op("POST", ASSISTANT + "/rotate-secret-key", "Rotate the secret key (`If-Match` honoured)",
@@ -471,6 +476,14 @@ QUERY = {
     "last_event_id": {"type": "string"},
     "against": {"type": "string", "default": "draft"},
     "status": {"type": "string", "enum": ["pending", "delivered", "failed"]},
+    # finding assistants (docs/finding-assistants.md)
+    "search": {"type": "string", "maxLength": 1024},
+    "enabled": {"type": "boolean"},
+    "language": {"type": "string", "minLength": 1, "maxLength": 64},
+    "model": {"type": "string", "minLength": 1, "maxLength": 200},
+    "ref": {"type": "string", "minLength": 1, "maxLength": 64},
+    "updated_since": {"type": "string", "format": "date-time"},
+    "sort": {"type": "string", "enum": list(SORT_VALUES)},
 }
 REASONS = {
     400: "Bad request or invalid input (or a limit reached)",
@@ -479,6 +492,7 @@ REASONS = {
     "operation needs (`INSUFFICIENT_SCOPE`, `WWW-Authenticate: Bearer "
     'error="insufficient_scope", scope="…"`)',
     404: "Not found",
+    409: "The `ref` is already taken by another assistant of the organisation (`REF_TAKEN`)",
     412: "`If-Match` is stale",
     413: "Body too large (`PAYLOAD_TOO_LARGE`), or the write would take the organisation's "
     "stored data past its quota, ORG_STORAGE_QUOTA (`QUOTA_EXCEEDED`, nothing is stored)",

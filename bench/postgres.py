@@ -222,11 +222,11 @@ def provide() -> Postgres:
     return Postgres(url, throwaway_port=port)
 
 
-def seed(db: Postgres, meta_file: Path, assistants: int) -> dict[str, Any]:
-    """Migrates the database and seeds one organisation of `assistants` assistants
-    (bench/seed.py); its ids and key, also written to `meta_file`."""
+def seed(db: Postgres, meta_file: Path, assistants: int, orgs: int = 1) -> dict[str, Any]:
+    """Migrates the database and seeds `orgs` organisations sharing `assistants` assistants
+    (bench/seed.py); their ids and keys, also written to `meta_file`."""
     script = str(Path(__file__).resolve().parent / "seed.py")
-    argv = [sys.executable, script, db.url, "--assistants", str(assistants), "--orgs", "1"]
+    argv = [sys.executable, script, db.url, "--assistants", str(assistants), "--orgs", str(orgs)]
     done = subprocess.run([*argv, "--meta", str(meta_file)], capture_output=True, text=True)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["?"])[-1]

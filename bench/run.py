@@ -23,9 +23,14 @@ p50/p99 at 100 updates/s, PATCH throughput with and without one webhook, recover
 receiver was down; `--only webhooks` runs that part alone.
 Then the deploys part (bench/deploy.py, issue 29): three rolling restarts of two servers behind
 HAProxy under load, counting failed requests and lost writes; `--only deploy` runs it alone.
+Then the finding part (bench/find.py, issue 26): a filtered, sorted page of 100 of 100,000
+assistants in one organisation against today's unfiltered page; `--only find` runs it alone.
+Then the listeners part (bench/listeners.py, issue 29): as many SSE streams and websocket
+subscriptions as one process may hold, their memory, delivery delays and the update throughput
+while they listen; `--only listeners` runs it alone.
 
 Environment: BENCH_SECONDS (each measurement, whole seconds, default 4), BENCH_ONLY (`sqlite`,
-`pg`, `attacks`, `webhooks` or `deploy`: one part; `--only PART` on the command line says the same),
+`pg`, or one of PARTS below: one part; `--only PART` on the command line says the same),
 BENCH_LEAK_REQUESTS (default 10000; the issue's check is 100000),
 BENCH_POSTGRES_URL (a postgresql+asyncpg:// database the bench may wipe), BENCH_LOADGEN=python
 (the Python generator even where wrk exists), BENCH_RESEED=1 (seed the 200,000-assistant
@@ -48,7 +53,9 @@ from typing import Any
 
 import attacks
 import deploy
+import find
 import httpx
+import listeners
 import paths
 import postgraphile
 import postgraphile5
@@ -470,25 +477,28 @@ def pg_half(notes: list[str]) -> tuple[dict[str, Any] | None, str]:
         db.drop()
 
 
+# The parts after the two halves, in the order they run: each module's `run()` gives its
+# figures (kept in results.json under its name), `render(figures)` prints them, and `main()`
+# runs it alone (`--only NAME`).
+PARTS: dict[str, Any] = {
+    "attacks": attacks,  # issue 23: the second tenant's latency under attack, peak RSS
+    "webhooks": webhooks,  # issue 24: deliveries, commit-to-receipt, PATCH cost, recovery
+    "deploy": deploy,  # issue 29: rolling restarts behind HAProxy, failures and lost writes
+    "find": find,  # issue 26: a filtered, sorted page of 100,000 assistants
+    "listeners": listeners,  # issue 29: ten thousand SSE streams and subscriptions
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="make bench; see bench/README.md")
-    parts = ("sqlite", "pg", "attacks", "webhooks", "deploy")
+    parts = ("sqlite", "pg", *PARTS)
     parser.add_argument("--only", choices=parts, default=ONLY or None)
     only = parser.parse_args().only or ""
     if only not in ("", *parts):
-        sys.exit(
-            f"BENCH_ONLY={only!r}: use `sqlite`, `pg`, `attacks`, `webhooks` or `deploy` "
-            "(or leave it unset for all)"
-        )
+        sys.exit(f"BENCH_ONLY={only!r}: use one of {', '.join(parts)} (or leave it unset for all)")
     DATA.mkdir(parents=True, exist_ok=True)
-    if only == "attacks":
-        attacks.main()
-        return
-    if only == "webhooks":
-        webhooks.main()
-        return
-    if only == "deploy":
-        deploy.main()
+    if only in PARTS:
+        PARTS[only].main()
         return
     notes: list[str] = []
     if not have_wrk():
@@ -517,25 +527,14 @@ def main() -> None:
         "cache_fill_requests": CACHE_FILL,
         "sqlite_synchronous": os.environ.get("SQLITE_SYNCHRONOUS", "FULL"),
     }
-    attack_mix = None if only else attacks.run()
-    hooks = None if only else webhooks.run()
-    deploys = None if only else deploy.run()
+    extra = {} if only else {name: part.run() for name, part in PARTS.items()}
     results = report.build(config, sqlite, pg, notes)
     results["skipped"] = {half: why for half, why in skipped.items() if why}
-    if attack_mix is not None:
-        results["attacks"] = attack_mix
-    if hooks is not None:
-        results["webhooks"] = hooks
-    if deploys is not None:
-        results["deploys"] = deploys
+    results |= extra
     results["elapsed_s"] = round(time.monotonic() - STARTED, 1)
     print(report.render(results, skipped))
-    if attack_mix is not None:
-        print(attacks.render(attack_mix))
-    if hooks is not None:
-        print(webhooks.render(hooks))
-    if deploys is not None:
-        print(deploy.render(deploys))
+    for name, figures in extra.items():
+        print(PARTS[name].render(figures))
     (BENCH / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     say(f"done; results in {BENCH / 'results.json'}")
 

@@ -371,13 +371,13 @@ def sqlite() -> dict[str, Any]:
     return measure(f"sqlite+aiosqlite:///{db}", "sqlite")
 
 
-def throwaway_ci_database() -> tuple[str, str, str]:
+def throwaway_ci_database(prefix: str = "whbench") -> tuple[str, str, str]:
     """A fresh database made by a role that may CREATEDB (TEST_POSTGRES_URL or the CI role):
     (its URL, the admin URL, its name)."""
     import asyncpg
 
     admin = os.environ.get("TEST_POSTGRES_URL") or CI_POSTGRES
-    name = f"whbench_{os.getpid()}"
+    name = f"{prefix}_{os.getpid()}"
 
     async def create() -> None:
         conn = await asyncpg.connect(admin.replace("postgresql+asyncpg://", "postgresql://"))

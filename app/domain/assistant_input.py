@@ -21,6 +21,7 @@ from app.domain.fields import (
     ModelName,
     Name,
     NotNull,
+    Ref,
     ShortMessage,
     SuggestedMessage,
     ThreadMode,
@@ -71,6 +72,7 @@ class AssistantPatch(Input):
     name: Annotated[Name, NotNull] = UNSET
     enabled: Annotated[bool, NotNull] = UNSET
     avatar_id: Identifier | None = UNSET
+    ref: Ref | None = UNSET  # unique in the organisation (docs/bundles.md); null clears it
     config: Annotated[ConfigPatch, NotNull] = UNSET
 
 

@@ -22,6 +22,7 @@ from app.domain.errors import (
     invalid_input,
     validation_failed,
 )
+from app.domain.refs import check_ref_free
 from app.domain.revisions import (
     CREATED,
     DELETED,
@@ -230,6 +231,8 @@ async def create_assistant(
     check_creator(access)
     org_id = access.org_id
     data = await _validated(tx, AssistantCreate, org_id, body)
+    values = column_values(data.set_fields())
+    await check_ref_free(tx, org_id, values, None)
     if quota is not None:
         await quota.spend(org_id)
     now = utcnow()
@@ -242,7 +245,7 @@ async def create_assistant(
         updated_at=now,
         suggested_messages=[],
     )
-    for column, value in column_values(data.set_fields()).items():
+    for column, value in values.items():
         setattr(new, column, value)
     if data.generate_secret_key:
         new.secret_key = new_secret_key()
@@ -307,6 +310,7 @@ async def update_assistant(
     check_version(assistant, expected_versions)
     data = await _validated(tx, AssistantPatch, access.org_id, patch)
     changed = _column_changes(assistant, column_values(data.set_fields()))
+    await check_ref_free(tx, access.org_id, changed, assistant.id)
     if dry_run:
         return replaced(assistant, **changed)
     if changed:

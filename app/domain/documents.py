@@ -82,6 +82,7 @@ def assistant_document(
         "secret_key": a.secret_key,
         "avatar_id": a.avatar_id,
         "avatar_url": avatar_url(base_url, a.avatar_id),
+        "ref": a.ref,
         "config": config_document(a),
         "integrations": [integration_document(i) for i in integrations],
         "actions": [action_document(x) for x in actions],

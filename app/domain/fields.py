@@ -70,6 +70,19 @@ def _slug(value: str) -> str:
     return value
 
 
+_REF = re.compile(r"[a-z0-9][a-z0-9._-]*")
+
+
+def _ref(value: str) -> str:
+    if not _REF.fullmatch(value):
+        raise PydanticCustomError(
+            "ref",
+            "must be 1-64 characters of a-z, 0-9, '.', '_' and '-', "
+            "starting with a letter or a digit",
+        )
+    return value
+
+
 NotNull = BeforeValidator(_reject_null)
 UNSET: Any = None  # default of every patch field; never validated, dropped by exclude_unset
 NO_NUL = AfterValidator(_no_nul)
@@ -92,6 +105,7 @@ ShortMessage = Annotated[str, limits(0, 2000), NO_NUL]
 SuggestedMessage = Annotated[str, limits(1, 500), NO_NUL]
 Identifier = Annotated[str, limits(1, 64), NO_NUL]
 Slug = Annotated[str, limits(1, 64), NO_NUL, AfterValidator(_slug)]
+Ref = Annotated[str, limits(1, 64), NO_NUL, AfterValidator(_ref)]  # docs/bundles.md
 
 
 class Input(BaseModel):

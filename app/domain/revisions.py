@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, delete, func, insert, select
 
 from app.domain.documents import avatar_url, config_document, rfc3339
 from app.domain.errors import NotFound
-from app.domain.shape import COLUMN_PATHS, LEAVES
+from app.domain.shape import COLUMN_PATHS, LEAVES, NOT_RESTORED
 from app.domain.storage import DEFAULT_QUOTA
 from app.domain.webhook_events import (
     ANY_ENABLED_WEBHOOK,
@@ -241,9 +241,12 @@ def revision_document(
 
 
 def snapshot_columns(snapshot: dict[str, Any]) -> dict[str, Any]:
-    """{column: value} of every leaf a snapshot holds (what a restore writes back)."""
+    """{column: value} of every leaf a snapshot holds (what a restore writes back; a `ref`
+    stays the assistant's own)."""
     values: dict[str, Any] = {}
     for path, column in LEAVES.items():
+        if column in NOT_RESTORED:
+            continue
         node: Any = snapshot
         for key in path:
             node = node.get(key) if isinstance(node, dict) else None

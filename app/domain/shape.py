@@ -163,7 +163,17 @@ TOP_LEAVES = (
     Leaf("name", "name", str, False, REQUIRED, "Name, 1-1024 characters, stored trimmed."),
     Leaf("enabled", "enabled", bool, False, True, "Whether it answers contacts."),
     Leaf("avatar_id", "avatar_id", str, True, None, "Id of the avatar image, or null."),
+    Leaf(
+        "ref",
+        "ref",
+        str,
+        True,
+        None,
+        "Name of the assistant in bundles, unique in its organisation, or null.",
+    ),
 )
+# leaves a restore leaves alone (a restore brings back name, enabled, avatar and config)
+NOT_RESTORED = frozenset({"ref"})
 
 
 def leaves_of(group: Group, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Leaf]]:

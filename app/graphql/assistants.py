@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 import strawberry
 from graphql import FieldNode, FragmentSpreadNode, OperationType, SelectionSetNode
 
+from app.domain.assistant_find import (
+    DEFAULT_ORDER,
+    check_filter,
+    count_found,
+    cursor_of,
+    find_assistants,
+    position_of,
+)
 from app.domain.assistants import (
     check_page_size,
     count_assistants,
@@ -20,6 +28,12 @@ from app.domain.assistants import (
 )
 from app.domain.children_of_many import Children, children_by_assistant
 from app.graphql.args import AssistantId, OrgId
+from app.graphql.assistant_find import (
+    AssistantFilterInput,
+    AssistantOrderInput,
+    filter_of,
+    order_of,
+)
 from app.graphql.context import Info
 from app.graphql.inputs import CreateAssistantInput, UpdateAssistantInput, sent_fields
 from app.graphql.pagination import PageInfo, decode_cursor, encode_cursor
@@ -79,11 +93,12 @@ def assistant_connection(
     total: int,
     base_url: str,
     children: Children | None = None,
+    cursor: Callable[[AssistantRow], str] | None = None,
 ) -> AssistantConnection:
     """A page of `first` rows; one row more than asked says that another page follows."""
     edges = [
         AssistantEdge(
-            cursor=encode_cursor(CURSOR_KIND, row.seq or 0),
+            cursor=encode_cursor(CURSOR_KIND, row.seq or 0) if cursor is None else cursor(row),
             node=node(row, base_url, children),
         )
         for row in rows[:first]
@@ -111,7 +126,10 @@ class AssistantQuery:
         return node(row, ctx.settings.base_url, children)
 
     @strawberry.field(
-        description="The organisation's assistants, oldest first, as a Relay connection."
+        description=(
+            "The organisation's assistants, as a Relay connection: those that match `filter`, "
+            "in the order of `orderBy` (without it, the oldest first)."
+        )
     )
     async def assistants(
         self,
@@ -125,7 +143,19 @@ class AssistantQuery:
             str | None,
             strawberry.argument(description="Return the assistants after this cursor."),
         ] = None,
+        filter: Annotated[  # noqa: A002
+            AssistantFilterInput | None,
+            strawberry.argument(description="Only the assistants that match all of it."),
+        ] = None,
+        order_by: Annotated[
+            AssistantOrderInput | None,
+            strawberry.argument(
+                description="The order; a cursor is valid only in the order that made it."
+            ),
+        ] = None,
     ) -> AssistantConnection:
+        if filter is not None or order_by is not None:
+            return await _found(info, org_id, first, after, filter, order_by)
         ctx = info.context
         async with ctx.db.read() as tx:
             access = await ctx.access(tx, org_id)
@@ -135,6 +165,31 @@ class AssistantQuery:
             total = await count_assistants(tx, access=access)
             children = await children_if_asked(info, tx, rows[:size])
         return assistant_connection(rows, size, total, ctx.settings.base_url, children)
+
+
+async def _found(
+    info: Info,
+    org_id: str,
+    first: int | None,
+    after: str | None,
+    filter_input: AssistantFilterInput | None,
+    order_input: AssistantOrderInput | None,
+) -> AssistantConnection:
+    """`assistants` with a filter or an order (docs/finding-assistants.md)."""
+    ctx = info.context
+    found, order = filter_of(filter_input), order_of(order_input)
+    async with ctx.db.read() as tx:
+        access = await ctx.access(tx, org_id)
+        size = check_page_size(DEFAULT_FIRST if first is None else first, "first")
+        check_filter(found, ("filter",))
+        position = None if after is None else position_of(order, after)
+        rows = await find_assistants(
+            tx, access=access, found=found, order=order, after=position, limit=size + 1
+        )
+        total = await count_found(tx, access=access, found=found)
+        children = await children_if_asked(info, tx, rows[:size])
+    cursor = None if order == DEFAULT_ORDER else lambda row: cursor_of(order, row)
+    return assistant_connection(rows, size, total, ctx.settings.base_url, children, cursor)
 
 
 @strawberry.type

@@ -29,6 +29,7 @@ from app.domain.errors import (
     ValidationFailed,
     describe_fields,
 )
+from app.domain.refs import RefTaken
 from app.errors import ErrorTable
 from app.events import (
     EventsUnavailable,
@@ -72,6 +73,7 @@ CODES: ErrorTable[Coded] = ErrorTable(
         InsufficientScope: Coded("FORBIDDEN", 403),
         NotFound: Coded(None, 404),
         PreconditionFailed: Coded("CONFLICT", 412),
+        RefTaken: Coded(None, 409),  # a mutation's error: its answer stays 200
         PayloadTooLarge: Coded(None, 413),
         QuotaExceeded: Coded(None, 413),  # a mutation's error: its answer stays 200
         UnsupportedMediaType: Coded(None, 415),

@@ -13,6 +13,10 @@ from strawberry import Maybe
 
 from app.graphql.types import KnowledgeScope, ThreadMode
 
+REF_DESCRIPTION = (
+    "Name in bundles: 1-64 characters of a-z, 0-9, '.', '_', '-', unique in the organisation"
+)
+
 
 @strawberry.input(description="Speech-to-text settings; absent keys are left as they are.")
 class SttConfigInput:
@@ -111,6 +115,9 @@ class UpdateAssistantInput:
     avatar_id: Maybe[str | None] = strawberry.field(
         description="An avatar of the same organisation; null removes it.", default=None
     )
+    ref: Maybe[str | None] = strawberry.field(
+        description=REF_DESCRIPTION + "; null removes it.", default=None
+    )
     config: Maybe[ConfigInput | None] = strawberry.field(
         description="Merged key by key, at every depth.", default=None
     )
@@ -123,6 +130,7 @@ class CreateAssistantInput:
     avatar_id: Maybe[str | None] = strawberry.field(
         description="An avatar of the same organisation.", default=None
     )
+    ref: Maybe[str | None] = strawberry.field(description=REF_DESCRIPTION + ".", default=None)
     config: Maybe[ConfigInput | None] = strawberry.field(
         description="Defaults apply to every absent key.", default=None
     )

@@ -26,6 +26,7 @@ from strawberry.types.graphql import OperationType
 from app.graphql.actions import ActionMutation
 from app.graphql.api_keys import ApiKeyMutation, ApiKeyQuery
 from app.graphql.assistants import AssistantMutation, AssistantQuery
+from app.graphql.bundles import BundleMutation
 from app.graphql.context import Info
 from app.graphql.duplicate import DuplicateMutation
 from app.graphql.execution import CompiledExecutionContext
@@ -61,6 +62,7 @@ Mutation = merge_types(
         ReleaseMutation,
         ApiKeyMutation,
         WebhookMutation,
+        BundleMutation,
     ),
 )
 Subscription = merge_types("Subscription", (AssistantSubscription,))

@@ -203,6 +203,9 @@ class Assistant(Node):
     )
     avatar_id: str | None = strawberry.field(description="Id of the avatar image, or null.")
     avatar_url: str | None = strawberry.field(description="Absolute URL of the avatar, or null.")
+    ref: str | None = strawberry.field(
+        description="Name of the assistant in bundles, unique in its organisation, or null."
+    )
     config: Config = strawberry.field(description=CONFIG.field_description)
     created_at: datetime = strawberry.field(description="When it was created; never moves.")
     updated_at: datetime = strawberry.field(description="When it last really changed.")
@@ -219,6 +222,7 @@ class Assistant(Node):
             secret_key=a.secret_key,
             avatar_id=a.avatar_id,
             avatar_url=avatar_url(base_url, a.avatar_id),
+            ref=a.ref,
             config=Config.from_row(a),
             created_at=a.created_at,
             updated_at=a.updated_at,

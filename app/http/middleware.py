@@ -28,6 +28,9 @@ GRAPHQL_PATH = "/graphql"
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 AVATAR_UPLOAD = re.compile(r"^/orgs/[^/]+/avatars/?$")
+# a bundle may be 5 MiB (docs/bundles.md; MAX_BUNDLE_BYTES of app/domain/bundle_format.py)
+BUNDLE_APPLY = re.compile(r"^/orgs/[^/]+/bundles/apply/?$")
+BUNDLE_BYTES = 5 * 1024 * 1024
 
 
 class RequestIdMiddleware:
@@ -67,7 +70,10 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.max_avatar_bytes if AVATAR_UPLOAD.match(scope["path"]) else self.max_bytes
+        path = scope["path"]
+        limit = self.max_avatar_bytes if AVATAR_UPLOAD.match(path) else self.max_bytes
+        if BUNDLE_APPLY.match(path):
+            limit = max(limit, BUNDLE_BYTES)
         error = PayloadTooLarge(f"the body may be at most {limit} bytes")
         length = Headers(scope=scope).get("content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):

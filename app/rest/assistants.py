@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.domain.assistant_find import count_found, find_assistants
 from app.domain.assistants import (
     count_assistants,
     create_assistant,
@@ -16,6 +17,7 @@ from app.domain.assistants import (
     update_assistant,
 )
 from app.http.content import PATCH_TYPES
+from app.rest.assistant_find import asks_to_find, find_params
 from app.rest.common import (
     assistant_documents,
     bool_param,
@@ -76,9 +78,23 @@ async def patch(request: Request) -> Response:
 
 async def list_(request: Request) -> Response:
     page, take = page_params(request)
+    if asks_to_find(request.query_params):
+        return await _found(request, page, take)
     async with org_transaction(request, write=False) as (tx, access):
         total = await count_assistants(tx, access=access)
         rows = await list_assistants(tx, access=access, offset=(page - 1) * take, limit=take)
+        documents = await assistant_documents(tx, rows, settings_of(request).base_url)
+    return json_response(documents, headers=pagination_headers(total, page, take))
+
+
+async def _found(request: Request, page: int, take: int) -> Response:
+    """The list with a filter or a sort (docs/finding-assistants.md)."""
+    found, order = find_params(request.query_params)
+    async with org_transaction(request, write=False) as (tx, access):
+        total = await count_found(tx, access=access, found=found)
+        rows = await find_assistants(
+            tx, access=access, found=found, order=order, offset=(page - 1) * take, limit=take
+        )
         documents = await assistant_documents(tx, rows, settings_of(request).base_url)
     return json_response(documents, headers=pagination_headers(total, page, take))
 

@@ -28,6 +28,7 @@ from app.domain.errors import (
     Unauthenticated,
     ValidationFailed,
 )
+from app.domain.refs import RefTaken
 from app.errors import ErrorTable
 from app.events import (
     EventsUnavailable,
@@ -81,6 +82,7 @@ PROBLEMS: ErrorTable[Problem] = ErrorTable(
         InsufficientScope: Problem(403, "Forbidden", _insufficient_scope),
         NotFound: Problem(404, "Not Found"),
         PreconditionFailed: Problem(412, "Precondition Failed"),
+        RefTaken: Problem(409, "Conflict"),  # docs/bundles.md
         PayloadTooLarge: Problem(413, "Content Too Large"),
         QuotaExceeded: Problem(413, "Content Too Large"),  # ORG_STORAGE_QUOTA
         UnsupportedMediaType: Problem(415, "Unsupported Media Type"),

@@ -122,6 +122,12 @@ def _run_waiting(
         cursor.close()
 
 
+def unicode_lower(value: str | None) -> str | None:
+    """SQL `unicode_lower(x)`: Python's lower case of every letter (SQLite's `lower` and `LIKE`
+    know only ASCII's); the search of assistants by a non-ASCII text uses it."""
+    return None if value is None else value.lower()
+
+
 def _rollback_if_open(raw: sqlite3.Connection) -> None:
     if raw.in_transaction:
         raw.execute("ROLLBACK")
@@ -412,6 +418,7 @@ class SQLiteStore(Store):
         try:
             for pragma in self._pragmas:
                 raw.execute(pragma).close()
+            raw.create_function("unicode_lower", 1, unicode_lower, deterministic=True)
         except BaseException:
             raw.close()
             raise

@@ -84,6 +84,11 @@ def upgrade() -> None:
     for start in range(0, len(used), BATCH):
         batch = list(used.items())[start : start + BATCH]
         bind.execute(statement, [{"org": org, "used": n} for org, n in batch])
+    if bind.dialect.name == "postgresql":
+        # asyncpg keeps the portals of `yield_per` open until the transaction ends, and a later
+        # migration of the same transaction could not alter those tables ("being used by active
+        # queries in this session")
+        bind.exec_driver_sql("CLOSE ALL")
 
 
 def downgrade() -> None:

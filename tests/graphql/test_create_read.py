@@ -59,6 +59,7 @@ async def test_only_name_is_required_and_defaults_apply(create, stored, org):
         "secretKey": None,
         "avatarId": None,
         "avatarUrl": None,
+        "ref": None,
         "createdAt": created["createdAt"],
         "updatedAt": created["createdAt"],
         "config": DEFAULT_CONFIG,

@@ -8,7 +8,7 @@ from typing import Any
 from strawberry.utils.str_converters import to_camel_case
 
 ASSISTANT_FIELDS = """
-id name enabled deleted version secretKey avatarId avatarUrl createdAt updatedAt
+id name enabled deleted version secretKey avatarId avatarUrl ref createdAt updatedAt
 config {
   language model instructions knowledgeScope timezone
   stt { model } tts { model voiceId }

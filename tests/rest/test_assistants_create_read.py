@@ -91,6 +91,7 @@ async def test_only_name_is_required_and_defaults_apply(client, org, stored):
         "secret_key": None,
         "avatar_id": None,
         "avatar_url": None,
+        "ref": None,
         "config": DEFAULT_CONFIG,
         "integrations": [],
         "actions": [],
