@@ -25,7 +25,13 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 DURATION_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
-SCOPES = ("assistants:read", "assistants:write", "api_keys:manage", "webhooks:manage")
+SCOPES = (
+    "assistants:read",
+    "assistants:write",
+    "api_keys:manage",
+    "webhooks:manage",
+    "audit:read",
+)
 
 
 def _print(data: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from app.auth import KeyUsage
+from app.domain.audit_log import keep_pruning
 from app.domain.errors import DomainError
 from app.events import Broker
 from app.graphql import ide
@@ -39,6 +40,7 @@ from app.rest import (
     actions,
     api_keys,
     assistants,
+    audit_log,
     avatars,
     events,
     integrations,
@@ -158,12 +160,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
             engine = Engine(settings, app.state.webhook_client)
             engine.start()
             app.state.shutdown.on_drain.append(engine.stop_claiming)
+        retention = None  # AUDIT_KEEP_DAYS (docs/audit-log.md)
+        if settings.audit_keep_days is not None:
+            retention = asyncio.create_task(keep_pruning(app.state.db, settings.audit_keep_days))
         restore_signals = app.state.shutdown.install()
         settle_garbage_collector()
         try:
             yield
         finally:
             restore_signals()
+            if retention is not None:
+                retention.cancel()
             if engine is not None:
                 await engine.stop(settings.shutdown_grace_seconds)
             await app.state.webhook_client.aclose()
@@ -195,6 +202,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *events.routes,
         *api_keys.routes,
         *webhooks.routes,
+        *audit_log.routes,
     ]
     if settings.metrics_enabled:  # for the scraper: no API key; METRICS_TOKEN when set
         endpoint = metrics.metrics_endpoint(settings.metrics_token)

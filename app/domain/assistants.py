@@ -12,6 +12,7 @@ from sqlalchemy import Select, bindparam, delete, func, select
 
 from app.domain.access import Access, Scope, requires
 from app.domain.assistant_input import AssistantCreate, AssistantPatch, column_values
+from app.domain.audit import record_audit
 from app.domain.errors import (
     BadRequest,
     FieldError,
@@ -188,7 +189,8 @@ async def create_assistant(
     spends nothing), and beyond it nothing is created."""
     if access.bound:
         raise InsufficientScope(
-            "this API key is restricted to some assistants: it cannot create assistants"
+            "this API key is restricted to some assistants: it cannot create assistants",
+            use_case="create_assistant",
         )
     org_id = access.org_id
     data = await _validated(tx, AssistantCreate, org_id, body)
@@ -214,6 +216,9 @@ async def create_assistant(
     changes = [{"path": p, "from": None, "to": v} for p, v in leaf_values(assistant).items()]
     await record_revision(
         tx, assistant, change_type=CREATED, changes=changes, writer=writer, changed_at=now
+    )
+    await record_audit(
+        tx, access, "assistant.create", "assistant", assistant.id, version=assistant.version
     )
     return assistant
 
@@ -280,6 +285,9 @@ async def update_assistant(
         return replaced(assistant, **changed)
     if changed:
         await _apply(tx, assistant, changed, change_type=UPDATED, writer=writer)
+    await record_audit(
+        tx, access, "assistant.update", "assistant", assistant.id, version=assistant.version
+    )
     return assistant
 
 
@@ -301,6 +309,9 @@ async def restore_revision(
     changed = _column_changes(assistant, snapshot_columns(revision.snapshot))
     if changed:
         await _apply(tx, assistant, changed, change_type=RESTORED, writer=writer)
+    await record_audit(
+        tx, access, "assistant.restore", "assistant", assistant.id, version=assistant.version
+    )
     return assistant
 
 
@@ -417,6 +428,9 @@ async def delete_assistant(
         tx, assistant, {"deleted": True}, change_type=DELETED, changes=changes, writer=writer
     )
     await give_back(tx, assistant.org_id, freed)
+    await record_audit(
+        tx, access, "assistant.delete", "assistant", assistant.id, version=assistant.version
+    )
     return assistant
 
 
@@ -440,5 +454,13 @@ async def rotate_secret_key(
         change_type=SECRET_KEY_ROTATED,
         changes=changes,
         writer=writer,
+    )
+    await record_audit(
+        tx,
+        access,
+        "assistant.rotate_secret_key",
+        "assistant",
+        assistant.id,
+        version=assistant.version,
     )
     return assistant

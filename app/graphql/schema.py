@@ -123,6 +123,9 @@ class Served:
         result: ExecutionResult = await super().execute(  # type: ignore[misc]
             query, *args, allowed_operation_types=allowed, **kwargs
         )
+        context = kwargs.get("context_value")  # (the websocket's operations)
+        if getattr(context, "denied", None):
+            await context.record_denials()
         return result
 
     # mypy ignore below: Strawberry's own signature

@@ -18,6 +18,7 @@ from app.models import (
     AssistantEnvironment,
     AssistantRelease,
     AssistantRevision,
+    AuditEntry,
     Avatar,
     Integration,
     Webhook,
@@ -84,6 +85,7 @@ if TYPE_CHECKING:
     EnvironmentRecord = AssistantEnvironment
     WebhookRecord = Webhook
     WebhookDeliveryRecord = WebhookDelivery
+    AuditRecord = AuditEntry
 else:
     AssistantRecord = table_record(Assistant, "AssistantRecord")
     IntegrationRecord = table_record(Integration, "IntegrationRecord")
@@ -95,3 +97,4 @@ else:
     EnvironmentRecord = table_record(AssistantEnvironment, "EnvironmentRecord")
     WebhookRecord = table_record(Webhook, "WebhookRecord")
     WebhookDeliveryRecord = table_record(WebhookDelivery, "WebhookDeliveryRecord")
+    AuditRecord = table_record(AuditEntry, "AuditRecord")

@@ -1,0 +1,189 @@
+"""The audit log: one entry per change (in the change's transaction) and per refusal for a
+missing scope (in a transaction of its own), chained by hashes per organisation.
+
+`record_audit` is the one function a use case calls once it has changed something:
+
+    await record_audit(tx, access, "assistant.update", "assistant", assistant.id,
+                       version=assistant.version)
+
+The entry's `hash` is SHA-256 (hex) of the previous entry's hash of the organisation (64 zeros
+for its first entry) followed by this entry's canonical JSON: the entry as the API shows it,
+without `hash`, keys sorted at every level, no spaces, UTF-8 (docs/audit-log.md shows how to
+check it by hand). The organisation's chain head (`audit_heads`) is locked by the transaction
+that appends, so that the organisation's entries follow one another in `id` order, never forked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from typing import Any, Final
+
+import orjson
+from sqlalchemy import bindparam, func, insert, literal_column, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from app.domain.access import Access
+from app.domain.audit_actions import denied_action
+from app.domain.documents import rfc3339
+from app.domain.errors import DomainError, InsufficientScope
+from app.models import AuditEntry, AuditHead, utcnow
+from app.store import Statement, Store, Tx
+from app.store.records import AuditRecord, as_dict
+
+logger = logging.getLogger("app.audit")
+
+OK, DENIED = "ok", "denied"
+GENESIS: Final = "0" * 64  # the "previous hash" of an organisation's first entry
+USER_AGENT_CHARS: Final = 200
+
+# mypy ignore below: SQLModel's metaclass sets __table__
+LOG = AuditEntry.__table__  # type: ignore[attr-defined]
+HEADS = AuditHead.__table__  # type: ignore[attr-defined]
+
+_NEXT_ID_SQLITE = literal_column(
+    "coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'), 0) + 1"
+)
+_HEAD = Statement(
+    # SQLite: the write transaction (BEGIN IMMEDIATE) already holds the database's write lock
+    select(HEADS.c.last_hash, _NEXT_ID_SQLITE).where(HEADS.c.org_id == bindparam("org_id")),
+    postgresql=select(HEADS.c.last_hash, func.nextval("audit_log_id_seq"))
+    .where(HEADS.c.org_id == bindparam("org_id"))
+    .with_for_update(),
+)
+_NEW_HEAD_VALUES = {"org_id": bindparam("org_id"), "last_id": 0, "last_hash": GENESIS}
+_NEW_HEAD = Statement(
+    sqlite_insert(HEADS).values(_NEW_HEAD_VALUES).on_conflict_do_nothing(),
+    postgresql=postgresql_insert(HEADS).values(_NEW_HEAD_VALUES).on_conflict_do_nothing(),
+)
+_ENTRY = insert(LOG).values({c.key: bindparam(c.key, type_=c.type) for c in LOG.c})
+_MOVE_HEAD = update(HEADS).where(HEADS.c.org_id == bindparam("org_id"))
+_INSERT = Statement(_ENTRY)
+_MOVE = Statement(_MOVE_HEAD.values(last_hash=bindparam("hash"), last_id=bindparam("id")))
+# PostgreSQL: the entry and the head's move in one statement (one round trip)
+_APPEND_POSTGRESQL = Statement(
+    _MOVE_HEAD.values(last_hash=bindparam("hash"), last_id=bindparam("id")).add_cte(
+        _ENTRY.cte("entry")
+    )
+)
+
+
+def canonical_json(document: dict[str, Any]) -> bytes:
+    """The entry without `hash`: keys sorted, no spaces, UTF-8 (as Python's
+    `json.dumps(…, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`)."""
+    return orjson.dumps(
+        {k: v for k, v in document.items() if k != "hash"}, option=orjson.OPT_SORT_KEYS
+    )
+
+
+def chain_hash(previous: str, document: dict[str, Any]) -> str:
+    """SHA-256 (hex) of the previous entry's hash (its 64 characters) and this entry's
+    canonical JSON."""
+    return hashlib.sha256(previous.encode("ascii") + canonical_json(document)).hexdigest()
+
+
+def document_of(columns: Mapping[str, Any]) -> dict[str, Any]:
+    """The entry as the API shows it (and as its hash covers it, `hash` aside), from its
+    columns."""
+    return {
+        "id": columns["id"],
+        "at": rfc3339(columns["at"]),
+        "org_id": columns["org_id"],
+        "actor": {
+            "type": columns["actor_type"],
+            "key_id": columns["actor_key_id"],
+            "key_name": columns["actor_key_name"],
+            "key_prefix": columns["actor_key_prefix"],
+        },
+        "action": columns["action"],
+        "resource": {"type": columns["resource_type"], "id": columns["resource_id"]},
+        "outcome": columns["outcome"],
+        "transport": columns["transport"],
+        "request_id": columns["request_id"],
+        "client_ip": columns["client_ip"],
+        "user_agent": columns["user_agent"],
+        "version": columns["version"],
+        "hash": columns.get("hash"),
+    }
+
+
+def entry_document(entry: AuditRecord) -> dict[str, Any]:
+    """A stored entry as the API shows it."""
+    return document_of(as_dict(entry))
+
+
+def _values(
+    access: Access, action: str, resource: tuple[str, str | None], version: int | None, outcome: str
+) -> dict[str, Any]:
+    origin = access.origin
+    agent = origin.user_agent
+    return {
+        "org_id": access.org_id,
+        "at": utcnow(),
+        "actor_type": "cli" if access.key_id is None else "api_key",
+        "actor_key_id": access.key_id,
+        "actor_key_name": access.key_name,
+        "actor_key_prefix": access.key_prefix,
+        "action": action,
+        "resource_type": resource[0],
+        "resource_id": resource[1],
+        "outcome": outcome,
+        "transport": origin.transport,
+        "request_id": origin.request_id,
+        "client_ip": origin.client_ip,
+        "user_agent": None if agent is None else agent[:USER_AGENT_CHARS],
+        "version": version,
+    }
+
+
+async def _head(tx: Tx, org_id: str) -> tuple[str, int]:
+    """The organisation's last hash and the next entry's id, its head locked until commit."""
+    parameters = {"org_id": org_id}
+    row = await tx.first(_HEAD, parameters)
+    if row is None:  # the organisation's first entry
+        await tx.execute(_NEW_HEAD, parameters)
+        row = await tx.first(_HEAD, parameters)
+        assert row is not None
+    return row[0], int(row[1])
+
+
+async def record_audit(
+    tx: Tx,
+    access: Access,
+    action: str,
+    resource_type: str,
+    resource_id: str | None,
+    *,
+    version: int | None = None,
+    outcome: str = OK,
+) -> int:
+    """Appends one entry to the organisation's audit log in `tx` (so it commits or rolls back
+    with the change it records); its id. Never give it a secret or a body: it takes ids."""
+    values = _values(access, action, (resource_type, resource_id), version, outcome)
+    previous, entry_id = await _head(tx, access.org_id)
+    values["id"] = entry_id
+    values["prev_hash"] = previous
+    values["hash"] = chain_hash(previous, document_of(values))
+    if tx.dialect_name == "postgresql":
+        await tx.execute(_APPEND_POSTGRESQL, values)
+    else:
+        await tx.execute(_INSERT, values)
+        await tx.execute(_MOVE, values)
+    return entry_id
+
+
+async def record_denial(store: Store, error: InsufficientScope, caller: Access | None) -> None:
+    """The audit entry of a refusal for a missing scope, in a transaction of its own (the
+    request's rolled back). A refusal whose entry cannot be written is logged, and stays 403."""
+    access = error.access if isinstance(error.access, Access) else caller
+    if access is None or error.audited:
+        return
+    error.audited = True
+    action, resource_type, resource_id = denied_action(error.use_case, error.resource_ids)
+    try:
+        async with store.write() as tx:
+            await record_audit(tx, access, action, resource_type, resource_id, outcome=DENIED)
+    except DomainError as exc:
+        logger.warning("could not record the refusal of %s in the audit log: %s", action, exc)

@@ -1,0 +1,53 @@
+"""`GET /orgs/{org_id}/audit-log`: the organisation's audit log, newest first (docs/audit-log.md).
+Nothing in the API changes or deletes an entry."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.domain.audit import entry_document
+from app.domain.audit_log import AuditFilter, count_audit_log, list_audit_log, parse_instant
+from app.domain.errors import FieldError, ValidationFailed
+from app.rest.common import json_response, org_transaction, page_params, pagination_headers
+
+TEXT_FILTERS = ("actor_key_id", "action", "resource_id")
+
+
+def audit_filter(request: Request) -> AuditFilter:
+    """The query's criteria; 400 naming each parameter that is not valid."""
+    params = request.query_params
+    values: dict[str, object] = {}
+    errors: list[FieldError] = []
+    for name in TEXT_FILTERS:
+        value = params.get(name)
+        if value is not None and not 1 <= len(value) <= 200:
+            errors.append(FieldError((name,), "must be 1-200 characters"))
+        values[name] = value
+    for name in ("since", "until"):
+        value = params.get(name)
+        try:
+            values[name] = None if value is None else parse_instant(value, name)
+        except ValidationFailed as exc:
+            errors += exc.fields
+    if errors:
+        names = ", ".join(str(e.path[0]) for e in errors)
+        raise ValidationFailed(f"invalid query parameters: {names}", errors)
+    return AuditFilter(**values)  # type: ignore[arg-type]
+
+
+async def list_(request: Request) -> Response:
+    page, take = page_params(request)
+    criteria = audit_filter(request)
+    async with org_transaction(request, write=False) as (tx, access):
+        total = await count_audit_log(tx, access=access, criteria=criteria)
+        rows = await list_audit_log(
+            tx, access=access, criteria=criteria, offset=(page - 1) * take, limit=take
+        )
+    return json_response(
+        [entry_document(row) for row in rows], headers=pagination_headers(total, page, take)
+    )
+
+
+routes = [Route("/orgs/{org_id}/audit-log", list_, methods=["GET"])]
