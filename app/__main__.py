@@ -18,6 +18,7 @@ from datetime import timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from app.cli_audit import add_audit_commands
 from app.settings import Settings
 
 if TYPE_CHECKING:
@@ -447,6 +448,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "deliver", help="deliver webhooks in this process (serve does it too, unless told not to)"
     ).set_defaults(func=cmd_deliver)
+    add_audit_commands(sub)  # audit export|verify|prune (app/cli_audit.py)
     return root
 
 

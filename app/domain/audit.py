@@ -43,7 +43,7 @@ USER_AGENT_CHARS: Final = 200
 LOG = AuditEntry.__table__  # type: ignore[attr-defined]
 HEADS = AuditHead.__table__  # type: ignore[attr-defined]
 
-_NEXT_ID_SQLITE = literal_column(
+_NEXT_ID_SQLITE: Any = literal_column(
     "coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'), 0) + 1"
 )
 _HEAD = Statement(

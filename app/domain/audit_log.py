@@ -140,7 +140,7 @@ async def entries_in_order(
             yield row
         if len(rows) < BATCH:
             return
-        after_id = rows[-1].id
+        after_id = int(rows[-1].id or 0)
 
 
 @dataclass(frozen=True, slots=True)

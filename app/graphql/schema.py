@@ -26,6 +26,7 @@ from strawberry.types.graphql import OperationType
 from app.graphql.actions import ActionMutation
 from app.graphql.api_keys import ApiKeyMutation, ApiKeyQuery
 from app.graphql.assistants import AssistantMutation, AssistantQuery
+from app.graphql.audit_log import AuditLogQuery
 from app.graphql.context import Info
 from app.graphql.execution import CompiledExecutionContext
 from app.graphql.extensions import (
@@ -48,7 +49,7 @@ from app.graphql.webhooks import WebhookMutation, WebhookQuery
 from app.observability import metrics
 from app.settings import Settings
 
-Query = merge_types("Query", (AssistantQuery, ApiKeyQuery, WebhookQuery, NodeQuery))
+Query = merge_types("Query", (AssistantQuery, ApiKeyQuery, WebhookQuery, AuditLogQuery, NodeQuery))
 Mutation = merge_types(
     "Mutation",
     (
@@ -69,7 +70,8 @@ Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "Reads. Each needs `Authorization: Bearer <API key>` (introspection does not); "
     "`orgId` is the key's own organisation, or `c` for short. Reading assistants, their "
     "integrations, actions and revisions needs the scope `assistants:read`, `apiKeys` needs "
-    "`api_keys:manage`, `webhooks` and `webhook` `webhooks:manage`, `viewer` any scope; a "
+    "`api_keys:manage`, `webhooks` and `webhook` `webhooks:manage`, `auditLog` `audit:read`, "
+    "`viewer` any scope; a "
     "missing scope is FORBIDDEN with "
     "`extensions.requiredScope`. A key restricted to some assistants sees only those: any "
     "other is NOT_FOUND, as if it did not exist. An operation may cost at most "
@@ -123,7 +125,7 @@ class Served:
         result: ExecutionResult = await super().execute(  # type: ignore[misc]
             query, *args, allowed_operation_types=allowed, **kwargs
         )
-        context = kwargs.get("context_value")  # (the websocket's operations)
+        context: Any = kwargs.get("context_value")  # (the websocket's operations)
         if getattr(context, "denied", None):
             await context.record_denials()
         return result

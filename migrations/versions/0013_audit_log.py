@@ -75,7 +75,9 @@ def _keys() -> sa.TableClause:
 
 
 def _held(scopes: object) -> list[str]:
-    return json.loads(scopes) if isinstance(scopes, str) else list(scopes or [])  # type: ignore[call-overload]
+    if isinstance(scopes, str):
+        return list(json.loads(scopes))
+    return list(scopes) if isinstance(scopes, list) else []
 
 
 def _give_every_full_key_the_new_scope() -> None:
