@@ -15,11 +15,23 @@ from app.rest.common import json_response, org_transaction, page_params, paginat
 TEXT_FILTERS = ("actor_key_id", "action", "resource_id")
 
 
-def audit_filter(request: Request) -> AuditFilter:
-    """The query's criteria; 400 naming each parameter that is not valid."""
+def query_of(request: Request) -> tuple[int, int, AuditFilter]:
+    """(page, take, criteria) of the query; 400 naming each parameter that is not valid."""
+    errors: list[FieldError] = []
+    try:
+        page, take = page_params(request)
+    except ValidationFailed as exc:
+        page, take, errors = 1, 1, list(exc.fields)
+    criteria = _criteria(request, errors)
+    if errors:
+        names = ", ".join(str(e.path[0]) for e in errors)
+        raise ValidationFailed(f"invalid query parameters: {names}", errors)
+    return page, take, criteria
+
+
+def _criteria(request: Request, errors: list[FieldError]) -> AuditFilter:
     params = request.query_params
     values: dict[str, object] = {}
-    errors: list[FieldError] = []
     for name in TEXT_FILTERS:
         value = params.get(name)
         if value is not None and not 1 <= len(value) <= 200:
@@ -31,15 +43,11 @@ def audit_filter(request: Request) -> AuditFilter:
             values[name] = None if value is None else parse_instant(value, name)
         except ValidationFailed as exc:
             errors += exc.fields
-    if errors:
-        names = ", ".join(str(e.path[0]) for e in errors)
-        raise ValidationFailed(f"invalid query parameters: {names}", errors)
     return AuditFilter(**values)  # type: ignore[arg-type]
 
 
 async def list_(request: Request) -> Response:
-    page, take = page_params(request)
-    criteria = audit_filter(request)
+    page, take, criteria = query_of(request)
     async with org_transaction(request, write=False) as (tx, access):
         total = await count_audit_log(tx, access=access, criteria=criteria)
         rows = await list_audit_log(
