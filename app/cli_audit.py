@@ -44,6 +44,7 @@ async def _check_organisation(store: Any, org_id: str) -> None:
     from app.domain.errors import NotFound
     from app.models import Organisation
 
+    # mypy ignore below: SQLModel's metaclass sets __table__
     table = Organisation.__table__  # type: ignore[attr-defined]
     async with store.read() as tx:
         found = await tx.first(

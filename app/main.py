@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from app.auth import KeyUsage
+from app.domain.audit import keep_sealing
 from app.domain.audit_log import keep_pruning
 from app.domain.errors import DomainError
 from app.events import Broker
@@ -160,17 +161,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
             engine = Engine(settings, app.state.webhook_client)
             engine.start()
             app.state.shutdown.on_drain.append(engine.stop_claiming)
-        retention = None  # AUDIT_KEEP_DAYS (docs/audit-log.md)
+        # the audit log (docs/audit-log.md): pending entries chained (PostgreSQL), retention
+        audit_tasks = []
+        if not app.state.db.is_sqlite:
+            audit_tasks.append(asyncio.create_task(keep_sealing(app.state.db)))
         if settings.audit_keep_days is not None:
-            retention = asyncio.create_task(keep_pruning(app.state.db, settings.audit_keep_days))
+            keeping = keep_pruning(app.state.db, settings.audit_keep_days)
+            audit_tasks.append(asyncio.create_task(keeping))
         restore_signals = app.state.shutdown.install()
         settle_garbage_collector()
         try:
             yield
         finally:
             restore_signals()
-            if retention is not None:
-                retention.cancel()
+            for task in audit_tasks:
+                task.cancel()
             if engine is not None:
                 await engine.stop(settings.shutdown_grace_seconds)
             await app.state.webhook_client.aclose()

@@ -362,3 +362,32 @@ class AuditHead(SQLModel, table=True):
     org_id: str = Field(primary_key=True, foreign_key="organisations.id", max_length=64)
     last_id: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     last_hash: str = Field(max_length=64)
+
+
+class AuditPending(SQLModel, table=True):
+    """PostgreSQL: an audit entry written in its change's transaction, waiting to be chained
+    (docs/audit-log.md): `seal_pending` gives it its id and hash under the organisation's chain
+    head, so that changes of one organisation never wait for each other's commit."""
+
+    __tablename__ = "audit_pending"
+    __table_args__ = (Index("ix_audit_pending_org_seq", "org_id", "seq"),)
+
+    seq: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    )
+    org_id: str = Field(foreign_key="organisations.id", max_length=64)
+    at: datetime = _time()
+    actor_type: str = Field(max_length=16)
+    actor_key_id: str | None = Field(default=None, max_length=64)
+    actor_key_name: str | None = Field(default=None, max_length=200)
+    actor_key_prefix: str | None = Field(default=None, max_length=8)
+    action: str = Field(max_length=64)
+    resource_type: str = Field(max_length=32)
+    resource_id: str | None = Field(default=None, max_length=64)
+    outcome: str = Field(max_length=8)
+    transport: str = Field(max_length=16)
+    request_id: str | None = Field(default=None, max_length=128)
+    client_ip: str | None = Field(default=None, max_length=64)
+    user_agent: str | None = Field(default=None, max_length=200)
+    version: int | None = None

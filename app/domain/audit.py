@@ -9,19 +9,26 @@ missing scope (in a transaction of its own), chained by hashes per organisation.
 The entry's `hash` is SHA-256 (hex) of the previous entry's hash of the organisation (64 zeros
 for its first entry) followed by this entry's canonical JSON: the entry as the API shows it,
 without `hash`, keys sorted at every level, no spaces, UTF-8 (docs/audit-log.md shows how to
-check it by hand). The organisation's chain head (`audit_heads`) is locked by the transaction
-that appends, so that the organisation's entries follow one another in `id` order, never forked.
+check it by hand). Entries are chained under the organisation's chain head (`audit_heads`),
+locked while they are: their `id` order is the chain's, never forked.
+
+SQLite runs one write transaction at a time: the change's transaction chains its entry at once.
+On PostgreSQL the change's transaction writes its entry to `audit_pending` (one INSERT, no lock:
+changes of one organisation never wait for each other's commit), and `seal_pending` chains what
+is committed there, in order, in a short transaction of its own: before the log is read or
+verified, and every second in `serve` (`keep_sealing`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Mapping
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import bindparam, func, insert, literal_column, select, update
+from sqlalchemy import Integer, bindparam, delete, func, insert, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -29,9 +36,10 @@ from app.domain.access import Access
 from app.domain.audit_actions import denied_action
 from app.domain.documents import rfc3339
 from app.domain.errors import DomainError, InsufficientScope
-from app.models import AuditEntry, AuditHead, utcnow
-from app.store import Statement, Store, Tx
-from app.store.records import AuditRecord, as_dict
+from app.models import AuditEntry, AuditHead, AuditPending, utcnow
+from app.store import Statement, Store, Tx, in_list
+from app.store.records import AuditRecord, PendingRecord, as_dict
+from app.store.statements import insert_statement
 
 logger = logging.getLogger("app.audit")
 
@@ -42,6 +50,7 @@ USER_AGENT_CHARS: Final = 200
 # mypy ignore below: SQLModel's metaclass sets __table__
 LOG = AuditEntry.__table__  # type: ignore[attr-defined]
 HEADS = AuditHead.__table__  # type: ignore[attr-defined]
+PENDING = AuditPending.__table__  # type: ignore[attr-defined]
 
 _NEXT_ID_SQLITE: Any = literal_column(
     "coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'), 0) + 1"
@@ -58,14 +67,28 @@ _NEW_HEAD = Statement(
     sqlite_insert(HEADS).values(_NEW_HEAD_VALUES).on_conflict_do_nothing(),
     postgresql=postgresql_insert(HEADS).values(_NEW_HEAD_VALUES).on_conflict_do_nothing(),
 )
-_ENTRY = insert(LOG).values({c.key: bindparam(c.key, type_=c.type) for c in LOG.c})
-_MOVE_HEAD = update(HEADS).where(HEADS.c.org_id == bindparam("org_id"))
-_INSERT = Statement(_ENTRY)
-_MOVE = Statement(_MOVE_HEAD.values(last_hash=bindparam("hash"), last_id=bindparam("id")))
-# PostgreSQL: the entry and the head's move in one statement (one round trip)
-_APPEND_POSTGRESQL = Statement(
-    _MOVE_HEAD.values(last_hash=bindparam("hash"), last_id=bindparam("id")).add_cte(
-        _ENTRY.cte("entry")
+_INSERT = Statement(insert(LOG).values({c.key: bindparam(c.key, type_=c.type) for c in LOG.c}))
+_MOVE = Statement(
+    update(HEADS)
+    .where(HEADS.c.org_id == bindparam("org_id"))
+    .values(last_hash=bindparam("hash"), last_id=bindparam("id"))
+)
+_ENTRY_COLUMNS = tuple(c.key for c in PENDING.c if c.key != "seq")
+_PENDING_INSERT = insert_statement(PENDING)
+_ANY_PENDING = Statement(
+    select(PENDING.c.seq).where(PENDING.c.org_id == bindparam("org_id")).limit(1)
+)
+_PENDING_OF_ORG = Statement(
+    select(PENDING)
+    .where(PENDING.c.org_id == bindparam("org_id"))
+    .order_by(PENDING.c.seq)
+    .limit(500)
+)
+_PENDING_ORGS = Statement(select(PENDING.c.org_id).distinct())
+_DELETE_PENDING = Statement(delete(PENDING).where(in_list(PENDING.c.seq, "seqs")))
+_IDS: Any = Statement(
+    select(func.nextval("audit_log_id_seq")).select_from(
+        func.generate_series(1, bindparam("n", type_=Integer))
     )
 )
 
@@ -158,20 +181,69 @@ async def record_audit(
     *,
     version: int | None = None,
     outcome: str = OK,
-) -> int:
-    """Appends one entry to the organisation's audit log in `tx` (so it commits or rolls back
-    with the change it records); its id. Never give it a secret or a body: it takes ids."""
+) -> None:
+    """Writes one entry of the organisation's audit log in `tx` (so it commits or rolls back
+    with the change it records). Never give it a secret or a body: it takes ids."""
     values = _values(access, action, (resource_type, resource_id), version, outcome)
+    if tx.dialect_name == "postgresql":
+        await tx.execute(_PENDING_INSERT, values)  # chained by seal_pending
+        return
     previous, entry_id = await _head(tx, access.org_id)
+    await _append(tx, values, entry_id, previous)
+
+
+async def _append(tx: Tx, values: dict[str, Any], entry_id: int, previous: str) -> str:
+    """The entry `values` as `entry_id`, after `previous`; its hash (the head moves to it)."""
     values["id"] = entry_id
     values["prev_hash"] = previous
     values["hash"] = chain_hash(previous, document_of(values))
-    if tx.dialect_name == "postgresql":
-        await tx.execute(_APPEND_POSTGRESQL, values)
-    else:
-        await tx.execute(_INSERT, values)
-        await tx.execute(_MOVE, values)
-    return entry_id
+    await tx.execute(_INSERT, values)
+    await tx.execute(_MOVE, values)
+    return str(values["hash"])
+
+
+async def seal_pending(tx: Tx, org_id: str) -> int:
+    """PostgreSQL: chains the organisation's committed pending entries, oldest first, in `tx`
+    (a write transaction; the chain head is locked until it commits); how many."""
+    if tx.dialect_name != "postgresql" or await tx.first(_ANY_PENDING, {"org_id": org_id}) is None:
+        return 0
+    previous, _ = await _head(tx, org_id)  # (the id it drew is left unused)
+    sealed = 0
+    while rows := await tx.all(_PENDING_OF_ORG, {"org_id": org_id}, PendingRecord):
+        ids = sorted(row[0] for row in await tx.all(_IDS, {"n": len(rows)}))
+        for row, entry_id in zip(rows, ids, strict=True):
+            values = {c: getattr(row, c) for c in _ENTRY_COLUMNS}
+            previous = await _append(tx, values, entry_id, previous)
+        await tx.execute(_DELETE_PENDING, {"seqs": [row.seq for row in rows]})
+        sealed += len(rows)
+    return sealed
+
+
+async def seal_everything(store: Store) -> int:
+    """Chains every organisation's pending entries (each in a transaction of its own)."""
+    if store.is_sqlite:
+        return 0
+    async with store.read() as tx:
+        org_ids = [row[0] for row in await tx.all(_PENDING_ORGS)]
+    sealed = 0
+    for org_id in org_ids:
+        async with store.write() as tx:
+            sealed += await seal_pending(tx, org_id)
+    return sealed
+
+
+SEAL_EVERY_SECONDS = 1.0
+
+
+async def keep_sealing(store: Store, every: float = SEAL_EVERY_SECONDS) -> None:
+    """`serve` on PostgreSQL: chains the pending entries every second (a failed round is logged
+    and tried again)."""
+    while True:
+        try:
+            await seal_everything(store)
+        except DomainError as exc:
+            logger.warning("could not chain the pending audit entries: %s", exc)
+        await asyncio.sleep(every)
 
 
 async def record_denial(store: Store, error: InsufficientScope, caller: Access | None) -> None:

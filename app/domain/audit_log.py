@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Select, bindparam, delete, func, select
 
 from app.domain.access import Access, Scope, requires
-from app.domain.audit import HEADS, LOG, chain_hash, entry_document
+from app.domain.audit import HEADS, LOG, chain_hash, entry_document, seal_pending
 from app.domain.errors import DomainError, FieldError, ValidationFailed
 from app.models import utcnow
 from app.store import Statement, Store, Tx
@@ -93,7 +93,9 @@ async def list_audit_log(
     before_id: int | None = None,
 ) -> list[AuditRecord]:
     """The organisation's entries that meet `criteria`, newest first: a window at an `offset`
-    (pages) or below an id (cursors)."""
+    (pages) or below an id (cursors). `tx` is a write transaction: what is pending is chained
+    first (PostgreSQL; app/domain/audit.py)."""
+    await seal_pending(tx, access.org_id)
     page, _ = _statements(criteria.given())
     parameters = {
         **_parameters(access, criteria),
@@ -106,6 +108,8 @@ async def list_audit_log(
 
 @requires(Scope.AUDIT)
 async def count_audit_log(tx: Tx, *, access: Access, criteria: AuditFilter) -> int:
+    """How many entries meet `criteria` (in a write transaction, as `list_audit_log`)."""
+    await seal_pending(tx, access.org_id)
     _, count = _statements(criteria.given())
     return int(await tx.scalar(count, _parameters(access, criteria)) or 0)
 
@@ -130,7 +134,10 @@ _EPOCH = datetime.fromisoformat("0001-01-01T00:00:00+00:00")
 async def entries_in_order(
     store: Store, org_id: str, since: datetime | None = None
 ) -> AsyncIterator[AuditRecord]:
-    """Every entry of the organisation (from `since`), oldest first, read in batches."""
+    """Every entry of the organisation (from `since`), oldest first, read in batches (what is
+    pending chained first)."""
+    async with store.write() as tx:
+        await seal_pending(tx, org_id)
     after_id = 0
     while True:
         async with store.read() as tx:

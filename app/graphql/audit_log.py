@@ -135,7 +135,7 @@ class AuditLogQuery:
     ) -> AuditEntryConnection:
         ctx = info.context
         criteria = AuditFilter() if filter is None else filter.criteria()
-        async with ctx.db.read() as tx:
+        async with ctx.db.write() as tx:  # entries still pending are chained first
             access = await ctx.access(tx, org_id)
             size = check_page_size(DEFAULT_FIRST if first is None else first, "first")
             before = None if after is None else decode_cursor(CURSOR_KIND, after)

@@ -19,6 +19,7 @@ from app.models import (
     AssistantRelease,
     AssistantRevision,
     AuditEntry,
+    AuditPending,
     Avatar,
     Integration,
     Webhook,
@@ -86,6 +87,7 @@ if TYPE_CHECKING:
     WebhookRecord = Webhook
     WebhookDeliveryRecord = WebhookDelivery
     AuditRecord = AuditEntry
+    PendingRecord = AuditPending
 else:
     AssistantRecord = table_record(Assistant, "AssistantRecord")
     IntegrationRecord = table_record(Integration, "IntegrationRecord")
@@ -98,3 +100,4 @@ else:
     WebhookRecord = table_record(Webhook, "WebhookRecord")
     WebhookDeliveryRecord = table_record(WebhookDelivery, "WebhookDeliveryRecord")
     AuditRecord = table_record(AuditEntry, "AuditRecord")
+    PendingRecord = table_record(AuditPending, "PendingRecord")

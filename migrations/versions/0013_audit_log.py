@@ -1,5 +1,5 @@
-"""the audit log (docs/audit-log.md): its entries, each organisation's chain head, and the
-scope `audit:read` for keys that held every scope
+"""the audit log (docs/audit-log.md): its entries, each organisation's chain head, the entries
+waiting to be chained (PostgreSQL), and the scope `audit:read` for keys that held every scope
 
 Every API key that held every scope before the audit log existed (the four of 0009) holds
 `audit:read` too.
@@ -67,6 +67,29 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["org_id"], ["organisations.id"]),
         sa.PrimaryKeyConstraint("org_id"),
     )
+    op.create_table(
+        "audit_pending",
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("org_id", _string(64), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("actor_type", _string(16), nullable=False),
+        sa.Column("actor_key_id", _string(64), nullable=True),
+        sa.Column("actor_key_name", _string(200), nullable=True),
+        sa.Column("actor_key_prefix", _string(8), nullable=True),
+        sa.Column("action", _string(64), nullable=False),
+        sa.Column("resource_type", _string(32), nullable=False),
+        sa.Column("resource_id", _string(64), nullable=True),
+        sa.Column("outcome", _string(8), nullable=False),
+        sa.Column("transport", _string(16), nullable=False),
+        sa.Column("request_id", _string(128), nullable=True),
+        sa.Column("client_ip", _string(64), nullable=True),
+        sa.Column("user_agent", _string(200), nullable=True),
+        sa.Column("version", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(["org_id"], ["organisations.id"]),
+        sa.PrimaryKeyConstraint("seq"),
+    )
+    with op.batch_alter_table("audit_pending", schema=None) as batch_op:
+        batch_op.create_index("ix_audit_pending_org_seq", ["org_id", "seq"], unique=False)
     _give_every_full_key_the_new_scope()
 
 
@@ -92,6 +115,9 @@ def _give_every_full_key_the_new_scope() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("audit_pending", schema=None) as batch_op:
+        batch_op.drop_index("ix_audit_pending_org_seq")
+    op.drop_table("audit_pending")
     op.drop_table("audit_heads")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_log_at")
