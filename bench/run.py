@@ -19,9 +19,11 @@ each attack of the issue, and the server's peak RSS; `--only attacks` runs that 
 Then the webhooks part (bench/webhooks.py, issue 24): deliveries per second, commit-to-receipt
 p50/p99 at 100 updates/s, PATCH throughput with and without one webhook, recovery after the
 receiver was down; `--only webhooks` runs that part alone.
+Then the audit log's part (bench/audit.py, issue 27): PATCH and updateAssistant throughput with
+an audit entry per update and without; `--only audit` runs that part alone.
 
 Environment: BENCH_SECONDS (each measurement, whole seconds, default 4), BENCH_ONLY (`sqlite`,
-`pg`, `attacks` or `webhooks`: one part; `--only PART` on the command line says the same),
+`pg`, `attacks`, `webhooks` or `audit`: one part; `--only PART` on the command line says the same),
 BENCH_LEAK_REQUESTS (default 10000; the issue's check is 100000),
 BENCH_POSTGRES_URL (a postgresql+asyncpg:// database the bench may wipe), BENCH_LOADGEN=python
 (the Python generator even where wrk exists), BENCH_RESEED=1 (seed the 200,000-assistant
@@ -43,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import attacks
+import audit
 import httpx
 import paths
 import postgraphile
@@ -456,12 +459,12 @@ def pg_half(notes: list[str]) -> tuple[dict[str, Any] | None, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="make bench; see bench/README.md")
-    parts = ("sqlite", "pg", "attacks", "webhooks")
+    parts = ("sqlite", "pg", "attacks", "webhooks", "audit")
     parser.add_argument("--only", choices=parts, default=ONLY or None)
     only = parser.parse_args().only or ""
     if only not in ("", *parts):
         sys.exit(
-            f"BENCH_ONLY={only!r}: use `sqlite`, `pg`, `attacks` or `webhooks` "
+            f"BENCH_ONLY={only!r}: use `sqlite`, `pg`, `attacks`, `webhooks` or `audit` "
             "(or leave it unset for all)"
         )
     DATA.mkdir(parents=True, exist_ok=True)
@@ -470,6 +473,9 @@ def main() -> None:
         return
     if only == "webhooks":
         webhooks.main()
+        return
+    if only == "audit":
+        audit.main()
         return
     notes: list[str] = []
     if not have_wrk():
@@ -500,18 +506,23 @@ def main() -> None:
     }
     attack_mix = None if only else attacks.run()
     hooks = None if only else webhooks.run()
+    audited = None if only else audit.run()
     results = report.build(config, sqlite, pg, notes)
     results["skipped"] = {half: why for half, why in skipped.items() if why}
     if attack_mix is not None:
         results["attacks"] = attack_mix
     if hooks is not None:
         results["webhooks"] = hooks
+    if audited is not None:
+        results["audit"] = audited
     results["elapsed_s"] = round(time.monotonic() - STARTED, 1)
     print(report.render(results, skipped))
     if attack_mix is not None:
         print(attacks.render(attack_mix))
     if hooks is not None:
         print(webhooks.render(hooks))
+    if audited is not None:
+        print(audit.render(audited))
     (BENCH / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     say(f"done; results in {BENCH / 'results.json'}")
 
