@@ -161,10 +161,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             engine = Engine(settings, app.state.webhook_client)
             engine.start()
             app.state.shutdown.on_drain.append(engine.stop_claiming)
-        # the audit log (docs/audit-log.md): pending entries chained (PostgreSQL), retention
-        audit_tasks = []
-        if not app.state.db.is_sqlite:
-            audit_tasks.append(asyncio.create_task(keep_sealing(app.state.db)))
+        # the audit log (docs/audit-log.md): pending entries chained; retention
+        audit_tasks = [asyncio.create_task(keep_sealing(app.state.db))]
         if settings.audit_keep_days is not None:
             keeping = keep_pruning(app.state.db, settings.audit_keep_days)
             audit_tasks.append(asyncio.create_task(keeping))

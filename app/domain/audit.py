@@ -12,10 +12,9 @@ without `hash`, keys sorted at every level, no spaces, UTF-8 (docs/audit-log.md 
 check it by hand). Entries are chained under the organisation's chain head (`audit_heads`),
 locked while they are: their `id` order is the chain's, never forked.
 
-SQLite runs one write transaction at a time: the change's transaction chains its entry at once.
-On PostgreSQL the change's transaction writes its entry to `audit_pending` (one INSERT, no lock:
-changes of one organisation never wait for each other's commit), and `seal_pending` chains what
-is committed there, in order, in a short transaction of its own: before the log is read or
+The change's transaction writes its entry to `audit_pending` (one INSERT, no lock: changes of
+one organisation never wait for each other's commit), and `seal_pending` chains what is
+committed there, in order, in a short transaction of its own: before the log is read or
 verified, and every second in `serve` (`keep_sealing`).
 """
 
@@ -183,46 +182,45 @@ async def record_audit(
     outcome: str = OK,
 ) -> None:
     """Writes one entry of the organisation's audit log in `tx` (so it commits or rolls back
-    with the change it records). Never give it a secret or a body: it takes ids."""
+    with the change it records): one INSERT, chained by `seal_pending`. Never give it a secret
+    or a body: it takes ids."""
     values = _values(access, action, (resource_type, resource_id), version, outcome)
-    if tx.dialect_name == "postgresql":
-        await tx.execute(_PENDING_INSERT, values)  # chained by seal_pending
-        return
-    previous, entry_id = await _head(tx, access.org_id)
-    await _append(tx, values, entry_id, previous)
+    await tx.execute(_PENDING_INSERT, values)
 
 
-async def _append(tx: Tx, values: dict[str, Any], entry_id: int, previous: str) -> str:
-    """The entry `values` as `entry_id`, after `previous`; its hash (the head moves to it)."""
-    values["id"] = entry_id
-    values["prev_hash"] = previous
-    values["hash"] = chain_hash(previous, document_of(values))
-    await tx.execute(_INSERT, values)
-    await tx.execute(_MOVE, values)
-    return str(values["hash"])
+async def _ids(tx: Tx, first: int, count: int) -> list[int]:
+    """`count` new entry ids from `first` (drawn by `_head`): the sequence's on PostgreSQL; on
+    SQLite the ones after it (its write lock is held)."""
+    if tx.dialect_name != "postgresql":
+        return list(range(first, first + count))
+    more = [row[0] for row in await tx.all(_IDS, {"n": count - 1})] if count > 1 else []
+    return sorted([first, *more])
 
 
 async def seal_pending(tx: Tx, org_id: str) -> int:
-    """PostgreSQL: chains the organisation's committed pending entries, oldest first, in `tx`
-    (a write transaction; the chain head is locked until it commits); how many."""
-    if tx.dialect_name != "postgresql" or await tx.first(_ANY_PENDING, {"org_id": org_id}) is None:
+    """Chains the organisation's committed pending entries, oldest first, in `tx` (a write
+    transaction; the chain head is locked until it commits); how many."""
+    if await tx.first(_ANY_PENDING, {"org_id": org_id}) is None:
         return 0
-    previous, _ = await _head(tx, org_id)  # (the id it drew is left unused)
     sealed = 0
-    while rows := await tx.all(_PENDING_OF_ORG, {"org_id": org_id}, PendingRecord):
-        ids = sorted(row[0] for row in await tx.all(_IDS, {"n": len(rows)}))
-        for row, entry_id in zip(rows, ids, strict=True):
+    while True:
+        previous, first_id = await _head(tx, org_id)
+        rows = await tx.all(_PENDING_OF_ORG, {"org_id": org_id}, PendingRecord)
+        if not rows:
+            return sealed
+        for row, entry_id in zip(rows, await _ids(tx, first_id, len(rows)), strict=True):
             values = {c: getattr(row, c) for c in _ENTRY_COLUMNS}
-            previous = await _append(tx, values, entry_id, previous)
+            values["id"] = entry_id
+            values["prev_hash"] = previous
+            previous = values["hash"] = chain_hash(previous, document_of(values))
+            await tx.execute(_INSERT, values)
+        await tx.execute(_MOVE, values)
         await tx.execute(_DELETE_PENDING, {"seqs": [row.seq for row in rows]})
         sealed += len(rows)
-    return sealed
 
 
 async def seal_everything(store: Store) -> int:
     """Chains every organisation's pending entries (each in a transaction of its own)."""
-    if store.is_sqlite:
-        return 0
     async with store.read() as tx:
         org_ids = [row[0] for row in await tx.all(_PENDING_ORGS)]
     sealed = 0
@@ -236,8 +234,8 @@ SEAL_EVERY_SECONDS = 1.0
 
 
 async def keep_sealing(store: Store, every: float = SEAL_EVERY_SECONDS) -> None:
-    """`serve` on PostgreSQL: chains the pending entries every second (a failed round is logged
-    and tried again)."""
+    """`serve`: chains the pending entries every second (a failed round is logged and tried
+    again)."""
     while True:
         try:
             await seal_everything(store)
