@@ -24,6 +24,7 @@ from app.domain.revisions import Writer
 from app.models import AuditEntry, AuditPending
 from app.settings import Settings
 from app.store import Store
+from tests.helpers.event_clients import AsgiWebSocket
 from tests.helpers.factories import Org
 from tests.helpers.keys import PNG, READ, WRITE, make_key
 from tests.helpers.server_process import ROOT, server_env
@@ -483,3 +484,31 @@ async def test_no_secret_or_body_value_in_any_entry(
         assert secret not in text
         assert secret[:12] not in text  # (a key's 8-character prefix is its only shown part)
     assert marker not in text
+
+
+async def test_a_refusal_over_the_websocket_is_an_entry(
+    app: Any, client: httpx.AsyncClient, org: Org, make_assistant: Any
+) -> None:
+    a = await make_assistant(org)
+    reader = await make_key(client, org, [READ], name="reader")
+    async with AsgiWebSocket(app) as socket:
+        assert await socket.init(f"Bearer {reader.api_key}") == {"type": "connection_ack"}
+        payload = {"query": UPDATE, "variables": {"a": a["id"]}}
+        await socket.send({"id": "1", "type": "subscribe", "payload": payload})
+        answer = await socket.receive()
+        assert answer["payload"]["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+        await socket.receive()  # complete
+    [refusal] = await entries(client, org, "&action=assistant.update")
+    assert comparable(refusal) == {
+        **expected(
+            org,
+            reader,
+            "reader",
+            "assistant.update",
+            ("assistant", a["id"]),
+            outcome="denied",
+            transport="websocket",
+        ),
+        "user_agent": None,
+        "client_ip": refusal["client_ip"],
+    }

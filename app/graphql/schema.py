@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import aclosing, contextmanager
 from typing import Any
 
 import strawberry
@@ -23,11 +23,12 @@ from strawberry.types import ExecutionResult
 from strawberry.types.base import get_object_definition
 from strawberry.types.graphql import OperationType
 
+from app.domain.errors import InsufficientScope
 from app.graphql.actions import ActionMutation
 from app.graphql.api_keys import ApiKeyMutation, ApiKeyQuery
 from app.graphql.assistants import AssistantMutation, AssistantQuery
 from app.graphql.audit_log import AuditLogQuery
-from app.graphql.context import Info
+from app.graphql.context import Context, Info
 from app.graphql.execution import CompiledExecutionContext
 from app.graphql.extensions import (
     HideSuggestions,
@@ -125,14 +126,33 @@ class Served:
         result: ExecutionResult = await super().execute(  # type: ignore[misc]
             query, *args, allowed_operation_types=allowed, **kwargs
         )
-        context: Any = kwargs.get("context_value")  # (the websocket's operations)
-        if getattr(context, "denied", None):
-            await context.record_denials()
         return result
+
+    async def stream(self, query: str | None, *args: Any, **kwargs: Any) -> Any:
+        """The websocket's operations: Strawberry's, with the audit entries of their refusals
+        for a missing scope (docs/audit-log.md) written as each result comes."""
+        # misc: a mixin's super(); the schemas below inherit Strawberry's `stream`
+        source = await super().stream(query, *args, **kwargs)  # type: ignore[misc]
+        context = kwargs.get("context_value")
+        if not isinstance(context, Context):
+            return source
+        return _recording_refusals(source, context)
 
     # mypy ignore below: Strawberry's own signature
     def process_errors(self, errors: list, execution_context: object = None) -> None:  # type: ignore[type-arg]
         """Errors are logged (unexpected ones only) by the ErrorCodes extension."""
+
+
+async def _recording_refusals(source: Any, context: Context) -> AsyncIterator[Any]:
+    async with aclosing(source):
+        async for result in source:
+            for error in getattr(result, "errors", None) or ():
+                original = getattr(error, "original_error", None)
+                if isinstance(original, InsufficientScope):  # a subscription's own refusal
+                    context.denied.append(original)
+            if context.denied:
+                await context.record_denials()
+            yield result
 
 
 @contextmanager
