@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import orjson
-from sqlalchemy import Integer, bindparam, delete, func, insert, literal_column, select, update
+from sqlalchemy import Integer, bindparam, delete, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -66,7 +66,23 @@ _NEW_HEAD = Statement(
     sqlite_insert(HEADS).values(_NEW_HEAD_VALUES).on_conflict_do_nothing(),
     postgresql=postgresql_insert(HEADS).values(_NEW_HEAD_VALUES).on_conflict_do_nothing(),
 )
-_INSERT = Statement(insert(LOG).values({c.key: bindparam(c.key, type_=c.type) for c in LOG.c}))
+_COLUMNS = ", ".join(c.key for c in PENDING.c if c.key != "seq")
+# a batch of pending entries moved to the log in one statement, with the ids and hashes given
+# as one JSON array of {seq, id, prev_hash, hash}
+_CHAIN_SQLITE = text(
+    f"INSERT INTO audit_log (id, prev_hash, hash, {_COLUMNS}) "
+    "SELECT json_extract(c.value, '$.id'), json_extract(c.value, '$.prev_hash'), "
+    f"json_extract(c.value, '$.hash'), {_COLUMNS} "
+    "FROM json_each(:chain) AS c JOIN audit_pending ON seq = json_extract(c.value, '$.seq')"
+)
+_CHAIN_POSTGRESQL = text(
+    f"INSERT INTO audit_log (id, prev_hash, hash, {_COLUMNS}) "
+    f"SELECT c.id, c.prev_hash, c.hash, {_COLUMNS} "
+    "FROM jsonb_to_recordset(CAST(CAST(:chain AS text) AS jsonb)) "
+    "AS c(seq bigint, id bigint, prev_hash text, hash text) "
+    "JOIN audit_pending ON audit_pending.seq = c.seq"
+)
+_CHAIN = Statement(_CHAIN_SQLITE, postgresql=_CHAIN_POSTGRESQL)
 _MOVE = Statement(
     update(HEADS)
     .where(HEADS.c.org_id == bindparam("org_id"))
@@ -208,13 +224,15 @@ async def seal_pending(tx: Tx, org_id: str) -> int:
         rows = await tx.all(_PENDING_OF_ORG, {"org_id": org_id}, PendingRecord)
         if not rows:
             return sealed
+        chain = []
         for row, entry_id in zip(rows, await _ids(tx, first_id, len(rows)), strict=True):
             values = {c: getattr(row, c) for c in _ENTRY_COLUMNS}
             values["id"] = entry_id
-            values["prev_hash"] = previous
-            previous = values["hash"] = chain_hash(previous, document_of(values))
-            await tx.execute(_INSERT, values)
-        await tx.execute(_MOVE, values)
+            link = {"seq": row.seq, "id": entry_id, "prev_hash": previous}
+            previous = link["hash"] = chain_hash(previous, document_of(values))
+            chain.append(link)
+        await tx.execute(_CHAIN, {"chain": orjson.dumps(chain).decode()})
+        await tx.execute(_MOVE, {"org_id": org_id, "hash": previous, "id": chain[-1]["id"]})
         await tx.execute(_DELETE_PENDING, {"seqs": [row.seq for row in rows]})
         sealed += len(rows)
 
