@@ -3,10 +3,11 @@ generator's and the other processes' noise: `python bench/audit_inprocess.py [DA
 
 PATCHes (and GraphQL updateAssistant) of 10 assistants through the ASGI app (httpx's
 ASGITransport, no network), in rounds of ROUND requests, alternately with `record_audit` as it
-is and made a no-op (as bench/audit_off.py does), ROUNDS rounds each; the figure is the process
-CPU time per request (time.process_time), least and median of the rounds, and the ratio
-without / with. SQLite by default (a fresh file under data/bench); a postgresql+asyncpg:// URL
-measures PostgreSQL (its server's CPU is not counted: one more INSERT there).
+is and made a no-op (as bench/audit_off.py does), ROUNDS rounds each, each round ending with
+the chaining of its entries (`seal_everything`, which `serve` runs every second); the figure is
+the process CPU time per request (time.process_time, every thread), least and median of the
+rounds, and the ratio without / with. SQLite by default (a fresh file under data/bench); a
+postgresql+asyncpg:// URL measures PostgreSQL (its server's CPU is not counted).
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ def recording(on: bool) -> None:
     audit.record_audit.__code__ = REAL if on else _nothing.__code__
 
 
-async def one_round(http: httpx.AsyncClient, ids: list[str], path: str, n: int) -> float:
+async def one_round(
+    http: httpx.AsyncClient, store: Any, ids: list[str], path: str, n: int
+) -> float:
+    """CPU per request of one round, the chaining of the round's entries included."""
     started = time.process_time()
     for i in range(ROUND):
         target = ids[i % len(ids)]
@@ -55,6 +59,7 @@ async def one_round(http: httpx.AsyncClient, ids: list[str], path: str, n: int) 
             variables = {"id": target, "name": f"b{n}-{i}"}
             done = await http.post("/graphql", json={"query": UPDATE, "variables": variables})
         assert done.status_code == 200, done.text
+    await audit.seal_everything(store)
     return (time.process_time() - started) / ROUND * 1e6
 
 
@@ -81,7 +86,7 @@ async def measure(database_url: str) -> dict[str, Any]:
                 for n in range(2 * ROUNDS + 1):
                     on = n % 2 == 1
                     recording(on)
-                    spent = await one_round(http, ids, path, n)
+                    spent = await one_round(http, application.state.db, ids, path, n)
                     if n:  # the first round warms up
                         cpu["on" if on else "off"].append(spent)
                 recording(True)
