@@ -191,6 +191,13 @@ def run() -> dict[str, Any]:
         results["skipped"] = {"pg": why}
     else:
         results["pg"] = pg
+    say("in one process: CPU per update with and without (bench/audit_inprocess.py)")
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "audit_inprocess.py"), "--json"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode == 0:
+        results["in_process_sqlite"] = json.loads(done.stdout.splitlines()[-1])
     return results
 
 
@@ -212,6 +219,12 @@ def render(results: dict[str, Any]) -> str:
                 f"  ratio {f['ratio']}  CPU/request ratio {f['cpu_ratio']}"
                 f"  (target >= {TARGET}: {verdict})"
             )
+    for path, f in results.get("in_process_sqlite", {}).items():
+        lines.append(
+            f"  in one process (SQLite) {path:15} CPU/request with {f['cpu_us_with']} us, "
+            f"without {f['cpu_us_without']} us (medians {f['median_with']} / "
+            f"{f['median_without']}): without/with {f['ratio']}"
+        )
     for part, why in results.get("skipped", {}).items():
         lines.append(f"  {part}: skipped ({why})")
     return "\n".join(lines)

@@ -13,6 +13,7 @@ postgresql+asyncpg:// URL measures PostgreSQL (its server's CPU is not counted).
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import sys
 import time
@@ -102,8 +103,10 @@ async def measure(database_url: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    if len(sys.argv) > 1:
-        url = sys.argv[1]
+    as_json = "--json" in sys.argv
+    argv = [a for a in sys.argv[1:] if a != "--json"]
+    if argv:
+        url = argv[0]
     else:
         db = ROOT / "data" / "bench" / "audit-inprocess.db"
         db.parent.mkdir(parents=True, exist_ok=True)
@@ -112,6 +115,9 @@ def main() -> None:
         url = f"sqlite+aiosqlite:///{db}"
     upgrade(Settings(database_url=url))  # (runs its own event loop)
     figures = asyncio.run(measure(url))
+    if as_json:
+        print(json.dumps(figures))
+        return
     for path, f in figures.items():
         print(
             f"{path:15} CPU/request with {f['cpu_us_with']:7.1f} us  without "
