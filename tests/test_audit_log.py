@@ -512,3 +512,22 @@ async def test_a_refusal_over_the_websocket_is_an_entry(
         "user_agent": None,
         "client_ip": refusal["client_ip"],
     }
+
+
+def test_every_use_case_has_an_action_name() -> None:
+    """A refusal names its action from app/domain/audit_actions.py: every use case has one."""
+    import importlib
+    import pkgutil
+
+    import app.domain
+    from app.domain.access import ANY_SCOPE, required_scope
+    from app.domain.audit_actions import ACTIONS
+
+    use_cases = set()
+    for module_info in pkgutil.iter_modules(app.domain.__path__):
+        module = importlib.import_module(f"app.domain.{module_info.name}")
+        for name, value in vars(module).items():
+            if callable(value) and required_scope(value) not in (None, ANY_SCOPE):
+                use_cases.add(name)
+    assert use_cases
+    assert sorted(use_cases - set(ACTIONS)) == []
