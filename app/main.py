@@ -162,7 +162,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             engine.start()
             app.state.shutdown.on_drain.append(engine.stop_claiming)
         # the audit log (docs/audit-log.md): pending entries chained; retention
-        audit_tasks = [asyncio.create_task(keep_sealing(app.state.db))]
+        audit_tasks = []
+        if settings.audit_seal_seconds > 0:
+            sealing = keep_sealing(app.state.db, settings.audit_seal_seconds)
+            audit_tasks.append(asyncio.create_task(sealing))
         if settings.audit_keep_days is not None:
             keeping = keep_pruning(app.state.db, settings.audit_keep_days)
             audit_tasks.append(asyncio.create_task(keeping))

@@ -151,6 +151,8 @@ class Settings(BaseSettings):
     # Audit log (docs/audit-log.md): entries older than this many days are removed by `serve`
     # (at start, then hourly) and by `audit prune`; unset keeps every entry.
     audit_keep_days: float | None = Field(default=None, gt=0)
+    # how often `serve` chains the entries pending (0: only when the log is read or verified)
+    audit_seal_seconds: float = Field(default=1.0, ge=0)
 
     @field_validator("webhook_retry_schedule")
     @classmethod
