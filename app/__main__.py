@@ -19,6 +19,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.bundles_cli import add_parsers as add_bundle_parsers
+from app.cli_audit import add_audit_commands
 from app.settings import Settings
 
 if TYPE_CHECKING:
@@ -26,7 +27,13 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 DURATION_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
-SCOPES = ("assistants:read", "assistants:write", "api_keys:manage", "webhooks:manage")
+SCOPES = (
+    "assistants:read",
+    "assistants:write",
+    "api_keys:manage",
+    "webhooks:manage",
+    "audit:read",
+)
 
 
 def _print(data: dict[str, Any]) -> None:
@@ -451,6 +458,7 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "deliver", help="deliver webhooks in this process (serve does it too, unless told not to)"
     ).set_defaults(func=cmd_deliver)
+    add_audit_commands(sub)  # audit export|verify|prune (app/cli_audit.py)
     return root
 
 

@@ -17,7 +17,9 @@ from typing import Any
 
 from sqlalchemy import bindparam, or_, select, update
 
-from app.domain.access import Access
+from app.domain.access import CLI_ORIGIN, Access, Origin
+from app.domain.audit import record_audit
+from app.domain.audit_actions import ORGANISATION_CREATE
 from app.domain.errors import FieldError, Forbidden, Unauthenticated, ValidationFailed
 from app.domain.keys import (
     CLI_KEY_NAME,
@@ -69,6 +71,8 @@ _KEY_LOOKUP = Statement(
         KEYS.c.assistant_ids,
         KEYS.c.expires_at,
         KEYS.c.last_used_at,
+        KEYS.c.name,
+        KEYS.c.prefix,
     ).where(KEYS.c.key_hash == bindparam("key_hash"), KEYS.c.revoked_at.is_(None))
 )
 _TOUCH = Statement(
@@ -128,9 +132,14 @@ class KeyUsage:
             await asyncio.wait(set(self._tasks), timeout=10)
 
 
-async def authenticate(tx: Tx, authorization: str | None, usage: KeyUsage | None = None) -> Access:
+async def authenticate(
+    tx: Tx,
+    authorization: str | None,
+    usage: KeyUsage | None = None,
+    origin: Origin = CLI_ORIGIN,
+) -> Access:
     """The caller of an `Authorization: Bearer …` header: 401 for no key, or a key that is
-    unknown, revoked or expired."""
+    unknown, revoked or expired. `origin`: where the request comes from (for the audit log)."""
     token = bearer_token(authorization)
     if token is None:
         raise Unauthenticated(
@@ -139,7 +148,7 @@ async def authenticate(tx: Tx, authorization: str | None, usage: KeyUsage | None
     row = await tx.first(_KEY_LOOKUP, {"key_hash": hash_key(token)})
     if row is None:
         raise Unauthenticated("invalid or revoked API key")
-    key_id, org_id, scopes, assistant_ids, expires_at, last_used_at = row
+    key_id, org_id, scopes, assistant_ids, expires_at, last_used_at, name, prefix = row
     if expires_at is not None and expires_at <= utcnow():
         raise Unauthenticated("the API key has expired")
     if usage is not None:
@@ -151,6 +160,9 @@ async def authenticate(tx: Tx, authorization: str | None, usage: KeyUsage | None
         assistant_ids=None if assistant_ids is None else frozenset(assistant_ids),
         expires_at=expires_at,
         last_used_at=last_used_at,
+        key_name=name,
+        key_prefix=prefix,
+        origin=origin,
     )
 
 
@@ -198,6 +210,7 @@ async def create_organisation(tx: Tx, *, name: str) -> tuple[Organisation, str, 
     org = Organisation(id=new_id(), name=name, created_at=utcnow())
     values = {"id": org.id, "name": org.name, "created_at": org.created_at, "storage_used": 0}
     await tx.execute(_INSERT_ORG, values)
+    await record_audit(tx, Access.everything(org.id), ORGANISATION_CREATE, "organisation", org.id)
     key_id, token = await create_key(tx, org_id=org.id, name=FIRST_KEY_NAME)
     return org, key_id, token
 

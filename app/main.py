@@ -17,6 +17,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from app.auth import KeyUsage
+from app.domain.audit import keep_sealing
+from app.domain.audit_log import keep_pruning
 from app.domain.errors import DomainError
 from app.events import Broker
 from app.graphql import ide
@@ -39,6 +41,7 @@ from app.rest import (
     actions,
     api_keys,
     assistants,
+    audit_log,
     avatars,
     bundles,
     duplicate,
@@ -165,12 +168,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
             engine = Engine(settings, app.state.webhook_client)
             engine.start()
             app.state.shutdown.on_drain.append(engine.stop_claiming)
+        # the audit log (docs/audit-log.md): pending entries chained; retention
+        audit_tasks = []
+        if settings.audit_seal_seconds > 0:
+            sealing = keep_sealing(app.state.db, settings.audit_seal_seconds)
+            audit_tasks.append(asyncio.create_task(sealing))
+        if settings.audit_keep_days is not None:
+            keeping = keep_pruning(app.state.db, settings.audit_keep_days)
+            audit_tasks.append(asyncio.create_task(keeping))
         restore_signals = app.state.shutdown.install()
         settle_garbage_collector()
         try:
             yield
         finally:
             restore_signals()
+            for task in audit_tasks:
+                task.cancel()
             if engine is not None:
                 await engine.stop(settings.shutdown_grace_seconds)
             await app.state.webhook_client.aclose()
@@ -204,6 +217,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *api_keys.routes,
         *webhooks.routes,
         *bundles.routes,
+        *audit_log.routes,
     ]
     if settings.metrics_enabled:  # for the scraper: no API key; METRICS_TOKEN when set
         endpoint = metrics.metrics_endpoint(settings.metrics_token)

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Text, TypeDecorator, text
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, Text, TypeDecorator, text
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -340,3 +340,79 @@ class WebhookDelivery(SQLModel, table=True):
     locked_until: datetime | None = _time(nullable=True)
     created_at: datetime = _time()
     updated_at: datetime = _time()
+
+
+class AuditEntry(SQLModel, table=True):
+    """One entry of an organisation's audit log (docs/audit-log.md): written in the
+    transaction of the change it records (a refusal in its own), never changed afterwards.
+    `hash` chains the organisation's entries in `id` order; `prev_hash` is the hash of the
+    entry before it (so that the oldest kept entry can be checked after retention)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_org_id", "org_id", "id"),
+        Index("ix_audit_log_at", "at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    )
+    org_id: str = Field(foreign_key="organisations.id", max_length=64)
+    at: datetime = _time()
+    actor_type: str = Field(max_length=16)
+    actor_key_id: str | None = Field(default=None, max_length=64)
+    actor_key_name: str | None = Field(default=None, max_length=200)
+    actor_key_prefix: str | None = Field(default=None, max_length=8)
+    action: str = Field(max_length=64)
+    resource_type: str = Field(max_length=32)
+    resource_id: str | None = Field(default=None, max_length=64)
+    outcome: str = Field(max_length=8)
+    transport: str = Field(max_length=16)
+    request_id: str | None = Field(default=None, max_length=128)
+    client_ip: str | None = Field(default=None, max_length=64)
+    user_agent: str | None = Field(default=None, max_length=200)
+    version: int | None = None
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class AuditHead(SQLModel, table=True):
+    """The end of an organisation's audit chain: its row is locked by the transaction that
+    adds an entry, so that the organisation's entries follow one another with no fork."""
+
+    __tablename__ = "audit_heads"
+
+    org_id: str = Field(primary_key=True, foreign_key="organisations.id", max_length=64)
+    last_id: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    last_hash: str = Field(max_length=64)
+
+
+class AuditPending(SQLModel, table=True):
+    """PostgreSQL: an audit entry written in its change's transaction, waiting to be chained
+    (docs/audit-log.md): `seal_pending` gives it its id and hash under the organisation's chain
+    head, so that changes of one organisation never wait for each other's commit."""
+
+    __tablename__ = "audit_pending"
+    __table_args__ = (Index("ix_audit_pending_org_seq", "org_id", "seq"),)
+
+    seq: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    )
+    org_id: str = Field(foreign_key="organisations.id", max_length=64)
+    at: datetime = _time()
+    actor_type: str = Field(max_length=16)
+    actor_key_id: str | None = Field(default=None, max_length=64)
+    actor_key_name: str | None = Field(default=None, max_length=200)
+    actor_key_prefix: str | None = Field(default=None, max_length=8)
+    action: str = Field(max_length=64)
+    resource_type: str = Field(max_length=32)
+    resource_id: str | None = Field(default=None, max_length=64)
+    outcome: str = Field(max_length=8)
+    transport: str = Field(max_length=16)
+    request_id: str | None = Field(default=None, max_length=128)
+    client_ip: str | None = Field(default=None, max_length=64)
+    user_agent: str | None = Field(default=None, max_length=200)
+    version: int | None = None

@@ -210,6 +210,36 @@ class CreatedApiKey(ApiKey):
     api_key: str  # the secret, shown this once
 
 
+class AuditActor(Document):
+    type: str  # api_key | cli
+    key_id: str | None
+    key_name: str | None
+    key_prefix: str | None
+
+
+class AuditResource(Document):
+    type: str
+    id: str | None
+
+
+class AuditEntry(Document):
+    """One entry of the audit log (docs/audit-log.md)."""
+
+    id: int
+    at: str
+    org_id: str
+    actor: AuditActor
+    action: str
+    resource: AuditResource
+    outcome: str  # ok | denied
+    transport: str  # rest | graphql | websocket | cli
+    request_id: str | None
+    client_ip: str | None
+    user_agent: str | None
+    version: int | None
+    hash: str
+
+
 class Webhook(Document):
     id: str
     url: str
@@ -308,6 +338,7 @@ API_KEYS = "/orgs/{org_id}/api-keys"
 WEBHOOKS = "/orgs/{org_id}/webhooks"
 WEBHOOK = WEBHOOKS + "/{webhook_id}"
 DELIVERIES = WEBHOOK + "/deliveries"
+AUDIT_LOG = "/orgs/{org_id}/audit-log"
 BODY_ERRORS = (400, 401, 403, 404, 413, 415, 429)
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 CAPPED = (
@@ -451,6 +482,13 @@ OPERATIONS = [
        response=WebhookDelivery, operation_id="getWebhookDelivery"),
     Op("POST", DELIVERIES + "/{delivery_id}/redeliver", "Send a delivery again, soon", 202,
        WebhookDelivery, operation_id="redeliverWebhookDelivery"),
+    Op("GET", AUDIT_LOG, "The organisation's audit log, newest first (nothing changes it)",
+       response=AuditEntry, many=True,
+       query=("page", "take", "actor_key_id", "action", "resource_id", "since", "until"),
+       errors=(400, 401, 403, 429), operation_id="listAuditLog",
+       description="Needs `audit:read`. `since` (inclusive) and `until` (exclusive) are RFC "
+       "3339 instants. Each entry's `hash` is the SHA-256 of the previous entry's hash and its "
+       "canonical JSON (docs/audit-log.md)."),
 ]  # fmt: skip
 
 
@@ -465,6 +503,8 @@ def documented_scope(op: Op) -> str | None:
         return Scope.MANAGE
     if op.path.startswith(WEBHOOKS):
         return Scope.WEBHOOKS
+    if op.path == AUDIT_LOG:
+        return Scope.AUDIT
     return Scope.READ if op.method == "GET" else Scope.WRITE
 
 
@@ -484,6 +524,11 @@ QUERY = {
     "ref": {"type": "string", "minLength": 1, "maxLength": 64},
     "updated_since": {"type": "string", "format": "date-time"},
     "sort": {"type": "string", "enum": list(SORT_VALUES)},
+    "actor_key_id": {"type": "string"},
+    "action": {"type": "string"},
+    "resource_id": {"type": "string"},
+    "since": {"type": "string", "format": "date-time"},
+    "until": {"type": "string", "format": "date-time"},
 }
 REASONS = {
     400: "Bad request or invalid input (or a limit reached)",

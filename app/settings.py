@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from limits import parse
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -151,6 +151,11 @@ class Settings(BaseSettings):
     webhook_concurrency: int = 64  # attempts at once per process
     webhook_log_days: float = 30.0
     webhook_poll_seconds: float = 1.0  # due retries are looked for at least this often
+    # Audit log (docs/audit-log.md): entries older than this many days are removed by `serve`
+    # (at start, then hourly) and by `audit prune`; unset keeps every entry.
+    audit_keep_days: float | None = Field(default=None, gt=0)
+    # how often `serve` chains the entries pending (0: only when the log is read or verified)
+    audit_seal_seconds: float = Field(default=1.0, ge=0)
 
     @field_validator("webhook_retry_schedule")
     @classmethod

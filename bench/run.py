@@ -28,6 +28,8 @@ assistants in one organisation against today's unfiltered page; `--only find` ru
 Then the listeners part (bench/listeners.py, issue 29): as many SSE streams and websocket
 subscriptions as one process may hold, their memory, delivery delays and the update throughput
 while they listen; `--only listeners` runs it alone.
+Then the audit log's part (bench/audit.py, issue 27): PATCH and updateAssistant throughput with
+an audit entry per update and without; `--only audit` runs that part alone.
 
 Environment: BENCH_SECONDS (each measurement, whole seconds, default 4), BENCH_ONLY (`sqlite`,
 `pg`, or one of PARTS below: one part; `--only PART` on the command line says the same),
@@ -52,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import attacks
+import audit
 import deploy
 import find
 import httpx
@@ -486,6 +489,7 @@ PARTS: dict[str, Any] = {
     "deploy": deploy,  # issue 29: rolling restarts behind HAProxy, failures and lost writes
     "find": find,  # issue 26: a filtered, sorted page of 100,000 assistants
     "listeners": listeners,  # issue 29: ten thousand SSE streams and subscriptions
+    "audit": audit,  # issue 27: update throughput with an audit entry per update and without
 }
 
 

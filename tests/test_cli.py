@@ -19,7 +19,13 @@ from app.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
-EVERY_SCOPE = ["assistants:read", "assistants:write", "api_keys:manage", "webhooks:manage"]
+EVERY_SCOPE = [
+    "assistants:read",
+    "assistants:write",
+    "api_keys:manage",
+    "webhooks:manage",
+    "audit:read",
+]
 
 
 class Cli:

@@ -47,6 +47,7 @@ def refused(scope: str | None) -> tuple[str, str | None]:
 KEYS = ["read", "write", "manage", "all", "bound", "hooks"]
 R, W, M = refused(READ), refused(WRITE), refused(MANAGE)
 H = refused(HOOKS)
+AU = refused("audit:read")
 # what each kind of operation answers to each key (bound: every scope, another assistant)
 EXPECTED: dict[str, dict[str, Any]] = {
     "read_one": dict(zip(KEYS, [OK, R, R, OK, NOT_FOUND, R], strict=True)),
@@ -59,6 +60,8 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "any": dict.fromkeys(KEYS, OK),
     # webhooks:manage alone opens them; the keys holding the first three scopes do not
     "webhooks": dict(zip(KEYS, [H, H, H, H, H, OK], strict=True)),
+    # audit:read: none of these keys holds it
+    "audit": dict.fromkeys(KEYS, AU),
 }
 
 A = "/orgs/c/assistants/{a}"
@@ -119,6 +122,7 @@ REST = [
     Rest("GET", "/orgs/c/api-keys/current", "any"),
     Rest("GET", "/orgs/c/api-keys/{victim}", "manage"),
     Rest("DELETE", "/orgs/c/api-keys/{victim}", "manage"),
+    Rest("GET", "/orgs/c/audit-log", "audit"),
     Rest("GET", "/orgs/c/webhooks", "webhooks"),
     Rest("POST", "/orgs/c/webhooks", "webhooks", {"url": "https://93.184.215.14/hook"}),
     Rest("GET", "/orgs/c/webhooks/{w}", "webhooks"),
@@ -191,6 +195,7 @@ GQL = [
         "\"made\", scopes: [\"api_keys:manage\"]}) { apiKey { id } secret } }"),
     Gql("revokeApiKey", "manage",
         "mutation($victim: ID!) { revokeApiKey(orgId: \"c\", keyId: $victim) { id revokedAt } }"),
+    Gql("auditLog", "audit", "{ auditLog(orgId: \"c\") { totalCount } }"),
     Gql("webhooks", "webhooks", "{ webhooks(orgId: \"c\") { totalCount nodes { id } } }"),
     Gql("webhook", "webhooks", "query($w: ID!) { webhook(orgId: \"c\", id: $w) { id "
         "deliveries { totalCount } } }"),

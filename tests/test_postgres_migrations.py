@@ -229,6 +229,7 @@ def test_keys_made_before_scopes_keep_every_right(empty: Settings, tmp_path: Pat
                     "assistants:write",
                     "api_keys:manage",
                     "webhooks:manage",  # migration 0009: keys that held every scope
+                    "audit:read",  # migration 0013: keys that held every scope
                 ]
                 assert (key["assistant_ids"], key["expires_at"], key["revoked_at"]) == (
                     None,

@@ -35,16 +35,31 @@ class Scope(StrEnum):
     WRITE = "assistants:write"
     MANAGE = "api_keys:manage"
     WEBHOOKS = "webhooks:manage"
+    AUDIT = "audit:read"
 
 
-SCOPE_ORDER: Final = (Scope.READ, Scope.WRITE, Scope.MANAGE, Scope.WEBHOOKS)
+SCOPE_ORDER: Final = (Scope.READ, Scope.WRITE, Scope.MANAGE, Scope.WEBHOOKS, Scope.AUDIT)
 ALL_SCOPES: Final = frozenset(SCOPE_ORDER)
 ANY_SCOPE: Final = "any"  # declared by what every key may do (its own description)
 
 
 def ordered(scopes: Collection[str]) -> list[str]:
-    """Scope names in their documented order (read, write, manage, webhooks)."""
+    """Scope names in their documented order (read, write, manage, webhooks, audit)."""
     return [str(scope) for scope in SCOPE_ORDER if scope in scopes]
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a call comes from, for the audit log (docs/audit-log.md): the transport (`rest`,
+    `graphql`, `websocket` or `cli`) and the request's id, client address and User-Agent."""
+
+    transport: str
+    request_id: str | None = None
+    client_ip: str | None = None
+    user_agent: str | None = None
+
+
+CLI_ORIGIN: Final = Origin("cli")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +70,9 @@ class Access:
     assistant_ids: frozenset[str] | None = None  # None: every assistant of the organisation
     expires_at: datetime | None = None
     last_used_at: datetime | None = None
+    key_name: str | None = None
+    key_prefix: str | None = None
+    origin: Origin = CLI_ORIGIN
 
     @classmethod
     def everything(cls, org_id: str) -> Access:
@@ -73,19 +91,35 @@ class Access:
 _REQUIRED: dict[Callable[..., Any], str] = {}
 
 
-def check_scope(access: Access, scope: str) -> None:
-    """The check: INSUFFICIENT_SCOPE unless the caller holds `scope` (any scope for ANY_SCOPE)."""
+def check_scope(
+    access: Access, scope: str, use_case: str | None = None, arguments: dict[str, Any] | None = None
+) -> None:
+    """The check: INSUFFICIENT_SCOPE unless the caller holds `scope` (any scope for ANY_SCOPE).
+    The refusal names the use case and the ids it was called with, for its audit entry."""
     if scope != ANY_SCOPE and scope not in access.scopes:
-        raise InsufficientScope(f"this API key lacks the scope '{scope}'", scope)
+        ids = {
+            name: value
+            for name, value in (arguments or {}).items()
+            if name.endswith("_id") and isinstance(value, str)
+        }
+        raise InsufficientScope(
+            f"this API key lacks the scope '{scope}'",
+            scope,
+            use_case=use_case,
+            access=access,
+            resource_ids=ids,
+        )
 
 
 def requires(scope: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Declares the scope a use case needs and checks it on every call (see the module doc)."""
 
     def declare(use_case: Callable[P, R]) -> Callable[P, R]:
+        name = use_case.__name__
+
         def checked(*args: P.args, **kwargs: P.kwargs) -> R:
             # mypy ignore below: every use case takes access=Access by keyword
-            check_scope(kwargs["access"], scope)  # type: ignore[arg-type]
+            check_scope(kwargs["access"], scope, name, kwargs)  # type: ignore[arg-type]
             return use_case(*args, **kwargs)  # the coroutine itself: no extra frame per call
 
         checked.__name__ = use_case.__name__
@@ -113,4 +147,4 @@ def check_use(access: Access, use_case: Callable[..., Any]) -> None:
     scope = required_scope(use_case)
     if scope is None:
         raise TypeError(f"{use_case!r} declares no scope")
-    check_scope(access, scope)
+    check_scope(access, scope, getattr(use_case, "__name__", None))

@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, func, select
 
 from app.domain.access import Access, Scope, requires
 from app.domain.assistants import find_assistant
+from app.domain.audit import record_audit
 from app.domain.child_input import ActionCreate, ActionPatch, ActionReorder, parse_body
 from app.domain.children import (
     ACTIONS,
@@ -80,6 +81,7 @@ async def create_action(
     created = await tx.first(_INSERT, values, ActionRecord)
     assert created is not None
     await charge(tx, access.org_id, action_bytes(created), storage_quota)
+    await record_audit(tx, access, "action.create", "action", created.id)
     return created
 
 
@@ -124,6 +126,7 @@ async def update_action(
     if data.config is not None:
         values["config"] = data.config.model_dump()  # whole, defaults included
     await update_child(tx, ACTIONS, row, values, storage_quota=storage_quota)
+    await record_audit(tx, access, "action.update", "action", row.id)
     return row
 
 
@@ -140,6 +143,7 @@ async def delete_action(
         for_update=True,
     )
     await delete_child(tx, ACTIONS, row)
+    await record_audit(tx, access, "action.delete", "action", row.id)
     return row
 
 
@@ -166,4 +170,5 @@ async def reorder_actions(
     for pair in data.positions:
         row = rows[pair.id]
         await store_changes(tx, ACTIONS, row, apply_changes(row, {"position": pair.position}))
+    await record_audit(tx, access, "action.reorder", "assistant", assistant.id)
     return _in_order(list(rows.values()))

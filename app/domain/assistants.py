@@ -12,6 +12,7 @@ from sqlalchemy import Select, bindparam, delete, func, select
 
 from app.domain.access import Access, Scope, requires
 from app.domain.assistant_input import AssistantCreate, AssistantPatch, column_values
+from app.domain.audit import record_audit
 from app.domain.errors import (
     BadRequest,
     FieldError,
@@ -176,11 +177,12 @@ class CreationQuota(Protocol):
     async def spend(self, org_id: str) -> None: ...
 
 
-def check_creator(access: Access) -> None:
+def check_creator(access: Access, use_case: str = "create_assistant") -> None:
     """A key restricted to some assistants cannot make one (create, duplicate)."""
     if access.bound:
         raise InsufficientScope(
-            "this API key is restricted to some assistants: it cannot create assistants"
+            "this API key is restricted to some assistants: it cannot create assistants",
+            use_case=use_case,
         )
 
 
@@ -249,7 +251,11 @@ async def create_assistant(
         setattr(new, column, value)
     if data.generate_secret_key:
         new.secret_key = new_secret_key()
-    return await insert_assistant(tx, new, writer=writer)
+    assistant = await insert_assistant(tx, new, writer=writer)
+    await record_audit(
+        tx, access, "assistant.create", "assistant", assistant.id, version=assistant.version
+    )
+    return assistant
 
 
 # built once, compiled once per dialect: the hot path only binds its parameters
@@ -315,6 +321,9 @@ async def update_assistant(
         return replaced(assistant, **changed)
     if changed:
         await _apply(tx, assistant, changed, change_type=UPDATED, writer=writer)
+    await record_audit(
+        tx, access, "assistant.update", "assistant", assistant.id, version=assistant.version
+    )
     return assistant
 
 
@@ -336,6 +345,9 @@ async def restore_revision(
     changed = _column_changes(assistant, snapshot_columns(revision.snapshot))
     if changed:
         await _apply(tx, assistant, changed, change_type=RESTORED, writer=writer)
+    await record_audit(
+        tx, access, "assistant.restore", "assistant", assistant.id, version=assistant.version
+    )
     return assistant
 
 
@@ -452,6 +464,9 @@ async def delete_assistant(
         tx, assistant, {"deleted": True}, change_type=DELETED, changes=changes, writer=writer
     )
     await give_back(tx, assistant.org_id, freed)
+    await record_audit(
+        tx, access, "assistant.delete", "assistant", assistant.id, version=assistant.version
+    )
     return assistant
 
 
@@ -475,5 +490,13 @@ async def rotate_secret_key(
         change_type=SECRET_KEY_ROTATED,
         changes=changes,
         writer=writer,
+    )
+    await record_audit(
+        tx,
+        access,
+        "assistant.rotate_secret_key",
+        "assistant",
+        assistant.id,
+        version=assistant.version,
     )
     return assistant

@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import bindparam, select
 
 from app.domain.access import Access, Scope, requires
+from app.domain.audit import record_audit
 from app.domain.errors import FieldError, NotFound, PayloadTooLarge, StorageFull, ValidationFailed
 from app.domain.storage import avatar_bytes, charge
 from app.models import Avatar, new_id, utcnow
@@ -83,6 +84,7 @@ async def create_avatar(
     avatar = await tx.first(_INSERT, values, AvatarRecord)
     assert avatar is not None
     await charge(tx, access.org_id, avatar_bytes(avatar.size), storage_quota)
+    await record_audit(tx, access, "avatar.create", "avatar", avatar.id)
     try:
         await asyncio.to_thread(_write_atomically, directory, avatar.id, data)
     except OSError as exc:  # nothing of the file is left (and the row rolls back)

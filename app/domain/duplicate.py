@@ -27,6 +27,7 @@ from app.domain.assistants import (
     insert_assistant,
     new_secret_key,
 )
+from app.domain.audit import record_audit
 from app.domain.child_input import parse_body
 from app.domain.children_of_many import children_by_assistant
 from app.domain.errors import FieldError, NotFound, invalid_input
@@ -168,7 +169,7 @@ async def duplicate_assistant(
     counts against CREATE_ASSISTANT_LIMIT once everything is validated). `body` is
     `DuplicateBody` (None: every default). The source is locked while it is read, so its
     draft and children are copied as one consistent state."""
-    check_creator(access)
+    check_creator(access, "duplicate_assistant")
     source = await find_assistant(tx, access, assistant_id, for_update=True)
     data = parse_body(DuplicateBody, {} if body is None else body)
     frozen, version = await _source(tx, source, data.from_release)
@@ -199,4 +200,7 @@ async def duplicate_assistant(
         await tx.execute(_INSERT_INTEGRATION, integration.model_dump())
     for action in actions:
         await tx.execute(_INSERT_ACTION, action.model_dump())
+    await record_audit(
+        tx, access, "assistant.duplicate", "assistant", assistant.id, version=assistant.version
+    )
     return assistant

@@ -78,9 +78,22 @@ class InsufficientScope(DomainError):
 
     code = "INSUFFICIENT_SCOPE"
 
-    def __init__(self, message: str, scope: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        scope: str | None = None,
+        *,
+        use_case: str | None = None,
+        access: Any = None,
+        resource_ids: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.scope = scope
+        # for the refusal's audit entry (app/domain/audit.py): what was refused, to whom
+        self.use_case = use_case
+        self.access = access
+        self.resource_ids = resource_ids or {}
+        self.audited = False
 
     @property
     def details(self) -> dict[str, Any]:

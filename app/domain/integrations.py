@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, func, select
 
 from app.domain.access import Access, Scope, requires
 from app.domain.assistants import find_assistant
+from app.domain.audit import record_audit
 from app.domain.child_input import IntegrationCreate, IntegrationPatch, parse_body
 from app.domain.children import (
     INTEGRATIONS,
@@ -62,6 +63,7 @@ async def create_integration(
     row = await tx.first(_INSERT, values, IntegrationRecord)
     assert row is not None
     await charge(tx, access.org_id, integration_bytes(row), storage_quota)
+    await record_audit(tx, access, "integration.create", "integration", row.id)
     return row
 
 
@@ -108,6 +110,7 @@ async def update_integration(
     )
     data = parse_body(IntegrationPatch, patch)
     await update_child(tx, INTEGRATIONS, row, data.set_fields(), storage_quota=storage_quota)
+    await record_audit(tx, access, "integration.update", "integration", row.id)
     return row
 
 
@@ -124,4 +127,5 @@ async def delete_integration(
         for_update=True,
     )
     await delete_child(tx, INTEGRATIONS, row)
+    await record_audit(tx, access, "integration.delete", "integration", row.id)
     return row

@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy import bindparam, func, select, update
 
 from app.domain.access import ANY_SCOPE, SCOPE_ORDER, Access, Scope, ordered, requires
+from app.domain.audit import record_audit
 from app.domain.documents import rfc3339
 from app.domain.errors import (
     BadRequest,
@@ -80,7 +81,9 @@ def _in_the_future(value: datetime) -> datetime:
 
 
 KeyName = Annotated[str, limits(1, 200, strip=True), NO_NUL, NO_CONTROL]
-ScopeName = Literal["assistants:read", "assistants:write", "api_keys:manage", "webhooks:manage"]
+ScopeName = Literal[
+    "assistants:read", "assistants:write", "api_keys:manage", "webhooks:manage", "audit:read"
+]
 Expiry = Annotated[datetime, BeforeValidator(_instant), AfterValidator(_in_the_future)]
 
 
@@ -162,21 +165,25 @@ def _check_no_escalation(access: Access, data: ApiKeyCreate) -> None:
     for scope in SCOPE_ORDER:
         if scope in data.scopes and scope not in access.scopes:
             raise InsufficientScope(
-                f"this API key lacks the scope '{scope}': it cannot give it to a new key", scope
+                f"this API key lacks the scope '{scope}': it cannot give it to a new key",
+                scope,
+                use_case="create_api_key",
             )
     if access.assistant_ids is not None and (
         data.assistant_ids is None or not set(data.assistant_ids) <= access.assistant_ids
     ):
         raise InsufficientScope(
             "this API key is restricted to some assistants: a new key must be restricted to "
-            "some of them ('assistant_ids')"
+            "some of them ('assistant_ids')",
+            use_case="create_api_key",
         )
     if access.expires_at is not None and (
         data.expires_at is None or data.expires_at > access.expires_at
     ):
         raise InsufficientScope(
             f"this API key expires at {rfc3339(access.expires_at)}: a new key must expire no "
-            "later ('expires_at')"
+            "later ('expires_at')",
+            use_case="create_api_key",
         )
 
 
@@ -220,6 +227,7 @@ async def create_api_key(tx: Tx, *, access: Access, body: Any) -> tuple[ApiKeyRe
     }
     key = await tx.first(_INSERT, values, ApiKeyRecord)
     assert key is not None
+    await record_audit(tx, access, "api_key.create", "api_key", key.id)
     return key, token
 
 
@@ -260,6 +268,7 @@ async def revoke_api_key(tx: Tx, *, access: Access, key_id: str) -> ApiKeyRecord
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         await tx.execute(_REVOKE, {"key_id": key.id, "now": key.revoked_at})
+    await record_audit(tx, access, "api_key.revoke", "api_key", key.id)
     return key
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import and_, bindparam, delete, func, select, update
 
 from app.domain.access import Access, Scope, requires
 from app.domain.assistants import check_version, find_assistant
+from app.domain.audit import record_audit
 from app.domain.child_input import parse_body
 from app.domain.children_of_many import children_by_assistant
 from app.domain.documents import assistant_document, rfc3339
@@ -328,6 +329,7 @@ async def publish_release(
     await _published_event(
         tx, assistant, writer=writer, release=number, environment=environment, changes=changes
     )
+    await record_audit(tx, access, "release.publish", "assistant", assistant.id)
     return release
 
 
@@ -407,6 +409,7 @@ async def pin_environment(
     ):
         at = "does not exist" if current is None else f"points at release {current.release}"
         raise PreconditionFailed(f"the environment '{name}' {at}, not the one expected")
+    await record_audit(tx, access, "environment.pin", "assistant", assistant.id)
     if current is not None and current.release == release:
         return current, pinned
     environment = await _point(tx, assistant, name, release, current)
@@ -475,6 +478,7 @@ async def remove_environment(
             f"the environment '{name}' points at release {current.release}, not the one expected"
         )
     await tx.execute(_UNPIN, {"assistant_id": assistant.id, "name": name})
+    await record_audit(tx, access, "environment.remove", "assistant", assistant.id)
     return current
 
 

@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError
 from sqlalchemy import bindparam, delete, func, select, update
 
 from app.domain.access import Access, Scope, requires
+from app.domain.audit import record_audit
 from app.domain.documents import rfc3339
 from app.domain.errors import BadRequest, FieldError, NotFound, invalid_input, validation_failed
 from app.domain.fields import NO_NUL, UNSET, Identifier, Input, NotNull, limits
@@ -201,6 +202,7 @@ async def create_webhook(
     }
     webhook = await tx.first(_INSERT, values, WebhookRecord)
     assert webhook is not None
+    await record_audit(tx, access, "webhook.create", "webhook", webhook.id)
     return webhook, secret
 
 
@@ -269,6 +271,7 @@ async def update_webhook(
             values["disabled_reason"] = None
             values["failing_since"] = None
     await _store(tx, webhook, values)
+    await record_audit(tx, access, "webhook.update", "webhook", webhook.id)
     return webhook
 
 
@@ -278,6 +281,7 @@ async def delete_webhook(tx: Tx, *, access: Access, webhook_id: str) -> WebhookR
     webhook = await _webhook_of_org(tx, access.org_id, webhook_id, for_update=True)
     await tx.execute(_DELETE_DELIVERIES, {"webhook_id": webhook.id})
     await tx.execute(_DELETE, {"webhook_id": webhook.id})
+    await record_audit(tx, access, "webhook.delete", "webhook", webhook.id)
     return webhook
 
 
@@ -295,6 +299,7 @@ async def rotate_webhook_secret(
     else:
         values |= {"previous_secret": None, "previous_secret_until": None}
     await _store(tx, webhook, values)
+    await record_audit(tx, access, "webhook.rotate_secret", "webhook", webhook.id)
     return webhook, secret
 
 
@@ -383,6 +388,7 @@ async def redeliver(
         await tx.execute(_NOTIFY)
     delivery.status, delivery.next_attempt_at, delivery.locked_until = PENDING, now, None
     delivery.updated_at = now
+    await record_audit(tx, access, "webhook_delivery.redeliver", "webhook_delivery", delivery.id)
     return delivery
 
 
@@ -408,6 +414,7 @@ async def create_test_ping(
     values["next_attempt_at"] = None
     delivery = await tx.first(DELIVERY_INSERT, values, WebhookDeliveryRecord)
     assert delivery is not None
+    await record_audit(tx, access, "webhook.ping", "webhook", webhook.id)
     return webhook, delivery
 
 

@@ -23,7 +23,9 @@ from app.store.records import ApiKeyRecord
 
 CURSOR_KIND = "api_key"
 DEFAULT_FIRST = 20
-SCOPES_DOC = "`assistants:read`, `assistants:write`, `api_keys:manage` or `webhooks:manage`"
+SCOPES_DOC = (
+    "`assistants:read`, `assistants:write`, `api_keys:manage`, `webhooks:manage` or `audit:read`"
+)
 
 KeyId = Annotated[strawberry.ID, strawberry.argument(description="The API key's id.")]
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from starlette.websockets import WebSocket
 from strawberry.types import Info as StrawberryInfo
 
 from app.auth import KeyUsage, authenticate, authorize
-from app.domain.access import Access
-from app.domain.errors import Unauthenticated
+from app.domain.access import CLI_ORIGIN, Access, Origin
+from app.domain.audit import record_denial
+from app.domain.errors import InsufficientScope, Unauthenticated
 from app.domain.revisions import Writer
 from app.graphql.loaders import Loaders
+from app.http.origin import origin_of
 from app.models import utcnow
 from app.settings import Settings
 from app.store import Store, Tx
@@ -26,6 +29,8 @@ class Context:
     response: Any = None
     loaders: Loaders = field(init=False)
     _principal: Access | None = field(default=None, init=False)
+    # refusals for a missing scope, for their audit entries once the operation is done
+    denied: list[InsufficientScope] = field(default_factory=list, init=False)
     shared_loaders: ClassVar[bool] = True  # one read transaction for the request's loaders
 
     def __post_init__(self) -> None:
@@ -41,10 +46,22 @@ class Context:
             usage: KeyUsage | None = None
             if self.request is not None:
                 usage = getattr(self.request.app.state, "key_usage", None)
-            self._principal = await authenticate(tx, self.authorization, usage)
+            origin = CLI_ORIGIN if self.request is None else self._origin()
+            self._principal = await authenticate(tx, self.authorization, usage, origin)
             if self.request is not None:  # for the access log and the rate limiter
                 self.request.state.principal = self._principal
         return self._principal
+
+    def _origin(self) -> Origin:
+        transport = "websocket" if isinstance(self.request, WebSocket) else "graphql"
+        return origin_of(self.request, transport)
+
+    async def record_denials(self) -> None:
+        """The audit entries of the operation's refusals for a missing scope (each in a
+        transaction of its own: the resolvers' have rolled back)."""
+        denied, self.denied = self.denied, []
+        for error in denied:
+            await record_denial(self.db, error, self._principal)
 
     async def authenticated(self) -> bool:
         """Whether the request carries a valid API key (its own read transaction; the key is

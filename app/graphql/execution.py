@@ -46,6 +46,7 @@ from graphql.execution.collect_fields import CollectedFields, FieldDetailsList, 
 from graphql.pyutils import AwaitableOrValue, Path, Undefined, gather_with_cancel
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from app.domain.errors import InsufficientScope
 from app.graphql.answer_size import (
     DEFAULT_MAX_RESPONSE_BYTES,
     ERROR_OVERHEAD,
@@ -562,6 +563,11 @@ class CompiledExecutionContext(StrawberryGraphQLCoreExecutionContext):
         original = getattr(raw_error, "original_error", None)
         if isinstance(original, ResponseTooLarge):
             raise original
+        refusal = raw_error if isinstance(raw_error, InsufficientScope) else original
+        if isinstance(refusal, InsufficientScope):  # its audit entry, once the operation ends
+            denied = getattr(self.context_value, "denied", None)
+            if denied is not None:
+                denied.append(refusal)
         super().handle_field_error(raw_error, return_type, field_details_list, path)
         self.field_errors += 1
         size = self.size = self.size + len(str(raw_error)) + ERROR_OVERHEAD

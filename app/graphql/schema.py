@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import aclosing, contextmanager
 from typing import Any
 
 import strawberry
@@ -23,11 +23,13 @@ from strawberry.types import ExecutionResult
 from strawberry.types.base import get_object_definition
 from strawberry.types.graphql import OperationType
 
+from app.domain.errors import InsufficientScope
 from app.graphql.actions import ActionMutation
 from app.graphql.api_keys import ApiKeyMutation, ApiKeyQuery
 from app.graphql.assistants import AssistantMutation, AssistantQuery
+from app.graphql.audit_log import AuditLogQuery
 from app.graphql.bundles import BundleMutation
-from app.graphql.context import Info
+from app.graphql.context import Context, Info
 from app.graphql.duplicate import DuplicateMutation
 from app.graphql.execution import CompiledExecutionContext
 from app.graphql.extensions import (
@@ -50,7 +52,7 @@ from app.graphql.webhooks import WebhookMutation, WebhookQuery
 from app.observability import metrics
 from app.settings import Settings
 
-Query = merge_types("Query", (AssistantQuery, ApiKeyQuery, WebhookQuery, NodeQuery))
+Query = merge_types("Query", (AssistantQuery, ApiKeyQuery, WebhookQuery, AuditLogQuery, NodeQuery))
 Mutation = merge_types(
     "Mutation",
     (
@@ -73,7 +75,8 @@ Query.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "Reads. Each needs `Authorization: Bearer <API key>` (introspection does not); "
     "`orgId` is the key's own organisation, or `c` for short. Reading assistants, their "
     "integrations, actions and revisions needs the scope `assistants:read`, `apiKeys` needs "
-    "`api_keys:manage`, `webhooks` and `webhook` `webhooks:manage`, `viewer` any scope; a "
+    "`api_keys:manage`, `webhooks` and `webhook` `webhooks:manage`, `auditLog` `audit:read`, "
+    "`viewer` any scope; a "
     "missing scope is FORBIDDEN with "
     "`extensions.requiredScope`. A key restricted to some assistants sees only those: any "
     "other is NOT_FOUND, as if it did not exist. An operation may cost at most "
@@ -129,9 +132,31 @@ class Served:
         )
         return result
 
+    async def stream(self, query: str | None, *args: Any, **kwargs: Any) -> Any:
+        """The websocket's operations: Strawberry's, with the audit entries of their refusals
+        for a missing scope (docs/audit-log.md) written as each result comes."""
+        # misc: a mixin's super(); the schemas below inherit Strawberry's `stream`
+        source = await super().stream(query, *args, **kwargs)  # type: ignore[misc]
+        context = kwargs.get("context_value")
+        if not isinstance(context, Context):
+            return source
+        return _recording_refusals(source, context)
+
     # mypy ignore below: Strawberry's own signature
     def process_errors(self, errors: list, execution_context: object = None) -> None:  # type: ignore[type-arg]
         """Errors are logged (unexpected ones only) by the ErrorCodes extension."""
+
+
+async def _recording_refusals(source: Any, context: Context) -> AsyncIterator[Any]:
+    async with aclosing(source):
+        async for result in source:
+            for error in getattr(result, "errors", None) or ():
+                original = getattr(error, "original_error", None)
+                if isinstance(original, InsufficientScope):  # a subscription's own refusal
+                    context.denied.append(original)
+            if context.denied:
+                await context.record_denials()
+            yield result
 
 
 @contextmanager

@@ -303,6 +303,8 @@ class GraphQLView(GraphQL[Context, None]):
                 engine.count(query, operation_name, prepared, None, spending, started)
                 raise
             engine.count(query, operation_name, prepared, body, spending, started)
+        if context.denied:
+            await context.record_denials()
         if "data" not in body:
             # failed before it ran (parse, validation, cost or variables), or stopped as its
             # answer passed GRAPHQL_MAX_RESPONSE_BYTES (no `data` either way in this media type)

@@ -20,6 +20,7 @@ from app.domain.revisions import Writer
 from app.http.content import media_type, no_store
 from app.http.errors import UnsupportedMediaType
 from app.http.json_body import parse_json_body
+from app.http.origin import origin_of
 from app.settings import Settings
 from app.store import Store, Tx
 from app.store.records import AssistantRecord
@@ -61,7 +62,12 @@ async def org_transaction(request: Request, *, write: bool) -> AsyncIterator[tup
     if write:
         await request.body()  # read before the write lock is taken; cached for read_json
     async with store.write() if write else store.read() as tx:
-        access = await authenticate(tx, request.headers.get("authorization"), key_usage_of(request))
+        access = await authenticate(
+            tx,
+            request.headers.get("authorization"),
+            key_usage_of(request),
+            origin_of(request, "rest"),
+        )
         request.state.principal = access  # for the access log and the rate limiter
         yield tx, authorize(access, request.path_params["org_id"])
 

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from app.domain.audit import record_denial
 from app.domain.errors import (
     BadRequest,
     DatabaseUnavailable,
@@ -147,8 +148,11 @@ def domain_error_response(error: DomainError) -> Response:
     )
 
 
-async def handle_domain_error(_request: Request, exc: Exception) -> Response:
+async def handle_domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
+    if isinstance(exc, InsufficientScope):  # its audit entry, the request's transaction gone
+        principal = getattr(request.state, "principal", None)
+        await record_denial(request.app.state.db, exc, principal)
     return domain_error_response(exc)
 
 

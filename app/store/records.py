@@ -18,6 +18,8 @@ from app.models import (
     AssistantEnvironment,
     AssistantRelease,
     AssistantRevision,
+    AuditEntry,
+    AuditPending,
     Avatar,
     Integration,
     Webhook,
@@ -84,6 +86,8 @@ if TYPE_CHECKING:
     EnvironmentRecord = AssistantEnvironment
     WebhookRecord = Webhook
     WebhookDeliveryRecord = WebhookDelivery
+    AuditRecord = AuditEntry
+    PendingRecord = AuditPending
 else:
     AssistantRecord = table_record(Assistant, "AssistantRecord")
     IntegrationRecord = table_record(Integration, "IntegrationRecord")
@@ -95,3 +99,5 @@ else:
     EnvironmentRecord = table_record(AssistantEnvironment, "EnvironmentRecord")
     WebhookRecord = table_record(Webhook, "WebhookRecord")
     WebhookDeliveryRecord = table_record(WebhookDelivery, "WebhookDeliveryRecord")
+    AuditRecord = table_record(AuditEntry, "AuditRecord")
+    PendingRecord = table_record(AuditPending, "PendingRecord")
