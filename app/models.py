@@ -6,7 +6,17 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Text, TypeDecorator, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    Text,
+    TypeDecorator,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -315,3 +325,23 @@ class WebhookDelivery(SQLModel, table=True):
     locked_until: datetime | None = _time(nullable=True)
     created_at: datetime = _time()
     updated_at: datetime = _time()
+
+
+class IdempotentAnswer(SQLModel, table=True):
+    """The stored answer of a request sent with an `Idempotency-Key` (docs/idempotency.md),
+    written in the transaction of the request's effect; per API key (`key_hash`, the SHA-256
+    of its secret, as in `api_keys`) and key. `fingerprint`: the SHA-256 of what makes the
+    request the same one; `headers` a JSON object of the stored answer headers (ETag,
+    Location, Content-Type). Past `expires_at` the row counts as absent and is removed."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_expires_at", "expires_at"),)
+
+    key_hash: str = Field(primary_key=True, max_length=64)
+    key: str = Field(primary_key=True, max_length=255)
+    fingerprint: str = Field(max_length=64)
+    status: int
+    headers: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = _time()
+    expires_at: datetime = _time()

@@ -40,6 +40,7 @@ from app.http.errors import RateLimited
 from app.http.json_body import parse_json_body
 from app.observability import metrics
 from app.settings import Settings
+from app.store.joined import store_for
 
 if TYPE_CHECKING:
     from app.http.ratelimit import PointsBudget
@@ -264,7 +265,7 @@ class GraphQLView(GraphQL[Context, None]):
         prepared = None
         extensions = data.get("extensions")
         context = Context(
-            db=request.app.state.db,
+            db=store_for(request.scope, request.app.state.db),
             settings=self.settings,
             authorization=request.headers.get("authorization"),
             request=request,
@@ -275,9 +276,7 @@ class GraphQLView(GraphQL[Context, None]):
         ):
             found = self.documents.resolve(query, extensions)
             if isinstance(found, Miss):  # a hash this process does not know yet
-                found = await self.documents.complete(
-                    found, request.app.state.db, context.authenticated
-                )
+                found = await self.documents.complete(found, context.db, context.authenticated)
             if found is not None:
                 query, prepared = found
         if not isinstance(query, str) or not query:

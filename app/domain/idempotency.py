@@ -1,0 +1,175 @@
+"""Idempotency keys (docs/idempotency.md): the answers of requests sent with an
+`Idempotency-Key`, stored per API key in the transaction of the request's effect.
+
+The database is the arbiter, on every process and machine:
+- PostgreSQL: the lookup takes a transaction-scoped advisory lock on (API key, key) without
+  waiting (`pg_try_advisory_xact_lock`); a request that cannot take it is 409
+  IDEMPOTENCY_KEY_IN_USE. The lock ends with the transaction: a process that dies mid-request
+  leaves neither a lock nor a row behind, so nothing waits for a lease to expire.
+- SQLite: write transactions hold the database, so a repeat from another process waits for the
+  first to commit and then finds its answer; within a process the transport answers 409 for a
+  key whose first request is still running (`InFlight`).
+- Either way the primary key (API key, key) is the backstop: an answer is stored by an upsert
+  that only replaces an expired row; if it stores nothing, the transaction rolls back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import BigInteger, and_, bindparam, delete, func, literal, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from app.domain.errors import DomainError, FieldError, ValidationFailed
+from app.models import IdempotentAnswer
+from app.store import Statement, Tx
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+MAX_KEY_LENGTH = 255
+# the answer headers stored with its status and body (lower-case, as ASGI sends them)
+STORED_HEADERS = ("content-type", "etag", "location")
+
+
+class IdempotencyKeyReused(DomainError):
+    """The key was sent before with another request (method, path, query or body)."""
+
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+
+class IdempotencyKeyInUse(DomainError):
+    """The first request with this key has not finished: try again in a second."""
+
+    code = "IDEMPOTENCY_KEY_IN_USE"
+    retry_after = 1
+
+
+def checked_key(value: str) -> str:
+    """The header's value: 1-255 printable ASCII characters, or 400 naming the header."""
+    if 1 <= len(value) <= MAX_KEY_LENGTH and all(" " <= c <= "~" for c in value):
+        return value
+    message = f"must be 1 to {MAX_KEY_LENGTH} printable ASCII characters"
+    raise ValidationFailed(f"invalid {HEADER} header: {message}", [FieldError((HEADER,), message)])
+
+
+def fingerprint(*parts: bytes) -> str:
+    """The SHA-256 (hex) of what makes two requests the same one (each part length-prefixed)."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotentRequest:
+    """A request sent with an `Idempotency-Key`: whose (`key_hash`, the SHA-256 of the API
+    key's secret), which key, and the fingerprint of the request."""
+
+    key_hash: str
+    key: str
+    fingerprint: str
+
+    @property
+    def lock(self) -> int:
+        """The PostgreSQL advisory lock of (API key, key): 64 bits of their SHA-256."""
+        digest = hashlib.sha256(f"{self.key_hash}\n{self.key}".encode()).digest()
+        return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAnswer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+TABLE: Any = IdempotentAnswer.__table__  # type: ignore[attr-defined]
+_COLUMNS = (TABLE.c.fingerprint, TABLE.c.status, TABLE.c.headers, TABLE.c.body, TABLE.c.expires_at)
+_THIS_KEY = and_(TABLE.c.key_hash == bindparam("key_hash"), TABLE.c.key == bindparam("key"))
+# (free, fingerprint, status, headers, body, expires_at): on SQLite no row when there is none;
+# on PostgreSQL always one row, `free` being whether this transaction holds the key's lock
+_LOOKUP = Statement(
+    select(literal(True).label("free"), *_COLUMNS).where(_THIS_KEY),
+    postgresql=select(
+        func.pg_try_advisory_xact_lock(bindparam("lock", type_=BigInteger)).label("free"),
+        *_COLUMNS,
+    ).select_from(select(literal(1).label("one")).subquery().outerjoin(TABLE, _THIS_KEY)),
+)
+_VALUES: dict[str, Any] = {
+    "key_hash": bindparam("key_hash"),
+    "key": bindparam("key"),
+    "fingerprint": bindparam("fingerprint"),
+    "status": bindparam("status"),
+    "headers": bindparam("headers", type_=TABLE.c.headers.type),
+    "body": bindparam("body", type_=TABLE.c.body.type),
+    "created_at": bindparam("now", type_=TABLE.c.created_at.type),
+    "expires_at": bindparam("expires_at", type_=TABLE.c.expires_at.type),
+}
+
+
+def _upsert(insert: Any) -> Any:
+    """Stores an answer; over an existing row only once that row has expired."""
+    statement = insert(TABLE).values(_VALUES)
+    replaced = ("fingerprint", "status", "headers", "body", "created_at", "expires_at")
+    return statement.on_conflict_do_update(
+        index_elements=[TABLE.c.key_hash, TABLE.c.key],
+        set_={name: statement.excluded[name] for name in replaced},
+        where=TABLE.c.expires_at <= bindparam("now", type_=TABLE.c.expires_at.type),
+    )
+
+
+_STORE = Statement(_upsert(sqlite_insert), postgresql=_upsert(postgresql_insert))
+_SWEEP = Statement(
+    delete(TABLE).where(TABLE.c.expires_at <= bindparam("now", type_=TABLE.c.expires_at.type))
+)
+
+
+async def stored_answer(tx: Tx, request: IdempotentRequest, now: datetime) -> StoredAnswer | None:
+    """The answer stored for the request's key (None: run the request); 409 while another
+    transaction runs the key (PostgreSQL), 422 when the key came with another request."""
+    row = await tx.first(
+        _LOOKUP, {"key_hash": request.key_hash, "key": request.key, "lock": request.lock}
+    )
+    if row is None:
+        return None
+    free, found, status, headers, body, expires_at = row
+    if not free:
+        raise IdempotencyKeyInUse(f"a request with this {HEADER} is still running; retry soon")
+    if found is None or expires_at <= now:
+        return None  # none, or expired: the request runs, its answer replaces the row
+    if found != request.fingerprint:
+        raise IdempotencyKeyReused(
+            f"this {HEADER} was sent with another request (method, path, query or body); "
+            "use a new key for a new request"
+        )
+    return StoredAnswer(status, dict(headers), bytes(body))
+
+
+async def store_answer(
+    tx: Tx, request: IdempotentRequest, answer: StoredAnswer, now: datetime, ttl: timedelta
+) -> bool:
+    """Stores the answer (False: a live answer of the key was stored meanwhile)."""
+    stored = await tx.execute(
+        _STORE,
+        {
+            "key_hash": request.key_hash,
+            "key": request.key,
+            "fingerprint": request.fingerprint,
+            "status": answer.status,
+            "headers": answer.headers,
+            "body": answer.body,
+            "now": now,
+            "expires_at": now + ttl,
+        },
+    )
+    return stored > 0
+
+
+async def remove_expired(tx: Tx, now: datetime) -> int:
+    """Removes the answers past their expiry (the transport calls it now and then)."""
+    return await tx.execute(_SWEEP, {"now": now})
