@@ -412,3 +412,22 @@ async def test_a_graphql_mutation_without_a_valid_key_is_not_stored(
     answer = await client.post("/graphql", json=request, headers=headers)
     assert answer.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     assert await stored_keys(db) == []
+
+
+async def test_the_openapi_document_names_the_header_on_every_write(
+    client: httpx.AsyncClient,
+) -> None:
+    document = (await client.get("/openapi.json")).json()
+    writes = [
+        operation
+        for item in document["paths"].values()
+        for method, operation in item.items()
+        if method in ("post", "patch", "delete")
+    ]
+    assert len(writes) > 20
+    for operation in writes:
+        names = [p["name"] for p in operation["parameters"] if p["in"] == "header"]
+        assert names == ["Idempotency-Key"], operation["operationId"]
+        assert {"409", "422"} <= operation["responses"].keys(), operation["operationId"]
+    reads = [item["get"] for item in document["paths"].values() if "get" in item]
+    assert all(p["in"] != "header" for op in reads for p in op["parameters"])

@@ -88,7 +88,7 @@ class StoredAnswer:
     body: bytes
 
 
-TABLE: Any = IdempotentAnswer.__table__  # type: ignore[attr-defined]
+TABLE: Any = IdempotentAnswer.__table__  # type: ignore[attr-defined]  # SQLModel declares it untyped
 _COLUMNS = (TABLE.c.fingerprint, TABLE.c.status, TABLE.c.headers, TABLE.c.body, TABLE.c.expires_at)
 _THIS_KEY = and_(TABLE.c.key_hash == bindparam("key_hash"), TABLE.c.key == bindparam("key"))
 # (free, fingerprint, status, headers, body, expires_at): on SQLite no row when there is none;
