@@ -29,7 +29,7 @@ from app.domain.errors import BadRequest, DomainError
 from app.graphql.answer_size import ResponseTooLarge, stopped
 from app.graphql.context import Context
 from app.graphql.engine import Engine, RequestError, too_large_body
-from app.graphql.errors import ANSWER_STATUS, http_status, unavailable_status
+from app.graphql.errors import ANSWER_STATUS, extension_code, http_status, unavailable_status
 from app.graphql.handshake import PendingSockets, refuse_upgrade
 from app.graphql.ide import page_response
 from app.graphql.persisted import Documents, Miss
@@ -86,7 +86,7 @@ def refusal_response(error: DomainError) -> Response:
     """A refusal made outside any endpoint (413, 429 by the middleware), GraphQL-shaped."""
     if metrics.active is not None:
         metrics.active.graphql_errors(({"extensions": {"code": error.code}},))
-    return graphql_error_response(http_status(error), error.code, error.message)
+    return graphql_error_response(http_status(error), extension_code(error), error.message)
 
 
 def rate_limited(errors: list[dict[str, Any]]) -> dict[str, str] | None:
