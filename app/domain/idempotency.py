@@ -50,7 +50,7 @@ class IdempotencyKeyInUse(DomainError):
 
 def checked_key(value: str) -> str:
     """The header's value: 1-255 printable ASCII characters, or 400 naming the header."""
-    if 1 <= len(value) <= MAX_KEY_LENGTH and all(" " <= c <= "~" for c in value):
+    if 1 <= len(value) <= MAX_KEY_LENGTH and value.isascii() and value.isprintable():
         return value
     message = f"must be 1 to {MAX_KEY_LENGTH} printable ASCII characters"
     raise ValidationFailed(f"invalid {HEADER} header: {message}", [FieldError((HEADER,), message)])

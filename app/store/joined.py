@@ -2,8 +2,9 @@
 run inside one transaction that is already open, so that what the request leaves behind (its
 effect, and the answer stored for its `Idempotency-Key`: docs/idempotency.md) commits at once.
 
-- The joined transaction's statements take turns (GraphQL resolves fields concurrently; one
-  connection runs one statement at a time).
+- With `savepoints` (GraphQL) the joined transaction's statements also take turns: GraphQL
+  resolves fields concurrently, and one connection runs one statement at a time. A REST route
+  awaits its statements one by one.
 - A `write()` block that raises undoes what it wrote: with `savepoints` (GraphQL, where one
   mutation of a document may fail and the others stand) by `ROLLBACK TO SAVEPOINT`; without
   (REST, one block per request) the store is marked `failed` and the transport rolls the whole
@@ -35,7 +36,7 @@ class JoinedTx(Tx):
 
     __slots__ = ("_lock", "_outer", "dialect")
 
-    def __init__(self, outer: Tx, lock: asyncio.Lock) -> None:
+    def __init__(self, outer: Tx, lock: asyncio.Lock | None) -> None:
         super().__init__([])  # the outer transaction tells its own listeners
         self._outer = outer
         self._lock = lock
@@ -45,6 +46,8 @@ class JoinedTx(Tx):
         outer = self._outer
         if outer._closed:  # noqa: SLF001  (a Tx of ours)
             raise TransactionClosed("the request's transaction has ended")
+        if self._lock is None:
+            return await outer._run(sql, arguments, rows)  # noqa: SLF001
         async with self._lock:
             return await outer._run(sql, arguments, rows)  # noqa: SLF001
 
@@ -100,7 +103,7 @@ class JoinedStore(Store):
         self.store = store  # the app's store (for what must run apart: nothing of a request)
         self.outer = outer
         self.savepoints = savepoints
-        self.lock = asyncio.Lock()
+        self.lock = asyncio.Lock() if savepoints else None
         self.blocks = 0
         self.failed = False  # a write block raised: the transaction must not commit
 
