@@ -335,7 +335,10 @@ class IdempotentAnswer(SQLModel, table=True):
     Location, Content-Type). Past `expires_at` the row counts as absent and is removed."""
 
     __tablename__ = "idempotency_keys"
-    __table_args__ = (Index("ix_idempotency_keys_expires_at", "expires_at"),)
+    __table_args__ = (
+        Index("ix_idempotency_keys_expires_at", "expires_at"),
+        {"sqlite_with_rowid": False},  # SQLite: the primary key is the table (one B-tree less)
+    )
 
     key_hash: str = Field(primary_key=True, max_length=64)
     key: str = Field(primary_key=True, max_length=255)

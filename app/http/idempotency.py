@@ -40,7 +40,7 @@ from app.domain.idempotency import (
     stored_answer,
 )
 from app.domain.keys import hash_key
-from app.http.middleware import GRAPHQL_PATH, Refusals
+from app.http.middleware import GRAPHQL_PATH, Refusals, request_state
 from app.models import utcnow
 from app.store import Store, Tx
 from app.store.joined import REQUEST_STORE, JoinedStore
@@ -63,17 +63,15 @@ MutationMaterial = Callable[[bytes], bytes | None]
 class Captured:
     """The answer of the routes, kept until the transaction has committed."""
 
-    __slots__ = ("body", "headers", "started", "status")
+    __slots__ = ("body", "headers", "status")
 
     def __init__(self) -> None:
-        self.started = False
         self.status = 500
         self.headers: list[tuple[bytes, bytes]] = []
         self.body = bytearray()
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
-            self.started = True
             self.status = message["status"]
             self.headers = list(message.get("headers", []))
         elif message["type"] == "http.response.body":
@@ -90,6 +88,18 @@ class Captured:
     async def replay(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
         await send({"type": "http.response.body", "body": bytes(self.body)})
+
+
+class Run:
+    """One request's way through the layer: its captured answer, or the stored one replayed."""
+
+    __slots__ = ("answer", "captured", "replay", "store_apart")
+
+    def __init__(self, captured: Captured) -> None:
+        self.captured = captured
+        self.answer = StoredAnswer(500, {}, b"")
+        self.replay: StoredAnswer | None = None
+        self.store_apart = False  # stored in a transaction of its own (nothing to store it with)
 
 
 class Rollback(Exception):
@@ -211,44 +221,45 @@ class IdempotencyMiddleware:
     ) -> None:
         """Replays the stored answer, or runs the request and stores its answer."""
         store: Store = scope["app"].state.db
-        captured = Captured()
-        replay: StoredAnswer | None = None
-        late: StoredAnswer | None = None  # a REST error's answer, stored once rolled back
+        run = Run(Captured())
         try:
             async with store.write() as tx:
                 now = utcnow()
-                replay = await stored_answer(tx, request, now)
-                if replay is not None:
-                    await authenticate(tx, Headers(scope=scope).get("authorization"))
+                run.replay = await stored_answer(tx, request, now)
+                if run.replay is not None:
+                    authorization = Headers(scope=scope).get("authorization")
+                    request_state(scope)["principal"] = await authenticate(tx, authorization)
                     raise Rollback
-                joined = JoinedStore(store, tx, savepoints=graphql)
-                scope[REQUEST_STORE] = joined
-                try:
-                    await self.app(scope, receive, captured.send)
-                finally:
-                    del scope[REQUEST_STORE]
-                answer = captured.answer()
-                if not storable(answer, graphql):
-                    raise Rollback
-                if joined.failed:
-                    late = answer
-                    raise Rollback
-                if not await store_answer(tx, request, answer, now, self.ttl):
+                await self.run_in(tx, scope, receive, run, graphql)
+                if not await store_answer(tx, request, run.answer, now, self.ttl):
                     raise IdempotencyKeyInUse("another request stored this key's answer first")
                 await self.sweep(tx, now)
         except Rollback:
             pass
         except Unauthenticated:  # a stored answer, but the key no longer opens anything
-            replay = None
-        if replay is not None:
-            await replayed_response(replay)(scope, receive, send)
+            await self.app(scope, receive, send)  # the routes answer 401
             return
-        if late is not None:
-            await self.store_apart(store, request, late)
-        if captured.started:
-            await captured.replay(send)
-        else:  # the stored answer's key was revoked: the routes answer (401)
-            await self.app(scope, receive, send)
+        if run.replay is not None:
+            await replayed_response(run.replay)(scope, receive, send)
+            return
+        if run.store_apart:
+            await self.store_apart(store, request, run.answer)
+        await run.captured.replay(send)
+
+    async def run_in(self, tx: Tx, scope: Scope, receive: Receive, run: Run, graphql: bool) -> None:
+        """The routes, on `tx` (Rollback when their answer is not to be stored with it)."""
+        joined = JoinedStore(scope["app"].state.db, tx, savepoints=graphql)
+        scope[REQUEST_STORE] = joined
+        try:
+            await self.app(scope, receive, run.captured.send)
+        finally:
+            del scope[REQUEST_STORE]
+        run.answer = run.captured.answer()
+        if not storable(run.answer, graphql):
+            raise Rollback
+        if joined.failed:  # a REST error: the use case's writes are undone with the rest
+            run.store_apart = True
+            raise Rollback
 
     async def store_apart(
         self, store: Store, request: IdempotentRequest, answer: StoredAnswer
