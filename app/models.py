@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Index,
+    Integer,
     LargeBinary,
     Text,
     TypeDecorator,
@@ -330,21 +331,23 @@ class WebhookDelivery(SQLModel, table=True):
 class IdempotentAnswer(SQLModel, table=True):
     """The stored answer of a request sent with an `Idempotency-Key` (docs/idempotency.md),
     written in the transaction of the request's effect; per API key (`key_hash`, the SHA-256
-    of its secret, as in `api_keys`) and key. `fingerprint`: the SHA-256 of what makes the
-    request the same one; `headers` a JSON object of the stored answer headers (ETag,
-    Location, Content-Type). Past `expires_at` the row counts as absent and is removed."""
+    of its secret, as in `api_keys`) and key. `id`: 64 bits of the SHA-256 of (key_hash, key),
+    the row's only index (SQLite's rowid; each answer writes one B-tree page); `fingerprint`:
+    the SHA-256 of what makes the request the same one; `headers` a JSON object of the stored
+    answer headers (ETag, Location, Content-Type). Past `expires_at` the row counts as absent;
+    it is replaced by the next request with its key, or removed by the sweep."""
 
     __tablename__ = "idempotency_keys"
-    __table_args__ = (
-        Index("ix_idempotency_keys_expires_at", "expires_at"),
-        {"sqlite_with_rowid": False},  # SQLite: the primary key is the table (one B-tree less)
-    )
 
-    key_hash: str = Field(primary_key=True, max_length=64)
-    key: str = Field(primary_key=True, max_length=255)
+    id: int = Field(
+        sa_column=Column(
+            BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False
+        )
+    )
+    key_hash: str = Field(max_length=64)
+    key: str = Field(max_length=255)
     fingerprint: str = Field(max_length=64)
     status: int
     headers: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    created_at: datetime = _time()
     expires_at: datetime = _time()

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import insert, update
 
-from app.domain.idempotency import TABLE
+from app.domain.idempotency import TABLE, sweep_slice
 from app.models import Assistant, AssistantRevision, utcnow
 from app.settings import Settings
 from app.store import Store
@@ -236,23 +236,32 @@ async def test_an_expired_answer_is_gone_and_the_request_runs_again(
     assert_replayed(rerun, await client.post(url, headers=keyed(org, "old")))
 
 
-async def test_expired_answers_are_swept_and_live_ones_kept(
+async def test_expired_answers_are_swept_a_slice_a_minute_and_live_ones_kept(
     client: httpx.AsyncClient, org: Org, make_assistant: MakeAssistant, db: Store
 ) -> None:
+    """The sweep of a minute removes the expired answers of that minute's slice of the ids
+    (docs/idempotency.md); the others wait for their minute (they count as absent already)."""
     assistant = await make_assistant(org)
+    if (second := utcnow().second) >= 57:  # the request below sweeps in the rows' minute
+        await asyncio.sleep(61 - second)
     now = utcnow()
-    rows = [("expired", now - timedelta(hours=1)), ("live", now + timedelta(hours=1))]
+    first, last = sweep_slice(now)
+    rows = [
+        ("expired", first, now - timedelta(hours=1)),
+        ("live", first + 1, now + timedelta(hours=1)),
+        ("expired, another slice", last + 1 if last < 2**63 - 1 else 0, now - timedelta(hours=1)),
+    ]
     async with db.write() as tx:
-        for key, expires_at in rows:
-            values = {"key_hash": "0" * 64, "key": key, "fingerprint": "f" * 64, "status": 200}
+        for key, row_id, expires_at in rows:
+            values = {"id": row_id, "key_hash": "0" * 64, "key": key, "fingerprint": "f" * 64}
             await tx.execute(
                 insert(TABLE).values(
-                    **values, headers={}, body=b"{}", created_at=now, expires_at=expires_at
+                    **values, status=200, headers={}, body=b"{}", expires_at=expires_at
                 )
             )
     url = f"/orgs/{org.org_id}/assistants/{assistant['id']}"
     assert (await client.patch(url, json={"name": "S"}, headers=keyed(org, "new"))).is_success
-    assert await stored_keys(db) == ["live", "new"]
+    assert await stored_keys(db) == ["expired, another slice", "live", "new"]
 
 
 async def test_the_ttl_setting_sets_the_expiry(

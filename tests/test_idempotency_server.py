@@ -70,8 +70,8 @@ async def test_threads_creating_with_one_key_make_one_assistant(
     answers = all_at_once(server, "POST", "/orgs/c/assistants", headers, {"name": "Once"})
     created = check_one_effect(answers, 201)
     assert await count_rows(db, ASSISTANTS) == 1
-    with httpx.Client(base_url=server.base_url) as http:
-        again = http.post("/orgs/c/assistants", json={"name": "Once"}, headers=headers)
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        again = await http.post("/orgs/c/assistants", json={"name": "Once"}, headers=headers)
     assert (again.status_code, again.content) == (201, created.content)
     assert again.headers["idempotent-replayed"] == "true"
     assert again.headers["location"] == created.headers["location"]

@@ -75,8 +75,9 @@ class IdempotentRequest:
     fingerprint: str
 
     @property
-    def lock(self) -> int:
-        """The PostgreSQL advisory lock of (API key, key): 64 bits of their SHA-256."""
+    def row_id(self) -> int:
+        """64 bits of the SHA-256 of (API key, key): the stored answer's id, and the
+        PostgreSQL advisory lock of the key."""
         digest = hashlib.sha256(f"{self.key_hash}\n{self.key}".encode()).digest()
         return int.from_bytes(digest[:8], "big", signed=True)
 
@@ -90,24 +91,31 @@ class StoredAnswer:
 
 TABLE: Any = IdempotentAnswer.__table__  # type: ignore[attr-defined]  # SQLModel declares it untyped
 _COLUMNS = (TABLE.c.fingerprint, TABLE.c.status, TABLE.c.headers, TABLE.c.body, TABLE.c.expires_at)
-_THIS_KEY = and_(TABLE.c.key_hash == bindparam("key_hash"), TABLE.c.key == bindparam("key"))
+# the row of the key (a collision of 64 bits would find another key's row: it is not this one)
+_ID = bindparam("id", type_=BigInteger)
+_THIS_KEY = and_(
+    TABLE.c.id == _ID,
+    TABLE.c.key_hash == bindparam("key_hash"),
+    TABLE.c.key == bindparam("key"),
+)
 # (free, fingerprint, status, headers, body, expires_at): on SQLite no row when there is none;
 # on PostgreSQL always one row, `free` being whether this transaction holds the key's lock
 _LOOKUP = Statement(
     select(literal(True).label("free"), *_COLUMNS).where(_THIS_KEY),
     postgresql=select(
-        func.pg_try_advisory_xact_lock(bindparam("lock", type_=BigInteger)).label("free"),
+        func.pg_try_advisory_xact_lock(_ID).label("free"),
         *_COLUMNS,
     ).select_from(select(literal(1).label("one")).subquery().outerjoin(TABLE, _THIS_KEY)),
 )
+_NOW = bindparam("now", type_=TABLE.c.expires_at.type)
 _VALUES: dict[str, Any] = {
+    "id": _ID,
     "key_hash": bindparam("key_hash"),
     "key": bindparam("key"),
     "fingerprint": bindparam("fingerprint"),
     "status": bindparam("status"),
     "headers": bindparam("headers", type_=TABLE.c.headers.type),
     "body": bindparam("body", type_=TABLE.c.body.type),
-    "created_at": bindparam("now", type_=TABLE.c.created_at.type),
     "expires_at": bindparam("expires_at", type_=TABLE.c.expires_at.type),
 }
 
@@ -115,25 +123,41 @@ _VALUES: dict[str, Any] = {
 def _upsert(insert: Any) -> Any:
     """Stores an answer; over an existing row only once that row has expired."""
     statement = insert(TABLE).values(_VALUES)
-    replaced = ("fingerprint", "status", "headers", "body", "created_at", "expires_at")
+    replaced = [name for name in _VALUES if name != "id"]
     return statement.on_conflict_do_update(
-        index_elements=[TABLE.c.key_hash, TABLE.c.key],
+        index_elements=[TABLE.c.id],
         set_={name: statement.excluded[name] for name in replaced},
-        where=TABLE.c.expires_at <= bindparam("now", type_=TABLE.c.expires_at.type),
+        where=TABLE.c.expires_at <= _NOW,
     )
 
 
 _STORE = Statement(_upsert(sqlite_insert), postgresql=_upsert(postgresql_insert))
+# The sweep: the expired rows of one slice of the ids (a range of the primary key), the slice of
+# the minute: every row is looked at once a day, at a cost of one 1,440th of the table a minute,
+# and storing an answer writes no index but its row's.
+SLICES = 1440
+_SLICE = 2**64 // SLICES
 _SWEEP = Statement(
-    delete(TABLE).where(TABLE.c.expires_at <= bindparam("now", type_=TABLE.c.expires_at.type))
+    delete(TABLE).where(
+        TABLE.c.id >= bindparam("first", type_=BigInteger),
+        TABLE.c.id <= bindparam("last", type_=BigInteger),
+        TABLE.c.expires_at <= _NOW,
+    )
 )
+
+
+def sweep_slice(now: datetime) -> tuple[int, int]:
+    """The first and last id the sweep looks at during the minute of `now`."""
+    minute = int(now.timestamp() // 60) % SLICES
+    first = -(2**63) + minute * _SLICE
+    return first, 2**63 - 1 if minute == SLICES - 1 else first + _SLICE - 1
 
 
 async def stored_answer(tx: Tx, request: IdempotentRequest, now: datetime) -> StoredAnswer | None:
     """The answer stored for the request's key (None: run the request); 409 while another
     transaction runs the key (PostgreSQL), 422 when the key came with another request."""
     row = await tx.first(
-        _LOOKUP, {"key_hash": request.key_hash, "key": request.key, "lock": request.lock}
+        _LOOKUP, {"id": request.row_id, "key_hash": request.key_hash, "key": request.key}
     )
     if row is None:
         return None
@@ -157,6 +181,7 @@ async def store_answer(
     stored = await tx.execute(
         _STORE,
         {
+            "id": request.row_id,
             "key_hash": request.key_hash,
             "key": request.key,
             "fingerprint": request.fingerprint,
@@ -171,5 +196,7 @@ async def store_answer(
 
 
 async def remove_expired(tx: Tx, now: datetime) -> int:
-    """Removes the answers past their expiry (the transport calls it now and then)."""
-    return await tx.execute(_SWEEP, {"now": now})
+    """Removes the expired answers of this minute's slice (the transport calls it once a
+    minute at most)."""
+    first, last = sweep_slice(now)
+    return await tx.execute(_SWEEP, {"first": first, "last": last, "now": now})

@@ -24,22 +24,23 @@ def _string(length: int) -> sqlmodel.sql.sqltypes.AutoString:
 def upgrade() -> None:
     op.create_table(
         "idempotency_keys",
+        # 64 bits of SHA-256(key_hash, key): SQLite's rowid (INTEGER), PostgreSQL's BIGINT
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=False,
+            nullable=False,
+        ),
         sa.Column("key_hash", _string(64), nullable=False),
         sa.Column("key", _string(255), nullable=False),
         sa.Column("fingerprint", _string(64), nullable=False),
         sa.Column("status", sa.Integer(), nullable=False),
         sa.Column("headers", sa.JSON(), nullable=False),
         sa.Column("body", sa.LargeBinary(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("key_hash", "key"),
-        sqlite_with_rowid=False,  # the primary key is the table (one B-tree less per answer)
+        sa.PrimaryKeyConstraint("id"),
     )
-    with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
-        batch_op.create_index("ix_idempotency_keys_expires_at", ["expires_at"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
-        batch_op.drop_index("ix_idempotency_keys_expires_at")
     op.drop_table("idempotency_keys")
