@@ -65,21 +65,20 @@ def fingerprint(*parts: bytes) -> str:
     return digest.hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
 class IdempotentRequest:
     """A request sent with an `Idempotency-Key`: whose (`key_hash`, the SHA-256 of the API
-    key's secret), which key, and the fingerprint of the request."""
+    key's secret), which key, and the fingerprint of the request. `row_id`: 64 bits of the
+    SHA-256 of (API key, key), the stored answer's id and the PostgreSQL advisory lock of the
+    key."""
 
-    key_hash: str
-    key: str
-    fingerprint: str
+    __slots__ = ("fingerprint", "key", "key_hash", "row_id")
 
-    @property
-    def row_id(self) -> int:
-        """64 bits of the SHA-256 of (API key, key): the stored answer's id, and the
-        PostgreSQL advisory lock of the key."""
-        digest = hashlib.sha256(f"{self.key_hash}\n{self.key}".encode()).digest()
-        return int.from_bytes(digest[:8], "big", signed=True)
+    def __init__(self, key_hash: str, key: str, fingerprint: str) -> None:
+        self.key_hash = key_hash
+        self.key = key
+        self.fingerprint = fingerprint
+        digest = hashlib.sha256(f"{key_hash}\n{key}".encode()).digest()
+        self.row_id = int.from_bytes(digest[:8], "big", signed=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import orjson
-from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -106,11 +105,16 @@ class Rollback(Exception):
     """Ends the request's transaction without committing it."""
 
 
-def _header(scope: Scope) -> bytes | None:
+def _header(scope: Scope, wanted: bytes) -> bytes | None:
     for name, value in scope["headers"]:
-        if name == HEADER:
+        if name == wanted:
             return bytes(value)
     return None
+
+
+def _authorization(scope: Scope) -> str | None:
+    value = _header(scope, b"authorization")
+    return None if value is None else value.decode("latin-1")
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -178,7 +182,7 @@ class IdempotencyMiddleware:
         if scope["type"] != "http" or scope["method"] not in METHODS:
             await self.app(scope, receive, send)
             return
-        raw = _header(scope)
+        raw = _header(scope, HEADER)
         if raw is None:
             await self.app(scope, receive, send)
             return
@@ -202,7 +206,7 @@ class IdempotencyMiddleware:
         else:
             parts = (scope["method"].encode(), scope["path"].encode(), scope["query_string"], body)
         key = checked_key(raw.decode("latin-1"))
-        token = bearer_token(Headers(scope=scope).get("authorization"))
+        token = bearer_token(_authorization(scope))
         if token is None:  # 401 from the routes; nothing to store it for
             await self.app(scope, receive, send)
             return
@@ -227,8 +231,8 @@ class IdempotencyMiddleware:
                 now = utcnow()
                 run.replay = await stored_answer(tx, request, now)
                 if run.replay is not None:
-                    authorization = Headers(scope=scope).get("authorization")
-                    request_state(scope)["principal"] = await authenticate(tx, authorization)
+                    access = await authenticate(tx, _authorization(scope))
+                    request_state(scope)["principal"] = access
                     raise Rollback
                 await self.run_in(tx, scope, receive, run, graphql)
                 if not await store_answer(tx, request, run.answer, now, self.ttl):
