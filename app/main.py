@@ -7,6 +7,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -22,8 +23,10 @@ from app.domain.audit_log import keep_pruning
 from app.domain.errors import DomainError
 from app.events import Broker
 from app.graphql import ide
+from app.graphql.idempotency import mutation_material
 from app.graphql.schema import build_schema
 from app.graphql.view import GraphQLView, refusal_response
+from app.http.idempotency import IdempotencyMiddleware
 from app.http.middleware import (
     AccessLogMiddleware,
     BodyLimitMiddleware,
@@ -114,7 +117,7 @@ def settle_garbage_collector() -> None:
 REFUSALS = Refusals(rest=domain_error_response, graphql=refusal_response)
 
 
-def middleware(settings: Settings, buckets: Buckets) -> list[Middleware]:
+def middleware(settings: Settings, buckets: Buckets, graphql: GraphQLView) -> list[Middleware]:
     """Outermost first: every answer (even a masked 500 or a 429) gets its request id and its
     access-log line; CORS (when origins are configured) answers preflights before the rate
     limiter counts anything; the rate limiter refuses before a body is read (in `buckets`,
@@ -140,6 +143,12 @@ def middleware(settings: Settings, buckets: Buckets) -> list[Middleware]:
             max_bytes=settings.max_body_bytes,
             max_avatar_bytes=settings.max_avatar_bytes,
             refusals=REFUSALS,
+        ),
+        Middleware(  # innermost: the body is within its limit, the rate limiter has counted
+            IdempotencyMiddleware,
+            refusals=REFUSALS,
+            graphql_mutation=partial(mutation_material, graphql.documents),
+            ttl=settings.idempotency_ttl,
         ),
     ]
 
@@ -224,7 +233,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes.append(Route("/metrics", endpoint, methods=["GET"]))
     app = Starlette(
         routes=routes,
-        middleware=middleware(settings, buckets),
+        middleware=middleware(settings, buckets, graphql),
         exception_handlers={
             DomainError: handle_domain_error,
             HTTPException: handle_http_error,

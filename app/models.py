@@ -6,7 +6,18 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, Text, TypeDecorator, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    Text,
+    TypeDecorator,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlmodel import Field, SQLModel
 
@@ -416,3 +427,28 @@ class AuditPending(SQLModel, table=True):
     client_ip: str | None = Field(default=None, max_length=64)
     user_agent: str | None = Field(default=None, max_length=200)
     version: int | None = None
+
+
+class IdempotentAnswer(SQLModel, table=True):
+    """The stored answer of a request sent with an `Idempotency-Key` (docs/idempotency.md),
+    written in the transaction of the request's effect; per API key (`key_hash`, the SHA-256
+    of its secret, as in `api_keys`) and key. `id`: 64 bits of the SHA-256 of (key_hash, key),
+    the row's only index (SQLite's rowid; each answer writes one B-tree page); `fingerprint`:
+    the SHA-256 of what makes the request the same one; `headers` a JSON object of the stored
+    answer headers (ETag, Location, Content-Type). Past `expires_at` the row counts as absent;
+    it is replaced by the next request with its key, or removed by the sweep."""
+
+    __tablename__ = "idempotency_keys"
+
+    id: int = Field(
+        sa_column=Column(
+            BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False
+        )
+    )
+    key_hash: str = Field(max_length=64)
+    key: str = Field(max_length=255)
+    fingerprint: str = Field(max_length=64)
+    status: int
+    headers: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    expires_at: datetime = _time()

@@ -537,13 +537,29 @@ REASONS = {
     "operation needs (`INSUFFICIENT_SCOPE`, `WWW-Authenticate: Bearer "
     'error="insufficient_scope", scope="…"`)',
     404: "Not found",
-    409: "The `ref` is already taken by another assistant of the organisation (`REF_TAKEN`)",
+    409: "The `ref` is already taken by another assistant of the organisation (`REF_TAKEN`), "
+    "or a request with this `Idempotency-Key` is still running (`IDEMPOTENCY_KEY_IN_USE`, "
+    "`Retry-After: 1`)",
     412: "`If-Match` is stale",
     413: "Body too large (`PAYLOAD_TOO_LARGE`), or the write would take the organisation's "
     "stored data past its quota, ORG_STORAGE_QUOTA (`QUOTA_EXCEEDED`, nothing is stored)",
     415: "Unsupported content type",
+    422: "This `Idempotency-Key` was sent with another request (`IDEMPOTENCY_KEY_REUSED`)",
     429: "Too many requests (see `Retry-After`)",
     503: "The database does not answer",
+}
+# every write may carry it (docs/idempotency.md)
+IDEMPOTENT_METHODS = ("POST", "PATCH", "DELETE")
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
+    "description": "1-255 printable ASCII characters. The first request with a key runs and "
+    "its answer is stored (per API key, IDEMPOTENCY_TTL, 24 h by default); a repeat with the "
+    "same key and request gets that answer again with `Idempotent-Replayed: true` and changes "
+    "nothing. Another request with the key is 422, a repeat while the first runs 409. "
+    "Answers of 500 or more are not stored. See docs/idempotency.md.",
 }
 ERROR_MEDIA = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
@@ -640,7 +656,8 @@ def _parameters(op: Op) -> list[dict[str, Any]]:
         for name in names
     ]
     query = [{"name": n, "in": "query", "required": False, "schema": QUERY[n]} for n in op.query]
-    return path + query
+    header = [IDEMPOTENCY_KEY] if op.method in IDEMPOTENT_METHODS else []
+    return path + query + header
 
 
 def _success(op: Op) -> dict[str, Any]:
@@ -675,7 +692,8 @@ def _operation(op: Op) -> dict[str, Any]:
     responses: dict[str, Any] = {str(op.status): _success(op)}
     if op.not_modified:
         responses["304"] = {"description": "Not modified: `If-None-Match` names the ETag"}
-    for status in op.errors:
+    errors = [*op.errors, *((400, 409, 422) if op.method in IDEMPOTENT_METHODS else ())]
+    for status in sorted(set(errors)):
         responses[str(status)] = {"description": REASONS[status], "content": ERROR_MEDIA}
     operation: dict[str, Any] = {
         "operationId": op.operation_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Literal
@@ -156,6 +157,19 @@ class Settings(BaseSettings):
     audit_keep_days: float | None = Field(default=None, gt=0)
     # how often `serve` chains the entries pending (0: only when the log is read or verified)
     audit_seal_seconds: float = Field(default=1.0, ge=0)
+
+    # Idempotency keys (docs/idempotency.md): how long the answer of a request sent with an
+    # `Idempotency-Key` is kept and replayed (seconds, or an ISO 8601 duration such as P1D).
+    idempotency_ttl: timedelta = timedelta(hours=24)
+
+    @field_validator("idempotency_ttl", mode="before")
+    @classmethod
+    def _ttl(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().replace(".", "", 1).isdigit():
+            value = float(value)  # a number of seconds
+        if isinstance(value, int | float) and not value > 0:
+            raise ValueError("IDEMPOTENCY_TTL: a duration above 0")
+        return value
 
     @field_validator("webhook_retry_schedule")
     @classmethod

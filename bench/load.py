@@ -123,7 +123,8 @@ async def worker(http: httpx.AsyncClient, state: dict[str, Any], deadline: float
         method, path, body = templates[(n - 1) % len(templates)]
         path, body = fill(path, body, random.choice(ids), salt, n)
         started = time.perf_counter()
-        response = await http.request(method, path, content=body or None)
+        headers = {"Idempotency-Key": f"{salt}k{n}"} if state["keyed"] else None
+        response = await http.request(method, path, content=body or None, headers=headers)
         state["latencies"].append(time.perf_counter() - started)
         if response.status_code != 200 or b'"errors"' in response.content:
             state["bad"] += 1
@@ -134,6 +135,7 @@ async def generate(url: str, concurrency: int, seconds: float) -> None:
         "templates": read_templates(os.environ["BENCH_TEMPLATES"]),
         "ids": read_ids(os.environ["BENCH_IDS"]),
         "salt": os.environ.get("BENCH_SALT", "s"),
+        "keyed": bool(os.environ.get("BENCH_IDEMPOTENCY_KEY")),
         "counter": 0,
         "bad": 0,
         "latencies": [],

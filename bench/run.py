@@ -30,6 +30,9 @@ subscriptions as one process may hold, their memory, delivery delays and the upd
 while they listen; `--only listeners` runs it alone.
 Then the audit log's part (bench/audit.py, issue 27): PATCH and updateAssistant throughput with
 an audit entry per update and without; `--only audit` runs that part alone.
+Then the idempotency part (bench/idempotency.py, issue 27): PATCH throughput and CPU with an
+Idempotency-Key on every request and without; `--only idempotency` runs it alone.
+
 
 Environment: BENCH_SECONDS (each measurement, whole seconds, default 4), BENCH_ONLY (`sqlite`,
 `pg`, or one of PARTS below: one part; `--only PART` on the command line says the same),
@@ -58,6 +61,7 @@ import audit
 import deploy
 import find
 import httpx
+import idempotency
 import listeners
 import paths
 import postgraphile
@@ -490,6 +494,7 @@ PARTS: dict[str, Any] = {
     "find": find,  # issue 26: a filtered, sorted page of 100,000 assistants
     "listeners": listeners,  # issue 29: ten thousand SSE streams and subscriptions
     "audit": audit,  # issue 27: update throughput with an audit entry per update and without
+    "idempotency": idempotency,  # issue 27: PATCH with an Idempotency-Key on each and without
 }
 
 

@@ -6,6 +6,8 @@
 --   BENCH_KEY        its API key (sent as `Authorization: Bearer …`)
 --   BENCH_SALT       makes @U@ unique across runs
 --   BENCH_IF_NONE_MATCH  (optional) sent as `If-None-Match`; a 304 is then the good answer
+--   BENCH_IDEMPOTENCY_KEY  (optional, any value) each request carries an `Idempotency-Key` of
+--                    its own (the salt, thread and counter: never a replay)
 -- Templates are used in turn; a response that is not 200, or whose body holds `"errors"`,
 -- counts as bad. done() prints one line `BENCH {json}` for run.py.
 
@@ -29,6 +31,7 @@ local headers = {
 }
 local salt = os.getenv("BENCH_SALT") or "s"
 local if_none_match = os.getenv("BENCH_IF_NONE_MATCH")
+local idempotency_key = os.getenv("BENCH_IDEMPOTENCY_KEY")
 local good = 200
 if if_none_match then
   headers["If-None-Match"] = if_none_match
@@ -58,6 +61,9 @@ function request()
   if t.body ~= "" then
     local u = salt .. "t" .. tid .. "n" .. counter
     body = t.body:gsub("@ID@", id):gsub("@N@", tostring(math.random(1000000))):gsub("@U@", u)
+  end
+  if idempotency_key then
+    headers["Idempotency-Key"] = salt .. "k" .. tid .. "n" .. counter
   end
   return wrk.format(t.method, path, headers, body)
 end

@@ -29,6 +29,7 @@ from app.domain.errors import (
     ValidationFailed,
     describe_fields,
 )
+from app.domain.idempotency import IdempotencyKeyInUse, IdempotencyKeyReused
 from app.domain.refs import RefTaken
 from app.errors import ErrorTable
 from app.events import (
@@ -90,6 +91,8 @@ CODES: ErrorTable[Coded] = ErrorTable(
         TooManyStreamsForKey: Coded(None, 429),
         TooManyStreamsForOrg: Coded(None, 429),
         EventsUnavailable: UNAVAILABLE,
+        IdempotencyKeyReused: Coded(None, 422),  # refused before the request runs
+        IdempotencyKeyInUse: Coded(None, 409),
     }
 )
 

@@ -91,7 +91,10 @@ Mutation.__strawberry_definition__.description = (  # type: ignore[attr-defined]
     "when anything in it is invalid, nothing is stored. Writing assistants, integrations and "
     "actions (dry runs included) needs the scope `assistants:write`; making and revoking keys "
     "`api_keys:manage`; webhooks `webhooks:manage`. A key restricted to some assistants "
-    "cannot create assistants."
+    "cannot create assistants. Over HTTP, a request holding a mutation may carry an "
+    "`Idempotency-Key` header (1-255 printable ASCII characters): a repeat with the same key, "
+    "document, variables and operation name gets the first answer again (header "
+    "`Idempotent-Replayed: true`) and runs nothing; see docs/idempotency.md."
 )
 # mypy ignore below: merge_types returns a strawberry type
 Subscription.__strawberry_definition__.description = (  # type: ignore[attr-defined]

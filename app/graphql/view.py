@@ -29,7 +29,7 @@ from app.domain.errors import BadRequest, DomainError
 from app.graphql.answer_size import ResponseTooLarge, stopped
 from app.graphql.context import Context
 from app.graphql.engine import Engine, RequestError, too_large_body
-from app.graphql.errors import ANSWER_STATUS, http_status, unavailable_status
+from app.graphql.errors import ANSWER_STATUS, extension_code, http_status, unavailable_status
 from app.graphql.handshake import PendingSockets, refuse_upgrade
 from app.graphql.ide import page_response
 from app.graphql.persisted import Documents, Miss
@@ -40,6 +40,7 @@ from app.http.errors import RateLimited
 from app.http.json_body import parse_json_body
 from app.observability import metrics
 from app.settings import Settings
+from app.store.joined import store_for
 
 if TYPE_CHECKING:
     from app.http.ratelimit import PointsBudget
@@ -85,7 +86,7 @@ def refusal_response(error: DomainError) -> Response:
     """A refusal made outside any endpoint (413, 429 by the middleware), GraphQL-shaped."""
     if metrics.active is not None:
         metrics.active.graphql_errors(({"extensions": {"code": error.code}},))
-    return graphql_error_response(http_status(error), error.code, error.message)
+    return graphql_error_response(http_status(error), extension_code(error), error.message)
 
 
 def rate_limited(errors: list[dict[str, Any]]) -> dict[str, str] | None:
@@ -264,7 +265,7 @@ class GraphQLView(GraphQL[Context, None]):
         prepared = None
         extensions = data.get("extensions")
         context = Context(
-            db=request.app.state.db,
+            db=store_for(request.scope, request.app.state.db),
             settings=self.settings,
             authorization=request.headers.get("authorization"),
             request=request,
@@ -275,9 +276,7 @@ class GraphQLView(GraphQL[Context, None]):
         ):
             found = self.documents.resolve(query, extensions)
             if isinstance(found, Miss):  # a hash this process does not know yet
-                found = await self.documents.complete(
-                    found, request.app.state.db, context.authenticated
-                )
+                found = await self.documents.complete(found, context.db, context.authenticated)
             if found is not None:
                 query, prepared = found
         if not isinstance(query, str) or not query:

@@ -23,6 +23,7 @@ from app.http.json_body import parse_json_body
 from app.http.origin import origin_of
 from app.settings import Settings
 from app.store import Store, Tx
+from app.store.joined import store_for
 from app.store.records import AssistantRecord
 
 JSON_TYPES = ("application/json",)
@@ -35,8 +36,8 @@ def settings_of(request: Request) -> Settings:
 
 
 def store_of(request: Request) -> Store:
-    store: Store = request.app.state.db
-    return store
+    """The app's store, or the request's own transaction (docs/idempotency.md)."""
+    return store_for(request.scope, request.app.state.db)
 
 
 async def read_json(request: Request, accepted: Sequence[str] = JSON_TYPES) -> Any:

@@ -29,6 +29,7 @@ from app.domain.errors import (
     Unauthenticated,
     ValidationFailed,
 )
+from app.domain.idempotency import IdempotencyKeyInUse, IdempotencyKeyReused
 from app.domain.refs import RefTaken
 from app.errors import ErrorTable
 from app.events import (
@@ -96,6 +97,8 @@ PROBLEMS: ErrorTable[Problem] = ErrorTable(
         TooManyStreamsForKey: TOO_MANY,  # one key's share of them
         TooManyStreamsForOrg: TOO_MANY,  # one organisation's share
         EventsUnavailable: UNAVAILABLE,
+        IdempotencyKeyReused: Problem(422, "Unprocessable Content"),  # docs/idempotency.md
+        IdempotencyKeyInUse: Problem(409, "Conflict"),
     }
 )
 
