@@ -62,6 +62,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
 }
 
 A = "/orgs/c/assistants/{a}"
+BUNDLE = "assistants-api/bundle"
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ REST = [
     Rest("GET", "/orgs/c/api-keys/current", "any"),
     Rest("GET", "/orgs/c/api-keys/{victim}", "manage"),
     Rest("DELETE", "/orgs/c/api-keys/{victim}", "manage"),
+    Rest("POST", "/orgs/c/bundles/apply", "create", {"kind": BUNDLE, "version": 1}),
     Rest("GET", "/orgs/c/webhooks", "webhooks"),
     Rest("POST", "/orgs/c/webhooks", "webhooks", {"url": "https://93.184.215.14/hook"}),
     Rest("GET", "/orgs/c/webhooks/{w}", "webhooks"),
@@ -202,6 +204,8 @@ GQL = [
         "} }"),
     Gql("redeliverWebhookDelivery", "webhooks", "mutation($w: ID!, $d: ID!) { "
         "redeliverWebhookDelivery(orgId: \"c\", webhookId: $w, deliveryId: $d) { id } }"),
+    Gql("applyBundle", "create", "mutation { applyBundle(orgId: \"c\", bundle: {kind: "
+        f"\"{BUNDLE}\", version: 1, assistants: []}}) }}"),
     Gql("assistantChanged", "read_all", "", subscription=True),
     Gql("assistantChanged", "read_one", "{a}", subscription=True),
 ]  # fmt: skip
