@@ -606,8 +606,8 @@ def _success(op: Op) -> dict[str, Any]:
         content = dict.fromkeys((*IMAGE_TYPES, "application/octet-stream"), BINARY)
         return {"description": "The image", "content": content}
     if op.path == "/schemas/bundle.json":
-        schema = {"schema": _ref_name(JSON_OBJECT)}
-        return {"description": op.summary, "content": {"application/schema+json": schema}}
+        media = {"application/schema+json": {"schema": _ref_name(JSON_OBJECT)}}
+        return {"description": op.summary, "content": media}
     if op.path.endswith("/events"):
         stream = {"schema": {"type": "string"}}
         return {"description": "An event stream", "content": {"text/event-stream": stream}}
