@@ -20,8 +20,12 @@ Then the webhooks part (bench/webhooks.py, issue 24): deliveries per second, com
 p50/p99 at 100 updates/s, PATCH throughput with and without one webhook, recovery after the
 receiver was down; `--only webhooks` runs that part alone.
 
+Then bundles (bench/bundles.py, issue 26): `apply` of a 1,000-assistant bundle with 10 changes
+on SQLite, and a re-apply unchanged that must write nothing; `--only bundles` runs it alone.
+
 Environment: BENCH_SECONDS (each measurement, whole seconds, default 4), BENCH_ONLY (`sqlite`,
-`pg`, `attacks` or `webhooks`: one part; `--only PART` on the command line says the same),
+`pg`, `attacks`, `webhooks` or `bundles`: one part; `--only PART` on the command line says the
+same),
 BENCH_LEAK_REQUESTS (default 10000; the issue's check is 100000),
 BENCH_POSTGRES_URL (a postgresql+asyncpg:// database the bench may wipe), BENCH_LOADGEN=python
 (the Python generator even where wrk exists), BENCH_RESEED=1 (seed the 200,000-assistant
@@ -43,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import attacks
+import bundles
 import httpx
 import paths
 import postgraphile
@@ -456,12 +461,12 @@ def pg_half(notes: list[str]) -> tuple[dict[str, Any] | None, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="make bench; see bench/README.md")
-    parts = ("sqlite", "pg", "attacks", "webhooks")
+    parts = ("sqlite", "pg", "attacks", "webhooks", "bundles")
     parser.add_argument("--only", choices=parts, default=ONLY or None)
     only = parser.parse_args().only or ""
     if only not in ("", *parts):
         sys.exit(
-            f"BENCH_ONLY={only!r}: use `sqlite`, `pg`, `attacks` or `webhooks` "
+            f"BENCH_ONLY={only!r}: use `sqlite`, `pg`, `attacks`, `webhooks` or `bundles` "
             "(or leave it unset for all)"
         )
     DATA.mkdir(parents=True, exist_ok=True)
@@ -470,6 +475,9 @@ def main() -> None:
         return
     if only == "webhooks":
         webhooks.main()
+        return
+    if only == "bundles":
+        bundles.main()
         return
     notes: list[str] = []
     if not have_wrk():
@@ -500,18 +508,23 @@ def main() -> None:
     }
     attack_mix = None if only else attacks.run()
     hooks = None if only else webhooks.run()
+    bundle_apply = None if only else bundles.run()
     results = report.build(config, sqlite, pg, notes)
     results["skipped"] = {half: why for half, why in skipped.items() if why}
     if attack_mix is not None:
         results["attacks"] = attack_mix
     if hooks is not None:
         results["webhooks"] = hooks
+    if bundle_apply is not None:
+        results["bundles"] = bundle_apply
     results["elapsed_s"] = round(time.monotonic() - STARTED, 1)
     print(report.render(results, skipped))
     if attack_mix is not None:
         print(attacks.render(attack_mix))
     if hooks is not None:
         print(webhooks.render(hooks))
+    if bundle_apply is not None:
+        print(bundles.render(bundle_apply))
     (BENCH / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     say(f"done; results in {BENCH / 'results.json'}")
 
