@@ -180,6 +180,16 @@ async def test_env_references_are_substituted_on_the_command_line(client, org, c
     assert "assistants.0.config.instructions" in missing.stderr
 
 
+async def test_standard_input_and_files_without_a_known_suffix_are_read_too(org, cli):
+    as_json = json.dumps(bundle({"ref": "in", "name": "From stdin"}))
+    done = cli.run("apply", "-", "--org", org.org_id, "--dry-run", stdin=as_json)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["summary"]["create"] == 1
+    as_yaml = yaml.safe_dump(bundle({"ref": "in", "name": "From a file"}))
+    plan = cli.apply(cli.write(as_yaml, "assistants.bundle"), org.org_id, "--dry-run")
+    assert plan["summary"]["create"] == 1
+
+
 async def test_files_that_are_not_bundles_are_refused_cleanly(org, cli):
     for name, text in (
         ("b.yaml", "a: [unclosed"),

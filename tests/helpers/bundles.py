@@ -69,9 +69,12 @@ class BundleCli:
         self.env = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"}
         self.tmp_path = tmp_path
 
-    def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, stdin: str | None = None, **env: str
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "app", *args],
+            input=stdin,
             cwd=ROOT,
             env={**self.env, **env},
             capture_output=True,
