@@ -159,6 +159,7 @@ async def test_bad_input_names_the_entry_and_field_and_applies_nothing(client, o
         (bundle({"ref": "a", "name": "A", "actions": [{"name": "x"}]}), "assistants.0.actions.0"),
         ({"kind": "other", "version": 1, "assistants": []}, "kind"),
         ({"kind": "assistants-api/bundle", "version": 2, "assistants": []}, "version"),
+        ({"kind": "assistants-api/bundle", "version": 1}, "assistants"),
     ],
 )
 async def test_each_kind_of_bad_input_is_named(org, cli, document, named):

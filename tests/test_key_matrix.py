@@ -119,7 +119,9 @@ REST = [
     Rest("GET", "/orgs/c/api-keys/current", "any"),
     Rest("GET", "/orgs/c/api-keys/{victim}", "manage"),
     Rest("DELETE", "/orgs/c/api-keys/{victim}", "manage"),
-    Rest("POST", "/orgs/c/bundles/apply", "create", {"kind": BUNDLE, "version": 1}),
+    Rest(
+        "POST", "/orgs/c/bundles/apply", "create", {"kind": BUNDLE, "version": 1, "assistants": []}
+    ),
     Rest("GET", "/orgs/c/webhooks", "webhooks"),
     Rest("POST", "/orgs/c/webhooks", "webhooks", {"url": "https://93.184.215.14/hook"}),
     Rest("GET", "/orgs/c/webhooks/{w}", "webhooks"),
