@@ -58,7 +58,7 @@ def _looks_like_json(data: bytes) -> bool:
 
 
 def _yaml(path: str, data: bytes) -> Any:
-    import yaml  # type: ignore[import-untyped]
+    import yaml  # type: ignore[import-untyped]  # PyYAML ships no types (no types-PyYAML pinned)
 
     try:
         return yaml.safe_load(data)
