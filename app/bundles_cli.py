@@ -25,28 +25,46 @@ class BundleFileError(Exception):
 
 
 def read_bundle_file(path: str) -> Any:
-    """The document of a bundle file: JSON for `.json`, YAML (safe loader only) otherwise;
-    at most 5 MiB."""
-    import yaml  # type: ignore[import-untyped]
-
+    """The document of a bundle file (`-`: standard input): JSON for `.json`, YAML (safe loader
+    only) for `.yaml` and `.yml`, otherwise JSON when it parses as JSON, else YAML; at most
+    5 MiB."""
     from app.domain.bundle_format import MAX_BUNDLE_BYTES
 
-    file = Path(path)
     try:
-        with file.open("rb") as handle:
-            data = handle.read(MAX_BUNDLE_BYTES + 1)
+        if path == "-":
+            data = sys.stdin.buffer.read(MAX_BUNDLE_BYTES + 1)
+        else:
+            with Path(path).open("rb") as handle:
+                data = handle.read(MAX_BUNDLE_BYTES + 1)
     except OSError as exc:
         raise BundleFileError(f"cannot read {path}: {exc.strerror or exc}") from None
     if len(data) > MAX_BUNDLE_BYTES:
         raise BundleFileError(f"{path} is over {MAX_BUNDLE_BYTES} bytes (5 MiB)")
-    try:
-        if file.suffix.lower() == ".json":
+    suffix = "" if path == "-" else Path(path).suffix.lower()
+    if suffix == ".json" or (suffix not in (".yaml", ".yml") and _looks_like_json(data)):
+        try:
             return json.loads(data)
+        except ValueError as exc:
+            raise BundleFileError(f"{path} is not valid JSON: {exc}") from None
+    return _yaml(path, data)
+
+
+def _looks_like_json(data: bytes) -> bool:
+    try:
+        json.loads(data)
+    except ValueError:
+        return False
+    return True
+
+
+def _yaml(path: str, data: bytes) -> Any:
+    import yaml  # type: ignore[import-untyped]  # PyYAML ships no types (no types-PyYAML pinned)
+
+    try:
         return yaml.safe_load(data)
-    except (ValueError, yaml.YAMLError) as exc:
-        kind = "JSON" if file.suffix.lower() == ".json" else "YAML"
+    except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BundleFileError(f"{path} is not valid {kind}: {first}") from None
+        raise BundleFileError(f"{path} is not valid YAML: {first}") from None
 
 
 def dump(document: Any, fmt: str) -> str:

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from app.domain.access import Scope
 from app.domain.actions import MAX_ACTIONS
 from app.domain.assistant_input import AssistantCreate, AssistantPatch
+from app.domain.bundle_format import Bundle
 from app.domain.child_input import (
     ActionCreate,
     ActionPatch,
@@ -150,6 +151,28 @@ class Revision(Document):
     duplicated_from: DuplicatedFrom | None = Field(
         default=None, description="Only on the `created` revision of a duplicate: its source."
     )
+
+
+class BundleStep(Document):
+    """One assistant of a bundle's plan (docs/bundles.md)."""
+
+    ref: str
+    action: str = Field(description="create, update, unchanged or delete")
+    id: str | None = Field(description="The assistant's id (null for a create in a dry run)")
+    changes: list[Change]
+
+
+class BundleSummary(Document):
+    create: int
+    update: int
+    unchanged: int
+    delete: int
+
+
+class BundlePlan(Document):
+    applied: bool = Field(description="false for a dry run: nothing was written")
+    summary: BundleSummary
+    assistants: list[BundleStep]
 
 
 class RevisionWithSnapshot(Revision):
@@ -478,6 +501,14 @@ OPERATIONS = [
     Op("GET", DELIVERIES, "The webhook's deliveries, newest first", response=WebhookDelivery,
        many=True, query=("page", "take", "status"), errors=(400, 401, 403, 404, 429),
        operation_id="listWebhookDeliveries"),
+    Op("POST", "/orgs/{org_id}/bundles/apply", "Apply a bundle: its plan, carried out unless "
+       "`dry_run`", response=BundlePlan, body=Bundle, query=("dry_run", "prune"),
+       errors=(*BODY_ERRORS, 409), operation_id="applyBundle",
+       description="All or nothing, in one transaction (docs/bundles.md); a bundle is at most "
+       "5 MiB and 1,000 assistants; `${env:NAME}` is refused over HTTP. Needs "
+       "`assistants:write` on a key that is not restricted to some assistants."),
+    Op("GET", "/schemas/bundle.json", "The JSON Schema of bundles", public=True, errors=(),
+       operation_id="getBundleSchema"),
     Op("GET", DELIVERIES + "/{delivery_id}", "One delivery with its attempts",
        response=WebhookDelivery, operation_id="getWebhookDelivery"),
     Op("POST", DELIVERIES + "/{delivery_id}/redeliver", "Send a delivery again, soon", 202,
@@ -512,6 +543,7 @@ QUERY = {
     "page": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1},
     "take": {"type": "integer", "minimum": 1, "maximum": 100, "default": 100},
     "dry_run": {"type": "boolean", "default": False},
+    "prune": {"type": "boolean", "default": False},
     "assistant_id": {"type": "string"},
     "last_event_id": {"type": "string"},
     "against": {"type": "string", "default": "draft"},
@@ -668,6 +700,9 @@ def _success(op: Op) -> dict[str, Any]:
         # clients (openapi-python-client) read an answer of bytes
         content = dict.fromkeys((*IMAGE_TYPES, "application/octet-stream"), BINARY)
         return {"description": "The image", "content": content}
+    if op.path == "/schemas/bundle.json":
+        media = {"application/schema+json": {"schema": _ref_name(JSON_OBJECT)}}
+        return {"description": op.summary, "content": media}
     if op.path.endswith("/events"):
         stream = {"schema": {"type": "string"}}
         return {"description": "An event stream", "content": {"text/event-stream": stream}}

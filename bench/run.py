@@ -34,6 +34,9 @@ Then the idempotency part (bench/idempotency.py, issue 27): PATCH throughput and
 Idempotency-Key on every request and without; `--only idempotency` runs it alone.
 
 
+Then bundles (bench/bundles.py, issue 26): `apply` of a 1,000-assistant bundle with 10 changes
+on SQLite, and a re-apply unchanged that must write nothing; `--only bundles` runs it alone.
+
 Environment: BENCH_SECONDS (each measurement, whole seconds, default 4), BENCH_ONLY (`sqlite`,
 `pg`, or one of PARTS below: one part; `--only PART` on the command line says the same),
 BENCH_LEAK_REQUESTS (default 10000; the issue's check is 100000),
@@ -58,6 +61,7 @@ from typing import Any
 
 import attacks
 import audit
+import bundles
 import deploy
 import find
 import httpx
@@ -495,6 +499,7 @@ PARTS: dict[str, Any] = {
     "listeners": listeners,  # issue 29: ten thousand SSE streams and subscriptions
     "audit": audit,  # issue 27: update throughput with an audit entry per update and without
     "idempotency": idempotency,  # issue 27: PATCH with an Idempotency-Key on each and without
+    "bundles": bundles,  # issue 26: apply of a 1,000-assistant bundle, and a re-apply unchanged
 }
 
 

@@ -65,6 +65,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
 }
 
 A = "/orgs/c/assistants/{a}"
+BUNDLE = "assistants-api/bundle"
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,9 @@ REST = [
     Rest("GET", "/orgs/c/api-keys/{victim}", "manage"),
     Rest("DELETE", "/orgs/c/api-keys/{victim}", "manage"),
     Rest("GET", "/orgs/c/audit-log", "audit"),
+    Rest(
+        "POST", "/orgs/c/bundles/apply", "create", {"kind": BUNDLE, "version": 1, "assistants": []}
+    ),
     Rest("GET", "/orgs/c/webhooks", "webhooks"),
     Rest("POST", "/orgs/c/webhooks", "webhooks", {"url": "https://93.184.215.14/hook"}),
     Rest("GET", "/orgs/c/webhooks/{w}", "webhooks"),
@@ -210,6 +214,8 @@ GQL = [
         "} }"),
     Gql("redeliverWebhookDelivery", "webhooks", "mutation($w: ID!, $d: ID!) { "
         "redeliverWebhookDelivery(orgId: \"c\", webhookId: $w, deliveryId: $d) { id } }"),
+    Gql("applyBundle", "create", "mutation { applyBundle(orgId: \"c\", bundle: {kind: "
+        f"\"{BUNDLE}\", version: 1, assistants: []}}) }}"),
     Gql("assistantChanged", "read_all", "", subscription=True),
     Gql("assistantChanged", "read_one", "{a}", subscription=True),
 ]  # fmt: skip

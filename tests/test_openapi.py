@@ -140,7 +140,7 @@ async def test_api_keys_fit_their_schemas_and_each_operation_names_its_scope(cli
 
 OPERATION_ID = re.compile(
     r"^(get|list|create|update|delete|rotate|reorder|upload|restore|revoke|stream|publish|pin"
-    r"|remove|diff|test|redeliver|duplicate)"
+    r"|remove|diff|test|redeliver|duplicate|apply)"
     r"[A-Z][A-Za-z]+$"
 )
 

@@ -59,9 +59,7 @@ class Bundle(Input):
 
     kind: Literal["assistants-api/bundle"]
     version: Literal[1]
-    assistants: Annotated[
-        list[BundleAssistant], NotNull, Field(max_length=MAX_BUNDLE_ASSISTANTS)
-    ] = Field(default_factory=list)
+    assistants: Annotated[list[BundleAssistant], NotNull, Field(max_length=MAX_BUNDLE_ASSISTANTS)]
 
 
 def bundle_json_schema() -> dict[str, Any]:

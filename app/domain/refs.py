@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Integer, bindparam, func, literal, select
 
 from app.domain.errors import DomainError, FieldError
 from app.models import Assistant
@@ -19,6 +19,17 @@ _HOLDER = Statement(
         _TABLE.c.org_id == bindparam("org_id"),
         _TABLE.c.ref == bindparam("ref"),
         _TABLE.c.deleted.is_(False),
+    )
+)
+
+# PostgreSQL: writers of one (organisation, ref) take turns until they commit, so the check
+# below sees a ref another transaction just took (SQLite's writers already take turns)
+_REFS_LOCK_SPACE = 0x72656673  # "refs": the first key of the two-key advisory locks
+_TURN = Statement(
+    select(
+        func.pg_advisory_xact_lock(
+            literal(_REFS_LOCK_SPACE, Integer), func.hashtext(bindparam("key"))
+        )
     )
 )
 
@@ -48,6 +59,8 @@ async def check_ref_free(tx: Tx, org_id: str, values: dict[str, Any], own_id: st
     ref = values.get("ref")
     if ref is None:
         return
+    if tx.dialect_name == "postgresql":
+        await tx.execute(_TURN, {"key": f"{org_id}\x1f{ref}"})
     holder = await ref_holder(tx, org_id, ref)
     if holder is not None and holder != own_id:
         raise RefTaken(ref, holder)

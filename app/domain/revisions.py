@@ -45,7 +45,7 @@ class Writer:
     the bytes its organisation may store (ORG_STORAGE_QUOTA, app/domain/storage.py)."""
 
     key_id: str | None
-    source: str  # "rest" | "graphql" | "cli"
+    source: str  # "rest" | "graphql" | "cli" | "bundle" (docs/bundles.md)
     revisions_keep: int | None = None
     storage_quota: int = DEFAULT_QUOTA
 

@@ -427,7 +427,7 @@ class AssistantRevision:
     actor_key_id: str | None = strawberry.field(
         description="Id of the API key that made it; null when made from the command line."
     )
-    source: str = strawberry.field(description="Where it came from: rest, graphql or cli.")
+    source: str = strawberry.field(description="Where it came from: rest, graphql, cli or bundle.")
     changes: list[RevisionChange] = strawberry.field(description="The changed leaves.")
     snapshot: AssistantSnapshot = strawberry.field(description="The assistant as it was then.")
     duplicated_from: DuplicatedFrom | None = strawberry.field(

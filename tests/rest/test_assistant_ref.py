@@ -3,6 +3,7 @@ validated, unique among the live assistants of an organisation, in the revisions
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -122,3 +123,14 @@ async def test_a_restore_leaves_the_ref_alone(client, org, make_assistant):
     restored = await client.post(f"{url}/revisions/1/restore", headers=org.headers)
     assert restored.status_code == 200, restored.text
     assert (restored.json()["name"], restored.json()["ref"]) == ("One", "two")
+
+
+async def test_concurrent_creates_with_one_ref_make_one_assistant(client, org):
+    async def create(name: str) -> Any:
+        body = {"name": name, "ref": "raced"}
+        return await client.post(f"/orgs/{org.org_id}/assistants", json=body, headers=org.headers)
+
+    answers = await asyncio.gather(*(create(f"N{i}") for i in range(4)))
+    assert sorted(a.status_code for a in answers) == [201, 409, 409, 409]
+    listed = await client.get(f"/orgs/{org.org_id}/assistants", headers=org.headers)
+    assert [a["ref"] for a in listed.json()] == ["raced"]
