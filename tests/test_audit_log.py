@@ -531,3 +531,33 @@ def test_every_use_case_has_an_action_name() -> None:
                 use_cases.add(name)
     assert use_cases
     assert sorted(use_cases - set(ACTIONS)) == []
+
+
+async def test_a_duplicate_and_a_bundle_apply_write_one_entry_each(
+    client: httpx.AsyncClient, org: Org
+) -> None:
+    """A duplicate is `assistant.duplicate` of the new assistant; a bundle apply is one
+    `bundle.apply` entry of the organisation (not one per assistant it changed), and an apply
+    that changes nothing, or a dry run, writes none."""
+    h = {**org.headers, "User-Agent": AGENT}
+    source = await client.post("/orgs/c/assistants", json={"name": "Source"}, headers=h)
+    copy = await client.post(f"/orgs/c/assistants/{source.json()['id']}/duplicate", headers=h)
+    assert copy.status_code == 201, copy.text
+    bundle = {
+        "kind": "assistants-api/bundle",
+        "version": 1,
+        "assistants": [{"ref": "support", "name": "Support"}, {"ref": "sales", "name": "Sales"}],
+    }
+    for query in ("?dry_run=true", "", ""):  # a dry run, an apply, the same apply again
+        applied = await client.post(f"/orgs/c/bundles/apply{query}", json=bundle, headers=h)
+        assert applied.status_code == 200, applied.text
+    found = [comparable(e) for e in await entries(client, org)]
+    name = "First key"
+    assert found[:3] == [
+        expected(org, org, name, "bundle.apply", ("organisation", org.org_id)),
+        expected(
+            org, org, name, "assistant.duplicate", ("assistant", copy.json()["id"]), version=1
+        ),
+        expected(org, org, name, "assistant.create", ("assistant", source.json()["id"]), version=1),
+    ]
+    assert [e["action"] for e in found[3:]] == ["api_key.create", "organisation.create"]

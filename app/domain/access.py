@@ -73,6 +73,9 @@ class Access:
     key_name: str | None = None
     key_prefix: str | None = None
     origin: Origin = CLI_ORIGIN
+    # False inside a request that writes its own single audit entry (a bundle apply): the use
+    # cases it runs write none (docs/audit-log.md)
+    audited: bool = True
 
     @classmethod
     def everything(cls, org_id: str) -> Access:

@@ -8,6 +8,7 @@ Children are matched by a key (docs/bundles.md, "Matching"): an integration by i
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from app.domain.assistants import (
     delete_assistant,
     update_assistant,
 )
+from app.domain.audit import record_audit
 from app.domain.bundle_children import added, entry_actions, entry_integrations, sync_children
 from app.domain.bundle_format import (
     BundleAssistant,
@@ -123,7 +125,8 @@ async def apply_bundle(
     by_id = {row.id: row for row in rows if row.ref is None}
     matched = [by_ref.get(entry.ref) or by_id.get(entry.ref) for entry in bundle.assistants]
     family = await children_by_assistant(tx, [row.id for row in matched if row is not None])
-    run = _Run(tx, access, writer, default_model, dry_run, None if dry_run else quota)
+    quiet = dataclasses.replace(access, audited=False)  # the apply writes the one entry
+    run = _Run(tx, quiet, writer, default_model, dry_run, None if dry_run else quota)
     plan = []
     for index, (entry, current) in enumerate(zip(bundle.assistants, matched, strict=True)):
         try:
@@ -141,6 +144,8 @@ async def apply_bundle(
                 plan.append(await _delete(run, row))
     counts = Counter(step["action"] for step in plan)
     summary = {action: counts[action] for action in (CREATE, UPDATE, UNCHANGED, DELETE)}
+    if not dry_run and counts[CREATE] + counts[UPDATE] + counts[DELETE]:
+        await record_audit(tx, access, "bundle.apply", "organisation", access.org_id)
     return {"applied": not dry_run, "summary": summary, "assistants": plan}
 
 
