@@ -3,6 +3,7 @@ YAML and JSON, and the JSON Schema, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -175,7 +176,9 @@ async def test_env_references_are_substituted_on_the_command_line(client, org, c
     url = f"/orgs/{org.org_id}/assistants/{plan['assistants'][0]['id']}"
     read = (await client.get(url, headers=org.headers)).json()
     assert read["config"]["instructions"] == "Key: s3cret"
-    missing = cli.run("apply", str(path), "--org", org.org_id)
+    # in a thread: the app's own write after the GET (the key's last use) may still be going on,
+    # and it needs this loop to commit
+    missing = await asyncio.to_thread(cli.run, "apply", str(path), "--org", org.org_id)
     assert missing.returncode == 1
     assert "BUNDLE_T" in missing.stderr
     assert "assistants.0.config.instructions" in missing.stderr
