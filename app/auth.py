@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from sqlalchemy import bindparam, or_, select, update
 from app.domain.access import Access
 from app.domain.errors import FieldError, Forbidden, Unauthenticated, ValidationFailed
 from app.domain.keys import (
+    ACCESS_COLUMNS,
     CLI_KEY_NAME,
     FIRST_KEY_NAME,
     KEYS,
@@ -35,12 +37,14 @@ from app.store.statements import insert_statement
 __all__ = [
     "OWN_ORG",
     "KeyUsage",
+    "access_of",
     "authenticate",
     "authorize",
     "bearer_token",
     "create_key",
     "create_organisation",
     "hash_key",
+    "required_token",
     "revoke_key",
 ]
 
@@ -62,14 +66,9 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 _KEY_LOOKUP = Statement(
-    select(
-        KEYS.c.id,
-        KEYS.c.org_id,
-        KEYS.c.scopes,
-        KEYS.c.assistant_ids,
-        KEYS.c.expires_at,
-        KEYS.c.last_used_at,
-    ).where(KEYS.c.key_hash == bindparam("key_hash"), KEYS.c.revoked_at.is_(None))
+    select(*ACCESS_COLUMNS).where(
+        KEYS.c.key_hash == bindparam("key_hash"), KEYS.c.revoked_at.is_(None)
+    )
 )
 _TOUCH = Statement(
     update(KEYS)
@@ -131,15 +130,27 @@ class KeyUsage:
 async def authenticate(tx: Tx, authorization: str | None, usage: KeyUsage | None = None) -> Access:
     """The caller of an `Authorization: Bearer …` header: 401 for no key, or a key that is
     unknown, revoked or expired."""
+    row = await tx.first(_KEY_LOOKUP, {"key_hash": hash_key(required_token(authorization))})
+    return access_of(row, usage)
+
+
+def required_token(authorization: str | None) -> str:
+    """The bearer token of an `Authorization` header; 401 without one."""
     token = bearer_token(authorization)
     if token is None:
         raise Unauthenticated(
             "missing API key: send 'Authorization: Bearer <api_key>'", invalid_token=False
         )
-    row = await tx.first(_KEY_LOOKUP, {"key_hash": hash_key(token)})
+    return token
+
+
+def access_of(row: Sequence[Any] | None, usage: KeyUsage | None = None) -> Access:
+    """The caller whose key lookup found `row` (its first columns: `ACCESS_COLUMNS` of
+    app/domain/keys.py, read alone or with what a request reads in the same statement, see
+    docs/releases.md); 401 when no key was found or it has expired."""
     if row is None:
         raise Unauthenticated("invalid or revoked API key")
-    key_id, org_id, scopes, assistant_ids, expires_at, last_used_at = row
+    key_id, org_id, scopes, assistant_ids, expires_at, last_used_at = row[:6]
     if expires_at is not None and expires_at <= utcnow():
         raise Unauthenticated("the API key has expired")
     if usage is not None:
