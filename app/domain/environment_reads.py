@@ -91,6 +91,14 @@ def pinned_release(
     return int(number), document
 
 
+@requires(Scope.READ)
+def check_environments_read(*, access: Access, assistant_id: str) -> None:
+    """What reading the environments of an assistant read already (a GraphQL field of it)
+    needs: the read scope, and a key that sees it (NOT_FOUND otherwise)."""
+    if not access.sees(assistant_id):
+        raise NotFound(f"no assistant '{assistant_id}' in this organisation")
+
+
 async def environments_by_assistant(
     tx: Tx, assistant_ids: Sequence[str]
 ) -> dict[str, list[Pinned]]:
