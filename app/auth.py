@@ -1,7 +1,9 @@
 """API keys on every request: the lookup, the org check, and when each key was last used.
 
 The lookup is ONE statement by the secret's SHA-256 that also returns the key's scopes, its
-assistants and its expiry, so what a key may do costs nothing more per request. `last_used_at`
+assistants and its expiry, so what a key may do costs nothing more per request (the runtime's
+read of an environment reads the same columns in its own statement, and hands them to
+`access_of`: docs/releases.md). `last_used_at`
 is written at most once a minute per key: an in-process memo of the last write, and a
 conditional UPDATE (in its own short transaction, off the request) that changes nothing when
 another process wrote it within the minute.
