@@ -1,7 +1,9 @@
 """API keys on every request: the lookup, the org check, and when each key was last used.
 
 The lookup is ONE statement by the secret's SHA-256 that also returns the key's scopes, its
-assistants and its expiry, so what a key may do costs nothing more per request. `last_used_at`
+assistants and its expiry, so what a key may do costs nothing more per request (the runtime's
+read of an environment reads the same columns in its own statement, and hands them to
+`access_of`: docs/releases.md). `last_used_at`
 is written at most once a minute per key: an in-process memo of the last write, and a
 conditional UPDATE (in its own short transaction, off the request) that changes nothing when
 another process wrote it within the minute.
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +25,7 @@ from app.domain.audit import record_audit
 from app.domain.audit_actions import ORGANISATION_CREATE
 from app.domain.errors import FieldError, Forbidden, Unauthenticated, ValidationFailed
 from app.domain.keys import (
+    ACCESS_COLUMNS,
     CLI_KEY_NAME,
     FIRST_KEY_NAME,
     KEYS,
@@ -37,12 +41,14 @@ from app.store.statements import insert_statement
 __all__ = [
     "OWN_ORG",
     "KeyUsage",
+    "access_of",
     "authenticate",
     "authorize",
     "bearer_token",
     "create_key",
     "create_organisation",
     "hash_key",
+    "required_token",
     "revoke_key",
 ]
 
@@ -64,16 +70,9 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 _KEY_LOOKUP = Statement(
-    select(
-        KEYS.c.id,
-        KEYS.c.org_id,
-        KEYS.c.scopes,
-        KEYS.c.assistant_ids,
-        KEYS.c.expires_at,
-        KEYS.c.last_used_at,
-        KEYS.c.name,
-        KEYS.c.prefix,
-    ).where(KEYS.c.key_hash == bindparam("key_hash"), KEYS.c.revoked_at.is_(None))
+    select(*ACCESS_COLUMNS).where(
+        KEYS.c.key_hash == bindparam("key_hash"), KEYS.c.revoked_at.is_(None)
+    )
 )
 _TOUCH = Statement(
     update(KEYS)
@@ -140,15 +139,29 @@ async def authenticate(
 ) -> Access:
     """The caller of an `Authorization: Bearer …` header: 401 for no key, or a key that is
     unknown, revoked or expired. `origin`: where the request comes from (for the audit log)."""
+    row = await tx.first(_KEY_LOOKUP, {"key_hash": hash_key(required_token(authorization))})
+    return access_of(row, usage, origin)
+
+
+def required_token(authorization: str | None) -> str:
+    """The bearer token of an `Authorization` header; 401 without one."""
     token = bearer_token(authorization)
     if token is None:
         raise Unauthenticated(
             "missing API key: send 'Authorization: Bearer <api_key>'", invalid_token=False
         )
-    row = await tx.first(_KEY_LOOKUP, {"key_hash": hash_key(token)})
+    return token
+
+
+def access_of(
+    row: Sequence[Any] | None, usage: KeyUsage | None = None, origin: Origin = CLI_ORIGIN
+) -> Access:
+    """The caller whose key lookup found `row` (its first columns: `ACCESS_COLUMNS` of
+    app/domain/keys.py, read alone or with what a request reads in the same statement, see
+    docs/releases.md); 401 when no key was found or it has expired."""
     if row is None:
         raise Unauthenticated("invalid or revoked API key")
-    key_id, org_id, scopes, assistant_ids, expires_at, last_used_at, name, prefix = row
+    key_id, org_id, scopes, assistant_ids, expires_at, last_used_at, name, prefix = row[:8]
     if expires_at is not None and expires_at <= utcnow():
         raise Unauthenticated("the API key has expired")
     if usage is not None:

@@ -210,6 +210,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     sockets = OpenSockets(graphql)  # the websockets, closed with 1001 at shutdown
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
+        *releases.runtime_routes,  # polled by voice runtimes: matched first (docs/releases.md)
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),

@@ -165,13 +165,16 @@ class Target:
             env["BENCH_IF_NONE_MATCH"] = '"1"'
         return env
 
-    def publish_production(self, count: int = RELEASED) -> None:
-        """Release 1 of the first `count` bench assistants, in `production`."""
+    def publish_production(self, count: int = RELEASED, again: bool = True) -> None:
+        """Release 1 of the first `count` bench assistants, in `production` (not `again`: left
+        as it is when an earlier run published it, as bench/quick.py does on a kept file)."""
         headers = {"Authorization": f"Bearer {self.meta['bench_key']}"}
         released = self.meta["bench_assistants"][:count]
         with httpx.Client(base_url=self.server.url, headers=headers, timeout=60) as client:
             for assistant_id in released:
                 url = f"/orgs/{self.meta['bench_org']}/assistants/{assistant_id}/releases"
+                if not again and client.get(url).json():
+                    continue
                 done = client.post(url, json={"environment": "production"})
                 if done.status_code != 201:
                     raise RuntimeError(f"publishing {assistant_id}: {done.status_code} {done.text}")

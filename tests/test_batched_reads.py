@@ -59,3 +59,32 @@ async def test_list_cost_does_not_grow_with_assistants(client, db, make_org):
     assert graphql[0] == graphql[1]
     assert rest[1] < 50
     assert graphql[1] < 50
+
+
+async def test_a_page_keeps_each_assistants_children_in_order(client, db, org):
+    """The GraphQL page sorts its children in Python: each assistant's integrations by
+    creation and actions by position, as the REST document (sorted by SQL) lists them."""
+    ids = []
+    for n in range(4):
+        created = await client.post(
+            "/orgs/c/assistants", json={"name": f"o{n}"}, headers=org.headers
+        )
+        ids.append(created.json()["id"])
+        _, actions = await insert_children(db, org.org_id, ids[-1], integrations=3, actions=3)
+        moved = [{"id": a, "position": 1000 - 100 * i} for i, a in enumerate(actions[: n + 1])]
+        reordered = await client.patch(
+            f"/orgs/c/assistants/{ids[-1]}/actions/reorder",
+            json={"positions": moved},
+            headers=org.headers,
+        )
+        assert reordered.status_code == 200, reordered.text
+    response = await client.post("/graphql", json={"query": GRAPHQL_LIST}, headers=org.headers)
+    nodes = {node["id"]: node for node in response.json()["data"]["assistants"]["nodes"]}
+    for assistant_id in ids:
+        rest = (await client.get(f"/orgs/c/assistants/{assistant_id}", headers=org.headers)).json()
+        node = nodes[assistant_id]
+        assert [i["id"] for i in node["integrations"]] == [i["id"] for i in rest["integrations"]]
+        assert [a["id"] for a in node["actions"]] == [a["id"] for a in rest["actions"]]
+        assert [a["position"] for a in node["actions"]] == sorted(
+            a["position"] for a in rest["actions"]
+        )

@@ -54,6 +54,8 @@ ACTIONS: Final[dict[str, tuple[str, str, str | None]]] = {
     "diff_release": ("release.diff", "assistant", "assistant_id"),
     "list_environments": ("environment.list", "assistant", "assistant_id"),
     "read_environment": ("environment.read", "assistant", "assistant_id"),
+    "pinned_release": ("environment.read", "assistant", "assistant_id"),
+    "check_environments_read": ("environment.list", "assistant", "assistant_id"),
     "list_api_keys": ("api_key.list", "api_key", None),
     "count_api_keys": ("api_key.list", "api_key", None),
     "get_api_key": ("api_key.read", "api_key", "key_id"),

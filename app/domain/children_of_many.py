@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -82,10 +83,11 @@ CHILDREN_STORED = Statement(_build(config_text=True))  # the configs as stored (
 ChildRow = record_class("ChildRow", CHILDREN.clause.exported_columns.keys())
 
 
-def _order(child: Any) -> tuple[int, int, Any, str]:
-    """CHILDREN's ORDER BY: kind, then position (actions; integrations have none), creation,
-    id."""
-    return child.kind, child.position or 0, child.created_at, child.id
+# CHILDREN's ORDER BY within each assistant (whose children are grouped apart: the order
+# across assistants is free): kind, then position (actions; integrations have None, equal to
+# one another), creation, id. The assistant first, so that the slow comparisons (times) are
+# made only between the few children of one assistant, never across the page.
+_order = attrgetter("assistant_id", "kind", "position", "created_at", "id")
 
 
 async def children_by_assistant(

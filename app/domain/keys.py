@@ -112,6 +112,17 @@ def _parse(body: Any) -> ApiKeyCreate:
 # mypy ignore below: SQLModel's metaclass sets __table__
 KEYS = ApiKey.__table__  # type: ignore[attr-defined]
 _ORGS = Organisation.__table__  # type: ignore[attr-defined]
+# what a request's key lookup reads of its key (app/auth.py): what the key may do, and when
+ACCESS_COLUMNS = (
+    KEYS.c.id,
+    KEYS.c.org_id,
+    KEYS.c.scopes,
+    KEYS.c.assistant_ids,
+    KEYS.c.expires_at,
+    KEYS.c.last_used_at,
+    KEYS.c.name,
+    KEYS.c.prefix,
+)
 # mypy ignore below: SQLModel's metaclass sets __table__
 _ASSISTANTS = Assistant.__table__  # type: ignore[attr-defined]
 _INSERT = insert_statement(KEYS, returning=True)

@@ -1,4 +1,5 @@
-"""Per-request DataLoaders: the children of many assistants cost one statement in all.
+"""Per-request DataLoaders: the children of many assistants cost one statement in all, and so
+do their environments (with their releases' documents, app/domain/environment_reads.py).
 
 One loader fetches integrations and actions together (app/domain/children_of_many.py). A
 resolver that already holds a transaction primes it (`prime()`), so the children come from that
@@ -15,12 +16,14 @@ integrations share one read and one decoding of their configs (docs/graphql-boun
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
 from app.domain.children_of_many import Children, children_by_assistant
+from app.domain.environment_reads import Pinned, environments_by_assistant
 from app.store import Store, Tx
 from app.store.base import Transaction
 
@@ -36,6 +39,7 @@ class Loaders:
         self._opened: Transaction | None = None
         self._tx: Tx | None = None
         self.children = DataLoader(load_fn=self._children)
+        self.environments = DataLoader(load_fn=self._environments)
         # children_once: per assistant id, the read that holds (or will hold) its children
         self._once: dict[str, asyncio.Future[Children | None]] = {}
         # converted: id(rows) -> (rows, their objects)
@@ -92,17 +96,25 @@ class Loaders:
                 families[i] = (read.integrations.get(i, []), read.actions.get(i, []))
         left = [i for i in ids if i not in families]
         if left:
-            async with self._lock:
-                if not self._shared:
-                    async with self._store.read() as tx:
-                        found = await children_by_assistant(tx, left, stored_configs=True)
-                else:
-                    found = await children_by_assistant(
-                        await self._read_tx(), left, stored_configs=True
-                    )
+            found = await self._batch(partial(children_by_assistant, stored_configs=True), left)
             for i in left:
                 families[i] = (found.integrations.get(i, []), found.actions.get(i, []))
         return [families[i] for i in ids]
+
+    async def _environments(self, ids: Sequence[str]) -> list[list[Pinned]]:
+        found = await self._batch(environments_by_assistant, ids)
+        return [found.get(i, []) for i in ids]
+
+    async def _batch(
+        self, read: Callable[[Tx, Sequence[str]], Awaitable[T]], ids: Sequence[str]
+    ) -> T:
+        """`read(tx, ids)` in the request's read transaction (a socket's: a short one of its
+        own), one batch at a time."""
+        async with self._lock:
+            if not self._shared:
+                async with self._store.read() as tx:
+                    return await read(tx, ids)
+            return await read(await self._read_tx(), ids)
 
     async def _read_tx(self) -> Tx:
         if self._tx is None:

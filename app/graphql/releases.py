@@ -12,15 +12,15 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.domain.assistants import check_page_size
+from app.domain.environment_reads import check_environments_read
+from app.domain.errors import NotFound
 from app.domain.releases import (
     DRAFT,
     diff_release,
     get_release,
-    list_environments,
     list_releases,
     pin_environment,
     publish_release,
-    read_environment,
     remove_environment,
 )
 from app.graphql.args import AssistantId, OrgId
@@ -173,28 +173,22 @@ async def release_of(info: Info, assistant_id: str, number: int) -> AssistantRel
 
 
 async def environments_of(info: Info, assistant_id: str) -> list[AssistantEnvironment]:
+    """Batched: the environments of every assistant of the answer in one statement (loaders)."""
     ctx = info.context
     access = ctx.principal
     assert access is not None
-    async with ctx.db.read() as tx:
-        listed = await list_environments(
-            tx, access=access, assistant_id=assistant_id, read_already=True
-        )
+    check_environments_read(access=access, assistant_id=assistant_id)
+    listed = await ctx.loaders.environments.load(assistant_id)
     return [AssistantEnvironment.of(environment, document) for environment, document in listed]
 
 
 async def environment_of(info: Info, assistant_id: str, name: str) -> AssistantEnvironment:
-    ctx = info.context
-    access = ctx.principal
-    assert access is not None
-    async with ctx.db.read() as tx:
-        listed = await list_environments(
-            tx, access=access, assistant_id=assistant_id, read_already=True
-        )
-        found = [(e, d) for e, d in listed if e.name == name]
-        if not found:  # NOT_FOUND, as the runtime's read answers
-            await read_environment(tx, access=access, assistant_id=assistant_id, name=name)
-    return AssistantEnvironment.of(*found[0])
+    """From the same batched read as `environments_of`; an unknown name is NOT_FOUND, as the
+    runtime's read answers."""
+    for environment in await environments_of(info, assistant_id):
+        if environment.name == name:
+            return environment
+    raise NotFound(f"assistant '{assistant_id}' has no environment '{name}'")
 
 
 # -- mutations --------------------------------------------------------------------------------

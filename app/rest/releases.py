@@ -10,12 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.auth import access_of, authorize, hash_key, required_token
 from app.domain.documents import rfc3339
+from app.domain.environment_reads import NOT_KNOWN, pinned_release, runtime_read
 from app.domain.releases import (
+    MAX_RELEASE,
     diff_release,
     get_release,
     list_environments,
@@ -24,9 +28,11 @@ from app.domain.releases import (
     pin_environment,
     publish_body,
     publish_release,
-    read_environment,
     remove_environment,
 )
+from app.http.content import NO_STORE_HEADERS, no_store
+from app.http.middleware import request_state
+from app.http.origin import origin_of
 from app.rest.common import (
     if_match_versions,
     json_response,
@@ -40,13 +46,14 @@ from app.rest.common import (
 from app.store.records import EnvironmentRecord
 
 JSON = "application/json"
+JSON_BYTES = JSON.encode()
 
 
 def _raw(
     text: str | bytes, status_code: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
     body = text.encode() if isinstance(text, str) else text
-    return Response(body, status_code=status_code, headers=headers, media_type=JSON)
+    return no_store(Response(body, status_code=status_code, headers=headers, media_type=JSON))
 
 
 def _tag(number: int) -> str:
@@ -107,7 +114,7 @@ async def read(request: Request) -> Response:
         )
     tag = _tag(row.number)  # a release never changes: its number is its ETag
     if _matches(request.headers.get("if-none-match"), tag):
-        return Response(status_code=304, headers={"ETag": tag})
+        return no_store(Response(status_code=304, headers={"ETag": tag}))
     return _raw(row.document, headers={"ETag": tag})
 
 
@@ -153,18 +160,57 @@ async def environments(request: Request) -> Response:
     return _raw(b"[" + b",".join(_environment_json(e, d) for e, d in listed) + b"]")
 
 
-async def environment(request: Request) -> Response:
-    async with org_transaction(request, write=False) as (tx, access):
-        number, document = await read_environment(
-            tx,
-            access=access,
-            assistant_id=request.path_params["assistant_id"],
-            name=request.path_params["name"],
+async def environment(scope: Scope, receive: Receive, send: Send) -> None:
+    """The runtime's read, a bare ASGI endpoint (no Request, no Response object: what a
+    runtime polling many times a second costs is the stack every request pays, and this): the
+    key and the pinned release in one statement, run as a lookup (no transaction), its document
+    only when the client does not hold its number already. Refusals are raised as domain errors
+    and rendered as in every route."""
+    authorization = header = None
+    for key, value in scope["headers"]:
+        if key == b"authorization":
+            authorization = value.decode("latin-1")
+        elif key == b"if-none-match":
+            header = value.decode("latin-1")
+    token = required_token(authorization)
+    params = scope["path_params"]
+    assistant_id, name = params["assistant_id"], params["name"]
+    state = scope["app"].state
+    async with state.db.lookup() as tx:
+        row = await runtime_read(
+            tx, key_hash=hash_key(token), assistant_id=assistant_id, name=name, known=_known(header)
         )
-    tag = _tag(number)
-    if _matches(request.headers.get("if-none-match"), tag):
-        return Response(status_code=304, headers={"ETag": tag})
-    return _raw(document, headers={"ETag": tag})
+    origin = origin_of(HTTPConnection(scope), "rest")  # for a refusal's audit entry
+    access = access_of(row, state.key_usage, origin)  # 401 without a row
+    assert row is not None
+    request_state(scope)["principal"] = access  # for the access log and the rate limiter
+    number, document = pinned_release(
+        access=authorize(access, params["org_id"]), row=row, assistant_id=assistant_id, name=name
+    )
+    tag = _tag(number).encode()
+    if document is None or _matches(header, _tag(number)):
+        headers = [(b"etag", tag), *NO_STORE_HEADERS]
+        await send({"type": "http.response.start", "status": 304, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    body = document.encode()
+    length = str(len(body)).encode()
+    headers = [(b"content-length", length), (b"content-type", JSON_BYTES), (b"etag", tag)]
+    headers += NO_STORE_HEADERS
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _known(header: str | None) -> int:
+    """The one release number an `If-None-Match` names (`"3"` or `W/"3"`), else NOT_KNOWN (the
+    document is read, and the header compared with the tag as usual)."""
+    if header is None or "," in header:
+        return NOT_KNOWN
+    tag = header.strip().removeprefix("W/")
+    number = tag[1:-1]
+    if len(tag) > 2 and tag[0] == tag[-1] == '"' and number.isascii() and number.isdigit():
+        return int(number) if len(number) <= 10 and int(number) <= MAX_RELEASE else NOT_KNOWN
+    return NOT_KNOWN
 
 
 def _matches(header: str | None, tag: str) -> bool:
@@ -190,16 +236,30 @@ async def remove(request: Request) -> Response:
     return Response(status_code=204)
 
 
+class _Endpoint:
+    """An ASGI function as a route's endpoint as it is (Starlette wraps plain functions in a
+    Request and a Response); `__wrapped__` as functools' wrappers say it."""
+
+    __slots__ = ("__wrapped__",)
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.__wrapped__ = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.__wrapped__(scope, receive, send)
+
+
 ASSISTANT = "/orgs/{org_id}/assistants/{assistant_id}"
 RELEASES = ASSISTANT + "/releases"
 ENVIRONMENTS = ASSISTANT + "/environments"
+# the runtime's read, first of all routes (app/main.py): it is matched before the others are tried
+runtime_routes = [Route(ENVIRONMENTS + "/{name}", _Endpoint(environment), methods=["GET"])]
 routes = [
     Route(RELEASES, publish, methods=["POST"]),
     Route(RELEASES, list_, methods=["GET"]),
     Route(RELEASES + "/{number:int}", read, methods=["GET"]),
     Route(RELEASES + "/{number:int}/diff", diff, methods=["GET"]),
     Route(ENVIRONMENTS, environments, methods=["GET"]),
-    Route(ENVIRONMENTS + "/{name}", environment, methods=["GET"]),
     Route(ENVIRONMENTS + "/{name}", pin, methods=["PUT"]),
     Route(ENVIRONMENTS + "/{name}", remove, methods=["DELETE"]),
 ]

@@ -167,6 +167,12 @@ class Store(ABC):
     def write(self) -> Transaction:
         """A write transaction (serialised per row, or per database on SQLite)."""
 
+    def lookup(self) -> Transaction:
+        """A read of ONE statement, which is atomic by itself: no BEGIN and no COMMIT (on
+        SQLite it also runs on the event loop, no trip to the connection's thread: for a read
+        by primary keys, such as the runtime's read of an environment, docs/releases.md)."""
+        return self.read()
+
     def data_directories(self) -> list[Path]:
         """The local directories the database writes to (none for a database server)."""
         return []

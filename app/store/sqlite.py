@@ -5,6 +5,9 @@ At most one trip to a connection's thread per statement, and none where SQLite c
 - A read transaction's BEGIN goes to the thread with its first statement (one trip), each
   further statement is one trip, and so is its COMMIT. Reads stay on the thread so that the
   loop keeps interleaving requests fairly (running them inline made the read tail long).
+  A lookup (`Store.lookup`: one statement by primary keys, in autocommit mode, so no BEGIN
+  and no COMMIT) runs on the event loop: in WAL mode a reader never waits for a writer, and
+  such a read costs less than the trip to the thread would.
 - A write transaction's `BEGIN IMMEDIATE` (which may wait for another process's write lock)
   goes to the thread with its first statement; once it holds the write lock, its statements run
   at once on the event loop: they cannot wait, and pages reach the WAL file only at COMMIT,
@@ -230,11 +233,14 @@ class SQLiteTx(Tx):
 
     dialect = DIALECTS[SQLITE]
 
-    def __init__(self, connection: Connection, write: bool, listeners: list[Listener]) -> None:
+    def __init__(
+        self, connection: Connection, write: bool, listeners: list[Listener], single: bool = False
+    ) -> None:
         super().__init__(listeners)
         self._connection = connection
-        self._begin: str | None = "BEGIN IMMEDIATE" if write else "BEGIN"
-        self._inline = False  # True once BEGIN IMMEDIATE holds the write lock
+        # a lookup (`single`): autocommit, its one statement on the loop (`Store.lookup`)
+        self._begin: str | None = None if single else "BEGIN IMMEDIATE" if write else "BEGIN"
+        self._inline = single  # True once BEGIN IMMEDIATE holds the write lock, or a lookup
         self.busy: tuple[int, int] | None = None  # (this BEGIN's, the connection's) busy ms
 
     async def _run(self, sql: str, arguments: list[Any], rows: bool) -> tuple[list[Any], int]:
@@ -286,11 +292,12 @@ def trace_statements(tracer: Any) -> None:
 
 
 class SQLiteTransaction(Transaction):
-    __slots__ = ("_connection", "_store", "_tx", "_write")
+    __slots__ = ("_connection", "_single", "_store", "_tx", "_write")
 
-    def __init__(self, store: SQLiteStore, write: bool) -> None:
+    def __init__(self, store: SQLiteStore, write: bool, single: bool = False) -> None:
         self._store = store
         self._write = write
+        self._single = single
         self._connection: Connection | None = None
         self._tx: SQLiteTx | None = None
 
@@ -303,7 +310,9 @@ class SQLiteTransaction(Transaction):
                 if (outage := unavailable(exc)) is not None:
                     raise outage from exc
                 raise
-            self._tx = SQLiteTx(self._connection, False, store.statement_listeners)
+            self._tx = SQLiteTx(
+                self._connection, False, store.statement_listeners, single=self._single
+            )
             return self._tx
         # a writer: this process's other writers, then a connection, then (on the thread, in
         # its BEGIN IMMEDIATE) other processes' write lock, all within one deadline
@@ -343,7 +352,8 @@ class SQLiteTransaction(Transaction):
         assert tx is not None
         tx._closed = True
         try:
-            if tx._begin is None:  # something was sent: there is a transaction to end
+            # something was sent: there is a transaction to end (a lookup's ended with it)
+            if tx._begin is None and (not self._single or connection.raw.in_transaction):
                 if exc_type is None:
                     await connection.commit()
                 else:
@@ -441,6 +451,9 @@ class SQLiteStore(Store):
 
     def write(self) -> Transaction:
         return SQLiteTransaction(self, write=True)
+
+    def lookup(self) -> Transaction:
+        return SQLiteTransaction(self, write=False, single=True)
 
     async def ping(self) -> bool:
         try:
