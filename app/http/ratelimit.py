@@ -115,7 +115,8 @@ class Buckets:
             from app.http.ratelimit_redis import SharedStorage  # noqa: PLC0415
 
             self.shared = SharedStorage(storage_uri)
-        self.proven: OrderedDict[str, None] = OrderedDict()
+        # the keys proven here, each with its organisation (the tenant of its requests)
+        self.proven: OrderedDict[str, str] = OrderedDict()
 
     @classmethod
     def of_settings(cls, settings: Settings) -> Buckets:
@@ -137,8 +138,17 @@ class Buckets:
         token = bearer_token(Headers(scope=scope).get("authorization"))
         return self.of(scope, hash_key(token) if token is not None else None)
 
-    def remember(self, key: str) -> None:
-        self.proven[key] = None
+    def tenant(self, scope: Scope) -> str:
+        """Whose share a request is of (app/http/fairshare.py): the organisation of its key
+        once the key has authenticated in this process, else its first bucket (the key, or
+        the client address without a key)."""
+        first = self.of_request(scope)[0]
+        if first.startswith("key:") and (org_id := self.proven.get(first[4:])) is not None:
+            return f"org:{org_id}"
+        return first
+
+    def remember(self, key: str, org_id: str) -> None:
+        self.proven[key] = org_id
         self.proven.move_to_end(key)
         if len(self.proven) > PROVEN_KEYS_KEPT:
             self.proven.popitem(last=False)
@@ -206,8 +216,8 @@ class RateLimitMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-        if key is not None and request_state(scope).get("principal") is not None:
-            self.buckets.remember(key)
+        if key is not None and (principal := request_state(scope).get("principal")) is not None:
+            self.buckets.remember(key, principal.org_id)
 
     def check(self, buckets: Sequence[str]) -> Verdict:
         """Hits every bucket in memory; the tightest one decides."""

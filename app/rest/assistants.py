@@ -22,6 +22,7 @@ from app.rest.common import (
     created_response,
     etag,
     if_match_versions,
+    in_turn,
     json_response,
     org_transaction,
     page_params,
@@ -74,6 +75,7 @@ async def patch(request: Request) -> Response:
     return json_response(document, headers={"ETag": etag(row)})
 
 
+@in_turn
 async def list_(request: Request) -> Response:
     page, take = page_params(request)
     async with org_transaction(request, write=False) as (tx, access):
