@@ -68,6 +68,13 @@ async def prove(http: httpx.AsyncClient, org: Org) -> None:
     assert answer.status_code == 200, answer.text
 
 
+async def crowd(http: httpx.AsyncClient) -> None:
+    """A request of another caller (no key: its address), so that the process is shared for
+    the next seconds and its expensive requests take turns (a caller alone is not held back)."""
+    answer = await http.get("/graphql", params={"query": "{ __typename }"})
+    assert answer.status_code == 200, answer.text
+
+
 async def heavy(http: httpx.AsyncClient, org: Org) -> httpx.Response:
     return await http.post("/graphql", json={"query": HEAVY}, headers=org.headers)
 
@@ -77,6 +84,7 @@ async def test_an_expensive_operation_waits_its_turn_and_a_full_queue_is_429(
 ) -> None:
     lane = lane_of(fair_app)
     await prove(http, org)
+    await crowd(http)
     await lane.enter(HOLDER)  # the lane is busy
     first = asyncio.ensure_future(heavy(http, org))
     await waiting(lane, 1)
@@ -113,7 +121,7 @@ async def test_the_lane_lets_tenants_in_one_after_another(
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             lane = lane_of(application)
             await prove(client, org)
-            await prove(client, other_org)
+            await prove(client, other_org)  # another caller: the process is shared
             await lane.enter(HOLDER)
             finished: list[str] = []
 
@@ -126,6 +134,7 @@ async def test_the_lane_lets_tenants_in_one_after_another(
             await waiting(lane, 4)
             tasks.append(asyncio.ensure_future(run("b", other_org)))
             await waiting(lane, 5)
+            await crowd(client)  # (still shared when the lane lets them in)
             lane.leave()
             await asyncio.gather(*tasks)
     # first come first served would run b last; in turn, it runs right after a0
@@ -137,6 +146,7 @@ async def test_rest_lists_take_turns_too(
 ) -> None:
     lane = lane_of(fair_app)
     await prove(http, org)
+    await crowd(http)
     await lane.enter(HOLDER)
     first = asyncio.ensure_future(http.get("/orgs/c/assistants", headers=org.headers))
     await waiting(lane, 1)
@@ -154,9 +164,11 @@ async def test_rest_lists_take_turns_too(
 
 
 async def test_an_expensive_websocket_operation_takes_its_turn(
-    fair_app: Starlette, org: Org
+    fair_app: Starlette, http: httpx.AsyncClient, org: Org
 ) -> None:
     lane = lane_of(fair_app)
+    await prove(http, org)
+    await crowd(http)
     await lane.enter(HOLDER)
     async with AsgiWebSocket(fair_app) as first, AsgiWebSocket(fair_app) as second:
         for socket in (first, second):
@@ -179,6 +191,19 @@ async def test_an_expensive_websocket_operation_takes_its_turn(
     assert answered == {"id": "1", "type": "next", "payload": answered["payload"]}
     assert answered["payload"]["data"] == {"assistants": {"nodes": []}}
     assert completed == {"id": "1", "type": "complete"}
+
+
+async def test_a_caller_alone_is_not_held_back(
+    fair_app: Starlette, http: httpx.AsyncClient, org: Org
+) -> None:
+    lane = lane_of(fair_app)
+    await prove(http, org)  # nobody else has used the process
+    await lane.enter(HOLDER)
+    answers = await asyncio.gather(*(heavy(http, org) for _ in range(3)))
+    lane.leave()
+    # answered while the lane's one place was taken, none queued or refused
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    assert lane.running == 0
 
 
 def test_the_default_shares() -> None:

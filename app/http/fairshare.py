@@ -16,6 +16,10 @@ never enter the lane: they only share the loop with the few expensive ones that 
   a REST list.
 - A tenant's queue holds at most FAIR_QUEUE_PER_TENANT requests; one more is 429 RATE_LIMITED
   with `Retry-After`, and nothing runs.
+- The lane is shared only while the process is shared: while every request of the last
+  CROWD_SECONDS came from one caller (`Buckets.crowded`), its expensive requests are not held
+  back (on PostgreSQL one at a time would leave the loop idle while each waits for the
+  database); from the first request of another, they take turns again.
 
 The lane and the queues live in each process (with `--workers N`, N lanes): what they share is
 one process's loop, which is what they protect. Entering the lane when it has room is an
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 from asyncio import Future, get_running_loop
 from collections import deque
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -65,8 +70,11 @@ class Lane:
     """At most `slots` expensive requests at once; the waiting ones queued per tenant and let
     in one tenant at a time, in turn."""
 
-    def __init__(self, slots: int, queue_per_tenant: int) -> None:
+    def __init__(
+        self, slots: int, queue_per_tenant: int, crowded: Callable[[], bool] = lambda: True
+    ) -> None:
         self.slots = max(1, slots)
+        self.crowded = crowded  # False while one tenant alone uses the process: no limit then
         self.queue_per_tenant = max(0, queue_per_tenant)
         self.running = 0
         self.waiting: dict[str, deque[Future[None]]] = {}  # tenants in the order of their turn
@@ -77,7 +85,7 @@ class Lane:
     async def enter(self, tenant: str) -> None:
         """Returns once the request may run (at once when the lane has room and nobody waits);
         RateLimited when its tenant's queue is full."""
-        if self.running < self.slots and not self.waiting:
+        if not self.waiting and (self.running < self.slots or not self.crowded()):
             self.running += 1
             return
         queue = self.waiting.get(tenant)
@@ -104,7 +112,7 @@ class Lane:
     def leave(self) -> None:
         """The end of an expensive request: the next tenant in turn gets its place."""
         self.running -= 1
-        while self.waiting and self.running < self.slots:
+        while self.waiting and (self.running < self.slots or not self.crowded()):
             tenant, queue = next(iter(self.waiting.items()))
             del self.waiting[tenant]  # served: to the back of the round
             ticket = queue.popleft()
@@ -127,7 +135,9 @@ class FairShares:
 
     def __init__(self, buckets: Buckets, settings: Settings) -> None:
         self.buckets = buckets
-        self.lane = Lane(settings.fair_heavy_concurrency, settings.fair_queue_per_tenant)
+        self.lane = Lane(
+            settings.fair_heavy_concurrency, settings.fair_queue_per_tenant, buckets.crowded
+        )
         self.heavy_cost = settings.fair_heavy_cost  # GraphQL operations of this cost or more
 
     def turn(self, scope: Scope) -> Turn:
