@@ -26,6 +26,7 @@ from app.graphql import ide
 from app.graphql.idempotency import mutation_material
 from app.graphql.schema import build_schema
 from app.graphql.view import GraphQLView, refusal_response
+from app.http.fairshare import FairShares
 from app.http.idempotency import IdempotencyMiddleware
 from app.http.middleware import (
     AccessLogMiddleware,
@@ -206,7 +207,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     points = PointsBudget(buckets, settings.graphql_points)
     limit = settings.create_assistant_limit
     creation_quota = CreationQuota(buckets, limit) if limit else None
-    graphql = GraphQLView(build_schema(settings), settings=settings, points=points)
+    fair = FairShares(buckets, settings)  # expensive work takes turns per tenant
+    graphql = GraphQLView(build_schema(settings), settings=settings, points=points, fair=fair)
     sockets = OpenSockets(graphql)  # the websockets, closed with 1001 at shutdown
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -244,4 +246,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.settings = settings
     app.state.creation_quota = creation_quota
+    app.state.fair = fair
     return app

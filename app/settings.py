@@ -139,6 +139,14 @@ class Settings(BaseSettings):
     # executor as it writes (RESPONSE_TOO_LARGE), and bytes of one document's text.
     graphql_max_response_bytes: int = 8 * 1024 * 1024
     graphql_max_document_bytes: int = 32 * 1024
+    # Fair shares of the CPU (docs/protection.md#fair-shares-of-the-cpu): expensive requests
+    # (GraphQL operations of this cost or more, REST lists) run at most this many at once per
+    # process while more than one caller uses it; the others wait in a queue per tenant
+    # (organisation, or client address without a key), served in turn; a tenant's queue
+    # holds at most this many (beyond: 429).
+    fair_heavy_cost: int = 1000
+    fair_heavy_concurrency: int = 1
+    fair_queue_per_tenant: int = 100
     # Webhooks (docs/webhooks.md): the delivery engine runs in `serve` (inline) or only in
     # `python -m app deliver` processes (off); what a webhook URL may be; retries and limits.
     webhooks_delivery: Literal["inline", "off"] = "inline"

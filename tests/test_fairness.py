@@ -39,7 +39,8 @@ pytestmark = pytest.mark.slow
 
 MIB = 1024 * 1024
 FLOOR_MS = 20.0  # a quiet median below this counts as this
-FACTOR = 5.0  # the victim's median under attack, at most this times its quiet median
+P90_FLOOR_MS = 40.0  # a quiet p90 below this counts as this
+FACTOR = 5.0  # the victim's p50 and p90 under attack, at most this times the quiet ones
 CEILING_MS = 5_000.0  # no victim GET takes longer, whatever the attack
 POINTS = 600  # GRAPHQL_POINTS of the server (the contract's default is 10,000)
 RATE_LIMIT = 500  # the contract's default request limit, per minute
@@ -79,15 +80,27 @@ class Arena:
         Path(f"/proc/{self.pid}/clear_refs").write_text("5")
 
     def unharmed(self, since: float, until: float, attack: str) -> Window:
-        """Asserts that the victim's GETs of [since, until) kept their normal latency."""
+        """Asserts that the victim's GETs of [since, until) kept their normal latency: half
+        within FACTOR times the quiet median (at least FLOOR_MS), on SQLite also nine in ten
+        within FACTOR times the quiet p90 (at least P90_FLOOR_MS), every one a 200 within
+        CEILING_MS."""
         window = self.victim.window(since, until)
         print(
             f"\n{attack}: quiet {self.quiet.summary()}\n{attack}: under attack {window.summary()}"
         )
-        bound = FACTOR * max(self.quiet.p50, FLOOR_MS)
         assert len(window.samples) >= 5, f"{attack}: the victim hardly got an answer"
         assert window.statuses == {200}, f"{attack}: the victim was refused or got no answer"
-        assert window.p50 <= bound, f"{attack}: victim median {window.p50:.1f} ms > {bound} ms"
+        median_bound = FACTOR * max(self.quiet.p50, FLOOR_MS)
+        assert window.p50 <= median_bound, (
+            f"{attack}: victim median {window.p50:.1f} ms > {median_bound:.1f} ms"
+        )
+        p90_bound = FACTOR * max(self.quiet.p90, P90_FLOOR_MS)
+        # (SQLite: the server's own CPU is what the tenants share, and what its fair shares
+        # divide; PostgreSQL's backends, on the same cores here, do the database's part of an
+        # expensive request outside the server: there the median is checked)
+        assert not self.database_url.startswith("sqlite") or window.p90 <= p90_bound, (
+            f"{attack}: victim p90 {window.p90:.1f} ms > {p90_bound:.1f} ms"
+        )
         assert window.worst <= CEILING_MS, f"{attack}: a victim GET took {window.worst:.0f} ms"
         return window
 

@@ -56,6 +56,7 @@ from app.graphql.limits import (
     settings_limits_rule,
 )
 from app.graphql.points import Spending
+from app.http.fairshare import FairShares
 from app.observability import metrics, tracing
 from app.settings import Settings
 
@@ -109,6 +110,9 @@ class Engine:
         self.settings = settings
         self.hide_suggestions = not settings.graphql_introspection
         self.max_cost = settings.graphql_max_cost
+        # operations of FAIR_HEAVY_COST or more take turns per tenant (set by the view)
+        self.fair: FairShares | None = None
+        self.heavy_cost = settings.fair_heavy_cost
         rules: list[type[ASTValidationRule]] = [*specified_rules, settings_limits_rule(settings)]
         if not settings.graphql_introspection:
             rules += [NoSchemaIntrospectionCustomRule, NoSubgraphSdl]
@@ -264,7 +268,28 @@ class Engine:
         )
         if isinstance(executor, list):  # variables that do not coerce
             return {"errors": [self._format(e, EXECUTION) for e in executor]}
+        if cost >= self.heavy_cost and self.fair is not None and context.request is not None:
+            # an expensive operation waits for its tenant's turn (app/http/fairshare.py), then
+            # spends its points (a refused one spends none)
+            async with self.fair.turn(context.request.scope):
+                await spending.charge(cost)
+                return await self.execute_or_introspect(
+                    executor, operation, text, variables, operation_name
+                )
         await spending.charge(cost)
+        if operation.introspective:
+            return await self.introspect(executor, text, variables, operation_name)
+        return await self.execute(executor)
+
+    async def execute_or_introspect(
+        self,
+        executor: Executor[Any],
+        operation: Operation,
+        text: str,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+    ) -> dict[str, Any]:
+        """The answer of an operation whose points are spent (`run`'s last step)."""
         if operation.introspective:
             return await self.introspect(executor, text, variables, operation_name)
         return await self.execute(executor)

@@ -28,6 +28,7 @@ from graphql import GraphQLError, GraphQLFormattedError
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
@@ -318,7 +319,47 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if over and operation is not None:
             refusal: dict[str, Any] = view.engine.cost_refusal(cost, operation.node)
             return refusal
+        if (
+            operation is not None
+            and cost >= view.engine.heavy_cost
+            and operation.node.operation.value != "subscription"
+        ):
+            self.expensive.add(message["id"])  # it runs in its tenant's turn (run_operation)
         return None
+
+    @property
+    def expensive(self) -> set[str]:
+        """The ids of the operations admitted that run in their tenant's turn of the lane."""
+        ids: set[str] | None = self.__dict__.get("_expensive")
+        if ids is None:
+            ids = self.__dict__["_expensive"] = set()
+        return ids
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        """A query or mutation of FAIR_HEAVY_COST or more runs in its tenant's turn of the
+        process's lane, as over HTTP (app/http/fairshare.py): the organisation of the socket's
+        key; an `error` message RATE_LIMITED when the tenant's queue is full."""
+        if operation.id not in self.expensive:
+            await super().run_operation(operation)
+            return
+        self.expensive.discard(operation.id)
+        view: Any = self.view  # the app's GraphQLView (its fair shares)
+        principal = self.context.principal
+        tenant = f"org:{principal.org_id}" if principal is not None else "socket"
+        try:
+            async with view.fair.lane.turn(tenant):
+                await super().run_operation(operation)
+        except RateLimited as exc:
+            self.operations.pop(operation.id, None)
+            extensions = {"code": exc.code, "retryAfter": exc.retry_after}
+            refused: ErrorMessage = {
+                "id": operation.id,
+                "type": "error",
+                "payload": [
+                    cast(GraphQLFormattedError, {"message": exc.message, "extensions": extensions})
+                ],
+            }
+            await self.send_message(refused)
 
 
 class StreamErrorCodes(ErrorCodes):

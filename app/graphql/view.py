@@ -37,6 +37,7 @@ from app.graphql.points import Spending
 from app.graphql.subscriptions import SocketContext, TransportWSHandler, accept_connection
 from app.http.content import media_type
 from app.http.errors import RateLimited
+from app.http.fairshare import FairShares
 from app.http.json_body import parse_json_body
 from app.observability import metrics
 from app.settings import Settings
@@ -155,7 +156,12 @@ class GraphQLView(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
 
     def __init__(
-        self, schema: Any, *, settings: Settings, points: PointsBudget | None = None
+        self,
+        schema: Any,
+        *,
+        settings: Settings,
+        points: PointsBudget | None = None,
+        fair: FairShares | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -182,6 +188,8 @@ class GraphQLView(GraphQL[Context, None]):
 
             points = PointsBudget(Buckets(), settings.graphql_points)
         self.points = points
+        # expensive operations take turns per tenant (app/http/fairshare.py)
+        self.engine.fair = self.fair = fair or FairShares(points.buckets, settings)
         self.max_subscriptions_per_connection = settings.graphql_max_subscriptions
         self.max_response_bytes = settings.graphql_max_response_bytes
 

@@ -59,6 +59,9 @@ logger = logging.getLogger("app.ratelimit")
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 PUBLIC_AVATAR = re.compile(r"^/avatars/[^/]+$")
 PROVEN_KEYS_KEPT = 100_000
+# the process is shared (app/http/fairshare.py) until this long after a request of a caller
+# other than the one before it
+CROWD_SECONDS = 2.0
 
 
 class QuietMemoryStorage(MemoryStorage):
@@ -115,7 +118,11 @@ class Buckets:
             from app.http.ratelimit_redis import SharedStorage  # noqa: PLC0415
 
             self.shared = SharedStorage(storage_uri)
-        self.proven: OrderedDict[str, None] = OrderedDict()
+        # the caller of the last request, and until when the process counts as shared
+        self.last_caller = ""
+        self.crowded_until = 0.0
+        # the keys proven here, each with its organisation (the tenant of its requests)
+        self.proven: OrderedDict[str, str] = OrderedDict()
 
     @classmethod
     def of_settings(cls, settings: Settings) -> Buckets:
@@ -137,8 +144,29 @@ class Buckets:
         token = bearer_token(Headers(scope=scope).get("authorization"))
         return self.of(scope, hash_key(token) if token is not None else None)
 
-    def remember(self, key: str) -> None:
-        self.proven[key] = None
+    def tenant(self, scope: Scope) -> str:
+        """Whose share a request is of (app/http/fairshare.py): the organisation of its key
+        once the key has authenticated in this process, else its first bucket (the key, or
+        the client address without a key)."""
+        first = self.of_request(scope)[0]
+        if first.startswith("key:") and (org_id := self.proven.get(first[4:])) is not None:
+            return f"org:{org_id}"
+        return first
+
+    def saw(self, bucket: str) -> None:
+        """Notes the caller of a request (its first bucket): another than the last one's
+        makes the process shared for CROWD_SECONDS."""
+        if bucket != self.last_caller:
+            if self.last_caller:
+                self.crowded_until = time.monotonic() + CROWD_SECONDS
+            self.last_caller = bucket
+
+    def crowded(self) -> bool:
+        """Whether more than one caller used the process lately (the fair shares apply)."""
+        return time.monotonic() < self.crowded_until
+
+    def remember(self, key: str, org_id: str) -> None:
+        self.proven[key] = org_id
         self.proven.move_to_end(key)
         if len(self.proven) > PROVEN_KEYS_KEPT:
             self.proven.popitem(last=False)
@@ -184,6 +212,7 @@ class RateLimitMiddleware:
         key = hash_key(token) if token is not None else None
         buckets = self.buckets.of(scope, key)
         request_state(scope)["rate_buckets"] = buckets  # the GraphQL points count there too
+        self.buckets.saw(buckets[0])
         if self.buckets.shared is None:
             verdict = self.check(buckets)
         else:
@@ -206,8 +235,8 @@ class RateLimitMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
-        if key is not None and request_state(scope).get("principal") is not None:
-            self.buckets.remember(key)
+        if key is not None and (principal := request_state(scope).get("principal")) is not None:
+            self.buckets.remember(key, principal.org_id)
 
     def check(self, buckets: Sequence[str]) -> Verdict:
         """Hits every bucket in memory; the tightest one decides."""

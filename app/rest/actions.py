@@ -18,6 +18,7 @@ from app.domain.documents import action_document
 from app.http.content import PATCH_TYPES
 from app.rest.common import (
     created_response,
+    in_turn,
     json_response,
     org_transaction,
     read_json,
@@ -43,6 +44,7 @@ async def create(request: Request) -> Response:
     return created_response(request, document)
 
 
+@in_turn
 async def list_all(request: Request) -> Response:
     async with org_transaction(request, write=False) as (tx, access):
         rows = await list_actions(

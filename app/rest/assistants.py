@@ -24,6 +24,7 @@ from app.rest.common import (
     created_response,
     etag,
     if_match_versions,
+    in_turn,
     json_response,
     org_transaction,
     page_params,
@@ -76,6 +77,7 @@ async def patch(request: Request) -> Response:
     return json_response(document, headers={"ETag": etag(row)})
 
 
+@in_turn
 async def list_(request: Request) -> Response:
     page, take = page_params(request)
     if asks_to_find(request.query_params):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import wraps
 from typing import Any
 
 import orjson
@@ -19,6 +20,7 @@ from app.domain.errors import FieldError, ValidationFailed
 from app.domain.revisions import Writer
 from app.http.content import media_type, no_store
 from app.http.errors import UnsupportedMediaType
+from app.http.fairshare import FairShares
 from app.http.json_body import parse_json_body
 from app.http.origin import origin_of
 from app.settings import Settings
@@ -48,6 +50,22 @@ async def read_json(request: Request, accepted: Sequence[str] = JSON_TYPES) -> A
             f"send the body as {' or '.join(accepted)}, not '{sent or 'nothing'}'"
         )
     return parse_json_body(await request.body())
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def in_turn(endpoint: Endpoint) -> Endpoint:
+    """A route whose work may be expensive (a list): it runs in its tenant's turn of the
+    process's lane (app/http/fairshare.py, docs/protection.md#fair-shares-of-the-cpu)."""
+
+    @wraps(endpoint)
+    async def taking_turns(request: Request) -> Response:
+        fair: FairShares = request.app.state.fair
+        async with fair.turn(request.scope):
+            return await endpoint(request)
+
+    return taking_turns
 
 
 def key_usage_of(request: Request) -> KeyUsage:

@@ -17,6 +17,7 @@ from app.domain.integrations import (
 from app.http.content import PATCH_TYPES
 from app.rest.common import (
     created_response,
+    in_turn,
     json_response,
     org_transaction,
     read_json,
@@ -41,6 +42,7 @@ async def create(request: Request) -> Response:
     return created_response(request, document)
 
 
+@in_turn
 async def list_all(request: Request) -> Response:
     async with org_transaction(request, write=False) as (tx, access):
         rows = await list_integrations(

@@ -13,6 +13,7 @@ from app.rest.common import (
     assistant_documents,
     etag,
     if_match_versions,
+    in_turn,
     json_response,
     org_transaction,
     page_params,
@@ -22,6 +23,7 @@ from app.rest.common import (
 )
 
 
+@in_turn
 async def list_(request: Request) -> Response:
     page, take = page_params(request)
     async with org_transaction(request, write=False) as (tx, access):

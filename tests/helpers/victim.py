@@ -53,6 +53,10 @@ class Window:
         return statistics.median(self.latencies) if self.samples else float("nan")
 
     @property
+    def p90(self) -> float:
+        return self.quantile(0.90)
+
+    @property
     def p99(self) -> float:
         return self.quantile(0.99)
 
@@ -66,7 +70,8 @@ class Window:
 
     def summary(self) -> str:
         return (
-            f"{len(self.samples)} GETs, p50 {self.p50:.1f} ms, p99 {self.p99:.1f} ms, "
+            f"{len(self.samples)} GETs, p50 {self.p50:.1f} ms, p90 {self.p90:.1f} ms, "
+            f"p99 {self.p99:.1f} ms, "
             f"max {self.worst:.1f} ms, statuses {sorted(self.statuses)}"
         )
 
