@@ -9,6 +9,9 @@ servers starting at once take turns on an advisory lock (migrations/env.py).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +40,27 @@ def alembic_config(settings: Settings) -> Config:
 
 def upgrade(settings: Settings) -> None:
     """Brings the database to the newest revision (blocking; call before the loop starts)."""
-    command.upgrade(alembic_config(settings), "head")
+    with _one_migrator(settings):
+        command.upgrade(alembic_config(settings), "head")
+
+
+@contextlib.contextmanager
+def _one_migrator(settings: Settings) -> Iterator[None]:
+    """On SQLite, processes of this machine migrating one database take turns on a lock file
+    beside it (`flock`), before SQLite's own locks: a new database's first pragmas and reads
+    happen outside the migration's BEGIN IMMEDIATE, and under load two processes could both
+    read it as empty. PostgreSQL's turns are its advisory lock (migrations/env.py)."""
+    path = database_path(settings.database_url) if settings.is_sqlite else ""
+    if not path or path == ":memory:":
+        yield
+        return
+    ensure_directory(path)
+    with open(f"{path}.migrating", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def migration_engine(settings: Settings) -> AsyncEngine:
