@@ -23,7 +23,7 @@ from app.store.records import WebhookDeliveryRecord, WebhookRecord
 GONE, FAILING = "gone", "failing"
 
 _D = DELIVERIES
-_NOW = bindparam("now")
+_NOW: Any = bindparam("now")
 
 
 def _unlocked(table: Any) -> Any:
