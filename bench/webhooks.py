@@ -95,6 +95,8 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keeps the connection, as receivers in production do
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 now = time.monotonic()
@@ -106,6 +108,7 @@ class Receiver:
                             key = (str(data.get("assistant_id")), str(change.get("to")))
                             receiver.received.setdefault(key, now)
                 self.send_response(204)
+                self.send_header("content-length", "0")
                 self.end_headers()
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002

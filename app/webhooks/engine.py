@@ -2,9 +2,11 @@
 
 A loop claims due deliveries (app/domain/webhook_deliveries.py) and starts their attempts,
 at most WEBHOOK_CONCURRENCY at once in the process and WEBHOOK_CONCURRENCY_PER_WEBHOOK per
-webhook; a webhook's claimed deliveries wait their turn in seq (commit) order. It wakes:
-- on PostgreSQL, at each commit of a revision (the LISTEN of `assistant_changes`, whose
-  trigger notifies at COMMIT) or of a redelivery (`webhook_deliveries`);
+webhook; a webhook's claimed deliveries wait their turn in seq (commit) order. The attempts
+that end while the outcomes of others are being written are written together, in one
+transaction. A claim is leased for LEASE (see `lease_of`). It wakes:
+- on PostgreSQL, at each commit that leaves deliveries behind (a change's or a redelivery: the
+  LISTEN of `webhook_deliveries`); changes of organisations without webhooks wake nothing;
 - on SQLite, every EVENTS_POLL_INTERVAL (a read: no write lock unless something is due);
 - when an attempt ends (a slot is free), and at least every WEBHOOK_POLL_SECONDS (retries).
 `stop()`: no new attempt starts; attempts in flight get the grace period, then are cancelled
@@ -25,7 +27,6 @@ import asyncpg
 import httpx
 
 from app.domain.errors import DatabaseUnavailable
-from app.domain.revisions import CHANNEL
 from app.domain.webhook_deliveries import (
     any_due,
     any_old,
@@ -51,6 +52,7 @@ from app.webhooks.transport import new_client
 
 logger = logging.getLogger("app.webhooks")
 
+LEASE_MARGIN_SECONDS = 10.0  # recording the outcome, clocks of other machines
 HOUSEKEEPING_SECONDS = 15.0  # the pending gauge; the log's cleanup every hour
 PRUNE_SECONDS = 3600.0
 RETRY_SECONDS = 1.0
@@ -63,6 +65,23 @@ def client_of(settings: Settings) -> httpx.AsyncClient:
         allow_private=settings.webhooks_allow_private,
         connections=max(settings.webhook_concurrency, 1),
     )
+
+
+# an attempt's outcome waiting to be written, with the future its attempt waits on
+Finished = tuple[WebhookRecord, WebhookDeliveryRecord, Outcome, "asyncio.Future[None]"]
+
+
+def lease_of(settings: Settings) -> timedelta:
+    """How long a claim is held: 2 x WEBHOOK_TIMEOUT_SECONDS + 10 s (30 s by default).
+
+    A process holds at most WEBHOOK_CONCURRENCY_PER_WEBHOOK attempts of a webhook running and
+    claims for a webhook only while fewer are in its hands, so a claimed delivery starts
+    within one timeout (a running attempt ends) and ends within another; the margin covers
+    writing its outcome and the clocks of other machines. A process that dies leaves its
+    claims to be attempted again once this has passed (docs/webhooks.md, "Leases").
+    """
+    seconds = 2 * settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS
+    return timedelta(seconds=seconds)
 
 
 def outcome_label(outcome: Outcome, status: str) -> str:
@@ -83,6 +102,8 @@ class Engine:
         self.client = client or client_of(settings)
         self._own_client = client is None
         self.wake = asyncio.Event()
+        self.outcomes: list[Finished] = []
+        self.recorder: asyncio.Task[None] | None = None
         self.stopping = False
         self.queues: dict[str, deque[WebhookDeliveryRecord]] = {}
         self.running: dict[str, int] = {}
@@ -90,9 +111,7 @@ class Engine:
         self.leases: dict[int, Any] = {}  # seq -> the lease it was claimed with
         self.tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
-        per_webhook = max(settings.webhook_concurrency_per_webhook, 1)
-        rounds = -(-max(settings.webhook_concurrency, 1) // per_webhook) + 2
-        self.lease = timedelta(seconds=settings.webhook_timeout_seconds * rounds + 10)
+        self.lease = lease_of(settings)
 
     # -- life -------------------------------------------------------------------------------
 
@@ -110,9 +129,10 @@ class Engine:
         self.stop_claiming()
         if self.tasks:
             await asyncio.wait(set(self.tasks), timeout=max(grace, 0.0))
-        for task in [*self.tasks, *self._loops]:
+        left = [*self.tasks, *self._loops, *([self.recorder] if self.recorder else [])]
+        for task in left:
             task.cancel()
-        for task in [*self.tasks, *self._loops]:
+        for task in left:
             with contextlib.suppress(BaseException):
                 await task
         await self._release_queued()
@@ -166,9 +186,10 @@ class Engine:
         if free <= 0 or self.stopping:
             return 0
         now = utcnow()
-        async with self.store.read() as tx:
-            if not await any_due(tx, now=now):
-                return 0
+        if self.settings.is_sqlite:  # a read first: no write lock unless something is due
+            async with self.store.read() as tx:
+                if not await any_due(tx, now=now):
+                    return 0
         until = now + self.lease
         async with self.store.write() as tx:
             claimed = await claim_due(
@@ -227,37 +248,73 @@ class Engine:
     async def _record(
         self, webhook: WebhookRecord, delivery: WebhookDeliveryRecord, outcome: Outcome
     ) -> None:
+        """Hands the outcome to the recorder; returns once it is written (or could not be)."""
+        done = asyncio.get_running_loop().create_future()
+        self.outcomes.append((webhook, delivery, outcome, done))
+        if self.recorder is None or self.recorder.done():
+            self.recorder = asyncio.create_task(self._write_outcomes())
+        await done
+
+    async def _write_outcomes(self) -> None:
+        """Writes every outcome waiting, in one transaction per round, until none waits."""
+        while self.outcomes:
+            batch, self.outcomes = self.outcomes, []
+            try:
+                disabled = await self._write(batch)
+            except Exception as exc:  # noqa: BLE001  (each attempt logs it)
+                for *_, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            except BaseException:
+                for *_, done in batch:
+                    done.cancel()
+                raise
+            for *_, done in batch:
+                if not done.done():
+                    done.set_result(None)
+            for webhook_id, label in disabled.items():
+                logger.warning("webhooks: webhook %s disabled (%s)", webhook_id, label)
+                await self._drop_queue(webhook_id)
+
+    async def _write(self, batch: list[Finished]) -> dict[str, str]:
+        """Writes a batch's outcomes in one transaction: the webhooks it disabled, and why."""
         now = utcnow()
-        made = delivery.attempt_count + 1
-        status, next_at = next_step(outcome, made, self.settings.retry_delays, now)
-        lease = self.leases.get(delivery.seq or 0)
-        disabled = False
+        cutoff = now - timedelta(seconds=self.settings.webhook_disable_after)
+        disabled: dict[str, str] = {}
+        succeeded: set[str] = set()
+        counted: list[tuple[str, float | None]] = []
         async with self.store.write() as tx:
-            mine = await finish_attempt(
-                tx,
-                delivery,
-                lease=lease,
-                attempt=outcome.attempt,
-                status=status,
-                next_attempt_at=next_at,
-                now=now,
-            )
-            if not mine:
-                return
-            if outcome.delivered:
-                await webhook_succeeded(tx, webhook.id)
-            elif outcome.gone:
-                await webhook_gone(tx, webhook.id, now=now)
-                disabled = True
-            else:
-                cutoff = now - timedelta(seconds=self.settings.webhook_disable_after)
-                disabled = await webhook_failed(tx, webhook.id, now=now, cutoff=cutoff)
-        if disabled:
-            logger.warning("webhooks: webhook %s disabled (%s)", webhook.id, outcome.label)
-            await self._drop_queue(webhook.id)
+            for webhook, delivery, outcome, _ in batch:
+                status, next_at = next_step(
+                    outcome, delivery.attempt_count + 1, self.settings.retry_delays, now
+                )
+                mine = await finish_attempt(
+                    tx,
+                    delivery,
+                    lease=self.leases.get(delivery.seq or 0),
+                    attempt=outcome.attempt,
+                    status=status,
+                    next_attempt_at=next_at,
+                    now=now,
+                )
+                if not mine or webhook.id in disabled:
+                    continue
+                if outcome.delivered:
+                    if webhook.id not in succeeded:
+                        succeeded.add(webhook.id)
+                        await webhook_succeeded(tx, webhook.id)
+                elif outcome.gone:
+                    await webhook_gone(tx, webhook.id, now=now)
+                    disabled[webhook.id] = outcome.label
+                elif await webhook_failed(tx, webhook.id, now=now, cutoff=cutoff):
+                    disabled[webhook.id] = outcome.label
+                since = (now - delivery.created_at).total_seconds() if status == DELIVERED else None
+                counted.append((outcome_label(outcome, status), since))
         if metrics.active is not None:
-            since = (now - delivery.created_at).total_seconds() if status == DELIVERED else None
-            metrics.active.webhook_attempt(outcome_label(outcome, status), since)
+            for label, since in counted:
+                metrics.active.webhook_attempt(label, since)
+        return disabled
 
     async def _drop_queue(self, webhook_id: str) -> None:
         queue = self.queues.pop(webhook_id, deque())
@@ -282,8 +339,7 @@ class Engine:
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
             try:
-                for channel in (CHANNEL, NOTIFY_CHANNEL):
-                    await connection.add_listener(channel, lambda *_: self.wake.set())
+                await connection.add_listener(NOTIFY_CHANNEL, lambda *_: self.wake.set())
                 self.wake.set()  # what committed while nobody listened
                 while not self.stopping:
                     await asyncio.sleep(5)
