@@ -238,7 +238,8 @@ async def test_the_pool_reads_every_kind_of_answer_and_keeps_its_connection() ->
     assert scripted.connections == 1  # one connection, kept alive
     first = scripted.requests[0]
     assert first.startswith(b"POST /hook?x=1 HTTP/1.1\r\n")
-    assert first.lower().count(b"content-length:") == 1 and first.endswith(b'{"n": 0}')
+    assert first.lower().count(b"content-length:") == 1
+    assert first.endswith(b'{"n": 0}')
 
 
 async def test_the_pool_opens_a_new_connection_after_one_the_receiver_closed() -> None:
