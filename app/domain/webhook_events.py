@@ -1,9 +1,10 @@
 """The deliveries a change leaves behind, written in the change's transaction.
 
-`record_revision` (app/domain/revisions.py) calls `deliveries_for_change` with every revision
-it writes: one indexed SELECT of the organisation's enabled webhooks (nothing more when it has
-none), and one delivery row per webhook that wants this change. The delivery engine
-(app/webhooks/) reads them once committed. See docs/webhooks.md.
+`record_revision` (app/domain/revisions.py) asks for the organisation's enabled webhooks in the
+RETURNING of the revision's INSERT (ENABLED_WEBHOOKS: no statement more, whether it has some
+or none), then writes one delivery row per webhook that wants this change (on PostgreSQL that
+INSERT also notifies the engines at COMMIT). The delivery engine (app/webhooks/) reads them
+once committed. See docs/webhooks.md.
 """
 
 from __future__ import annotations
