@@ -76,14 +76,16 @@ def say(message: str) -> None:
 
 class Receiver:
     """A threaded HTTP server on loopback that records (assistant, the name a change set) -> receipt
-    time;
-    `stop` closes its socket (senders see connection refused), `start` listens again."""
+    time; it keeps connections alive (HTTP/1.1), as receivers in production do.
+    `stop` closes its socket (senders see connection refused) and ends each kept connection
+    without an answer at its next request; `start` listens again."""
 
     def __init__(self) -> None:
         self.port = free_port()
         self.lock = threading.Lock()
         self.received: dict[tuple[str, str], float] = {}
         self.posts = 0
+        self.up = False
         self.server: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
 
@@ -99,6 +101,9 @@ class Receiver:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                if not receiver.up:  # stopped: a kept connection ends without an answer
+                    self.close_connection = True
+                    return
                 now = time.monotonic()
                 data = json.loads(body).get("data", {})
                 with receiver.lock:
@@ -114,6 +119,7 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass
 
+        self.up = True
         ThreadingHTTPServer.allow_reuse_address = True
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True
@@ -121,6 +127,7 @@ class Receiver:
         self.thread.start()
 
     def stop(self) -> None:
+        self.up = False
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
@@ -278,8 +285,13 @@ async def steady(setup: Setup) -> dict[str, Any]:
     earlier ones do); latency = receipt - the PATCH's answer."""
     answered: dict[tuple[str, str], float] = {}
     late = 0
+    # no connection limit: when the server falls behind, waiting requests pile up in httpcore's
+    # pool, whose every completion scans them all (the bench's client, not the server, stalled)
     async with httpx.AsyncClient(
-        base_url=setup.server.url, headers=setup.headers, timeout=60
+        base_url=setup.server.url,
+        headers=setup.headers,
+        timeout=60,
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=RATE),
     ) as http:
 
         async def one(n: int) -> None:

@@ -96,8 +96,10 @@ def outcome_label(outcome: Outcome, status: str) -> str:
 
 class Engine:
     def __init__(self, settings: Settings, client: httpx.AsyncClient | None = None) -> None:
-        # its own connections: the API's pool never waits for the engine (nor the reverse)
-        self.store: Store = open_store(settings)
+        # its own connections: the API's pool never waits for the engine (nor the reverse);
+        # its commits are not waited for on disk: a crash of the database that loses the last
+        # claims or outcomes only means those deliveries are attempted again (at least once)
+        self.store: Store = open_store(settings, lazy_commits=True)
         self.settings = settings
         self.client = client or client_of(settings)
         self._own_client = client is None
