@@ -47,7 +47,9 @@ DATA = ROOT / "data" / "bench"
 DOWN_SECONDS = float(os.environ.get("BENCH_WEBHOOK_DOWN_SECONDS", "20"))
 SECONDS = max(1, round(float(os.environ.get("BENCH_WEBHOOK_SECONDS", "4"))))
 RETRY_DELAY = 5.0
-RETRY_SCHEDULE = ",".join([f"{RETRY_DELAY:g}"] * 7)
+# enough retries to outlast the receiver's down time (with 7, a change made early in a 60 s
+# outage would have spent them all, and be `failed`, before the receiver came back)
+RETRY_SCHEDULE = ",".join([f"{RETRY_DELAY:g}"] * max(7, int(DOWN_SECONDS // RETRY_DELAY) + 4))
 RETRY_INTERVAL = RETRY_DELAY * 1.2  # the delay with its largest jitter
 ASSISTANTS = 10
 BURST = 500

@@ -229,11 +229,14 @@ class Engine:
 
     async def _attempt(self, delivery: WebhookDeliveryRecord) -> None:
         webhook_id = delivery.webhook_id
+        freed = False
         try:
             webhook = self.webhooks.get(webhook_id)
             if webhook is not None:
                 timeout = self.settings.webhook_timeout_seconds
                 outcome = await send(self.client, webhook, delivery, timeout=timeout)
+                freed = True  # the webhook's next attempt starts while this outcome is written
+                self._free(webhook_id)
                 await self._record(webhook, delivery, outcome)
         except DB_ERRORS as exc:
             logger.warning("webhooks: cannot record an attempt (%s)", exc)
@@ -241,11 +244,16 @@ class Engine:
             logger.exception("webhooks: an attempt failed unexpectedly")
         finally:
             self.leases.pop(delivery.seq or 0, None)
-            self.running[webhook_id] -= 1
-            if not self.running[webhook_id]:
-                del self.running[webhook_id]
-            self._pump(webhook_id)
+            if not freed:
+                self._free(webhook_id)
             self.wake.set()
+
+    def _free(self, webhook_id: str) -> None:
+        """An attempt of the webhook has its answer: its slot goes to the next one waiting."""
+        self.running[webhook_id] -= 1
+        if not self.running[webhook_id]:
+            del self.running[webhook_id]
+        self._pump(webhook_id)
 
     async def _record(
         self, webhook: WebhookRecord, delivery: WebhookDeliveryRecord, outcome: Outcome
