@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import sqlite3
 from collections import deque
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -53,6 +54,7 @@ from app.webhooks.transport import new_client
 logger = logging.getLogger("app.webhooks")
 
 LEASE_MARGIN_SECONDS = 10.0  # recording the outcome, clocks of other machines
+NEAR_RETRY = timedelta(minutes=1)  # retries waited for by the clock (later ones: by the poll)
 HOUSEKEEPING_SECONDS = 15.0  # the pending gauge; the log's cleanup every hour
 PRUNE_SECONDS = 3600.0
 RETRY_SECONDS = 1.0
@@ -106,6 +108,7 @@ class Engine:
         self.wake = asyncio.Event()
         self.outcomes: list[Finished] = []
         self.recorder: asyncio.Task[None] | None = None
+        self.retries: list[datetime] = []  # a heap: the near retries this process scheduled
         self.stopping = False
         self.queues: dict[str, deque[WebhookDeliveryRecord]] = {}
         self.running: dict[str, int] = {}
@@ -174,6 +177,7 @@ class Engine:
             poll = min(poll, self.settings.events_poll_interval)
         while not self.stopping:
             self.wake.clear()
+            started = utcnow()
             try:
                 await self.claim()
             except DB_ERRORS as exc:
@@ -181,7 +185,16 @@ class Engine:
             except Exception:  # the loop must go on: this process's deliveries depend on it
                 logger.exception("webhooks: claiming failed unexpectedly; retrying")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), poll)
+                await asyncio.wait_for(self.wake.wait(), self._wait(poll, started))
+
+    def _wait(self, poll: float, claimed_at: datetime) -> float:
+        """Seconds until the next look: the poll, or sooner the next retry this process
+        scheduled (a retry leaves on time, not up to a poll later)."""
+        while self.retries and self.retries[0] <= claimed_at:
+            heapq.heappop(self.retries)  # the claim just made has seen it due
+        if not self.retries:
+            return poll
+        return min(poll, max((self.retries[0] - utcnow()).total_seconds(), 0.0) + 0.001)
 
     async def claim(self) -> int:
         free = max(self.settings.webhook_concurrency, 1) - self.in_hand
@@ -299,6 +312,8 @@ class Engine:
                 status, next_at = next_step(
                     outcome, delivery.attempt_count + 1, self.settings.retry_delays, now
                 )
+                if next_at is not None and next_at - now < NEAR_RETRY:
+                    heapq.heappush(self.retries, next_at)
                 mine = await finish_attempt(
                     tx,
                     delivery,
