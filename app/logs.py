@@ -89,6 +89,8 @@ def configure_logging(level: str) -> None:
     """JSON lines on stderr for the whole process; calling it again changes only the level
     (the app calls it too, so every uvicorn worker process logs the same way)."""
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # a line per request: the webhook engine's attempts are in the delivery log already
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     root = logging.getLogger()
     root.setLevel(level.upper())
     if any(handler.get_name() == _HANDLER_NAME for handler in root.handlers):

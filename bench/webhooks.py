@@ -47,7 +47,9 @@ DATA = ROOT / "data" / "bench"
 DOWN_SECONDS = float(os.environ.get("BENCH_WEBHOOK_DOWN_SECONDS", "20"))
 SECONDS = max(1, round(float(os.environ.get("BENCH_WEBHOOK_SECONDS", "4"))))
 RETRY_DELAY = 5.0
-RETRY_SCHEDULE = ",".join([f"{RETRY_DELAY:g}"] * 7)
+# enough retries to outlast the receiver's down time (with 7, a change made early in a 60 s
+# outage would have spent them all, and be `failed`, before the receiver came back)
+RETRY_SCHEDULE = ",".join([f"{RETRY_DELAY:g}"] * max(7, int(DOWN_SECONDS // RETRY_DELAY) + 4))
 RETRY_INTERVAL = RETRY_DELAY * 1.2  # the delay with its largest jitter
 ASSISTANTS = 10
 BURST = 500
@@ -76,14 +78,16 @@ def say(message: str) -> None:
 
 class Receiver:
     """A threaded HTTP server on loopback that records (assistant, the name a change set) -> receipt
-    time;
-    `stop` closes its socket (senders see connection refused), `start` listens again."""
+    time; it keeps connections alive (HTTP/1.1), as receivers in production do.
+    `stop` closes its socket (senders see connection refused) and ends each kept connection
+    without an answer at its next request; `start` listens again."""
 
     def __init__(self) -> None:
         self.port = free_port()
         self.lock = threading.Lock()
         self.received: dict[tuple[str, str], float] = {}
         self.posts = 0
+        self.up = False
         self.server: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
 
@@ -95,8 +99,13 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keeps the connection, as receivers in production do
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                if not receiver.up:  # stopped: a kept connection ends without an answer
+                    self.close_connection = True
+                    return
                 now = time.monotonic()
                 data = json.loads(body).get("data", {})
                 with receiver.lock:
@@ -106,11 +115,13 @@ class Receiver:
                             key = (str(data.get("assistant_id")), str(change.get("to")))
                             receiver.received.setdefault(key, now)
                 self.send_response(204)
+                self.send_header("content-length", "0")
                 self.end_headers()
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass
 
+        self.up = True
         ThreadingHTTPServer.allow_reuse_address = True
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True
@@ -118,6 +129,7 @@ class Receiver:
         self.thread.start()
 
     def stop(self) -> None:
+        self.up = False
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
@@ -275,8 +287,13 @@ async def steady(setup: Setup) -> dict[str, Any]:
     earlier ones do); latency = receipt - the PATCH's answer."""
     answered: dict[tuple[str, str], float] = {}
     late = 0
+    # no connection limit: when the server falls behind, waiting requests pile up in httpcore's
+    # pool, whose every completion scans them all (the bench's client, not the server, stalled)
     async with httpx.AsyncClient(
-        base_url=setup.server.url, headers=setup.headers, timeout=60
+        base_url=setup.server.url,
+        headers=setup.headers,
+        timeout=60,
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=RATE),
     ) as http:
 
         async def one(n: int) -> None:

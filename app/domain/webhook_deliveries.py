@@ -14,7 +14,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, true, union_all, update
 
 from app.domain.webhook_events import DELIVERIES, PENDING, WEBHOOKS
 from app.store import Statement, Tx, in_list
@@ -23,43 +23,91 @@ from app.store.records import WebhookDeliveryRecord, WebhookRecord
 GONE, FAILING = "gone", "failing"
 
 _D = DELIVERIES
+_NOW: Any = bindparam("now")
+
+
+def _unlocked(table: Any) -> Any:
+    return or_(table.c.locked_until.is_(None), table.c.locked_until < _NOW)
+
+
+# the enabled webhooks not at their concurrency cap in this process
+_OPEN_WEBHOOKS = (
+    select(WEBHOOKS.c.id)
+    .where(WEBHOOKS.c.enabled.is_(True), ~in_list(WEBHOOKS.c.id, "busy"))
+    .subquery("open_webhooks")
+)
 _ENABLED_WEBHOOKS = select(WEBHOOKS.c.id).where(WEBHOOKS.c.enabled.is_(True))
 _DUE = and_(
     _D.c.status == PENDING,
-    _D.c.next_attempt_at <= bindparam("now"),
-    or_(_D.c.locked_until.is_(None), _D.c.locked_until < bindparam("now")),
+    _D.c.next_attempt_at <= _NOW,
+    _unlocked(_D),
     _D.c.webhook_id.in_(_ENABLED_WEBHOOKS.scalar_subquery()),
 )
 
+# First attempts are claimed in commit (seq) order per webhook, across every process: of a
+# webhook's deliveries still waiting, unclaimed, for their first attempt, only the `per_webhook`
+# earliest may be claimed (so no claim skips one). Both forms read the index (webhook_id,
+# attempt_count, seq) of those deliveries from its start: the work is the claim's size (and
+# the attempts in flight), not the backlog's.
+_FIRST = _D.alias("first")
+_WAITING_FIRST = and_(_FIRST.c.attempt_count == 0, _FIRST.c.status == PENDING, _unlocked(_FIRST))
 
-_EARLIER = _D.alias("earlier")
-# first attempts are claimed in commit (seq) order per webhook, across every process: one is
-# claimable when fewer than `per_webhook` earlier deliveries of its webhook still wait, unclaimed,
-# for their own first attempt (so no claim skips one, and a claim takes up to that many at once)
-_IN_TURN = or_(
-    _D.c.attempt_count > 0,
-    select(func.count())
-    .select_from(_EARLIER)
-    .where(
-        _EARLIER.c.webhook_id == _D.c.webhook_id,
-        _EARLIER.c.attempt_count == 0,
-        _EARLIER.c.seq < _D.c.seq,
-        _EARLIER.c.status == PENDING,
-        or_(_EARLIER.c.locked_until.is_(None), _EARLIER.c.locked_until < bindparam("now")),
+
+def _first_attempts_lateral() -> Any:
+    """PostgreSQL: for each open webhook, its earliest waiting first attempts (LATERAL)."""
+    earliest = (
+        select(_FIRST.c.seq, _FIRST.c.next_attempt_at)
+        .where(_FIRST.c.webhook_id == _OPEN_WEBHOOKS.c.id, _WAITING_FIRST)
+        .order_by(_FIRST.c.seq)
+        .limit(bindparam("per_webhook"))
+        .lateral("earliest")
     )
-    .scalar_subquery()
-    < bindparam("per_webhook"),
+    return (
+        select(earliest.c.seq)
+        .select_from(_OPEN_WEBHOOKS.join(earliest, true()))
+        .where(earliest.c.next_attempt_at <= _NOW)
+    )
+
+
+def _first_attempts_ranked() -> Any:
+    """SQLite (no LATERAL): the same rows, numbered per webhook (one pass over the index of
+    the waiting first attempts)."""
+    ranked = (
+        select(
+            _FIRST.c.seq,
+            _FIRST.c.next_attempt_at,
+            func.row_number()
+            .over(partition_by=_FIRST.c.webhook_id, order_by=_FIRST.c.seq)
+            .label("turn"),
+        )
+        .where(_FIRST.c.webhook_id.in_(select(_OPEN_WEBHOOKS.c.id)), _WAITING_FIRST)
+        .subquery("ranked")
+    )
+    return select(ranked.c.seq).where(
+        ranked.c.turn <= bindparam("per_webhook"), ranked.c.next_attempt_at <= _NOW
+    )
+
+
+# retries (and redeliveries) keep no order: every due one of an open webhook
+_RETRIES = select(_D.c.seq).where(
+    _D.c.status == PENDING,
+    _D.c.attempt_count > 0,
+    _D.c.next_attempt_at <= _NOW,
+    _unlocked(_D),
+    _D.c.webhook_id.in_(select(_OPEN_WEBHOOKS.c.id)),
 )
 
 
-def _claim(skip_locked: bool) -> Any:
+def _claim(postgresql: bool) -> Any:
+    firsts = _first_attempts_lateral() if postgresql else _first_attempts_ranked()
+    candidates = union_all(firsts, _RETRIES).subquery("candidates")
     chosen = (
         select(_D.c.seq)
-        .where(_DUE, _IN_TURN, ~in_list(_D.c.webhook_id, "busy"))
+        .where(_D.c.seq.in_(select(candidates.c.seq)))
         .order_by(_D.c.seq)
         .limit(bindparam("limit"))
     )
-    if skip_locked:
+    if postgresql:  # processes on every machine claim disjoint sets
         chosen = chosen.with_for_update(skip_locked=True)
     return (
         update(_D)

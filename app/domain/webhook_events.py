@@ -1,9 +1,10 @@
 """The deliveries a change leaves behind, written in the change's transaction.
 
-`record_revision` (app/domain/revisions.py) calls `deliveries_for_change` with every revision
-it writes: one indexed SELECT of the organisation's enabled webhooks (nothing more when it has
-none), and one delivery row per webhook that wants this change. The delivery engine
-(app/webhooks/) reads them once committed. See docs/webhooks.md.
+`record_revision` (app/domain/revisions.py) asks for the organisation's enabled webhooks in the
+RETURNING of the revision's INSERT (ENABLED_WEBHOOKS: no statement more, whether it has some
+or none), then writes one delivery row per webhook that wants this change (on PostgreSQL that
+INSERT also notifies the engines at COMMIT). The delivery engine (app/webhooks/) reads them
+once committed. See docs/webhooks.md.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, exists, select
+import orjson
+from sqlalchemy import bindparam, func, insert, select
 
 from app.domain.documents import rfc3339
 from app.models import Webhook, WebhookDelivery, new_id
@@ -35,18 +37,35 @@ EVENT_TYPES = (
 WEBHOOKS = Webhook.__table__  # type: ignore[attr-defined]
 DELIVERIES = WebhookDelivery.__table__  # type: ignore[attr-defined]
 DELIVERY_INSERT = insert_statement(DELIVERIES, returning=True)
-# whether the organisation (of the revision being inserted) has an enabled webhook: asked in the
-# RETURNING of the revision's INSERT (app/domain/revisions.py), so no statement is added
-ANY_ENABLED_WEBHOOK = exists(
-    select(WEBHOOKS.c.id).where(
-        WEBHOOKS.c.org_id == bindparam("hooks_org_id"), WEBHOOKS.c.enabled.is_(True)
+# PostgreSQL: a commit that leaves deliveries behind (a change's, a redelivery) wakes the engines
+NOTIFY_CHANNEL = "webhook_deliveries"
+# the organisation's enabled webhooks (of the revision being inserted), as JSON
+# [[id, event_types, assistant_ids], …] (NULL or [] when it has none): asked in the RETURNING of
+# the revision's INSERT (app/domain/revisions.py), so no statement is added to find them
+_OF_ORG = (WEBHOOKS.c.org_id == bindparam("hooks_org_id"), WEBHOOKS.c.enabled.is_(True))
+ENABLED_WEBHOOKS = select(
+    func.json_group_array(
+        func.json_array(
+            WEBHOOKS.c.id, func.json(WEBHOOKS.c.event_types), func.json(WEBHOOKS.c.assistant_ids)
+        )
     )
-)
-_ENABLED_OF_ORG = Statement(
-    select(WEBHOOKS.c.id, WEBHOOKS.c.event_types, WEBHOOKS.c.assistant_ids).where(
-        WEBHOOKS.c.org_id == bindparam("org_id"), WEBHOOKS.c.enabled.is_(True)
+).where(*_OF_ORG)
+ENABLED_WEBHOOKS_POSTGRESQL = select(
+    func.json_agg(
+        func.json_build_array(WEBHOOKS.c.id, WEBHOOKS.c.event_types, WEBHOOKS.c.assistant_ids)
     )
-)
+).where(*_OF_ORG)
+
+
+def _change_delivery_insert(notify: bool) -> Any:
+    """One change's delivery; on PostgreSQL it also wakes the delivery engines at COMMIT (only
+    a commit that leaves a delivery behind wakes them)."""
+    values = {c.key: bindparam(c.key, type_=c.type) for c in DELIVERIES.c if c.key != "seq"}
+    made = insert(DELIVERIES).values(values)
+    if not notify:
+        return made
+    cte = made.returning(DELIVERIES.c.seq).cte("made")
+    return select(func.pg_notify(NOTIFY_CHANNEL, "")).select_from(cte)
 
 
 def new_webhook_secret() -> str:
@@ -85,14 +104,14 @@ def delivery_values(
     }
 
 
-async def webhooks_for_change(
-    tx: Tx, *, org_id: str, assistant_id: str, event_type: str
-) -> list[str]:
-    """The ids of the organisation's enabled webhooks that want this change."""
-    rows = await tx.all(_ENABLED_OF_ORG, {"org_id": org_id})
+def webhooks_for_change(hooks: Any, *, assistant_id: str, event_type: str) -> list[str]:
+    """The ids of the organisation's enabled webhooks (ENABLED_WEBHOOKS' answer) that want this
+    change."""
+    if isinstance(hooks, str | bytes):
+        hooks = orjson.loads(hooks)
     return [
         webhook_id
-        for webhook_id, types, assistants in rows
+        for webhook_id, types, assistants in hooks or ()
         if (types is None or event_type in types)
         and (assistants is None or assistant_id in assistants)
     ]
@@ -113,8 +132,9 @@ async def record_deliveries(
             payload=payload,
             now=changed_at,
         )
-        await tx.execute(DELIVERY_INSERT, values)
+        await tx.execute(_CHANGE_DELIVERY_INSERT, values)
 
 
-# PostgreSQL: a redelivery wakes the delivery engines (revisions wake them by their trigger)
-NOTIFY_CHANNEL = "webhook_deliveries"
+_CHANGE_DELIVERY_INSERT = Statement(
+    _change_delivery_insert(False), postgresql=_change_delivery_insert(True)
+)

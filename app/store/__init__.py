@@ -33,12 +33,17 @@ from app.store.statements import Statement, in_list
 __all__ = ["Statement", "Store", "TransactionClosed", "Tx", "in_list", "open_store"]
 
 
-def open_store(settings: Settings) -> Store:
-    """The store of `settings.database_url` (no connection is opened before it is needed)."""
+def open_store(settings: Settings, *, lazy_commits: bool = False) -> Store:
+    """The store of `settings.database_url` (no connection is opened before it is needed).
+    `lazy_commits`: a commit returns before it is flushed to disk (PostgreSQL's
+    `synchronous_commit=off`, SQLite's `synchronous=NORMAL`), for writes that a crash of the
+    database may lose without harm (the webhook engine's claims and outcomes)."""
     if settings.is_sqlite:
         from app.store.sqlite import SQLiteStore  # noqa: PLC0415  (only the driver in use is imported)
 
+        if lazy_commits:
+            settings = settings.model_copy(update={"sqlite_synchronous": "NORMAL"})
         return SQLiteStore(settings)
     from app.store.postgres import PostgresStore  # noqa: PLC0415  (only the driver in use is imported)
 
-    return PostgresStore(settings)
+    return PostgresStore(settings, lazy_commits=lazy_commits)

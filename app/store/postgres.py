@@ -278,12 +278,14 @@ class PostgresTransaction(Transaction):
 
 
 class PostgresStore(Store):
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, lazy_commits: bool = False) -> None:
         super().__init__(POSTGRESQL)
         self._dsn = libpq_dsn(settings.database_url)
         self.timeout = settings.database_timeout_seconds
         milliseconds = str(max(1, round(self.timeout * 1000)))
         self._server_settings = {"statement_timeout": milliseconds, "lock_timeout": milliseconds}
+        if lazy_commits:  # see open_store
+            self._server_settings["synchronous_commit"] = "off"
         self.storage_full = False  # the last write failed for a full disk (until one succeeds)
         self.generation = 0  # of the pool's connections: one more at each `lost`
         self._pool: asyncpg.Pool[Any] | None = None

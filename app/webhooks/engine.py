@@ -2,9 +2,11 @@
 
 A loop claims due deliveries (app/domain/webhook_deliveries.py) and starts their attempts,
 at most WEBHOOK_CONCURRENCY at once in the process and WEBHOOK_CONCURRENCY_PER_WEBHOOK per
-webhook; a webhook's claimed deliveries wait their turn in seq (commit) order. It wakes:
-- on PostgreSQL, at each commit of a revision (the LISTEN of `assistant_changes`, whose
-  trigger notifies at COMMIT) or of a redelivery (`webhook_deliveries`);
+webhook; a webhook's claimed deliveries wait their turn in seq (commit) order. The attempts
+that end while the outcomes of others are being written are written together, in one
+transaction. A claim is leased for LEASE (see `lease_of`). It wakes:
+- on PostgreSQL, at each commit that leaves deliveries behind (a change's or a redelivery: the
+  LISTEN of `webhook_deliveries`); changes of organisations without webhooks wake nothing;
 - on SQLite, every EVENTS_POLL_INTERVAL (a read: no write lock unless something is due);
 - when an attempt ends (a slot is free), and at least every WEBHOOK_POLL_SECONDS (retries).
 `stop()`: no new attempt starts; attempts in flight get the grace period, then are cancelled
@@ -15,17 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import sqlite3
 from collections import deque
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 import httpx
 
 from app.domain.errors import DatabaseUnavailable
-from app.domain.revisions import CHANNEL
 from app.domain.webhook_deliveries import (
     any_due,
     any_old,
@@ -51,6 +53,8 @@ from app.webhooks.transport import new_client
 
 logger = logging.getLogger("app.webhooks")
 
+LEASE_MARGIN_SECONDS = 10.0  # recording the outcome, clocks of other machines
+NEAR_RETRY = timedelta(minutes=1)  # retries waited for by the clock (later ones: by the poll)
 HOUSEKEEPING_SECONDS = 15.0  # the pending gauge; the log's cleanup every hour
 PRUNE_SECONDS = 3600.0
 RETRY_SECONDS = 1.0
@@ -65,6 +69,23 @@ def client_of(settings: Settings) -> httpx.AsyncClient:
     )
 
 
+# an attempt's outcome waiting to be written, with the future its attempt waits on
+Finished = tuple[WebhookRecord, WebhookDeliveryRecord, Outcome, "asyncio.Future[None]"]
+
+
+def lease_of(settings: Settings) -> timedelta:
+    """How long a claim is held: 2 x WEBHOOK_TIMEOUT_SECONDS + 10 s (30 s by default).
+
+    A process holds at most WEBHOOK_CONCURRENCY_PER_WEBHOOK attempts of a webhook running and
+    claims for a webhook only while fewer are in its hands, so a claimed delivery starts
+    within one timeout (a running attempt ends) and ends within another; the margin covers
+    writing its outcome and the clocks of other machines. A process that dies leaves its
+    claims to be attempted again once this has passed (docs/webhooks.md, "Leases").
+    """
+    seconds = 2 * settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS
+    return timedelta(seconds=seconds)
+
+
 def outcome_label(outcome: Outcome, status: str) -> str:
     """webhook_deliveries_total's outcome: delivered, retry, failed (the schedule is spent)
     or gone (410)."""
@@ -77,12 +98,17 @@ def outcome_label(outcome: Outcome, status: str) -> str:
 
 class Engine:
     def __init__(self, settings: Settings, client: httpx.AsyncClient | None = None) -> None:
-        # its own connections: the API's pool never waits for the engine (nor the reverse)
-        self.store: Store = open_store(settings)
+        # its own connections: the API's pool never waits for the engine (nor the reverse);
+        # its commits are not waited for on disk: a crash of the database that loses the last
+        # claims or outcomes only means those deliveries are attempted again (at least once)
+        self.store: Store = open_store(settings, lazy_commits=True)
         self.settings = settings
         self.client = client or client_of(settings)
         self._own_client = client is None
         self.wake = asyncio.Event()
+        self.outcomes: list[Finished] = []
+        self.recorder: asyncio.Task[None] | None = None
+        self.retries: list[datetime] = []  # a heap: the near retries this process scheduled
         self.stopping = False
         self.queues: dict[str, deque[WebhookDeliveryRecord]] = {}
         self.running: dict[str, int] = {}
@@ -90,9 +116,7 @@ class Engine:
         self.leases: dict[int, Any] = {}  # seq -> the lease it was claimed with
         self.tasks: set[asyncio.Task[None]] = set()
         self._loops: list[asyncio.Task[None]] = []
-        per_webhook = max(settings.webhook_concurrency_per_webhook, 1)
-        rounds = -(-max(settings.webhook_concurrency, 1) // per_webhook) + 2
-        self.lease = timedelta(seconds=settings.webhook_timeout_seconds * rounds + 10)
+        self.lease = lease_of(settings)
 
     # -- life -------------------------------------------------------------------------------
 
@@ -110,9 +134,10 @@ class Engine:
         self.stop_claiming()
         if self.tasks:
             await asyncio.wait(set(self.tasks), timeout=max(grace, 0.0))
-        for task in [*self.tasks, *self._loops]:
+        left = [*self.tasks, *self._loops, *([self.recorder] if self.recorder else [])]
+        for task in left:
             task.cancel()
-        for task in [*self.tasks, *self._loops]:
+        for task in left:
             with contextlib.suppress(BaseException):
                 await task
         await self._release_queued()
@@ -152,6 +177,7 @@ class Engine:
             poll = min(poll, self.settings.events_poll_interval)
         while not self.stopping:
             self.wake.clear()
+            started = utcnow()
             try:
                 await self.claim()
             except DB_ERRORS as exc:
@@ -159,16 +185,26 @@ class Engine:
             except Exception:  # the loop must go on: this process's deliveries depend on it
                 logger.exception("webhooks: claiming failed unexpectedly; retrying")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), poll)
+                await asyncio.wait_for(self.wake.wait(), self._wait(poll, started))
+
+    def _wait(self, poll: float, claimed_at: datetime) -> float:
+        """Seconds until the next look: the poll, or sooner the next retry this process
+        scheduled (a retry leaves on time, not up to a poll later)."""
+        while self.retries and self.retries[0] <= claimed_at:
+            heapq.heappop(self.retries)  # the claim just made has seen it due
+        if not self.retries:
+            return poll
+        return min(poll, max((self.retries[0] - utcnow()).total_seconds(), 0.0) + 0.001)
 
     async def claim(self) -> int:
         free = max(self.settings.webhook_concurrency, 1) - self.in_hand
         if free <= 0 or self.stopping:
             return 0
         now = utcnow()
-        async with self.store.read() as tx:
-            if not await any_due(tx, now=now):
-                return 0
+        if self.settings.is_sqlite:  # a read first: no write lock unless something is due
+            async with self.store.read() as tx:
+                if not await any_due(tx, now=now):
+                    return 0
         until = now + self.lease
         async with self.store.write() as tx:
             claimed = await claim_due(
@@ -206,11 +242,14 @@ class Engine:
 
     async def _attempt(self, delivery: WebhookDeliveryRecord) -> None:
         webhook_id = delivery.webhook_id
+        freed = False
         try:
             webhook = self.webhooks.get(webhook_id)
             if webhook is not None:
                 timeout = self.settings.webhook_timeout_seconds
                 outcome = await send(self.client, webhook, delivery, timeout=timeout)
+                freed = True  # the webhook's next attempt starts while this outcome is written
+                self._free(webhook_id)
                 await self._record(webhook, delivery, outcome)
         except DB_ERRORS as exc:
             logger.warning("webhooks: cannot record an attempt (%s)", exc)
@@ -218,46 +257,89 @@ class Engine:
             logger.exception("webhooks: an attempt failed unexpectedly")
         finally:
             self.leases.pop(delivery.seq or 0, None)
-            self.running[webhook_id] -= 1
-            if not self.running[webhook_id]:
-                del self.running[webhook_id]
-            self._pump(webhook_id)
+            if not freed:
+                self._free(webhook_id)
             self.wake.set()
+
+    def _free(self, webhook_id: str) -> None:
+        """An attempt of the webhook has its answer: its slot goes to the next one waiting."""
+        self.running[webhook_id] -= 1
+        if not self.running[webhook_id]:
+            del self.running[webhook_id]
+        self._pump(webhook_id)
 
     async def _record(
         self, webhook: WebhookRecord, delivery: WebhookDeliveryRecord, outcome: Outcome
     ) -> None:
+        """Hands the outcome to the recorder; returns once it is written (or could not be)."""
+        done = asyncio.get_running_loop().create_future()
+        self.outcomes.append((webhook, delivery, outcome, done))
+        if self.recorder is None or self.recorder.done():
+            self.recorder = asyncio.create_task(self._write_outcomes())
+        await done
+
+    async def _write_outcomes(self) -> None:
+        """Writes every outcome waiting, in one transaction per round, until none waits."""
+        while self.outcomes:
+            batch, self.outcomes = self.outcomes, []
+            try:
+                disabled = await self._write(batch)
+            except Exception as exc:  # noqa: BLE001  (each attempt logs it)
+                for *_, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            except BaseException:
+                for *_, done in batch:
+                    done.cancel()
+                raise
+            for *_, done in batch:
+                if not done.done():
+                    done.set_result(None)
+            for webhook_id, label in disabled.items():
+                logger.warning("webhooks: webhook %s disabled (%s)", webhook_id, label)
+                await self._drop_queue(webhook_id)
+
+    async def _write(self, batch: list[Finished]) -> dict[str, str]:
+        """Writes a batch's outcomes in one transaction: the webhooks it disabled, and why."""
         now = utcnow()
-        made = delivery.attempt_count + 1
-        status, next_at = next_step(outcome, made, self.settings.retry_delays, now)
-        lease = self.leases.get(delivery.seq or 0)
-        disabled = False
+        cutoff = now - timedelta(seconds=self.settings.webhook_disable_after)
+        disabled: dict[str, str] = {}
+        succeeded: set[str] = set()
+        counted: list[tuple[str, float | None]] = []
         async with self.store.write() as tx:
-            mine = await finish_attempt(
-                tx,
-                delivery,
-                lease=lease,
-                attempt=outcome.attempt,
-                status=status,
-                next_attempt_at=next_at,
-                now=now,
-            )
-            if not mine:
-                return
-            if outcome.delivered:
-                await webhook_succeeded(tx, webhook.id)
-            elif outcome.gone:
-                await webhook_gone(tx, webhook.id, now=now)
-                disabled = True
-            else:
-                cutoff = now - timedelta(seconds=self.settings.webhook_disable_after)
-                disabled = await webhook_failed(tx, webhook.id, now=now, cutoff=cutoff)
-        if disabled:
-            logger.warning("webhooks: webhook %s disabled (%s)", webhook.id, outcome.label)
-            await self._drop_queue(webhook.id)
+            for webhook, delivery, outcome, _ in batch:
+                status, next_at = next_step(
+                    outcome, delivery.attempt_count + 1, self.settings.retry_delays, now
+                )
+                if next_at is not None and next_at - now < NEAR_RETRY:
+                    heapq.heappush(self.retries, next_at)
+                mine = await finish_attempt(
+                    tx,
+                    delivery,
+                    lease=self.leases.get(delivery.seq or 0),
+                    attempt=outcome.attempt,
+                    status=status,
+                    next_attempt_at=next_at,
+                    now=now,
+                )
+                if not mine or webhook.id in disabled:
+                    continue
+                if outcome.delivered:
+                    if webhook.id not in succeeded:
+                        succeeded.add(webhook.id)
+                        await webhook_succeeded(tx, webhook.id)
+                elif outcome.gone:
+                    await webhook_gone(tx, webhook.id, now=now)
+                    disabled[webhook.id] = outcome.label
+                elif await webhook_failed(tx, webhook.id, now=now, cutoff=cutoff):
+                    disabled[webhook.id] = outcome.label
+                since = (now - delivery.created_at).total_seconds() if status == DELIVERED else None
+                counted.append((outcome_label(outcome, status), since))
         if metrics.active is not None:
-            since = (now - delivery.created_at).total_seconds() if status == DELIVERED else None
-            metrics.active.webhook_attempt(outcome_label(outcome, status), since)
+            for label, since in counted:
+                metrics.active.webhook_attempt(label, since)
+        return disabled
 
     async def _drop_queue(self, webhook_id: str) -> None:
         queue = self.queues.pop(webhook_id, deque())
@@ -282,8 +364,7 @@ class Engine:
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
             try:
-                for channel in (CHANNEL, NOTIFY_CHANNEL):
-                    await connection.add_listener(channel, lambda *_: self.wake.set())
+                await connection.add_listener(NOTIFY_CHANNEL, lambda *_: self.wake.set())
                 self.wake.set()  # what committed while nobody listened
                 while not self.stopping:
                     await asyncio.sleep(5)
