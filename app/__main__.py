@@ -492,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(
             "error: backup copies SQLite databases only; for PostgreSQL use pg_dump, e.g.\n"
             '  pg_dump --format=custom --file=assistants.dump "$DATABASE_URL"\n'
-            "(with the URL as postgresql://…, without '+asyncpg'; README: Backups and restore)\n"
+            "(with the URL as postgresql://…, without '+asyncpg'; see docs/production.md)\n"
         )
         return 2
     except KeyboardInterrupt:

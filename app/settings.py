@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     events_queue_size: int = 1000  # events waiting for one slow subscriber before it is dropped
     graphql_max_subscriptions: int = 20  # operations per websocket connection
 
-    # Processes and machines (README "Running in production"): where the limits count,
+    # Processes and machines (docs/production.md, docs/configuration.md): where the limits count,
     # assistant creations per organisation, trusted proxies, live streams per API key.
     rate_limit_storage: str = "memory://"  # or redis://HOST:PORT/DB, shared by every process
     create_assistant_limit: str | None = None  # e.g. "10/hour" per organisation; unset: off

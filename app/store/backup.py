@@ -7,7 +7,7 @@ checked (`PRAGMA integrity_check`), switched to a rollback journal (one self-con
 server turns WAL back on when it opens it) and only then renamed to PATH: an interrupted backup
 never leaves a half-written PATH. An existing PATH is refused unless `replace` is set; missing
 parent directories are made.
-PostgreSQL is backed up with `pg_dump` (README: Backups and restore).
+PostgreSQL is backed up with `pg_dump` (docs/production.md, Backups and restore).
 """
 
 from __future__ import annotations
