@@ -27,10 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import postgres
 from load import Template, drive, have_wrk, write_templates
 from procs import ROOT, Server
-from webhooks import drop_ci_database, throwaway_ci_database
+from webhooks import on_own_database
 
 BENCH = Path(__file__).resolve().parent
 DATA = ROOT / "data" / "bench"
@@ -155,24 +154,8 @@ def sqlite() -> dict[str, Any]:
 
 
 def postgresql() -> tuple[dict[str, Any] | None, str]:
-    """(the figures on PostgreSQL, '') or (None, why not), in a database of its own."""
-    try:
-        if os.environ.get("BENCH_POSTGRES_URL"):
-            raise postgres.Unavailable("BENCH_POSTGRES_URL is set")
-        url, admin, name = throwaway_ci_database()
-    except postgres.Unavailable as first:
-        try:
-            db = postgres.provide()
-        except postgres.Unavailable as second:
-            return None, f"{first}; {second}"
-        try:
-            return measure(db.url, "pg"), ""
-        finally:
-            db.drop()
-    try:
-        return measure(url, "pg"), ""
-    finally:
-        drop_ci_database(admin, name)
+    """The audit log figures on PostgreSQL, in a database of its own (bench/webhooks.py)."""
+    return on_own_database(measure)
 
 
 def run() -> dict[str, Any]:

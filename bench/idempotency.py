@@ -26,10 +26,9 @@ import time
 from typing import Any
 
 import httpx
-import postgres
 from load import Template, drive, have_wrk, write_templates
 from procs import ROOT, Server
-from webhooks import drop_ci_database, throwaway_ci_database
+from webhooks import on_own_database
 
 DATA = ROOT / "data" / "bench"
 SECONDS = max(1, round(float(os.environ.get("BENCH_IDEMPOTENCY_SECONDS", "4"))))
@@ -114,24 +113,8 @@ def measure(database_url: str, tag: str) -> dict[str, Any]:
 
 
 def postgresql() -> tuple[dict[str, Any] | None, str]:
-    """(the figures on PostgreSQL, '') or (None, why not): a throwaway database of its own."""
-    try:
-        if os.environ.get("BENCH_POSTGRES_URL"):
-            raise postgres.Unavailable("BENCH_POSTGRES_URL is set")
-        url, admin, name = throwaway_ci_database()
-    except postgres.Unavailable as first:
-        try:
-            db = postgres.provide()
-        except postgres.Unavailable as second:
-            return None, f"{first}; {second}"
-        try:
-            return measure(db.url, "pg"), ""
-        finally:
-            db.drop()
-    try:
-        return measure(url, "pg"), ""
-    finally:
-        drop_ci_database(admin, name)
+    """The idempotency figures on PostgreSQL, in a database of its own (bench/webhooks.py)."""
+    return on_own_database(measure)
 
 
 def run() -> dict[str, Any]:

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -423,10 +424,14 @@ def drop_ci_database(admin: str, name: str) -> None:
     asyncio.run(drop())
 
 
-def postgresql() -> tuple[dict[str, Any] | None, str]:
-    """(the figures on PostgreSQL, '') or (None, why not). A database of its own name made by
-    a role that may CREATEDB first (the PostgreSQL half's `assistants_bench` may be another
-    bench's at the same moment), else the PostgreSQL half's (bench/postgres.py)."""
+def on_own_database(
+    measure: Callable[[str, str], dict[str, Any]],
+) -> tuple[dict[str, Any] | None, str]:
+    """(`measure(url, "pg")` on a PostgreSQL database of its own, '') or (None, why not): a
+    throwaway database made through the CI cluster's role that may CREATEDB first (the
+    PostgreSQL half's `assistants_bench` may be another bench's at the same moment), else the
+    PostgreSQL half's (bench/postgres.py). BENCH_POSTGRES_URL, when set, is used first. Shared by
+    the webhooks, audit and idempotency parts."""
     try:
         if os.environ.get("BENCH_POSTGRES_URL"):  # the operator's choice comes first
             raise postgres.Unavailable("BENCH_POSTGRES_URL is set")
@@ -444,6 +449,11 @@ def postgresql() -> tuple[dict[str, Any] | None, str]:
         return measure(url, "pg"), ""
     finally:
         drop_ci_database(admin, name)
+
+
+def postgresql() -> tuple[dict[str, Any] | None, str]:
+    """The webhooks figures on PostgreSQL (see `on_own_database`)."""
+    return on_own_database(measure)
 
 
 def run() -> dict[str, Any]:
